@@ -1,0 +1,1 @@
+"""Build datasets of short Python programs with their real line-by-line execution traces."""

@@ -1,0 +1,486 @@
+"""The trace data contract: the step record, its text format, the parser, and the comparison.
+
+Every stage imports this module: the builder writes traces with `format_trace`, the hub describes them,
+the trainer parses model answers with `parse_trace` and scores them with `compare_traces`. Nothing else
+parses a trace.
+
+Text format (the seed's format for straight-line code, extended for calls, returns, exceptions, output):
+
+    <execution_trace>
+    Line 1: State: {x=10}
+    Line 5: State: {x=10, n=3}
+      Call fact at line 1: State: {n=3}
+      Line 2 in fact: State: {n=3}
+      Return from fact at line 3: 6
+    Line 6: State: {x=10, n=3, r=6}
+    Output: '6\\n'
+    Exception at line 7: ZeroDivisionError: division by zero
+    </execution_trace>
+
+- One text line per step, indented two spaces per call depth (module level = depth 0).
+- `Line N[ in F]: State: {name=value, ...}`: the frame's variables *after* line N ran; `F` is the function's
+  qualified name, left out at module level.
+- `Call F at line N: State: {...}`: a call; the state holds the arguments; N is the `def` line.
+- `Return from F at line N: VALUE`: a return (or a generator's yield) with the value's repr.
+- `Exception[ in F] at line N: Type: message`: an exception raised in (or passing through) that frame.
+- `Output: '...'`: what the step just above it printed, as a Python string literal.
+
+Values are `repr` strings, made single-line and bracket-balanced by `encode_value` so that a value never
+needs escaping: commas, `=` and braces inside lists, dicts and strings are part of the value.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+TRACE_OPEN = "<execution_trace>"
+TRACE_CLOSE = "</execution_trace>"
+EVENTS = ("line", "call", "return", "exception")
+MODULE = "<module>"
+INDENT = "  "
+
+
+@dataclass(frozen=True)
+class Step:
+    """One trace event. `state` is a tuple of (name, repr) pairs; `value` is a return value's repr or an
+    exception's "Type: message"; `output` is what was printed during the step."""
+
+    line: int
+    event: str = "line"
+    function: str = MODULE
+    depth: int = 0
+    state: tuple[tuple[str, str], ...] = ()
+    value: str = ""
+    output: str = ""
+
+    def to_row(self) -> dict:
+        return {
+            "line": self.line,
+            "event": self.event,
+            "function": self.function,
+            "depth": self.depth,
+            "state": [{"name": n, "value": v} for n, v in self.state],
+            "value": self.value,
+            "output": self.output,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Step":
+        return cls(
+            line=int(row["line"]),
+            event=row["event"],
+            function=row["function"],
+            depth=int(row["depth"]),
+            state=tuple((s["name"], s["value"]) for s in row["state"]),
+            value=row.get("value", ""),
+            output=row.get("output", ""),
+        )
+
+
+def steps_features():
+    """The `datasets` feature type of the `steps` column (imported lazily: `datasets` is heavy)."""
+    from datasets import List, Value
+
+    return List(
+        {
+            "line": Value("int32"),
+            "event": Value("string"),
+            "function": Value("string"),
+            "depth": Value("int32"),
+            "state": List({"name": Value("string"), "value": Value("string")}),
+            "value": Value("string"),
+            "output": Value("string"),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Values: scanning and encoding
+
+_OPEN = "([{"
+_CLOSE = ")]}"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_MAIN_PREFIX = re.compile(r"<__main__\.")
+
+
+def _scan(text: str, pos: int, stop) -> int:
+    """Return the index where a value starting at `pos` ends: the first position at bracket depth 0, outside
+    any string literal, where `stop(text, i)` is true; or len(text). Unbalanced input never raises."""
+    depth = 0
+    quote = ""
+    i = pos
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            if depth == 0 and stop(text, i):
+                return i
+            depth = max(depth - 1, 0)
+        elif depth == 0 and stop(text, i):
+            return i
+        i += 1
+    return n
+
+
+_NEXT_ITEM = re.compile(r",\s*[^\W\d]\w*\s*=(?!=)")
+
+
+def _state_item_end(text: str, i: int) -> bool:
+    return text[i] == "}" or (text[i] == "," and _NEXT_ITEM.match(text, i) is not None)
+
+
+def _is_self_contained(value: str) -> bool:
+    """True if `value` scans as one balanced value inside a state, so it needs no wrapping."""
+    if not value or "\n" in value or "\r" in value:
+        return False
+    depth = 0
+    quote = ""
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0 and not quote and _scan(value, 0, _state_item_end) == len(value)
+
+
+def encode_value(text: str, max_chars: int) -> str:
+    """Make a repr string safe to put in a trace: memory addresses removed (they change every run),
+    `__main__.` dropped, over-long values truncated with a visible marker, anything that would not scan as one
+    value (multi-line or unbalanced custom reprs) wrapped as a string literal."""
+    text = _MAIN_PREFIX.sub("<", _ADDRESS.sub("", text))
+    if len(text) > max_chars:
+        return f"<truncated {len(text)} chars: {text[:max_chars]!r}>"
+    if not _is_self_contained(text):
+        return f"<repr {text!r}>"
+    return text
+
+
+def normalize_value(value: str) -> str:
+    """Whitespace outside string literals does not matter when values are compared."""
+    out = []
+    quote = ""
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(value):
+                out.append(value[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif not ch.isspace():
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Formatting
+
+
+def format_state(state) -> str:
+    return "{" + ", ".join(f"{name}={value}" for name, value in state) + "}"
+
+
+def format_step(step: Step) -> str:
+    pad = INDENT * step.depth
+    where = "" if step.function == MODULE else f" in {step.function}"
+    if step.event == "line":
+        text = f"{pad}Line {step.line}{where}: State: {format_state(step.state)}"
+    elif step.event == "call":
+        text = f"{pad}Call {step.function} at line {step.line}: State: {format_state(step.state)}"
+    elif step.event == "return":
+        text = f"{pad}Return from {step.function} at line {step.line}: {step.value}"
+    elif step.event == "exception":
+        text = f"{pad}Exception{where} at line {step.line}: {step.value}"
+    else:
+        raise ValueError(f"unknown event {step.event!r}")
+    if step.output:
+        text += f"\n{pad}Output: {step.output!r}"
+    return text
+
+
+def format_trace(steps) -> str:
+    body = "\n".join(format_step(s) for s in steps)
+    return f"{TRACE_OPEN}\n{body}\n{TRACE_CLOSE}" if body else f"{TRACE_OPEN}\n{TRACE_CLOSE}"
+
+
+def one_line_message(exc: BaseException) -> str:
+    """An exception as "Type: message" on one line (the `error` column and exception steps)."""
+    message = str(exc).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing (lenient: model output is parsed with it, so junk must never raise)
+
+_FUNC = r"(\S+)"
+_LINE_RE = re.compile(rf"Line (\d+)(?: in {_FUNC})?: State: (.*)$")
+_CALL_RE = re.compile(rf"Call {_FUNC} at line (\d+): State: (.*)$")
+_RETURN_RE = re.compile(rf"Return from {_FUNC} at line (\d+): ?(.*)$")
+_EXCEPTION_RE = re.compile(rf"Exception(?: in {_FUNC})? at line (\d+): ?(.*)$")
+_OUTPUT_RE = re.compile(r"Output: (.*)$")
+_NAME_RE = re.compile(r"\s*([^\W\d]\w*)\s*=\s*")
+
+
+def parse_state(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """Parse `{a=1, b=[1, 2]}`; returns (pairs, well_formed)."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return (), False
+    pairs = []
+    pos = 1
+    while True:
+        while pos < len(text) and text[pos] in " ,":
+            pos += 1
+        if pos < len(text) and text[pos] == "}":
+            return tuple(pairs), text[pos + 1 :].strip() == ""
+        match = _NAME_RE.match(text, pos)
+        if not match:
+            return tuple(pairs), False
+        start = match.end()
+        end = _scan(text, start, _state_item_end)
+        pairs.append((match.group(1), text[start:end].strip()))
+        if end >= len(text):
+            return tuple(pairs), False
+        pos = end if text[end] == "}" else end + 1
+
+
+@dataclass
+class ParsedTrace:
+    steps: list[Step] = field(default_factory=list)
+    found_block: bool = False  # an <execution_trace> block was present
+    well_formed: bool = False  # the block was closed and every line in it parsed
+
+    @property
+    def valid(self) -> bool:
+        return self.found_block and self.well_formed and bool(self.steps)
+
+
+def answer_text(completion: str) -> str:
+    """The part of a model's completion that holds its answer: after the last `</think>`. A `<think>` that
+    was never closed means the answer was cut off, so there is none."""
+    if "</think>" in completion:
+        return completion.rsplit("</think>", 1)[1]
+    if "<think>" in completion:
+        return ""
+    return completion
+
+
+def parse_trace(text: str) -> ParsedTrace:
+    """Parse the first <execution_trace> block in `text` (all of `text` if it has no opening tag)."""
+    result = ParsedTrace()
+    start = text.find(TRACE_OPEN)
+    if start >= 0:
+        result.found_block = True
+        text = text[start + len(TRACE_OPEN) :]
+    end = text.find(TRACE_CLOSE)
+    closed = end >= 0
+    if closed:
+        text = text[:end]
+    ok = closed and result.found_block
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        stripped = raw.lstrip(" ")
+        depth = (len(raw) - len(stripped)) // len(INDENT)
+        stripped = stripped.rstrip()
+        step = None
+        if m := _LINE_RE.match(stripped):
+            state, good = parse_state(m.group(3))
+            ok &= good
+            step = Step(int(m.group(1)), "line", m.group(2) or MODULE, depth, state)
+        elif m := _CALL_RE.match(stripped):
+            state, good = parse_state(m.group(3))
+            ok &= good
+            step = Step(int(m.group(2)), "call", m.group(1), depth, state)
+        elif m := _RETURN_RE.match(stripped):
+            step = Step(int(m.group(2)), "return", m.group(1), depth, value=m.group(3).strip())
+        elif m := _EXCEPTION_RE.match(stripped):
+            step = Step(int(m.group(2)), "exception", m.group(1) or MODULE, depth, value=m.group(3).strip())
+        elif (m := _OUTPUT_RE.match(stripped)) and result.steps:
+            try:
+                printed = ast.literal_eval(m.group(1))
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                printed = None
+            if isinstance(printed, str):
+                last = result.steps[-1]
+                result.steps[-1] = Step(
+                    last.line, last.event, last.function, last.depth, last.state, last.value, last.output + printed
+                )
+                continue
+            ok = False
+            continue
+        else:
+            ok = False
+            continue
+        result.steps.append(step)
+    result.well_formed = ok
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparison: the one definition behind the reward and every metric (DESIGN §7)
+
+
+def _state_map(step: Step) -> dict[str, str]:
+    return {name: normalize_value(value) for name, value in step.state}
+
+
+def same_header(a: Step, b: Step) -> bool:
+    return a.event == b.event and a.function == b.function and a.line == b.line
+
+
+def same_state(a: Step, b: Step) -> bool:
+    """The step's observable result: variables, or the returned / raised value."""
+    return _state_map(a) == _state_map(b) and normalize_value(a.value) == normalize_value(b.value)
+
+
+def same_step(a: Step, b: Step) -> bool:
+    return same_header(a, b) and same_state(a, b) and a.output == b.output
+
+
+def step_credit(pred: Step, ref: Step) -> float:
+    """Partial credit for one aligned pair, in [0, 1]: nothing unless it is the same kind of event in the same
+    function; 0.1 for the right line; 0.9 for the result, half for the share of right values and half for all
+    of them right. An exact step scores 1.0; a right line with wrong values scores 0.1."""
+    if pred.event != ref.event or pred.function != ref.function:
+        return 0.0
+    credit = 0.1 if pred.line == ref.line else 0.0
+    if ref.event in ("line", "call"):
+        want, got = _state_map(ref), _state_map(pred)
+        names = set(want) | set(got)
+        share = sum(want.get(n) == got.get(n) for n in names) / len(names) if names else 1.0
+        exact = float(want == got and pred.output == ref.output)
+    else:
+        share = exact = float(normalize_value(pred.value) == normalize_value(ref.value))
+    return credit + 0.9 * (0.5 * share + 0.5 * exact)
+
+
+def align_credit(pred: list[Step], ref: list[Step]) -> float:
+    """Best total `step_credit` over order-preserving alignments (each step used at most once)."""
+    if not pred or not ref:
+        return 0.0
+    previous = [0.0] * (len(pred) + 1)
+    for r in ref:
+        current = [0.0] * (len(pred) + 1)
+        for j, p in enumerate(pred, 1):
+            current[j] = max(previous[j], current[j - 1], previous[j - 1] + step_credit(p, r))
+        previous = current
+    return previous[-1]
+
+
+def printed_output(steps) -> str:
+    return "".join(s.output for s in steps)
+
+
+def final_state(steps) -> dict[str, str]:
+    """The module's variables after its last line ran."""
+    for step in reversed(steps):
+        if step.event == "line" and step.depth == 0:
+            return _state_map(step)
+    return {}
+
+
+def final_error(steps) -> str:
+    """The uncaught exception, if the trace ends in one at module level."""
+    if steps and steps[-1].event == "exception" and steps[-1].depth == 0:
+        return normalize_value(steps[-1].value)
+    return ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    exact: bool  # same steps, same lines, same states (Execution Prediction Accuracy)
+    state_accuracy: float  # share of real steps whose state the prediction matches, aligned by position
+    output_match: bool  # same final module state, printed output and uncaught exception
+    valid_format: bool  # a closed <execution_trace> block whose every line parsed
+    score: float  # gradual 0-1 reward
+
+
+def compare_traces(prediction: str, reference: str) -> Comparison:
+    """Compare a model's completion (thinking allowed; the answer is read after the last `</think>`) with the
+    reference trace text. Never raises."""
+    ref = parse_trace(reference).steps
+    parsed = parse_trace(answer_text(prediction))
+    pred = parsed.steps
+    if not parsed.found_block:
+        pred = []  # no answer block: nothing to credit
+    # Extra steps beyond what could ever align only cost; don't spend time aligning them.
+    pred_for_alignment = pred[: 2 * len(ref) + 8]
+    denominator = max(len(ref), len(pred), 1)
+    score = align_credit(pred_for_alignment, ref) / denominator
+    exact = len(pred) == len(ref) and all(same_step(p, r) for p, r in zip(pred, ref)) and parsed.well_formed
+    matched = sum(same_state(p, r) for p, r in zip(pred, ref))
+    return Comparison(
+        exact=exact,
+        state_accuracy=matched / len(ref) if ref else float(not pred),
+        output_match=bool(pred)
+        and final_state(pred) == final_state(ref)
+        and printed_output(pred) == printed_output(ref)
+        and final_error(pred) == final_error(ref),
+        valid_format=parsed.valid,
+        score=1.0 if exact else min(score, 0.99),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The prompt: what the model is shown for a program
+
+INSTRUCTIONS = """Predict how this Python program executes, line by line.
+
+Write the trace inside <execution_trace> ... </execution_trace>, one step per line:
+- `Line N: State: {name=value, ...}`: every variable of the current frame *after* line N ran (values as repr)
+- inside a function: `Line N in FUNC: State: {...}`, indented two spaces per call depth
+- `Call FUNC at line N: State: {args}`, `Return from FUNC at line N: VALUE`
+- `Exception at line N: Type: message` (`Exception in FUNC at line N: ...` inside a function)
+- `Output: '...'` under the step that printed it
+
+Example, for the program `x = 10` / `y = 20` / `z = 30`:
+<execution_trace>
+Line 1: State: {x=10}
+Line 2: State: {x=10, y=20}
+Line 3: State: {x=10, y=20, z=30}
+</execution_trace>"""
+
+
+def number_lines(code: str) -> str:
+    lines = code.splitlines()
+    width = len(str(len(lines)))
+    return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(lines, 1))
+
+
+def make_prompt(code: str) -> list[dict]:
+    """The chat prompt for one program (a single user turn, so every chat template accepts it)."""
+    return [{"role": "user", "content": f"{INSTRUCTIONS}\n\nProgram:\n```python\n{number_lines(code)}\n```"}]

@@ -1,0 +1,1 @@
+"""Publish datasets and adapters to the Hugging Face Hub."""

@@ -1,0 +1,48 @@
+"""Shared test set-up. Tests never reach the network beyond loopback: any other connection fails loudly."""
+
+import ipaddress
+import os
+import socket
+
+import pytest
+
+# Nothing in the tests may fetch from the Hub; tests that push point HF_ENDPOINT at the local test server.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check_loopback(address) -> None:
+    if isinstance(address, tuple):
+        host = address[0]
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise OSError(f"tests may not reach the network: connection to {host!r} refused by tests/conftest.py")
+
+
+def _guarded_connect(self, address):
+    _check_loopback(address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check_loopback(address)
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect = _guarded_connect
+socket.socket.connect_ex = _guarded_connect_ex
+
+
+@pytest.fixture(autouse=True)
+def _no_network_env(monkeypatch, tmp_path_factory):
+    """A private HF_HOME per test session, so no user cache or token leaks into the tests."""
+    if "HF_HOME" not in os.environ or not os.environ["HF_HOME"].startswith(str(tmp_path_factory.getbasetemp())):
+        monkeypatch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+    yield

@@ -1,0 +1,1 @@
+"""Train LoRA adapters (GRPO) that predict execution traces, evaluate them, publish them."""
