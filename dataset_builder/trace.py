@@ -375,16 +375,26 @@ def step_credit(pred: Step, ref: Step) -> float:
     """Partial credit for one aligned pair, in [0, 1]: nothing unless it is the same kind of event in the same
     function; 0.1 for the right line; 0.9 for the result, half for the share of right values and half for all
     of them right. An exact step scores 1.0; a right line with wrong values scores 0.1."""
+    return _credit(pred, _result_key(pred), ref, _result_key(ref))
+
+
+def _result_key(step: Step):
+    """What `step_credit` compares of a step's result, normalized once (normalizing is the costly part)."""
+    if step.event in ("line", "call"):
+        return _state_map(step)
+    return normalize_value(step.value)
+
+
+def _credit(pred: Step, got, ref: Step, want) -> float:
     if pred.event != ref.event or pred.function != ref.function:
         return 0.0
     credit = 0.1 if pred.line == ref.line else 0.0
     if ref.event in ("line", "call"):
-        want, got = _state_map(ref), _state_map(pred)
         names = set(want) | set(got)
         share = sum(want.get(n) == got.get(n) for n in names) / len(names) if names else 1.0
         exact = float(want == got and pred.output == ref.output)
     else:
-        share = exact = float(normalize_value(pred.value) == normalize_value(ref.value))
+        share = exact = float(got == want)
     return credit + 0.9 * (0.5 * share + 0.5 * exact)
 
 
@@ -392,11 +402,15 @@ def align_credit(pred: list[Step], ref: list[Step]) -> float:
     """Best total `step_credit` over order-preserving alignments (each step used at most once)."""
     if not pred or not ref:
         return 0.0
+    pred_keys = [_result_key(p) for p in pred]
     previous = [0.0] * (len(pred) + 1)
     for r in ref:
+        r_key = _result_key(r)
         current = [0.0] * (len(pred) + 1)
         for j, p in enumerate(pred, 1):
-            current[j] = max(previous[j], current[j - 1], previous[j - 1] + step_credit(p, r))
+            current[j] = max(
+                previous[j], current[j - 1], previous[j - 1] + _credit(p, pred_keys[j - 1], r, r_key)
+            )
         previous = current
     return previous[-1]
 
