@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+pytest_plugins = ["hub_server"]  # the `hub_server` fixture: a local Hub-compatible server (tests/hub_server.py)
+
 # Nothing in the tests may fetch from the Hub; tests that push point HF_ENDPOINT at the local test server.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
