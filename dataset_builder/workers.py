@@ -197,7 +197,10 @@ class _Worker:
         if not self.assigned:
             self.head_since = time.monotonic()
         self.assigned.extend(batch)
-        self.conn.send(batch)
+        try:
+            self.conn.send(batch)
+        except OSError:
+            pass  # the worker just died: the parent sees EOF next and requeues this batch
 
     def stop(self) -> None:
         """Ask an idle worker to exit (it removes its working directory), then make sure it and anything it
