@@ -290,13 +290,15 @@ def _save(train: list[dict], test: list[dict], report: BuildReport, output: Path
     shutil.rmtree(staging, ignore_errors=True)
     try:
         features = dataset_features()
+        # from_dict, not from_list: an empty list would give a split with no columns at all
         splits = DatasetDict(
             {
-                "train": Dataset.from_list(train, features=features),
-                "test": Dataset.from_list(test, features=features),
+                name: Dataset.from_dict({k: [row[k] for row in rows] for k in features}, features=features)
+                for name, rows in (("train", train), ("test", test))
             }
         )
-        splits.save_to_disk(str(staging))
+        # An empty split must still get one (empty) shard, or load_from_disk fails on it.
+        splits.save_to_disk(str(staging), num_shards={name: 1 for name, split in splits.items() if not len(split)})
         (staging / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
         if output.exists():
             old = output.parent / f".{output.name}.old-{os.getpid()}"

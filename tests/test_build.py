@@ -1,0 +1,145 @@
+"""The build pipeline and the `build-dataset` command, from a user's side: what lands on disk."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dataset_builder.cli import main
+from dataset_builder.trace import Step, format_trace, parse_trace
+
+BIN = Path(sys.executable).parent
+
+
+def write_programs(path: Path, programs) -> Path:
+    path.write_text("".join(json.dumps(p) + "\n" for p in programs))
+    return path
+
+
+USER_PROGRAMS = [
+    {"id": "seed", "code": "x = 10\ny = 20\nz = 30"},
+    {"id": "renamed-seed", "code": "a = 10\nb = 20\n\nc   =   30"},  # a duplicate up to names and layout
+    {"id": "loop", "code": "total = 0\nfor i in range(4):\n    total += i\nprint(total)"},
+    {"id": "raises", "code": "d = {'a': 1}\nv = d['b']"},
+    {"id": "hangs", "code": "import time\ntime.sleep(30)"},
+    {"id": "broken", "code": "def (:"},
+    {"code": "def sq(n):\n    return n * n\nr = sq(7)"},
+    {"id": "long", "code": "\n".join(f"v{i} = {i}" for i in range(30))},  # no line limit for user programs
+]
+
+
+def build(args, runner=None):
+    result = (runner or CliRunner()).invoke(main, [*args, "--quiet"], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def user_dataset(tmp_path_factory):
+    from datasets import load_from_disk
+
+    tmp = tmp_path_factory.mktemp("user")
+    programs = write_programs(tmp / "programs.jsonl", USER_PROGRAMS)
+    result = build(["--programs", str(programs), "--output", str(tmp / "out"), "--timeout", "2", "--test-size", "0"])
+    assert result.exit_code == 0, result.output
+    return load_from_disk(str(tmp / "out")), json.loads((tmp / "out" / "report.json").read_text())
+
+
+def test_user_programs_keep_their_ids_and_rejections_have_reasons(user_dataset):
+    data, report = user_dataset
+    rows = {r["id"]: r for r in data["train"]}
+    unnamed = [i for i in rows if i not in {p.get("id") for p in USER_PROGRAMS}]
+    assert set(rows) == {"seed", "loop", "raises", "long", *unnamed} and len(unnamed) == 1
+    reasons = {r["id"]: r["reason"] for r in report["rejected"]}
+    assert reasons["renamed-seed"] == "duplicate of seed"
+    assert reasons["hangs"] == "timeout"
+    assert reasons["broken"].startswith("syntax error")
+    assert report["counts"] == {"kept": 5, "train": 5, "test": 0, "rejected": 3}
+    assert report["source"] == "file" and report["python_version"].startswith("3.")
+
+
+def test_rows_have_the_contract_columns_and_round_trip(user_dataset):
+    data, _ = user_dataset
+    assert set(data["train"].column_names) >= {"id", "code", "steps", "stdout", "error", "prompt", "expected_trace"}
+    assert len(data["test"]) == 0  # an empty split is fine
+    for row in data["train"]:
+        steps = [Step.from_row(s) for s in row["steps"]]
+        assert format_trace(steps) == row["expected_trace"]
+        assert parse_trace(row["expected_trace"]).steps == steps
+        assert row["num_steps"] == len(steps) and row["num_lines"] == len(row["code"].splitlines())
+        assert row["prompt"][-1]["role"] == "user"
+        for number, line in enumerate(row["code"].splitlines(), 1):
+            assert f"{number:>{len(str(row['num_lines']))}} | {line}" in row["prompt"][-1]["content"]
+    rows = {r["id"]: r for r in data["train"]}
+    assert rows["seed"]["expected_trace"].splitlines()[1] == "Line 1: State: {x=10}"
+    assert rows["loop"]["stdout"] == "6\n"
+    assert rows["raises"]["error"] == "KeyError: 'b'"
+    assert rows["raises"]["steps"][-1]["event"] == "exception"
+
+
+def test_max_lines_applies_to_user_programs_when_asked(tmp_path):
+    programs = write_programs(tmp_path / "p.jsonl", USER_PROGRAMS[6:])
+    result = build(["--programs", str(programs), "--output", str(tmp_path / "out"), "--max-lines", "20"])
+    assert result.exit_code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["rejected"] == [{"id": "long", "reason": "too many lines (30 > 20)"}]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json\n", "line 1: not valid JSON"),
+        ('{"id": "a"}\n', 'line 1: expected an object with a string "code"'),
+        ('{"id": "a", "code": "x = 1"}\n{"id": "a", "code": "y = 2"}\n', "id 'a' appears twice"),
+        ("\n\n", "holds no programs"),
+    ],
+)
+def test_bad_programs_files_get_one_sentence_and_leave_the_old_dataset(tmp_path, content, message):
+    good = write_programs(tmp_path / "good.jsonl", USER_PROGRAMS[:1])
+    out = tmp_path / "out"
+    assert build(["--programs", str(good), "--output", str(out)]).exit_code == 0
+    before = sorted(p.name for p in out.rglob("*"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    result = CliRunner().invoke(main, ["--programs", str(bad), "--output", str(out), "--overwrite"])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_usage_errors_are_one_sentence(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["--programs", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o")])
+    assert missing.exit_code == 1 and "Cannot read --programs file" in missing.output
+    both = runner.invoke(main, ["--n", "5", "--programs", str(tmp_path / "x.jsonl")])
+    assert both.exit_code == 2 and "either --n" in both.output
+    size = runner.invoke(main, ["--test-size", "lots"])
+    assert size.exit_code == 2 and "--test-size" in size.output
+    for result in (missing, both, size):
+        assert "Traceback" not in result.output
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    programs = write_programs(tmp_path / "p.jsonl", USER_PROGRAMS[:1])
+    result = CliRunner().invoke(main, ["--programs", str(programs), "--output", str(out)])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_help_is_fast_because_it_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom dataset_builder.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('datasets', 'pyarrow', 'torch', 'transformers', 'multiprocess') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--programs" in out and "HEAVY []" in out
