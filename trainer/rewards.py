@@ -17,7 +17,9 @@ import math
 
 from dataset_builder.trace import compare_traces
 
-__all__ = ["score_trace", "completion_text", "ExecutionReward"]
+__all__ = ["score_trace", "compare_completion", "completion_text", "ExecutionReward"]
+
+THINK_OPEN = "<think>\n"
 
 
 def score_trace(prediction: str, reference: str) -> float:
@@ -25,12 +27,22 @@ def score_trace(prediction: str, reference: str) -> float:
     `</think>`) against the `reference` trace text: 1.0 for an exact trace, about 0 for the right format with wrong
     values, partial credit for right lines and right values in order. Never raises: junk scores 0."""
     try:
-        score = compare_traces(str(prediction), str(reference)).score
+        return clamp_score(compare_traces(str(prediction), str(reference)).score)
     except Exception:  # the parser is lenient by contract; this guards training against any regression in it
         return 0.0
+
+
+def clamp_score(score) -> float:
+    """A comparison's score as a reward: a float in [0, 1] (NaN or junk become 0)."""
     if not isinstance(score, (int, float)) or math.isnan(score):
         return 0.0
     return min(max(float(score), 0.0), 1.0)
+
+
+def compare_completion(completion: str, reference: str, *, thinking: bool = False):
+    """`compare_traces` for a generated completion: with a thinking template the completion starts inside the
+    `<think>` block the prompt opened. Evaluation uses this; the reward is its `.score`."""
+    return compare_traces((THINK_OPEN if thinking else "") + str(completion), str(reference))
 
 
 def completion_text(completion) -> str:
@@ -62,7 +74,7 @@ class ExecutionReward:
             raise KeyError(
                 f"the reward needs the dataset column {self.reference_column!r} (the reference trace text)"
             )
-        prefix = "<think>\n" if self.thinking else ""
+        prefix = THINK_OPEN if self.thinking else ""
         return [score_trace(prefix + completion_text(c), ref) for c, ref in zip(completions, references, strict=True)]
 
     def __repr__(self) -> str:

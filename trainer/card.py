@@ -1,0 +1,233 @@
+"""The model card (rendered from the top-level `model_card.md`) and the reward plot.
+
+The card's numbers all come from the run record (`training_run.json`): the measured evaluation, the settings
+used, the library versions; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dataset_builder.trace import INSTRUCTIONS
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
+CARD_FILE = "README.md"
+
+
+def card_metadata(run: dict, repo_id: str) -> dict:
+    """The card's YAML: base_model, library_name, datasets, tags, license, pipeline_tag, model-index."""
+    from trainer.evaluate import METRICS
+
+    training = run.get("training", {})
+    evaluation = run.get("evaluation") or {}
+    base = training.get("base_model")
+    dataset_id = (run.get("dataset") or {}).get("hub_id")
+    data: dict = {}
+    if base and training.get("model_kind") != "tiny":
+        data["base_model"] = base
+    data["library_name"] = "peft"
+    data["license"] = run.get("license") or "apache-2.0"
+    data["pipeline_tag"] = "text-generation"
+    if dataset_id:
+        data["datasets"] = [dataset_id]
+    tags = ["lora", "peft", "trl", "grpo", "code", "python", "execution-trace", "world-model"]
+    if base and training.get("model_kind") != "tiny":
+        tags.append(f"base_model:adapter:{base}")
+    if training.get("model_kind") == "tiny":
+        tags.append("smoke-test")
+    data["tags"] = tags
+    adapter = (evaluation.get("models") or {}).get("adapter")
+    if adapter:
+        metrics = [
+            {"type": key, "name": title, "value": round(float(adapter[key]), 4)}
+            for key, title in METRICS
+            if key in adapter and key != "cut_off"
+        ]
+        data["model-index"] = [
+            {
+                "name": repo_id.split("/")[-1],
+                "results": [
+                    {
+                        "task": {"type": "text-generation", "name": "Execution trace prediction"},
+                        "dataset": {
+                            "name": dataset_id or "execution traces",
+                            "type": dataset_id or "execution-traces",
+                            "split": evaluation.get("split", "test"),
+                        },
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
+    return data
+
+
+def usage_snippet(run: dict, repo_id: str) -> str:
+    """Python that loads the adapter, prompts it the way it was trained, and reads the answer after </think>."""
+    training = run.get("training", {})
+    evaluation = run.get("evaluation") or {}
+    max_new = int((evaluation.get("decoding") or {}).get("max_new_tokens") or 4096)
+    if training.get("thinking_template"):
+        max_new = max(max_new, 1) if training.get("model_kind") == "tiny" else max(max_new, 8192)
+    if training.get("model_kind") == "tiny":
+        load_base = (
+            "from trainer.models import build_tiny_model  # the smoke-test base (execution-world-model toolkit)\n"
+            "model = AutoModelForCausalLM.from_pretrained(build_tiny_model())"
+        )
+    else:
+        load_base = f'model = AutoModelForCausalLM.from_pretrained({training.get("base_model")!r}, dtype="auto", device_map="auto")'
+    if '"""' in INSTRUCTIONS or "\\" in INSTRUCTIONS:
+        instructions = repr(INSTRUCTIONS)
+    else:
+        instructions = '"""' + INSTRUCTIONS + '"""'
+    return f'''from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+ADAPTER = {repo_id!r}
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+{load_base}
+model = PeftModel.from_pretrained(model, ADAPTER)
+
+# The prompt the adapter was trained on: the instructions, then the program with numbered lines.
+INSTRUCTIONS = {instructions}
+code = "x = 10\\ny = [x, 2]\\ny.append(x * 2)\\n"
+lines = code.splitlines()
+width = len(str(len(lines)))
+numbered = "\\n".join(f"{{i:>{{width}}}} | {{line}}" for i, line in enumerate(lines, 1))
+fence = "`" * 3
+messages = [{{"role": "user", "content": f"{{INSTRUCTIONS}}\\n\\nProgram:\\n{{fence}}python\\n{{numbered}}\\n{{fence}}"}}]
+
+inputs = tokenizer.apply_chat_template(
+    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+).to(model.device)
+output = model.generate(**inputs, max_new_tokens={max_new}, do_sample=False)
+text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+# The chat template opens the thinking; the answer is what follows the last </think>.
+answer = text.split("</think>")[-1].strip() if "</think>" in text else ""
+print(answer or "(no answer: the thinking was cut off; raise max_new_tokens)")'''
+
+
+def settings_table(run: dict) -> str:
+    training = run.get("training", {})
+    grpo = training.get("grpo", {})
+    lora = training.get("lora", {})
+    dataset = run.get("dataset", {})
+    targets = lora.get("target_modules")
+    targets = ", ".join(targets) if isinstance(targets, list) else str(targets)
+    rows = [
+        ("Base model", f"`{training.get('base_model') or training.get('model')}`"),
+        ("Dataset", f"`{dataset.get('hub_id') or dataset.get('source')}` ({dataset.get('train_rows')} train / "
+                    f"{dataset.get('test_rows')} test programs)"),
+        ("Method", "GRPO (TRL `GRPOTrainer`) with a LoRA adapter (peft)"),
+        ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
+        ("Trainable parameters", f"{training.get('trainable_parameters', 0):,}"),
+        ("Steps", f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
+                  f"epochs={grpo.get('num_train_epochs', 'default')})"),
+        ("Completions per prompt", grpo.get("num_generations")),
+        ("Prompts per step", _prompts_per_step(grpo)),
+        ("Max completion length", f"{grpo.get('max_completion_length')} tokens"),
+        ("Sampling", f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
+                     f"min_p {grpo.get('min_p')}"),
+        ("Learning rate", f"{grpo.get('learning_rate')} ({grpo.get('lr_scheduler_type')})"),
+        ("Loss", f"{grpo.get('loss_type')}, beta={grpo.get('beta')}"),
+        ("Precision", "bf16" if grpo.get("bf16") else "fp32"),
+        ("Gradient checkpointing", "yes" if grpo.get("activation_checkpointing", grpo.get("gradient_checkpointing")) else "no"),
+        ("Seed", grpo.get("seed")),
+        ("Hardware", training.get("device")),
+        ("Training time", f"{training.get('train_seconds')} s"),
+    ]
+    lines = ["| Setting | Value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def _prompts_per_step(grpo: dict):
+    try:
+        batch = grpo["per_device_train_batch_size"] * grpo.get("gradient_accumulation_steps", 1)
+        return batch // grpo["num_generations"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return "?"
+
+
+def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> str:
+    import jinja2
+    import yaml
+
+    from trainer.evaluate import format_table
+
+    training = run.get("training", {})
+    evaluation = run.get("evaluation") or {}
+    versions = training.get("versions", {})
+    n = evaluation.get("n", 0)
+    test_rows = (run.get("dataset") or {}).get("test_rows")
+    if test_rows and n == test_rows:
+        eval_scope = f"the whole test split ({n} programs)"
+    else:
+        eval_scope = f"the first {n} programs of the test split" + (f" (of {test_rows})" if test_rows else "")
+    env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    text = Path(template or TEMPLATE).read_text()
+    return env.from_string(text).render(
+        card_yaml=yaml.safe_dump(card_metadata(run, repo_id), sort_keys=False, allow_unicode=True).strip(),
+        repo_name=repo_id.split("/")[-1],
+        base_label=training.get("base_model") or training.get("model"),
+        is_tiny=training.get("model_kind") == "tiny",
+        eval=evaluation or {"decoding": {"max_new_tokens": "?", "batch_size": "?"}},
+        eval_scope=eval_scope,
+        results_table=format_table(evaluation) if evaluation else "(not evaluated)",
+        settings_table=settings_table(run),
+        plot=run.get("plot"),
+        usage=usage_snippet(run, repo_id),
+        steps=training.get("global_steps", 0),
+        train_rows=(run.get("dataset") or {}).get("train_rows", "?"),
+        versions=", ".join(f"{k} {v}" for k, v in versions.items()),
+    )
+
+
+def write_card(adapter_dir: str | Path, run: dict, repo_id: str) -> Path:
+    path = Path(adapter_dir) / CARD_FILE
+    path.write_text(render_card(run, repo_id))
+    return path
+
+
+def reward_points(history: list[dict]) -> list[tuple[int, float, float]]:
+    """(step, mean reward, std) for every logged training step."""
+    points = []
+    for entry in history:
+        if "reward" in entry and "step" in entry:
+            points.append((int(entry["step"]), float(entry["reward"]), float(entry.get("reward_std", 0.0))))
+    return points
+
+
+def write_reward_plot(history: list[dict], path: str | Path) -> Path | None:
+    """A PNG of the mean reward per GRPO step; None when nothing was logged."""
+    points = reward_points(history)
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p[0] for p in points]
+    mean = [p[1] for p in points]
+    low = [max(p[1] - p[2], 0.0) for p in points]
+    high = [min(p[1] + p[2], 1.0) for p in points]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    try:
+        ax.fill_between(steps, low, high, alpha=0.2, color="tab:blue", linewidth=0)
+        ax.plot(steps, mean, marker="o" if len(points) < 30 else None, color="tab:blue", label="mean reward")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("execution reward")
+        ax.set_ylim(0, 1)
+        ax.set_title("Reward over training")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def load_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())

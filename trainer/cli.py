@@ -1,0 +1,201 @@
+"""`train-and-push` and `evaluate-traces`: options in, one library call, user mistakes out as one sentence.
+
+Nothing heavy is imported at module level, so `--help` answers at once (no torch, transformers, datasets, trl).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
+
+
+def _user_errors():
+    """The exception types whose message is a sentence for the user (imported lazily)."""
+    from trainer.data import DataError
+    from trainer.models import ModelError
+    from trainer.train import PushError, TrainError
+
+    types = [DataError, ModelError, TrainError, PushError]
+    try:
+        from hub.errors import HubError
+
+        types.append(HubError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def _sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[0].upper() + text[1:] if text else text
+
+
+def _parse_set(values) -> dict:
+    import yaml
+
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE.", param_hint="--set")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
+@click.option("--repo-id", metavar="USER/NAME", help="The Hub model repo to push the adapter to.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Base model: a Hub id, a local folder, a .gguf file (converted once), or 'tiny' (a random "
+                   "smoke-test model built offline; it learns nothing useful).")
+@click.option("--base-model-id", metavar="ID",
+              help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Where checkpoints and the adapter go [default: outputs/NAME].")
+@click.option("--max-steps", type=int, help="Stop after this many GRPO steps (overrides --epochs).")
+@click.option("--epochs", type=float, help="Passes over the training split [default: 1].")
+@click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
+@click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
+@click.option("--lora-dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
+@click.option("--num-generations", type=int, help="Completions per prompt [default: 8 on a GPU, 2 on a CPU].")
+@click.option("--max-completion-length", type=int,
+              help="Tokens per completion, thinking included [default: 4096 on a GPU, 256 on a CPU].")
+@click.option("--learning-rate", type=float, help="[default: 1e-5]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps).")
+@click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
+              help="One further GRPOConfig setting; repeatable; wins over --config.")
+@click.option("--eval-limit", type=int, help="Evaluate on the first N test programs [default: all of them].")
+@click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
+@click.option("--eval-max-new-tokens", type=int, help="[default: --max-completion-length]")
+@click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
+@click.option("--train-limit", type=int, help="Train on the first N training programs only.")
+@click.option("--dataset-id", metavar="USER/NAME", help="The dataset's Hub id, for the card, when --dataset is a folder.")
+@click.option("--license", "license_", default="apache-2.0", show_default=True, help="The adapter's license.")
+@click.option("--private", is_flag=True, help="Create the model repo as private.")
+@click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
+@click.option("--no-push", is_flag=True, help="Train, evaluate and write the card, but keep everything local.")
+@click.option("--push-only", is_flag=True,
+              help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
+def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
+         num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, eval_limit,
+         eval_batch_size, eval_max_new_tokens, skip_base_eval, train_limit, dataset_id, license_, private, token,
+         no_push, push_only):
+    """Train a LoRA adapter with GRPO to predict execution traces, evaluate it against the base model on the
+    test split, write a model card, and push it to the Hub.
+
+    \b
+    train-and-push --dataset data/execution-traces --repo-id you/qwen3-4b-exec-lora
+    train-and-push --dataset data/execution-traces --model tiny --max-steps 2 --no-push
+    """
+    if push_only:
+        if not repo_id or not output_dir:
+            raise click.UsageError("--push-only needs --output-dir (the earlier run's) and --repo-id.")
+        if no_push:
+            raise click.UsageError("--push-only and --no-push contradict each other.")
+    elif not dataset:
+        raise click.UsageError("--dataset is required (a folder saved by build-dataset, or a Hub dataset id).")
+    if not no_push and not repo_id:
+        raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
+    overrides = _parse_set(set_values)
+
+    from pathlib import Path
+
+    errors = _user_errors()
+    try:
+        from trainer.train import TrainSettings, push, run
+
+        if push_only:
+            url = push(Path(output_dir), repo_id, token=token, private=private)
+            click.echo(f"Pushed: {url}")
+            return
+        settings = TrainSettings(
+            dataset=dataset, repo_id=repo_id, model=model, base_model_id=base_model_id, output_dir=output_dir,
+            max_steps=max_steps, epochs=epochs, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+            num_generations=num_generations, max_completion_length=max_completion_length,
+            learning_rate=learning_rate, seed=seed, resume=resume, config_file=config_file,
+            grpo_overrides=overrides, train_limit=train_limit, eval_limit=eval_limit,
+            eval_batch_size=eval_batch_size, eval_max_new_tokens=eval_max_new_tokens,
+            skip_base_eval=skip_base_eval, dataset_id=dataset_id, license=license_, private=private,
+            push=not no_push, token=token,
+        )
+        output = settings.resolved_output_dir()
+        try:
+            result = run(settings)
+        except errors as exc:
+            if type(exc).__name__ == "PushError":
+                raise click.ClickException(
+                    f"The push to {repo_id} failed: {_sentence(exc).rstrip('.')}. The trained adapter is saved in "
+                    f"{output / 'adapter'}; retry the push alone with: train-and-push --push-only "
+                    f"--output-dir {output} --repo-id {repo_id}"
+                ) from None
+            raise
+    except errors as exc:
+        raise click.ClickException(_sentence(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("Interrupted; checkpoints so far are kept (continue with --resume).", err=True)
+        sys.exit(130)
+    click.echo(f"Done in {result.seconds.get('total', 0):.0f} s. Adapter: {result.adapter_dir}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--dataset", required=True, metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
+@click.option("--adapter", "adapter_dir", required=True, type=click.Path(file_okay=False),
+              help="The adapter folder (OUTPUT/adapter of train-and-push).")
+@click.option("--model", help="Base model [default: the one the adapter was trained on].")
+@click.option("--split", default="test", show_default=True)
+@click.option("--limit", type=int, help="Evaluate on the first N programs [default: the whole split].")
+@click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
+@click.option("--max-new-tokens", type=int, help="[default: the completion length used in training]")
+@click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Results JSON [default: ADAPTER/eval_results.json].")
+def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, no_base, output):
+    """Evaluate a trained adapter and its base model on a dataset split: greedy, batched; prints the table of
+    Execution Prediction Accuracy, Mean State Accuracy, output accuracy, format validity and mean reward."""
+    import json
+    from pathlib import Path
+
+    errors = _user_errors()
+    try:
+        from trainer.data import load_trace_dataset
+        from trainer.evaluate import evaluate_adapter, format_table
+        from trainer.train import RUN_FILE, TrainError
+
+        adapter = Path(adapter_dir)
+        if not (adapter / "adapter_config.json").is_file():
+            raise TrainError(f"{adapter} holds no adapter_config.json, so it is not an adapter folder.")
+        run_info = json.loads((adapter / RUN_FILE).read_text()) if (adapter / RUN_FILE).is_file() else {}
+        training = run_info.get("training", {})
+        if not model:
+            model = training.get("model") or json.loads((adapter / "adapter_config.json").read_text()).get(
+                "base_model_name_or_path"
+            )
+        if not max_new_tokens:
+            max_new_tokens = (training.get("grpo") or {}).get("max_completion_length") or 1024
+        data = load_trace_dataset(dataset, splits=(split,))
+        rows = data[split]
+        if limit:
+            rows = rows.select(range(min(limit, len(rows))))
+        from trainer.models import resolve_model
+
+        results = evaluate_adapter(
+            resolve_model(model, training.get("base_model")), adapter, rows, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, include_base=not no_base, dataset_name=dataset, split=split,
+            output=output,
+        )
+    except errors as exc:
+        raise click.ClickException(_sentence(exc)) from None
+    click.echo(format_table(results))
+    click.echo(f"Written: {output or adapter / 'eval_results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The training data: a dataset folder saved by `build-dataset`, or a dataset repo on the Hub.
+
+What training and evaluation need of a row is its chat `prompt` (from `make_prompt`) and its `expected_trace`
+(from `format_trace`). Rows that lack them but carry `code` and `steps` get them rebuilt from the trace contract,
+so a dataset saved by an older builder still trains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(Exception):
+    """A user mistake about the dataset; its message is one sentence."""
+
+
+def load_trace_dataset(spec: str, *, splits=("train", "test")):
+    """Load `spec` (a `save_to_disk` folder or a Hub dataset id) as a DatasetDict with `prompt` (chat messages)
+    and `expected_trace` columns in every split."""
+    import datasets
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise DataError(f"{spec} is a file; --dataset takes a folder saved by build-dataset or a Hub dataset id.")
+        try:
+            data = datasets.load_from_disk(str(path))
+        except (FileNotFoundError, ValueError) as exc:
+            raise DataError(f"{spec} is not a dataset folder saved by build-dataset ({_first_line(exc)}).") from exc
+    else:
+        if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+            raise DataError(f"dataset {spec} does not exist (expected a folder or a Hub dataset id like user/name).")
+        try:
+            data = datasets.load_dataset(spec)
+        except Exception as exc:  # the Hub client raises many kinds of errors: offline, missing, private
+            raise DataError(f"could not load dataset {spec} from the Hub: {_first_line(exc)}") from exc
+    if isinstance(data, datasets.Dataset):
+        raise DataError(f"{spec} holds a single split; training needs a DatasetDict with train and test splits.")
+    missing = [s for s in splits if s not in data]
+    if missing:
+        raise DataError(f"dataset {spec} has no {' or '.join(missing)} split (it has: {', '.join(data)}).")
+    return datasets.DatasetDict({name: _with_contract_columns(data[name], spec, name) for name in data})
+
+
+def _with_contract_columns(split, spec: str, name: str):
+    columns = set(split.column_names)
+    need_prompt = "prompt" not in columns or (len(split) and isinstance(split[0]["prompt"], str))
+    need_trace = "expected_trace" not in columns
+    if not need_prompt and not need_trace:
+        return split
+    if (need_prompt and "code" not in columns) or (need_trace and "steps" not in columns):
+        raise DataError(
+            f"the {name} split of {spec} has no chat 'prompt' and 'expected_trace' columns (nor 'code' and 'steps' "
+            "to rebuild them); build it with build-dataset."
+        )
+    from dataset_builder.trace import Step, format_trace, make_prompt
+
+    def add(row):
+        out = {}
+        if need_prompt:
+            out["prompt"] = make_prompt(row["code"])
+        if need_trace:
+            out["expected_trace"] = format_trace([Step.from_row(s) for s in row["steps"]])
+        return out
+
+    if need_prompt and "prompt" in columns:
+        split = split.remove_columns("prompt")
+    return split.map(add, desc=f"rebuilding prompts/traces ({name})")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
