@@ -1,0 +1,108 @@
+"""Evaluation: metrics from compare_traces, batched greedy generation, base vs adapter, the command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dataset_builder.trace import Step, compare_traces, format_trace
+from test_trainer_fixtures import PROGRAMS, model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
+from trainer.evaluate import format_table, summarize
+
+REF = format_trace(PROGRAMS[0][1])
+
+
+def test_summarize_uses_the_contract_comparison():
+    half = format_trace(PROGRAMS[0][1][:1] + [Step(2, state=(("x", "10"), ("y", "0")))] + PROGRAMS[0][1][2:])
+    comparisons = [compare_traces(REF, REF), compare_traces(half, REF), compare_traces("junk", REF)]
+    metrics = summarize(comparisons, cut_off=[False, False, True])
+    assert metrics["n"] == 3
+    assert metrics["execution_prediction_accuracy"] == pytest.approx(1 / 3)
+    assert metrics["mean_state_accuracy"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert metrics["output_accuracy"] == pytest.approx(2 / 3)  # the last state is right in `half`
+    assert metrics["format_validity"] == pytest.approx(2 / 3)
+    assert metrics["mean_reward"] == pytest.approx(sum(min(max(c.score, 0), 1) for c in comparisons) / 3)
+    assert metrics["cut_off"] == pytest.approx(1 / 3)
+    assert summarize([])["n"] == 0
+
+
+def test_table_shows_base_and_adapter_side_by_side():
+    results = {"models": {"base": summarize([compare_traces("x", REF)], [True]),
+                          "adapter": summarize([compare_traces(REF, REF)], [False])}}
+    table = format_table(results)
+    assert table.splitlines()[0] == "| Metric | Base | Adapter |"
+    assert "| Execution Prediction Accuracy | 0.0% | 100.0% |" in table
+    assert "| Mean reward | 0.000 | 1.000 |" in table
+
+
+def test_evaluate_model_scores_what_the_model_wrote(model_cache, monkeypatch):
+    """The wiring from generated text to metrics: a model that writes the right trace for one program and junk
+    for the other scores 50% everywhere (thinking template: the answer follows </think>)."""
+    import trainer.evaluate as evaluate
+    from trainer.models import load_model
+
+    tokenizer, model = load_model("tiny")
+    rows = [{"id": "a", "prompt": [{"role": "user", "content": "a"}], "expected_trace": REF},
+            {"id": "b", "prompt": [{"role": "user", "content": "b"}], "expected_trace": REF}]
+    monkeypatch.setattr(evaluate, "generate",
+                        lambda *a, **k: ([f"hmm</think>\n\n{REF}", "still thinking"], [False, True]))
+    result = evaluate.evaluate_model(model, tokenizer, rows, thinking=True, batch_size=2, max_new_tokens=8)
+    assert result.metrics["execution_prediction_accuracy"] == 0.5
+    assert result.metrics["mean_reward"] == 0.5
+    assert result.metrics["cut_off"] == 0.5
+    assert [p["exact"] for p in result.predictions] == [True, False]
+
+
+def test_greedy_generation_is_batched_and_deterministic(model_cache):
+    from dataset_builder.trace import make_prompt
+    from trainer.evaluate import generate
+    from trainer.models import load_model
+
+    tokenizer, model = load_model("tiny")
+    prompts = [make_prompt(code) for code, _ in PROGRAMS[:3]]
+    first, cut = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=6)
+    again, _ = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=6)
+    assert first == again and len(first) == 3 and all(isinstance(c, bool) for c in cut)
+    single, _ = generate(model, tokenizer, prompts[:1], batch_size=1, max_new_tokens=6)
+    assert single[0] == first[0]
+
+
+def test_training_run_evaluated_base_and_adapter(trained_run):
+    results = json.loads((trained_run["result"].adapter_dir / "eval_results.json").read_text())
+    assert set(results["models"]) == {"base", "adapter"}
+    assert results["decoding"]["greedy"] is True and results["split"] == "test"
+    for metrics in results["models"].values():
+        assert metrics["n"] == 2
+        for key in ("execution_prediction_accuracy", "mean_state_accuracy", "output_accuracy", "format_validity",
+                    "mean_reward", "cut_off"):
+            assert 0.0 <= metrics[key] <= 1.0
+    lines = (trained_run["result"].adapter_dir / "eval_predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and {json.loads(line)["model"] for line in lines} == {"base", "adapter"}
+
+
+def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import evaluate_main
+
+    output = tmp_path / "results.json"
+    result = CliRunner().invoke(evaluate_main, [
+        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir),
+        "--max-new-tokens", "6", "--batch-size", "3", "--output", str(output),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "| Execution Prediction Accuracy |" in result.output
+    results = json.loads(output.read_text())
+    assert results["n"] == 3  # the whole test split
+    assert results["base_model"] == "tiny"
+
+
+def test_evaluate_command_mistakes(tmp_path, tiny_dataset):
+    from click.testing import CliRunner
+
+    from trainer.cli import evaluate_main
+
+    result = CliRunner().invoke(evaluate_main, ["--dataset", str(tiny_dataset), "--adapter", str(tmp_path)])
+    assert result.exit_code == 1 and "not an adapter folder" in result.output
+    assert "Traceback" not in result.output
