@@ -15,6 +15,7 @@ git-LFS), list and read them back (DESIGN §5):
     GET  /api/{type}s/{ns}/{name}/commits/{rev}     newest first
     GET  /api/{type}s/{ns}/{name}/refs
     POST /{prefix}{ns}/{name}.git/info/lfs/objects/batch   git-LFS batch (basic transfer)
+    PUT  /api/{type}s/{ns}/{name}/settings          visibility / private
     PUT  /lfs/objects/{sha256}                      LFS upload target (plain or chunked body)
     POST /lfs/verify/{sha256}                       LFS verify
     GET|HEAD /{prefix}{ns}/{name}/resolve/{rev}/{path}      Range, X-Repo-Commit, ETag, X-Linked-Etag/-Size
@@ -221,6 +222,7 @@ _ROUTES = [
     ("commit", "POST", rf"/api/{_REPO}/commit/(?P<rev>[^/]+)"),
     ("commits", "GET", rf"/api/{_REPO}/commits/(?P<rev>[^/]+)"),
     ("refs", "GET", rf"/api/{_REPO}/refs"),
+    ("settings", "PUT", rf"/api/{_REPO}/settings"),
     ("info", "GET", rf"/api/{_REPO}(?:/revision/(?P<rev>[^/]+))?"),
     ("lfs-batch", "POST", rf"/{_WEB_REPO}\.git/info/lfs/objects/batch"),
     ("lfs-upload", "PUT", r"/lfs/objects/(?P<oid>[0-9a-f]{64})"),
@@ -590,6 +592,18 @@ class Handler(BaseHTTPRequestHandler):
             branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in repo["refs"].items()]
         self._send_json(200, {"branches": branches, "converts": [], "tags": []})
 
+    def route_settings(self, type, id):
+        state = self.server.state
+        body = self._json()
+        with state.lock:
+            repo = state.repo(self._repo_args(type), id, self._user(), write=True)
+            if "visibility" in body:
+                repo["private"] = body["visibility"] == "private"
+            elif "private" in body:
+                repo["private"] = bool(body["private"])
+            state.save()
+        self._send_json(200, {})
+
     # git-LFS ---------------------------------------------------------------------------------------------
     def route_lfs_batch(self, id, prefix=None):
         state = self.server.state
@@ -862,12 +876,20 @@ class HubServer:
         return env
 
     def configure_clients(self, monkeypatch, token: str | None = None, hf_home: str | Path | None = None) -> None:
-        """Point this process's clients at the server, whether or not they are imported yet: sets the
-        environment (read at import) and patches the import-time copies in already-imported modules."""
+        """Point this process's clients at the server: sets the environment (for subprocesses) and patches the
+        import-time copies of it in `huggingface_hub.constants` and `datasets.config` (monkeypatch undoes both)."""
         for key, value in self.env(token, hf_home).items():
             monkeypatch.setenv(key, value)
         if token is None:
             monkeypatch.delenv("HF_TOKEN", raising=False)
+        # Import the clients now (under whatever environment they were going to see) and patch their copies, so
+        # that the patches, and their undoing at teardown, never depend on who imported them first.
+        import huggingface_hub  # noqa: F401
+
+        try:
+            import datasets  # noqa: F401
+        except ImportError:  # pragma: no cover - datasets is a core dependency
+            pass
         if "huggingface_hub" in sys.modules:
             from huggingface_hub import constants
 

@@ -1,0 +1,59 @@
+"""`push-dataset DIR --repo-id USER/NAME`: options in, one library call, errors out as one sentence."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def _quiet_libraries() -> None:
+    """The clients' info/warning logs ("Setting num_proc...", "No files have been modified...") are noise
+    next to the one line this command prints; errors still show. Progress bars stay (HF_*_DISABLE_PROGRESS_BARS)."""
+    import datasets
+    import huggingface_hub
+
+    datasets.logging.set_verbosity_error()
+    huggingface_hub.logging.set_verbosity_error()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--repo-id", required=True, help="Dataset repo to push to, as USER/NAME (or ORG/NAME).")
+@click.option("--private", is_flag=True, help="Create the repo private (or make an existing one private).")
+@click.option(
+    "--token",
+    default=None,
+    metavar="TOKEN",
+    help="Hub token with write access; default: HF_TOKEN, then the cached `hf auth login`. Never printed.",
+)
+@click.option("--pretty-name", default="Python execution traces", show_default=True, help="Title of the dataset card.")
+def main(folder: Path, repo_id: str, private: bool, token: str | None, pretty_name: str) -> None:
+    """Push the dataset that `build-dataset` saved in FOLDER (train and test splits, as parquet) to the
+    Hugging Face Hub, with a dataset card rendered from dataset_card.md. The Hub is HF_ENDPOINT
+    (default https://huggingface.co). Pushing the same data again changes nothing."""
+    from hub.errors import HubError
+
+    try:
+        _quiet_libraries()
+        from hub.publish import push_dataset
+
+        result = push_dataset(folder, repo_id, token=token, private=private, pretty_name=pretty_name)
+    except HubError as err:
+        click.secho(f"Error: {err}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.secho("Interrupted: the local dataset is untouched; run the same command again to finish.", fg="red", err=True)
+        sys.exit(130)
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}.", fg="yellow", err=True)
+    rows = ", ".join(f"{rows} {name}" for name, rows in result.splits.items())
+    if result.changed:
+        click.echo(f"Pushed {rows} rows and the dataset card to {result.url} (commit {result.commit[:8]}).")
+    else:
+        click.echo(f"{result.url} already holds this dataset and card (commit {result.commit[:8]}); nothing to push.")
+
+
+if __name__ == "__main__":
+    main()

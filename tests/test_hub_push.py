@@ -1,0 +1,319 @@
+"""`push-dataset` end to end: the real CLI (in a subprocess) pushes a built dataset to the local Hub server,
+the real `datasets` client loads it back, and what was pushed is checked the way a user (or the Hub's viewer)
+would: rows, parquet files, README metadata, the rendered card, commits, and every error case."""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A built dataset: the real `build-dataset` when it can generate programs, else the same shape built by hand
+
+
+def _hand_rows(programs):
+    """Rows in build-dataset's exact shape for straight-line programs, traced by running them line by line."""
+    from dataset_builder.trace import Step, format_trace, make_prompt, one_line_message
+
+    rows = []
+    for code in programs:
+        namespace, steps, printed, error = {}, [], [], ""
+        for number, line in enumerate(code.splitlines(), 1):
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    exec(line, namespace)
+            except Exception as exc:  # the program ends in an exception
+                error = one_line_message(exc)
+                steps.append(Step(number, "exception", value=error))
+                break
+            state = tuple((k, repr(v)) for k, v in namespace.items() if not k.startswith("__"))
+            steps.append(Step(number, "line", state=state, output=out.getvalue()))
+            printed.append(out.getvalue())
+        rows.append(
+            {
+                "id": hashlib.sha256(code.encode()).hexdigest()[:16],
+                "code": code,
+                "steps": [s.to_row() for s in steps],
+                "stdout": "".join(printed),
+                "error": error,
+                "prompt": make_prompt(code),
+                "expected_trace": format_trace(steps),
+                "num_lines": len(code.splitlines()),
+                "num_steps": len(steps),
+                "constructs": ["assign"] + (["print"] if "print" in code else []) + (["list"] if "[" in code else []),
+                "skeleton": hashlib.sha256(re.sub(r"\d+", "N", code).encode()).hexdigest()[:16],
+            }
+        )
+    return rows
+
+
+def _hand_built(out: Path, n: int = 40) -> None:
+    from datasets import Dataset, DatasetDict, Features, List, Value
+
+    from dataset_builder.trace import steps_features
+
+    shapes = [
+        "x = {a}\ny = {b}\nz = x + y\nprint(z)",
+        "items = [{a}, {b}]\nitems.append({a} * 2)\ntotal = sum(items)",
+        "a = {a}\nb = a - {a}\nc = {b} / b",
+        "s = 'v{a}'\nt = s * {b}\nprint(len(t))\nu = t.upper()",
+    ]
+    programs = [shapes[i % len(shapes)].format(a=i + 1, b=i % 7 + 2) for i in range(n)]
+    rows = _hand_rows(programs)
+    features = Features(
+        {
+            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
+            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
+            "constructs": List(Value("string")), "skeleton": Value("string"),
+        }
+    )
+    test_shape = rows[3]["skeleton"]  # one whole structure goes to test
+    train = [r for r in rows if not r["code"].startswith("s = ")]
+    test = [r for r in rows if r["code"].startswith("s = ")]
+    assert test_shape
+    DatasetDict({"train": Dataset.from_list(train, features=features), "test": Dataset.from_list(test, features=features)}).save_to_disk(str(out))
+    kinds = {}
+    for r in rows:
+        for k in r["constructs"]:
+            kinds[k] = kinds.get(k, 0) + 1
+    report = {
+        "seed": 0, "source": "generated", "python_version": "3.11.7",
+        "options": {"n": n, "seed": 0, "workers": 2, "timeout": 5.0, "max_steps": 1000, "max_value_chars": 160},
+        "counts": {"kept": len(rows), "train": len(train), "test": len(test), "rejected": 1},
+        "rejected": [{"id": "x", "reason": "duplicate"}], "rejected_by_reason": {"duplicate": 1},
+        "distinct_skeletons": len({r["skeleton"] for r in rows}), "construct_kinds": kinds, "elapsed_s": 0.1,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """A dataset folder as `build-dataset --n 40 --seed 0` writes it (read-only for the tests)."""
+    out = tmp_path_factory.mktemp("built") / "traces"
+    cli = BIN / "build-dataset"
+    ran = subprocess.run([str(cli), "--n", "40", "--seed", "0", "--output", str(out)], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT) if cli.exists() else None
+    if ran is None or ran.returncode != 0:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        _hand_built(out)
+    return out
+
+
+def _digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _push(hub_server, tmp_path, *args, token=None, env=None):
+    """Run the real CLI in a fresh process pointed at the server; returns (exit code, stdout, stderr)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    full_env.update(hub_server.env(token, hf_home=tmp_path / "cli_home"))
+    full_env.update(env or {})
+    ran = subprocess.run([str(BIN / "push-dataset"), *map(str, args)], capture_output=True, text=True, env=full_env,
+                         timeout=180, cwd=ROOT)
+    return ran.returncode, ran.stdout, ran.stderr
+
+
+def _load(repo_id, token, cache):
+    import datasets
+
+    return datasets.load_dataset(repo_id, token=token, cache_dir=str(cache))
+
+
+def _readme_meta(hub_server, repo_id):
+    text = hub_server.read(repo_id, "README.md").decode()
+    front, body = re.match(r"---\n(.*?)\n---\n(.*)", text, re.S).groups()
+    return yaml.safe_load(front), body
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The card, rendered without any server
+
+
+def test_card_renders_figures_from_the_data(built):
+    from datasets import load_from_disk
+
+    from hub.card import histogram_svg, render_card
+
+    dsd = load_from_disk(str(built))
+    report = json.loads((built / "report.json").read_text())
+    card, figures = render_card(dsd, report, "alice/traces")
+    text = str(card)
+    assert "{{" not in text and "{%" not in text
+    meta = card.data.to_dict()
+    assert meta["license"] == "apache-2.0" and meta["task_categories"] == ["text-generation"]
+    assert meta["size_categories"] == ["n<1K"] and meta["pretty_name"] and meta["language"] == ["en"] and meta["tags"]
+    assert meta["configs"][0]["data_files"] == [{"split": s, "path": f"data/{s}-*"} for s in dsd]
+    assert [f["name"] for f in meta["dataset_info"]["features"]] == dsd["train"].column_names
+    body = card.text
+    for name in dsd:
+        assert f"`{name}`: {len(dsd[name])} program" in body
+    errors = sum(bool(e) for n in dsd for e in dsd[n]["error"])
+    assert f"{100 * errors / (len(dsd['train']) + len(dsd['test'])):.1f}%" in body
+    assert f"CPython {report['python_version']}" in body
+    assert "](images/distributions.svg)" in body
+    assert 'load_dataset("alice/traces")' in body and "train-and-push --dataset alice/traces" in body
+    assert figures["example"]["trace"] in body and "## Limitations" in body
+    assert f"| lines of code | {figures['lines']['min']} |" in body
+    if report.get("seed") is not None:
+        assert f"seed `{report['seed']}`" in body
+    svg = ET.fromstring(histogram_svg(figures))
+    assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) > 4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Push, load back, viewer constraints, idempotence, stale files
+
+
+def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
+    from datasets import load_from_disk
+
+    token = hub_server.add_user("alice")
+    before = _digest(built)
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)
+    assert code == 0, err
+    assert f"{hub_server.url}/datasets/alice/traces" in out and token not in out + err
+
+    local = load_from_disk(str(built))
+    remote = _load("alice/traces", token, tmp_path / "cache")
+    assert set(remote) == set(local)
+    for split in local:
+        assert remote[split].features == local[split].features
+        assert remote[split].to_list() == local[split].to_list()
+
+    # Viewer-safe: parquet data only, configs + dataset_info in the README, one type per column, small first rows.
+    files = hub_server.files("alice/traces")
+    data_files = sorted(p for p in files if p.startswith("data/"))
+    assert data_files and all(p.endswith(".parquet") for p in data_files)
+    assert {p.split("/")[1].split("-")[0] for p in data_files} == {"train", "test"}
+    meta, body = _readme_meta(hub_server, "alice/traces")
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]
+    assert [f["name"] for f in meta["dataset_info"]["features"]] == local["train"].column_names
+    assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == {s: len(local[s]) for s in local}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = {p: pq.read_schema(pa.BufferReader(hub_server.read("alice/traces", p))) for p in data_files}
+    first = next(iter(schemas.values()))
+    assert all(s.equals(first) for s in schemas.values())
+    assert not any(pa.types.is_null(t) for t in first.types)
+    for split in remote:
+        head = remote[split].select(range(min(100, len(remote[split])))).to_list()
+        assert len(json.dumps(head).encode()) < 200_000
+
+    # The card carries the figures and its histogram sits beside it.
+    assert "{{" not in body and "{%" not in body
+    assert f"`train`: {len(local['train'])} programs" in body and "CPython" in body
+    ET.fromstring(hub_server.read("alice/traces", "images/distributions.svg"))
+    assert [c["title"] for c in hub_server.commits("alice/traces")] == ["Update dataset card", "Upload dataset splits", "initial commit"]
+    assert _digest(built) == before
+
+
+def test_repush_is_a_no_op_and_changed_data_replaces_stale_files(hub_server, built, tmp_path):
+    from datasets import load_from_disk
+    from huggingface_hub import HfApi
+
+    token = hub_server.add_user("alice")
+    assert _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)[0] == 0
+    head = hub_server.commits("alice/traces")[0]["id"]
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)
+    assert code == 0 and "nothing to push" in out, err
+    assert hub_server.commits("alice/traces")[0]["id"] == head
+
+    # Leftovers a previous layout could have left: an extra split's shard and an old image.
+    api = HfApi(token=token)
+    api.upload_file(path_or_fileobj=b"PAR1junk", path_in_repo="data/validation-00000-of-00001.parquet", repo_id="alice/traces", repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"<svg/>", path_in_repo="images/old.svg", repo_id="alice/traces", repo_type="dataset")
+
+    # A changed dataset: fewer rows (saved in two shards; the Hub copy gets one per split).
+    changed = tmp_path / "changed"
+    local = load_from_disk(str(built))
+    local["train"] = local["train"].select(range(len(local["train"]) - 3))
+    local.save_to_disk(str(changed), num_shards={"train": 2, "test": 1})
+    shutil.copy(built / "report.json", changed / "report.json")
+    code, out, err = _push(hub_server, tmp_path, changed, "--repo-id", "alice/traces", token=token)
+    assert code == 0, err
+    assert sorted(hub_server.files("alice/traces")) == [
+        ".gitattributes", "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
+        "images/distributions.svg",
+    ]
+    remote = _load("alice/traces", token, tmp_path / "cache2")
+    assert remote["train"].to_list() == local["train"].to_list() and remote["test"].to_list() == local["test"].to_list()
+    meta, body = _readme_meta(hub_server, "alice/traces")
+    assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]}["train"] == len(local["train"])
+    assert f"`train`: {len(local['train'])} programs" in body
+
+
+def test_private_push_is_invisible_to_others(hub_server, built, tmp_path):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    token, other = hub_server.add_user("alice"), hub_server.add_user("bob")
+    assert _push(hub_server, tmp_path, built, "--repo-id", "alice/secret", "--private", "--token", token)[0] == 0
+    assert hub_server.repo_private("alice/secret")
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(token=other).dataset_info("alice/secret")
+    assert len(_load("alice/secret", token, tmp_path / "cache")["train"]) > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors: one sentence, exit 1, no traceback, token never shown, local data untouched, a rerun finishes
+
+
+def _one_sentence(code, out, err, *secrets):
+    assert code == 1, (out, err)
+    assert "Traceback" not in err and err.startswith("Error: ")
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    for secret in secrets:
+        assert secret not in out + err
+    return err
+
+
+def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_path):
+    token = hub_server.add_user("alice")
+    hub_server.add_user("bob")
+    before = _digest(built)
+    repo = ("--repo-id", "alice/traces")
+
+    assert "No Hugging Face token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo))
+    assert "Malformed repo id" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/bad name", token=token), token)
+    assert "cannot write to the namespace 'bob'" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "bob/traces", token=token), token)
+    assert "rejected the token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, "--token", "hf_not_a_token"), "hf_not_a_token")
+    assert "no dataset folder" in _one_sentence(*_push(hub_server, tmp_path, tmp_path / "missing", *repo, token=token), token)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "dataset_dict.json").write_text("{not json")
+    (junk / "report.json").write_text("{}")
+    assert "cannot be read" in _one_sentence(*_push(hub_server, tmp_path, junk, *repo, token=token), token)
+
+    hub_server.stop()
+    assert "Cannot reach the Hub" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
+    hub_server.start()
+
+    hub_server.fail("commit", status=500)  # the data commit fails after the shards were uploaded
+    assert "HTTP 500" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
+    hub_server.fail("commit", status=500, after=1)  # now the card commit fails
+    assert "run the same command again" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
+    assert "README.md" in hub_server.files("alice/traces") and "images/distributions.svg" not in hub_server.files("alice/traces")
+    code, out, err = _push(hub_server, tmp_path, built, *repo, token=token)
+    assert code == 0, err
+    assert "images/distributions.svg" in hub_server.files("alice/traces")
+    assert "Python execution traces" in hub_server.read("alice/traces", "README.md").decode()
+    assert _digest(built) == before
+    assert not list(tmp_path.joinpath("cli_home").rglob("token"))  # --token / HF_TOKEN were never saved
