@@ -12,6 +12,13 @@ import click
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
 
 
+def _quiet_library_warnings() -> None:
+    """Deprecation chatter from inside transformers/peft that the user cannot act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def _user_errors():
     """The exception types whose message is a sentence for the user (imported lazily)."""
     from trainer.data import DataError
@@ -106,6 +113,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
     if not no_push and not repo_id:
         raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
     overrides = _parse_set(set_values)
+    _quiet_library_warnings()
 
     from pathlib import Path
 
@@ -163,6 +171,7 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
     import json
     from pathlib import Path
 
+    _quiet_library_warnings()
     errors = _user_errors()
     try:
         from trainer.data import load_trace_dataset
