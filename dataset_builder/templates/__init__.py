@@ -1,0 +1,1 @@
+"""Snippet templates the program generator composes (see dataset_builder/generator.py)."""
