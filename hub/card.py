@@ -14,7 +14,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
 HISTOGRAM_PATH = "images/distributions.svg"
 LICENSE = "apache-2.0"
 TAGS = ["code", "python", "execution-trace", "program-execution", "world-model", "synthetic"]
-FIRST_ROWS = 100  # rows the Hub viewer loads first
+FIRST_ROWS = 10  # the smallest first page the Hub viewer shows (it shows up to 100 rows, truncating cells to fit)
 FIRST_ROWS_MAX_BYTES = 200_000  # DESIGN §4: keep the first rows under ~200 KB of JSON
 _LEFTOVER = re.compile(r"\{\{\s*[\w.]+\s*(\|[^}]*)?\}\}|\{%-?\s*(if|for|endif|endfor|set|else|elif)\b")
 
@@ -99,10 +99,13 @@ def _pick_example(rows: list[dict]) -> dict | None:
     return min(rows, key=score) if rows else None
 
 
-def first_rows_bytes(split) -> int:
-    """Size of the JSON the viewer gets for the first rows of a split."""
-    head = split.select(range(min(FIRST_ROWS, len(split))))
-    return len(json.dumps(head.to_list(), ensure_ascii=False).encode())
+def row_bytes(row: dict) -> int:
+    return len(json.dumps(row, ensure_ascii=False).encode())
+
+
+def first_rows_bytes(split, n: int = FIRST_ROWS) -> int:
+    """Size of the JSON the viewer gets for the first `n` rows of a split."""
+    return len(json.dumps(split.select(range(min(n, len(split)))).to_list(), ensure_ascii=False).encode())
 
 
 def dataset_figures(dsd, report: dict) -> dict:
@@ -127,6 +130,7 @@ def dataset_figures(dsd, report: dict) -> dict:
         example = {"id": example["id"], "code": example["code"], "trace": example["expected_trace"], "fence": _fence(example["code"])}
     options = report.get("options") or {}
     first_rows = {name: first_rows_bytes(dsd[name]) for name in dsd}
+    biggest_row = max((row_bytes(row) for name in dsd for row in dsd[name]), default=0)
     return {
         "splits": splits,
         "total": total,
@@ -152,7 +156,9 @@ def dataset_figures(dsd, report: dict) -> dict:
         "rejected": (report.get("counts") or {}).get("rejected", len(report.get("rejected") or [])),
         "rejected_by_reason": [{"reason": k, "count": v} for k, v in (report.get("rejected_by_reason") or {}).items()],
         "example": example,
+        "first_rows": FIRST_ROWS,
         "first_rows_kb": {name: round(size / 1000, 1) for name, size in first_rows.items()},
+        "biggest_row_kb": round(biggest_row / 1000, 1),
     }
 
 

@@ -94,25 +94,35 @@ def load_built_dataset(folder: str | Path):
     return dsd, report
 
 
-def viewer_problems(dsd) -> tuple[list[str], list[str]]:
-    """(errors, warnings) against what the Hub dataset viewer needs (DESIGN §4): one type per column and the
-    same features in every split, no untyped (null) columns, no huge row, small first rows."""
-    from datasets import Value
+def _null_columns(feature, path: str) -> list[str]:
+    """Columns (nested ones too) whose type is `null`: the viewer cannot type them."""
+    from datasets import List, Sequence, Value
 
-    from hub.card import FIRST_ROWS, FIRST_ROWS_MAX_BYTES, first_rows_bytes
+    if isinstance(feature, Value):
+        return [path] if feature.dtype == "null" else []
+    if isinstance(feature, dict):
+        return [p for key, sub in feature.items() for p in _null_columns(sub, f"{path}.{key}" if path else key)]
+    if isinstance(feature, (List, Sequence)):
+        return _null_columns(feature.feature, f"{path}[]")
+    return []
+
+
+def viewer_problems(dsd) -> tuple[list[str], list[str]]:
+    """(errors, warnings) against what the Hub dataset viewer needs (DESIGN §4). Errors break it: splits with
+    different column types, untyped (null) columns. Warnings only make it truncate cells: a row over 200 KB of
+    JSON, or a first page (10 rows) over 200 KB."""
+    from hub.card import FIRST_ROWS, FIRST_ROWS_MAX_BYTES, first_rows_bytes, row_bytes
 
     errors, warnings = [], []
     features = {name: dsd[name].features for name in dsd}
     first = next(iter(features.values()))
     if any(f != first for f in features.values()):
         errors.append("the splits do not share one set of column types")
-    for column, feature in first.items():
-        if isinstance(feature, Value) and feature.dtype == "null":
-            errors.append(f"column {column!r} has no type (all values are null)")
+    errors += [f"column {c!r} has no type (all its values are null)" for c in _null_columns(dict(first), "")]
     for name in dsd:
-        biggest = max((len(json.dumps(row, ensure_ascii=False).encode()) for row in dsd[name]), default=0)
+        biggest = max((row_bytes(row) for row in dsd[name]), default=0)
         if biggest > MAX_ROW_BYTES:
-            errors.append(f"a row of the {name} split is {biggest // 1000} KB of JSON, over the viewer's {MAX_ROW_BYTES // 1000} KB")
+            warnings.append(f"a row of the {name} split is {biggest // 1000} KB of JSON (over {MAX_ROW_BYTES // 1000} KB): the viewer will truncate it")
         size = first_rows_bytes(dsd[name])
         if size > FIRST_ROWS_MAX_BYTES:
             warnings.append(

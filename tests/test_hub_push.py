@@ -83,10 +83,8 @@ def _hand_built(out: Path, n: int = 40) -> None:
             "constructs": List(Value("string")), "skeleton": Value("string"),
         }
     )
-    test_shape = rows[3]["skeleton"]  # one whole structure goes to test
-    train = [r for r in rows if not r["code"].startswith("s = ")]
+    train = [r for r in rows if not r["code"].startswith("s = ")]  # one whole structure goes to test
     test = [r for r in rows if r["code"].startswith("s = ")]
-    assert test_shape
     DatasetDict({"train": Dataset.from_list(train, features=features), "test": Dataset.from_list(test, features=features)}).save_to_disk(str(out))
     kinds = {}
     for r in rows:
@@ -120,10 +118,33 @@ def _digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+# The CLI runs in its own process, out of reach of conftest.py's socket guard: this sitecustomize puts the same
+# guard in there (any connection beyond loopback fails loudly).
+_GUARD = """
+import ipaddress, socket
+_connect = socket.socket.connect
+def _loopback_only(self, address):
+    if isinstance(address, tuple):
+        host = address[0]
+        try:
+            ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = False
+        if not ok:
+            raise OSError(f"tests may not reach the network: connection to {host!r} refused")
+    return _connect(self, address)
+socket.socket.connect = _loopback_only
+"""
+
+
 def _push(hub_server, tmp_path, *args, token=None, env=None):
     """Run the real CLI in a fresh process pointed at the server; returns (exit code, stdout, stderr)."""
+    guard = tmp_path / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(_GUARD)
     full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     full_env.update(hub_server.env(token, hf_home=tmp_path / "cli_home"))
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))
     full_env.update(env or {})
     ran = subprocess.run([str(BIN / "push-dataset"), *map(str, args)], capture_output=True, text=True, env=full_env,
                          timeout=180, cwd=ROOT)
@@ -213,9 +234,10 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     first = next(iter(schemas.values()))
     assert all(s.equals(first) for s in schemas.values())
     assert not any(pa.types.is_null(t) for t in first.types)
-    for split in remote:
-        head = remote[split].select(range(min(100, len(remote[split])))).to_list()
-        assert len(json.dumps(head).encode()) < 200_000
+    for split in remote:  # the viewer's first page (10 rows) and every row stay under ~200 KB of JSON
+        rows = remote[split].to_list()
+        assert len(json.dumps(rows[:10]).encode()) < 200_000
+        assert max(len(json.dumps(row).encode()) for row in rows) < 200_000
 
     # The card carries the figures and its histogram sits beside it.
     assert "{{" not in body and "{%" not in body
@@ -265,11 +287,27 @@ def test_private_push_is_invisible_to_others(hub_server, built, tmp_path):
     from huggingface_hub.errors import RepositoryNotFoundError
 
     token, other = hub_server.add_user("alice"), hub_server.add_user("bob")
-    assert _push(hub_server, tmp_path, built, "--repo-id", "alice/secret", "--private", "--token", token)[0] == 0
+    # --token wins over HF_TOKEN (bob's, who cannot write to alice/)
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/secret", "--private", "--token", token, token=other)
+    assert code == 0, err
     assert hub_server.repo_private("alice/secret")
     with pytest.raises(RepositoryNotFoundError):
         HfApi(token=other).dataset_info("alice/secret")
     assert len(_load("alice/secret", token, tmp_path / "cache")["train"]) > 0
+
+    # A cached `hf auth login` (HF_HOME/token) is used when there is no HF_TOKEN and no --token.
+    (tmp_path / "cli_home").mkdir(exist_ok=True)
+    (tmp_path / "cli_home" / "token").write_text(token)
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/secret")
+    assert code == 0 and "nothing to push" in out, err
+
+
+def test_nothing_but_loopback_is_ever_reached(hub_server, built, tmp_path):
+    """With HF_ENDPOINT elsewhere, the CLI's connection is refused by the guard and reported in one sentence."""
+    token = hub_server.add_user("alice")
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/x", token=token, env={"HF_ENDPOINT": "http://10.1.2.3"})
+    assert "Cannot reach the Hub at http://10.1.2.3" in _one_sentence(code, out, err, token)
+    assert hub_server.requests == []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -317,3 +355,34 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert "Python execution traces" in hub_server.read("alice/traces", "README.md").decode()
     assert _digest(built) == before
     assert not list(tmp_path.joinpath("cli_home").rglob("token"))  # --token / HF_TOKEN were never saved
+
+
+def test_viewer_breaking_data_is_refused_before_any_upload(built, tmp_path):
+    from datasets import Dataset, DatasetDict, Value, load_from_disk
+
+    from hub.errors import HubError
+    from hub.publish import load_built_dataset, push_dataset, viewer_problems
+
+    local = load_from_disk(str(built))
+    assert viewer_problems(local)[0] == []
+    broken = DatasetDict({s: local[s].add_column("note", [None] * len(local[s])) for s in local})
+    assert broken["train"].features["note"] == Value("null")
+    assert viewer_problems(broken)[0] == ["column 'note' has no type (all its values are null)"]
+    folder = tmp_path / "broken"
+    broken.save_to_disk(str(folder))
+    shutil.copy(built / "report.json", folder / "report.json")
+    with pytest.raises(HubError, match="would break the Hub viewer: column 'note' has no type"):
+        push_dataset(folder, "alice/x", token="hf_unused")  # refused before any token or network use
+
+    only_train = tmp_path / "only_train"
+    DatasetDict({"train": local["train"]}).save_to_disk(str(only_train))
+    shutil.copy(built / "report.json", only_train / "report.json")
+    with pytest.raises(HubError, match="lacks the split"):
+        load_built_dataset(only_train)
+    no_report = tmp_path / "no_report"
+    shutil.copytree(built, no_report)
+    (no_report / "report.json").unlink()
+    with pytest.raises(HubError, match="no readable report.json"):
+        load_built_dataset(no_report)
+    mixed = DatasetDict({"train": local["train"], "test": Dataset.from_dict({"id": ["x"]})})
+    assert "the splits do not share one set of column types" in viewer_problems(mixed)[0]
