@@ -127,7 +127,8 @@ def dataset_figures(dsd, report: dict) -> dict:
     steps = [row["num_steps"] for row in rows]
     example = _pick_example(train_rows or rows)
     if example is not None:
-        example = {"id": example["id"], "code": example["code"], "trace": example["expected_trace"], "fence": _fence(example["code"])}
+        code = example["code"].rstrip("\n")
+        example = {"id": example["id"], "code": code, "trace": example["expected_trace"].rstrip("\n"), "fence": _fence(code)}
     options = report.get("options") or {}
     first_rows = {name: first_rows_bytes(dsd[name]) for name in dsd}
     biggest_row = max((row_bytes(row) for name in dsd for row in dsd[name]), default=0)
