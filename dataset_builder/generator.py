@@ -56,7 +56,8 @@ def build_program(rng: random.Random) -> GeneratedProgram:
     """One program: a few blocks, then (sometimes) an intended error, and at least 3 lines in all."""
     env = Env(rng)
     fails = rng.random() < ERROR_SHARE
-    env.line_budget = MAX_LINES - (ERROR_LINES if fails else 0)
+    size = rng.randint(9, MAX_LINES)  # how long this program may grow (blocks are added while they fit)
+    env.line_budget = max(size - (ERROR_LINES if fails else 0), 4)
     wanted = rng.choice((1, 2, 2, 3, 3, 4))
     made = tries = 0
     while made < wanted and tries < 2 * wanted + 4:
@@ -238,7 +239,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
         header_vars = [(i, "int", {})]
     elif roll < 0.6:
         xs = values.need(env, "list", max_len=5)
-        x = env.fresh(("x", "n", "value", "item") if xs.elem == "int" else ("w", "word", "entry", "name_"))
+        x = env.fresh(("x", "n", "value", "item") if xs.elem == "int" else ("w", "word", "entry", "each"))
         times, frozen, runs_once = xs.max_len, {xs.name}, xs.min_len > 0
         env.tag("for_loop")
         if rng.random() < 0.3:
@@ -251,7 +252,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
             header_vars = [(x, xs.elem, {"alpha": xs.elem == "str"})]
     elif roll < 0.75:
         d = values.need(env, "dict", max_len=5)
-        key, value = env.fresh(("key", "name_", "label_")), env.fresh(("value", "amount_", "val"))
+        key, value = env.fresh(("key", "k", "item_name")), env.fresh(("value", "v", "qty"))
         times, frozen, runs_once = d.max_len, {d.name}, d.min_len > 0
         env.tag("for_loop", "dict", "unpacking")
         env.emit(f"for {key}, {value} in {d.name}.items():")
@@ -271,13 +272,14 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
             env.define(name, kind, **facts)
             loop_vars.append(name)
         env.frozen = saved_frozen | frozen | set(loop_vars)  # the body reads these, never changes them
+        saved_focus, env.focus = env.focus, frozenset(loop_vars) | frozen
         jump = rng.random() < 0.25 and bool(header_vars)
         if jump:
             _loop_control(env, header_vars[-1])
         body(env, nested=nested)
         if roll >= 0.75:
             env.emit(f"{loop_vars[0]} -= 1")
-    env.frozen = saved_frozen
+    env.frozen, env.focus = saved_frozen, saved_focus
     keep_new = runs_once and not jump
     env.vars = {n: v for n, v in env.vars.items()
                 if n not in loop_vars and (n in before or keep_new)}

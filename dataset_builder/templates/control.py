@@ -4,7 +4,7 @@ nesting), and exceptions that are raised and caught."""
 from __future__ import annotations
 
 from .env import Env, Skip, pick_words, word_for
-from .values import bool_expr, define_list, int_atom, int_expr, int_subject, maybe_print, need, str_atom
+from .values import bool_expr, define_list, int_atom, int_expr, int_subject, maybe_print, need, value_expr
 
 LOOP_LIST = 6  # loops over lists longer than this (at most) are not written: traces would get long
 
@@ -17,7 +17,7 @@ def small_action(env: Env) -> None:
     rng = env.rng
     roll = rng.random()
     if roll < 0.35:
-        env.emit(f"print({str_atom(env) if rng.random() < 0.5 else int_expr(env)})")
+        env.emit(f"print({value_expr(env) if rng.random() < 0.6 else int_expr(env)})")
         return
     if roll < 0.6:
         var = env.pick("int", mutable=True)
@@ -118,7 +118,8 @@ def count_loop(env: Env) -> None:
         if "startswith" in test:
             env.tag("string_methods")
     else:
-        test = rng.choice((f"{item} % 2 == 0", f"{item} > {rng.randint(3, 12)}", f"{item} < {int_atom(env)}"))
+        roll = rng.random()
+        test = f"{item} % 2 == 0" if roll < 0.35 else f"{item} > {rng.randint(3, 12)}" if roll < 0.7 else f"{item} < {int_atom(env)}"
     if rng.random() < 0.25:
         env.tag("boolean_logic")
         test = f"not {test}" if rng.random() < 0.5 else f"{test} or {item} == {xs.name}[0]" if xs.min_len else f"not {test}"
@@ -284,13 +285,16 @@ def items_loop(env: Env) -> None:
 def enumerate_loop(env: Env) -> None:
     """for i, item in enumerate(items, 1): print a numbered line."""
     rng = env.rng
-    env.tag("for_loop", "unpacking", "fstring")
+    env.tag("for_loop", "unpacking")
     xs = need(env, "list", max_len=LOOP_LIST)
     i, item = env.fresh(("i", "rank", "number", "pos")), env.fresh(("item", "entry", "thing"))
     env.emit(f"for {i}, {item} in enumerate({xs.name}{rng.choice(('', ', 1', ', 1'))}):")
     with env.block(loop=True, times=xs.max_len):
-        env.emit(rng.choice((f"print(f'{{{i}}}. {{{item}}}')", f"print(f'{{{i}}}: {{{item}!r}}')",
-                             f"print({i}, {item})")))
+        if rng.random() < 0.7:
+            env.tag("fstring")
+            env.emit(rng.choice((f"print(f'{{{i}}}. {{{item}}}')", f"print(f'{{{i}}}: {{{item}!r}}')")))
+        else:
+            env.emit(f"print({i}, {item})")
 
 
 def zip_loop(env: Env) -> None:
@@ -385,7 +389,7 @@ def while_loop(env: Env) -> None:
     else:
         n, steps = env.fresh(("n", "value", "x")), env.fresh(("steps", "moves", "count"))
         start = rng.choice((3, 5, 6, 8, 10, 12, 16, 20))
-        env.tag("arithmetic", "if_elif_else")
+        env.tag("arithmetic")
         env.emit(f"{n} = {start}")
         env.emit(f"{steps} = 0")
         env.emit(f"while {n} != 1:")

@@ -9,7 +9,6 @@ without being executed here; the intended errors come from `templates/errors.py`
 
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -111,12 +110,14 @@ class Env:
         self.certain = True  # the current line runs exactly once per run of its block
         self.loops = 0  # enclosing loops
         self.frozen: frozenset[str] = frozenset()  # containers being iterated: never resized
+        self.focus: frozenset[str] = frozenset()  # the enclosing loop's variables: picked first
         self.outer: frozenset[str] = frozenset()  # inside a function wrapper: names that become parameters
         self.line_budget = MAX_LINES
 
     # -- forks ------------------------------------------------------------------------------------------------
     def fork(self) -> "Env":
-        child = copy.copy(self)
+        child = Env.__new__(Env)
+        child.__dict__.update(self.__dict__)  # context fields are immutable values: shared as they are
         child.vars = dict(self.vars)
         child.lines = list(self.lines)
         child.constructs = set(self.constructs)
@@ -202,6 +203,9 @@ class Env:
                  if v.kind == kind and (test is None or test(v)) and not (mutable and v.name in self.frozen)]
         if not found:
             return None
+        if self.focus and self.rng.random() < 0.6:  # inside a loop, mostly work with the loop's variables
+            focused = [v for v in found if v.name in self.focus]
+            found = focused or found
         var = self.rng.choice(found)
         self.read(var)
         return var

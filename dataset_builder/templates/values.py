@@ -229,6 +229,7 @@ def value_expr(env: Env) -> str:
 
 
 def maybe_print(env: Env, *exprs: str, chance: float = 0.45) -> None:
+    """Sometimes print the given expressions (so that traces also record output)."""
     if exprs and env.rng.random() < chance:
         env.emit(f"print({', '.join(exprs)})")
 
@@ -249,8 +250,8 @@ def arithmetic(env: Env) -> None:
         maybe_print(env, name)
     elif roll < 0.6:
         var = need(env, "int", mutable=True)
-        op, operand = rng.choice((("+=", int_atom(env)), ("-=", int_atom(env)), ("*=", str(rng.randint(2, 3))),
-                                  ("//=", str(rng.randint(2, 4))), ("%=", str(rng.randint(3, 10)))))
+        op = rng.choice(("+=", "-=", "*=", "//=", "%="))
+        operand = int_atom(env) if op in ("+=", "-=") else str(rng.randint(2, 3) if op == "*=" else rng.randint(2, 10))
         env.emit(f"{var.name} {op} {operand}")
         maybe_print(env, var.name)
     elif roll < 0.8:
