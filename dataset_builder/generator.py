@@ -21,8 +21,8 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from .templates import control, definitions, errors, values
-from .templates.env import MAX_LINES, Env, Skip, merge_vars
+from .templates import control, data, definitions, errors, values
+from .templates.env import MAX_LINES, Env, Skip, merge_vars, pick_words
 
 __all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "generate_programs"]
 
@@ -218,7 +218,7 @@ def function_wrapper(env: Env, write=None) -> None:
     elif result:
         env.emit(f"{result.name} = {call}")
         env.vars[result.name] = result
-        values.maybe_print(env, result.name, chance=0.5)
+        data.maybe_print(env, result.name, chance=0.5)
     else:
         env.emit(call)
 
@@ -238,7 +238,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
         env.emit(f"for {i} in range({rng.choice(('', '1, '))}{times}):".replace("1, 2)", "1, 3)"))
         header_vars = [(i, "int", {})]
     elif roll < 0.6:
-        xs = values.need(env, "list", max_len=5)
+        xs = data.need(env, "list", max_len=5)
         x = env.fresh(("x", "n", "value", "item") if xs.elem == "int" else ("w", "word", "entry", "each"))
         times, frozen, runs_once = xs.max_len, {xs.name}, xs.min_len > 0
         env.tag("for_loop")
@@ -251,7 +251,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
             env.emit(f"for {x} in {xs.name}:")
             header_vars = [(x, xs.elem, {"alpha": xs.elem == "str"})]
     elif roll < 0.75:
-        d = values.need(env, "dict", max_len=5)
+        d = data.need(env, "dict", max_len=5)
         key, value = env.fresh(("key", "k", "item_name")), env.fresh(("value", "v", "qty"))
         times, frozen, runs_once = d.max_len, {d.name}, d.min_len > 0
         env.tag("for_loop", "dict", "unpacking")
@@ -292,7 +292,7 @@ def _loop_control(env: Env, loop_var: tuple) -> None:
     rng = env.rng
     name, kind, _ = loop_var
     test = (f"{name} % 2 == 0" if rng.random() < 0.5 else f"{name} > {rng.randint(2, 10)}") if kind == "int" else (
-        f"{name} == {values.pick_words(rng, 1)[0]!r}" if kind == "str" else f"{name}")
+        f"{name} == {pick_words(rng, 1)[0]!r}" if kind == "str" else f"{name}")
     word = rng.choice(("break", "continue"))
     env.tag(word, "if_elif_else")
     env.emit(f"if {test}:")
@@ -304,7 +304,7 @@ def condition_wrapper(env: Env, nested: int = 1) -> None:
     """if <condition>: <body> [elif <condition>: <body>] [else: <body>]."""
     rng = env.rng
     env.tag("if_elif_else")
-    conditions = [values.bool_expr(env) for _ in range(2 if rng.random() < 0.25 else 1)]  # may define data
+    conditions = [data.bool_expr(env) for _ in range(2 if rng.random() < 0.25 else 1)]  # may define data
     before = dict(env.vars)
     paths = []
     env.emit(f"if {conditions[0]}:")

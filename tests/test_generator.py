@@ -16,7 +16,7 @@ import pytest
 from dataset_builder import generator
 from dataset_builder.generator import CONSTRUCT_KINDS, GeneratedProgram, generate_programs
 from dataset_builder.normalize import normalized_form, skeleton
-from dataset_builder.templates import control, definitions, env, errors, values
+from dataset_builder.templates import control, data, definitions, env, errors, values
 
 REQUIRED_KINDS = (
     "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
@@ -234,7 +234,7 @@ def test_intended_errors_are_of_several_types():
 
 
 def test_every_snippet_has_a_one_line_docstring():
-    for module in (generator, control, definitions, env, errors, values):
+    for module in (generator, control, data, definitions, env, errors, values):
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if function.__module__ != module.__name__ or name.startswith("_"):
                 continue

@@ -3,8 +3,8 @@ nesting), and exceptions that are raised and caught."""
 
 from __future__ import annotations
 
-from .env import Env, Skip, pick_words, word_for
-from .values import bool_expr, define_list, int_atom, int_expr, int_subject, maybe_print, need, value_expr
+from .env import Env, Skip, word_for
+from .data import bool_expr, define_list, int_atom, int_expr, int_subject, maybe_print, need, value_expr
 
 LOOP_LIST = 6  # loops over lists longer than this (at most) are not written: traces would get long
 

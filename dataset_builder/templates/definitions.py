@@ -4,7 +4,7 @@ context-manager classes that `with` blocks use. Definitions are written at top l
 from __future__ import annotations
 
 from .env import PEOPLE, Env, Skip, pick_words, word_for
-from .values import int_atom, maybe_print, need, str_atom
+from .data import int_atom, maybe_print, need, str_atom
 
 
 def _top_level(env: Env) -> None:

@@ -5,7 +5,7 @@ a wrong method name, mixing types). Each one raises whatever the values in scope
 from __future__ import annotations
 
 from .env import Env, Skip, pick_words
-from .values import int_atom, need
+from .data import int_atom, need
 
 # Words that never appear as values in generated programs, so looking them up always fails.
 MISSING = ("durian", "quince", "yak", "zebra", "violet", "berlin", "zoe", "walnut")
