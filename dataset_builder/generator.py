@@ -210,7 +210,7 @@ def function_wrapper(env: Env, write=None) -> None:
             env.emit(f"return {result.name}")
     call = f"{name}({', '.join(params)})"
     # Back outside: the parameters' objects may have changed; the body's other names were local.
-    after = {n: (env.vars[n] if n in params and outer[n].kind in ("list", "dict", "set", "obj") else v)
+    after = {n: (env.vars.get(n, v) if n in params and v.kind in ("list", "dict", "set", "obj") else v)
              for n, v in outer.items()}
     env.vars, env.outer, env.reads = after, frozenset(), None
     if result and rng.random() < 0.25:
@@ -235,7 +235,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
         times = rng.randint(2, 4)
         i = env.fresh("loop:int")
         env.tag("for_loop")
-        env.emit(f"for {i} in range({rng.choice(('', '1, '))}{times}):".replace("1, 2)", "1, 3)"))
+        env.emit(f"for {i} in range({times}):" if rng.random() < 0.6 else f"for {i} in range(1, {times + 1}):")
         header_vars = [(i, "int", {})]
     elif roll < 0.6:
         xs = data.need(env, "list", max_len=5)

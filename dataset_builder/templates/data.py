@@ -93,7 +93,7 @@ def need(env: Env, kind: str, test=None, *, elem: str = "", mutable: bool = Fals
     var = env.pick(kind, fits, mutable=mutable)
     if var is not None:
         return var
-    if not env.can_define or env.rng.random() < 0.1:
+    if not env.can_define:
         raise Skip(f"no {kind}")
     definer = DEFINERS[kind]
     var = definer(env, elem) if kind in ("list", "dict", "set") else definer(env)

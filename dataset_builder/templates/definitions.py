@@ -155,9 +155,9 @@ def small_function(env: Env) -> None:
         who, excited = env.fresh(("who", "person", "guest")), env.fresh(("excited", "loud", "shout"))
         env.emit(f"def {name}({who}, {excited}=False):")
         with env.block(times=calls):
-            env.emit(f"ending = '!' if {excited} else '.'")
-            env.taken.add("ending")
-            env.emit(f"return 'Hello, ' + {who} + ending")
+            ending = env.fresh(("ending", "punctuation", "mark"))
+            env.emit(f"{ending} = '!' if {excited} else '.'")
+            env.emit(f"return 'Hello, ' + {who} + {ending}")
         env.emit(f"print({name}({_call_arg(env, 'str')}))")
         if calls == 2:
             env.emit(f"print({name}({_call_arg(env, 'str')}, {excited}=True))")
