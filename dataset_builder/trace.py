@@ -374,7 +374,8 @@ def same_step(a: Step, b: Step) -> bool:
 def step_credit(pred: Step, ref: Step) -> float:
     """Partial credit for one aligned pair, in [0, 1]: nothing unless it is the same kind of event in the same
     function; 0.1 for the right line; 0.9 for the result, half for the share of right values and half for all
-    of them right. An exact step scores 1.0; a right line with wrong values scores 0.1."""
+    of them right *at the right line* (the line is the control flow: right values at the wrong line are only
+    half right). An exact step scores 1.0; a right line with wrong values 0.1; right values at a wrong line 0.45."""
     return _credit(pred, _result_key(pred), ref, _result_key(ref))
 
 
@@ -388,14 +389,14 @@ def _result_key(step: Step):
 def _credit(pred: Step, got, ref: Step, want) -> float:
     if pred.event != ref.event or pred.function != ref.function:
         return 0.0
-    credit = 0.1 if pred.line == ref.line else 0.0
+    right_line = pred.line == ref.line
     if ref.event in ("line", "call"):
         names = set(want) | set(got)
         share = sum(want.get(n) == got.get(n) for n in names) / len(names) if names else 1.0
-        exact = float(want == got and pred.output == ref.output)
+        exact = want == got and pred.output == ref.output
     else:
         share = exact = float(got == want)
-    return credit + 0.9 * (0.5 * share + 0.5 * exact)
+    return 0.1 * right_line + 0.9 * (0.5 * share + 0.5 * (exact and right_line))
 
 
 def align_credit(pred: list[Step], ref: list[Step]) -> float:

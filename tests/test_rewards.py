@@ -195,8 +195,8 @@ def test_commas_inside_strings_are_not_separators():
 def test_wrong_line_numbers_cost():
     reference = format_trace(SEED_STEPS)
     shifted = format_trace([Step(s.line + 10, state=s.state) for s in SEED_STEPS])
-    assert score_trace(shifted, reference) <= 0.9 + 1e-9
-    assert score_trace(shifted, reference) < score_trace(reference, reference)
+    # right values at the wrong lines are half right: the line is the control flow
+    assert abs(score_trace(shifted, reference) - 0.45) < 1e-9
 
 
 def test_order_is_scored(steps):
