@@ -143,3 +143,67 @@ def test_help_is_fast_because_it_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--programs" in out and "HEAVY []" in out
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """`build-dataset --n 80` as a user runs it: the installed console script, in a subprocess."""
+    out = tmp_path_factory.mktemp("gen") / "ds"
+    proc = subprocess.run([str(BIN / "build-dataset"), "--n", "80", "--seed", "3", "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Dataset saved to" in proc.stdout
+    return out
+
+
+def test_generated_build_keeps_exactly_n_and_splits_by_structure(generated):
+    from datasets import load_from_disk
+
+    from dataset_builder.normalize import normalized_form, skeleton
+
+    data = load_from_disk(str(generated))
+    train, test = list(data["train"]), list(data["test"])
+    assert len(train) + len(test) == 80 and 8 <= len(test) <= 16  # about 1/6
+    # no program structure on both sides, recomputed from the code itself
+    train_skeletons = {skeleton(r["code"]) for r in train}
+    assert not train_skeletons & {skeleton(r["code"]) for r in test}
+    # no duplicates up to names and layout
+    assert len({normalized_form(r["code"]) for r in train + test}) == 80
+    for row in train + test:
+        assert 3 <= row["num_lines"] <= 20
+        assert "import" not in row["code"] and "input(" not in row["code"]
+    report = json.loads((generated / "report.json").read_text())
+    assert report["seed"] == 3 and report["counts"]["kept"] == 80
+    assert report["distinct_skeletons"] == len(train_skeletons | {skeleton(r["code"]) for r in test})
+
+
+def test_same_seed_same_dataset(generated, tmp_path):
+    from datasets import load_from_disk
+
+    result = build(["--n", "80", "--seed", "3", "--output", str(tmp_path / "again"), "--workers", "1"])
+    assert result.exit_code == 0
+    first, second = load_from_disk(str(generated)), load_from_disk(str(tmp_path / "again"))
+    for split in ("train", "test"):
+        assert first[split].to_list() == second[split].to_list()
+
+
+def test_some_generated_programs_end_in_an_exception_recorded_in_the_trace(generated):
+    from datasets import load_from_disk
+
+    rows = [r for split in load_from_disk(str(generated)).values() for r in split]
+    raising = [r for r in rows if r["error"]]
+    assert 0 < len(raising) < len(rows) // 2
+    for row in raising:
+        last = row["steps"][-1]
+        assert last["event"] == "exception" and last["depth"] == 0 and last["value"] == row["error"]
+
+
+def test_split_by_skeleton_keeps_groups_whole():
+    from dataset_builder.build import split_by_skeleton
+
+    rows = [{"skeleton": f"s{i % 7}", "n": i} for i in range(70)]
+    train, test = split_by_skeleton(rows, 0.3, seed=1)
+    assert len(train) + len(test) == 70 and len(test) == 20  # whole groups of 10: closest without going over
+    assert not {r["skeleton"] for r in train} & {r["skeleton"] for r in test}
+    assert split_by_skeleton(rows, 0, seed=1)[1] == []
+    assert len(split_by_skeleton(rows, 35, seed=1)[1]) == 30
