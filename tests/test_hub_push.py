@@ -298,8 +298,10 @@ def test_private_push_is_invisible_to_others(hub_server, built, tmp_path):
     # A cached `hf auth login` (HF_HOME/token) is used when there is no HF_TOKEN and no --token.
     (tmp_path / "cli_home").mkdir(exist_ok=True)
     (tmp_path / "cli_home" / "token").write_text(token)
-    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/secret")
-    assert code == 0 and "nothing to push" in out, err
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/public")
+    assert code == 0 and not hub_server.repo_private("alice/public"), err
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/public", "--private")
+    assert code == 0 and "nothing to push" in out and hub_server.repo_private("alice/public"), err
 
 
 def test_nothing_but_loopback_is_ever_reached(hub_server, built, tmp_path):
