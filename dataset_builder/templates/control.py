@@ -146,6 +146,7 @@ def filter_loop(env: Env) -> None:
     else:
         test = rng.choice((f"len({item}) <= {rng.randint(3, 5)}", f"{item}[0] in 'aeiou'", f"{item} != {word_for(env, xs)!r}"))
         value = rng.choice((item, f"{item}.upper()", f"{item}[:3]"))
+        env.tag(*{item: (), f"{item}.upper()": ("string_methods",), f"{item}[:3]": ("slicing",)}[value])
     env.emit(f"{result} = []")
     env.emit(f"for {item} in {xs.name}:")
     with env.block(loop=True, times=xs.max_len):
@@ -591,8 +592,11 @@ def raise_and_catch(env: Env) -> None:
         env.emit(f"if {value} {rng.choice(('>', '<', '>='))} {limit}:")
         with env.block(certain=False):
             if rng.random() < 0.5:
-                env.tag("fstring")
-                env.emit(f"raise {error}(f'{{{value}}} is out of range')" if "[" not in value else f"raise {error}('out of range')")
+                if "[" in value:  # no quotes inside an f-string's braces before Python 3.12
+                    env.emit(f"raise {error}('out of range')")
+                else:
+                    env.tag("fstring")
+                    env.emit(f"raise {error}(f'{{{value}}} is out of range')")
             else:
                 env.emit(f"raise {error}({rng.choice(('too large', 'invalid value', 'limit exceeded'))!r})")
         env.emit(f"print('accepted', {value})")

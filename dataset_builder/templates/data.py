@@ -161,13 +161,13 @@ def int_expr(env: Env) -> str:
     if roll < 0.35:
         return left
     env.tag("arithmetic")
+    if 0.75 <= roll < 0.9:
+        return f"{left} {rng.choice(('//', '%'))} {rng.randint(2, 5)}"
     right = int_atom(env)
     if right == left:
         right = str(rng.randint(2, 9))
     if roll < 0.75:
         return f"{left} {rng.choice(('+', '-', '*', '+'))} {right}"
-    if roll < 0.9:
-        return f"{left} {rng.choice(('//', '%'))} {rng.randint(2, 5)}"
     return f"abs({left} - {right})"
 
 
@@ -196,7 +196,7 @@ def bool_expr(env: Env) -> str:
 
 
 def _condition(env: Env) -> tuple[str, str]:
-    """One test, and the number it compares (empty when it is not a comparison)."""
+    """One test, and the number it compares with a literal (empty for other tests)."""
     rng = env.rng
     roll = rng.random()
     if roll < 0.45:
@@ -219,7 +219,7 @@ def _condition(env: Env) -> tuple[str, str]:
         if word:
             return "", f"{word.name}.{rng.choice(('startswith', 'endswith'))}({rng.choice('aeiolnrst')!r})"
     left, right = int_subject(env), int_atom(env)
-    return left, f"{left} > {right if right != left else rng.randint(1, 9)}"
+    return "", f"{left} > {right if right != left else rng.randint(1, 9)}"
 
 
 def value_expr(env: Env) -> str:

@@ -557,11 +557,13 @@ def suppressing_with(env: Env) -> None:
     env.tag("class", "with")
     cls = env.fresh(("Ignore", "Suppress", "Quiet"))
     error = rng.choice(("ValueError", "ZeroDivisionError", "KeyError"))
+    report = "print('suppressed', exc_type.__name__ if exc_type else None)" if rng.random() < 0.5 else "print('leaving', exc)"
+    if " if " in report:
+        env.tag("conditional_expression")
     env.emit(f"class {cls}:")
     with env.block():
         _method(env, "__enter__(self)", "return self")
-        _method(env, "__exit__(self, exc_type, exc, tb)",
-                f"print('suppressed', exc_type.__name__ if exc_type else None)" if rng.random() < 0.5 else "print('leaving', exc)",
+        _method(env, "__exit__(self, exc_type, exc, tb)", report,
                 f"return exc_type is {error}" if rng.random() < 0.5 else "return True")
     value = env.fresh(("value", "result", "parsed"))
     failing = {"ValueError": f"int({pick_words(rng, 1)[0]!r})", "ZeroDivisionError": f"{rng.randint(1, 9)} / 0",

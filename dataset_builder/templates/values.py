@@ -75,7 +75,7 @@ def string_methods(env: Env) -> None:
         word = need(env, "str")
         name = env.fresh(("hits", "vowel_count", "position", "length"))
         call = rng.choice((f"{word.name}.count({rng.choice('aeiou')!r})", f"{word.name}.find({rng.choice('aeinrt')!r})",
-                           f"len({word.name})"))
+                           f"{word.name}.rfind({rng.choice('aeinrt')!r})"))
         env.emit(f"{name} = {call}")
         env.define(name, "int")
         maybe_print(env, name)
@@ -152,9 +152,10 @@ def list_ops(env: Env) -> None:
     roll = rng.random()
     if roll < 0.45:
         xs = need(env, "list", mutable=True)
-        value = int_expr(env) if xs.elem == "int" else repr(word_for(env, xs))
         env.tag("mutation")
         kind = rng.random()
+        if kind < 0.85:
+            value = int_expr(env) if xs.elem == "int" else repr(word_for(env, xs))
         if kind < 0.5:
             env.emit(f"{xs.name}.append({value})")
             env.grow(xs)
@@ -489,9 +490,10 @@ def conditional_expression(env: Env) -> None:
         env.emit(f"{name} = {yes!r} if {cond} else {no!r}")
         env.define(name, "str", alpha=True)
     else:
-        a, b = int_subject(env), int_atom(env)
+        a = int_subject(env)
         name = env.fresh(("larger", "best", "chosen", "capped"))
-        if a == b or rng.random() < 0.4:
+        b = int_atom(env) if rng.random() < 0.6 else a
+        if b == a:
             cap = rng.randint(5, 20)
             env.emit(f"{name} = {a} if {a} < {cap} else {cap}")
         else:
