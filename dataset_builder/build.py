@@ -1,15 +1,17 @@
-"""The build pipeline: programs → normalize and deduplicate → trace in workers → rows → split → save.
+"""The build pipeline: programs → (in workers: generate, normalize, trace, make the row) → deduplicate →
+split → save.
 
-Follow one program: `generate_programs` (or a line of the user's JSONL) gives code; `_admit` parses and
-normalizes it and drops duplicates and programs outside the line range; `trace_in_workers` runs it in an
-isolated worker; `_row` turns its `TraceResult` into a dataset row with `format_trace` and `make_prompt`;
-`split_by_skeleton` puts every program of one structure on the same side; `_save` writes the DatasetDict and
-`report.json` to a temporary folder and moves it into place only when everything succeeded.
+Follow one program: a stream position (or a line of the user's JSONL) goes to a worker, where
+`rows.ProgramJob.run` generates its code, normalizes it, traces it and builds its row with `format_trace` and
+`make_prompt`. The parent appends the row to an Arrow file as soon as it arrives (memory does not grow with
+n), then `_select` walks the results in position order: the first program of each normalized form is kept,
+later ones are duplicates, so the dataset depends only on the seed and not on which worker finished first.
+`split_by_skeleton` puts every program of one structure on the same side, and `_save` writes the DatasetDict
+and `report.json` to a temporary folder and moves it into place only when everything succeeded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .trace import format_trace, make_prompt
-from .tracer import TraceLimits, TraceResult
-from .workers import WorkerLimits, trace_in_workers
+from .rows import ProgramJob
+from .tracer import TraceLimits
+from .workers import WorkerLimits, run_in_workers
 
 DEFAULT_OUTPUT = Path("data/execution-traces")
 DEFAULT_TEST_SIZE = 1 / 6  # about 100 of 600
@@ -50,15 +52,6 @@ class BuildOptions:
     min_lines: int | None = None  # None: 3 for generated programs, no limit for --programs
     max_lines: int | None = None  # None: 20 for generated programs, no limit for --programs
     overwrite: bool = False
-
-
-@dataclass
-class Candidate:
-    id: str
-    code: str
-    constructs: tuple[str, ...] = ()
-    skeleton: str = ""
-    position: int = 0  # order of appearance: rows are kept in this order
 
 
 @dataclass
@@ -135,126 +128,122 @@ def read_programs_file(path: Path) -> list[tuple[str | None, str]]:
     return programs
 
 
-class _Admission:
-    """Normalizes candidates, drops duplicates and programs outside the line range, remembers why."""
+@dataclass
+class _Outcome:
+    """What the parent keeps of one traced program: enough to deduplicate, split and report."""
 
-    def __init__(self, min_lines: int | None, max_lines: int | None):
-        from .normalize import normalized_form, program_id, skeleton
-
-        self._normalized_form, self._program_id, self._skeleton = normalized_form, program_id, skeleton
-        self.min_lines, self.max_lines = min_lines, max_lines
-        self.seen: dict[str, str] = {}  # normalized form -> id of the first program with it
-        self.rejected: list[dict] = []
-
-    def reject(self, program_id: str, reason: str, **extra) -> None:
-        self.rejected.append({"id": program_id, "reason": reason, **extra})
-
-    def admit(self, code: str, given_id: str | None, position: int, constructs=()) -> Candidate | None:
-        try:
-            normalized = self._normalized_form(code)
-        except SyntaxError as exc:
-            self.reject(given_id or f"#{position}", f"syntax error: {exc.msg} (line {exc.lineno})")
-            return None
-        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-            self.reject(given_id or f"#{position}", f"unparsable: {type(exc).__name__}")
-            return None
-        program_id = given_id or self._program_id(code)
-        lines = len(code.splitlines())
-        if self.min_lines is not None and lines < self.min_lines:
-            self.reject(program_id, f"too few lines ({lines} < {self.min_lines})")
-            return None
-        if self.max_lines is not None and lines > self.max_lines:
-            self.reject(program_id, f"too many lines ({lines} > {self.max_lines})")
-            return None
-        if normalized in self.seen:
-            self.reject(program_id, f"duplicate of {self.seen[normalized]}", position=position)
-            return None
-        self.seen[normalized] = program_id
-        digest = hashlib.sha256(self._skeleton(code).encode()).hexdigest()[:16]
-        return Candidate(program_id, code, tuple(constructs), digest, position)
+    id: str
+    norm: str  # hash of the normalized form ("" when it did not parse)
+    failure: str
+    row_index: int = -1  # where its row sits in the staging Arrow file
+    skeleton: str = ""
+    constructs: tuple = ()
+    num_steps: int = 0
+    num_lines: int = 0
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Tracing
+class _RowSink:
+    """Rows go straight to an Arrow file as they arrive; only a small `_Outcome` per program stays in memory."""
+
+    def __init__(self, path: Path):
+        from datasets.arrow_writer import ArrowWriter
+
+        self.writer = ArrowWriter(features=dataset_features(), path=str(path), writer_batch_size=1000)
+        self.rows = 0
+        self.cpu: Counter = Counter()  # worker CPU seconds by stage
+
+    def add(self, result: dict) -> _Outcome:
+        self.cpu.update(result.get("cpu", {}))
+        row = result.get("row")
+        outcome = _Outcome(result.get("id") or "", result.get("norm", ""), result.get("failure", ""))
+        if row is not None and not outcome.failure:
+            self.writer.write(row)
+            outcome.row_index, self.rows = self.rows, self.rows + 1
+            outcome.skeleton, outcome.constructs = row["skeleton"], tuple(row["constructs"])
+            outcome.num_steps, outcome.num_lines = row["num_steps"], row["num_lines"]
+        return outcome
+
+    def close(self) -> None:
+        self.writer.finalize()
 
 
-def _row(candidate: Candidate, result: TraceResult) -> dict:
-    return {
-        "id": candidate.id,
-        "code": candidate.code,
-        "steps": [step.to_row() for step in result.steps],
-        "stdout": result.stdout,
-        "error": result.error,
-        "prompt": make_prompt(candidate.code),
-        "expected_trace": format_trace(result.steps),
-        "num_lines": len(candidate.code.splitlines()),
-        "num_steps": len(result.steps),
-        "constructs": list(candidate.constructs),
-        "skeleton": candidate.skeleton,
-    }
-
-
-def _trace(candidates: list[Candidate], options: BuildOptions, admission: _Admission, on_traced) -> dict[int, dict]:
-    """Trace candidates; return rows by candidate position; record failures as rejections."""
-    trace_limits = TraceLimits(options.max_steps, options.max_value_chars, options.max_output_chars)
-    worker_limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
-    rows = {}
-    work = [(i, c.code) for i, c in enumerate(candidates)]
-    for i, result in trace_in_workers(work, workers=options.workers, trace_limits=trace_limits, limits=worker_limits):
-        candidate = candidates[i]
-        if result.failure:
-            admission.reject(candidate.id, result.failure)
+def _select(outcomes: dict[int, _Outcome], limit: int | None) -> tuple[list[int], list[dict]]:
+    """Walk results in position order: keep the first program of each normalized form (up to `limit`),
+    reject later copies and failures. Returns (kept positions, rejections)."""
+    seen: dict[str, str] = {}
+    kept, rejected = [], []
+    for position in sorted(outcomes):
+        if limit is not None and len(kept) >= limit:
+            break
+        outcome = outcomes[position]
+        if outcome.norm and outcome.norm in seen:
+            rejected.append({"id": outcome.id, "reason": f"duplicate of {seen[outcome.norm]}", "position": position})
+            continue
+        if outcome.norm:
+            seen[outcome.norm] = outcome.id
+        if outcome.failure:
+            rejected.append({"id": outcome.id or f"#{position}", "reason": outcome.failure})
         else:
-            rows[candidate.position] = _row(candidate, result)
-        on_traced(not result.failure)
-    return rows
+            kept.append(position)
+    return kept, rejected
 
 
-def _generated_rows(options: BuildOptions, admission: _Admission, on_traced) -> list[dict]:
-    """Generate, deduplicate and trace until exactly `n` programs are kept (the first `n` in generation
-    order, so the result depends only on the seed)."""
-    from .generator import generate_programs
-
-    stream = enumerate(generate_programs(options.seed))
-    rows: dict[int, dict] = {}
-    while len(rows) < options.n:
-        want = math.ceil((options.n - len(rows)) * 1.1) + 4
-        batch: list[Candidate] = []
-        scanned = 0
-        for position, program in stream:
-            scanned += 1
-            candidate = admission.admit(program.code, None, position, program.constructs)
-            if candidate:
-                batch.append(candidate)
-                if len(batch) == want:
-                    break
-            if scanned > 200 * want:
-                raise BuildError(f"The generator ran out of new programs after {len(rows)}; ask for fewer with --n.")
-        rows.update(_trace(batch, options, admission, on_traced))
-    kept_positions = sorted(rows)[: options.n]
-    # Traced beyond what was needed: not rejected, just not used.
-    return [rows[p] for p in kept_positions]
+def _trace_all(items, job: ProgramJob, options: BuildOptions, sink: _RowSink, outcomes: dict, on_traced) -> None:
+    limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
+    payloads = dict(items)
+    for position, result in run_in_workers(items, job, workers=options.workers, limits=limits):
+        if not result.get("id"):  # its worker died before naming it (rare): name it here
+            result["id"] = _name(job, payloads[position]) or f"#{position}"
+        outcomes[position] = sink.add(result)
+        on_traced(not outcomes[position].failure)
 
 
-def _file_rows(options: BuildOptions, admission: _Admission, on_traced) -> list[dict]:
+def _name(job: ProgramJob, payload) -> str | None:
+    from .generator import program_at
+    from .normalize import program_id
+
+    given_id, code = payload if job.seed is None else (None, program_at(job.seed, payload).code)
+    try:
+        return given_id or program_id(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _generated(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
+    """Trace stream positions in rounds until `n` unique programs are kept."""
+    outcomes: dict[int, _Outcome] = {}
+    next_position = 0
+    while True:
+        kept, _ = _select(outcomes, options.n)
+        if len(kept) >= options.n:
+            return outcomes
+        if next_position > 50 * options.n + 1000:
+            raise BuildError(f"The generator ran out of new programs after {len(kept)}; ask for fewer with --n.")
+        want = math.ceil((options.n - len(kept)) * 1.05) + 8
+        positions = range(next_position, next_position + want)
+        next_position += want
+        _trace_all([(p, p) for p in positions], job, options, sink, outcomes, on_traced)
+
+
+def _from_file(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
     programs = read_programs_file(options.programs_file)
-    candidates = [c for i, (pid, code) in enumerate(programs) if (c := admission.admit(code, pid, i))]
-    on_traced.total = len(candidates)
-    rows = _trace(candidates, options, admission, on_traced)
-    return [rows[p] for p in sorted(rows)]
+    on_traced.total = len(programs)
+    outcomes: dict[int, _Outcome] = {}
+    _trace_all(list(enumerate(programs)), job, options, sink, outcomes, on_traced)
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Split and save
 
 
-def split_by_skeleton(rows: list[dict], test_size: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Whole skeleton groups go to test, in a seeded random order, until it holds about `test_size` programs
-    (a fraction below 1, else a count). No skeleton lands in both splits."""
-    target = round(test_size * len(rows)) if test_size < 1 else int(test_size)
+def split_by_skeleton(skeletons: list[str], test_size: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of (train, test): whole skeleton groups go to test, in a seeded random order, until it holds
+    about `test_size` programs (a fraction below 1, else a count). No skeleton lands in both splits."""
+    target = round(test_size * len(skeletons)) if test_size < 1 else int(test_size)
     groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(row["skeleton"], []).append(i)
+    for i, skeleton in enumerate(skeletons):
+        groups.setdefault(skeleton, []).append(i)
     order = sorted(groups)
     random.Random(seed).shuffle(order)
     test: set[int] = set()
@@ -264,7 +253,7 @@ def split_by_skeleton(rows: list[dict], test_size: float, seed: int) -> tuple[li
         members = groups[key]
         if len(test) + len(members) <= target or not test:
             test.update(members)
-    return [r for i, r in enumerate(rows) if i not in test], [r for i, r in enumerate(rows) if i in test]
+    return [i for i in range(len(skeletons)) if i not in test], sorted(test)
 
 
 def _check_output(options: BuildOptions) -> None:
@@ -278,25 +267,16 @@ def _check_output(options: BuildOptions) -> None:
         raise BuildError(f"Cannot write to {parent}.")
 
 
-def _save(train: list[dict], test: list[dict], report: BuildReport, output: Path) -> None:
-    """Write to a temporary sibling folder, then swap it in: a failure leaves any earlier dataset intact."""
-    import datasets
+def _save(rows_file: Path, train: list[int], test: list[int], report: BuildReport, output: Path) -> None:
+    """Write the splits (rows picked from the staging Arrow file) to a temporary sibling folder, then swap it
+    in: a failure leaves any earlier dataset intact."""
     from datasets import Dataset, DatasetDict
 
-    datasets.disable_progress_bars()  # our own progress bar and summary say what happened
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    staging = output.parent / f".{output.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        features = dataset_features()
-        # from_dict, not from_list: an empty list would give a split with no columns at all
-        splits = DatasetDict(
-            {
-                name: Dataset.from_dict({k: [row[k] for row in rows] for k in features}, features=features)
-                for name, rows in (("train", train), ("test", test))
-            }
-        )
+        rows = Dataset.from_file(str(rows_file))  # memory-mapped
+        splits = DatasetDict({"train": rows.select(train), "test": rows.select(test)})
         # An empty split must still get one (empty) shard, or load_from_disk fails on it.
         splits.save_to_disk(str(staging), num_shards={name: 1 for name, split in splits.items() if not len(split)})
         (staging / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
@@ -311,8 +291,8 @@ def _save(train: list[dict], test: list[dict], report: BuildReport, output: Path
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _summary(rows: list[dict], key: str) -> dict:
-    values = sorted(r[key] for r in rows)
+def _summary(values: list[int]) -> dict:
+    values = sorted(values)
     if not values:
         return {"min": 0, "median": 0, "mean": 0.0, "max": 0}
     return {
@@ -350,49 +330,71 @@ class _Progress:
 def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Run the whole pipeline and save the dataset at `options.output`; `progress(done, total)` is called
     as programs are traced."""
+    import datasets
+
+    datasets.disable_progress_bars()  # our own progress bar and summary say what happened
     started = time.monotonic()
     if options.programs_file is None and options.n < 1:
         raise BuildError("--n must be at least 1.")
     if options.workers < 1 or options.timeout <= 0 or options.max_steps < 1 or options.test_size < 0:
         raise BuildError("--workers, --timeout and --max-steps must be positive and --test-size not negative.")
     _check_output(options)
+    output = Path(options.output)
     generated = options.programs_file is None
     min_lines = options.min_lines if options.min_lines is not None else (3 if generated else None)
     max_lines = options.max_lines if options.max_lines is not None else (20 if generated else None)
-    admission = _Admission(min_lines, max_lines)
-    on_traced = _Progress(progress, generated, options.n)
-
-    rows = (_generated_rows if generated else _file_rows)(options, admission, on_traced)
-    traced_at = time.monotonic()
-    train, test = split_by_skeleton(rows, options.test_size, options.seed)
-
-    kinds = Counter(kind for row in rows for kind in row["constructs"])
-    reasons = Counter(_reason_kind(r["reason"]) for r in admission.rejected)
-    report = BuildReport(
-        output=str(options.output),
-        source="generated" if generated else "file",
+    job = ProgramJob(
+        TraceLimits(options.max_steps, options.max_value_chars, options.max_output_chars),
         seed=options.seed if generated else None,
-        python_version=platform.python_version(),
-        options={
-            k: (str(v) if isinstance(v, Path) else v)
-            for k, v in asdict(options).items()
-            if k not in ("output", "overwrite", "min_lines", "max_lines")
-            and k not in (("programs_file",) if generated else ("n", "seed"))
-        }
-        | {"min_lines": min_lines, "max_lines": max_lines},
-        counts={"kept": len(rows), "train": len(train), "test": len(test), "rejected": len(admission.rejected)},
-        rejected=admission.rejected,
-        rejected_by_reason=dict(reasons.most_common()),
-        distinct_skeletons=len({r["skeleton"] for r in rows}),
-        construct_kinds=dict(sorted(kinds.items())),
-        steps=_summary(rows, "num_steps"),
-        lines=_summary(rows, "num_lines"),
-        timings={"generate_and_trace_s": round(traced_at - started, 2)},
-        elapsed_s=0.0,
+        min_lines=min_lines,
+        max_lines=max_lines,
     )
-    _save(train, test, report, options.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    workdir = output.parent / f".{output.name}.partial-{os.getpid()}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir()
+    try:
+        sink = _RowSink(workdir / "rows.arrow")
+        outcomes = (_generated if generated else _from_file)(options, job, sink, _Progress(progress, generated, options.n))
+        sink.close()
+        traced_at = time.monotonic()
+
+        kept, rejected = _select(outcomes, options.n if generated else None)
+        kept_outcomes = [outcomes[p] for p in kept]
+        train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
+        kinds = Counter(kind for o in kept_outcomes for kind in o.constructs)
+        report = BuildReport(
+            output=str(options.output),
+            source="generated" if generated else "file",
+            seed=options.seed if generated else None,
+            python_version=platform.python_version(),
+            options={
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in asdict(options).items()
+                if k not in ("output", "overwrite", "min_lines", "max_lines")
+                and k not in (("programs_file",) if generated else ("n", "seed"))
+            }
+            | {"min_lines": min_lines, "max_lines": max_lines},
+            counts={"kept": len(kept), "train": len(train), "test": len(test), "rejected": len(rejected)},
+            rejected=rejected,
+            rejected_by_reason=dict(Counter(_reason_kind(r["reason"]) for r in rejected).most_common()),
+            distinct_skeletons=len({o.skeleton for o in kept_outcomes}),
+            construct_kinds=dict(sorted(kinds.items())),
+            steps=_summary([o.num_steps for o in kept_outcomes]),
+            lines=_summary([o.num_lines for o in kept_outcomes]),
+            timings={
+                "traced_programs": len(outcomes),
+                "worker_cpu_s": {stage: round(seconds, 2) for stage, seconds in sink.cpu.items()},
+                "trace_phase_s": round(traced_at - started, 2),
+            },
+            elapsed_s=0.0,
+        )
+        row_of = [o.row_index for o in kept_outcomes]
+        _save(workdir / "rows.arrow", [row_of[i] for i in train], [row_of[i] for i in test], report, output)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     report.timings["write_s"] = round(time.monotonic() - traced_at, 2)
     report.elapsed_s = round(time.monotonic() - started, 2)
     # Record the final timings too (the folder is already complete and valid without them).
-    (Path(options.output) / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    (output / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

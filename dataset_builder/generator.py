@@ -24,7 +24,7 @@ from typing import Iterator
 from .templates import control, data, definitions, errors, values
 from .templates.env import MAX_LINES, Env, Skip, merge_vars, pick_words
 
-__all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "generate_programs"]
+__all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "generate_programs", "program_at"]
 
 CONSTRUCT_KINDS: tuple[str, ...] = (
     "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
@@ -45,11 +45,18 @@ class GeneratedProgram:
     constructs: tuple[str, ...]
 
 
-def generate_programs(seed: int) -> Iterator[GeneratedProgram]:
+def program_at(seed: int, position: int) -> GeneratedProgram:
+    """Program number `position` of the stream of `seed`. Each program has its own random generator, so any
+    process can make any program: workers generate in parallel and shards split the stream without talking."""
+    return build_program(random.Random(f"{seed}/{position}"))
+
+
+def generate_programs(seed: int, start: int = 0) -> Iterator[GeneratedProgram]:
     """An endless stream of programs; the same seed always gives the same stream."""
-    rng = random.Random(seed)
+    position = start
     while True:
-        yield build_program(rng)
+        yield program_at(seed, position)
+        position += 1
 
 
 def build_program(rng: random.Random) -> GeneratedProgram:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 
-__all__ = ["normalized_form", "skeleton", "program_id"]
+__all__ = ["normalized_form", "skeleton", "forms", "program_id", "id_of_normalized"]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
            ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -41,12 +42,50 @@ def normalized_form(code: str) -> str:
 
 def skeleton(code: str) -> str:
     """The normalized form with numbers replaced by 0 and strings by 's' (True/False/None kept)."""
-    return ast.unparse(_AbstractConstants().visit(_normalized_tree(code)))
+    return forms(code)[1]
+
+
+def forms(code: str) -> tuple[str, str]:
+    """`(normalized_form(code), skeleton(code))` from a single parse (the builder needs both)."""
+    normalized = normalized_form(code)
+    return normalized, _abstract_literals(normalized)
+
+
+# Literals as `ast.unparse` prints them: strings (any prefix, f-strings whole, triple-quoted or not), then
+# numbers that are not part of a name (`v12`) or an attribute.
+_STRING = "|".join((
+    r"'''(?:[^\\]|\\.)*?'''",
+    r'"""(?:[^\\]|\\.)*?"""',
+    r"'(?:[^'\\\n]|\\.)*'",
+    r'"(?:[^"\\\n]|\\.)*"',
+))
+_LITERAL = re.compile(
+    rf"(?P<str>(?<!\w)[rRbBuUfF]{{0,2}}(?:{_STRING}))"
+    r"|(?P<num>(?<![\w.])(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?[jJ]?)"
+)
+
+
+def _abstract_literals(normalized: str) -> str:
+    """Numbers -> 0, strings -> 's' (an f-string, expressions and all, -> f's'; bytes -> b's'). One regex pass
+    over the normalized form: re-walking the tree and printing it a second time cost twice as much."""
+
+    def replace(match: re.Match) -> str:
+        if match.group("num"):
+            return "0"
+        literal = match.group("str")
+        prefix = "".join(ch for ch in literal[: len(literal) - len(literal.lstrip("rRbBuUfF"))].lower() if ch in "bf")
+        return f"{prefix}'s'"
+
+    return _LITERAL.sub(replace, normalized)
 
 
 def program_id(code: str) -> str:
     """A stable id: the first 16 hex digits of sha256(normalized_form(code))."""
-    return hashlib.sha256(normalized_form(code).encode("utf-8")).hexdigest()[:16]
+    return id_of_normalized(normalized_form(code))
+
+
+def id_of_normalized(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -64,14 +103,21 @@ def _normalized_tree(code: str) -> ast.Module:
     return tree
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
-    """Drop the docstring of the module and of every function and class (a lone docstring becomes `pass`)."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+_DOCUMENTED = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _strip_docstrings(node: ast.AST) -> None:
+    """Drop the docstring of the module and of every function and class (a lone docstring becomes `pass`).
+    Only statements can hold a def or a class, so expressions are never walked."""
+    if isinstance(node, _DOCUMENTED):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    for name in _STATEMENT_LISTS:
+        for child in getattr(node, name, ()):
+            _strip_docstrings(child)
 
 
 class _Bindings(ast.NodeVisitor):
@@ -344,17 +390,3 @@ class _ListItem:
         self._items[self._index] = new
 
 
-class _AbstractConstants(ast.NodeTransformer):
-    """Numbers -> 0, strings -> 's', bytes -> b's'; True, False, None and ... are kept."""
-
-    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
-        value = node.value
-        if isinstance(value, bool) or value is None or value is Ellipsis:
-            return node
-        if isinstance(value, (int, float, complex)):
-            return ast.copy_location(ast.Constant(0), node)
-        if isinstance(value, str):
-            return ast.copy_location(ast.Constant("s"), node)
-        if isinstance(value, bytes):
-            return ast.copy_location(ast.Constant(b"s"), node)
-        return node

@@ -141,8 +141,13 @@ def _state_item_end(text: str, i: int) -> bool:
     return text[i] == "}" or (text[i] == "," and _NEXT_ITEM.match(text, i) is not None)
 
 
+_PLAIN = re.compile(r"[^'\"()\[\]{},\n\r]+")
+
+
 def _is_self_contained(value: str) -> bool:
     """True if `value` scans as one balanced value inside a state, so it needs no wrapping."""
+    if _PLAIN.fullmatch(value):  # the common case (numbers, names, True...): nothing to scan
+        return True
     if not value or "\n" in value or "\r" in value:
         return False
     depth = 0
@@ -172,7 +177,10 @@ def encode_value(text: str, max_chars: int) -> str:
     """Make a repr string safe to put in a trace: memory addresses removed (they change every run),
     `__main__.` dropped, over-long values truncated with a visible marker, anything that would not scan as one
     value (multi-line or unbalanced custom reprs) wrapped as a string literal."""
-    text = _MAIN_PREFIX.sub("<", _ADDRESS.sub("", text))
+    if " at 0x" in text:
+        text = _ADDRESS.sub("", text)
+    if "<__main__." in text:
+        text = _MAIN_PREFIX.sub("<", text)
     if len(text) > max_chars:
         return f"<truncated {len(text)} chars: {text[:max_chars]!r}>"
     if not _is_self_contained(text):

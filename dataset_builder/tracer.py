@@ -85,6 +85,7 @@ class _Tracer:
         self.failure = ""
         self.stdout = _CappedOutput(self, limits.max_output_chars)
         self.printed_upto = 0
+        self.encoded: dict[str, str] = {}  # repr -> encoded value: states repeat most values step after step
 
     def fail(self, reason: str) -> None:
         self.failure = self.failure or reason
@@ -96,7 +97,10 @@ class _Tracer:
             text = repr(obj)
         except BaseException as exc:  # a user __repr__ may raise anything; the program must not notice
             text = f"<repr failed: {one_line_message(exc)}>"
-        return encode_value(text, self.limits.max_value_chars)
+        encoded = self.encoded.get(text)
+        if encoded is None:
+            encoded = self.encoded[text] = encode_value(text, self.limits.max_value_chars)
+        return encoded
 
     def state(self, frame) -> tuple[tuple[str, str], ...]:
         return tuple(

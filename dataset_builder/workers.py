@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import os
+import pickle
 import signal
 import subprocess
 import time
@@ -104,38 +105,46 @@ def serve() -> None:
     from multiprocess.connection import Connection
 
     conn = Connection(int(sys.argv[1]))
-    trace_limits, limits = conn.recv()
-    worker_main(conn, trace_limits, limits)
+    job, limits = _receive(conn)
+    worker_main(conn, job, limits)
 
 
-def worker_main(conn, trace_limits: TraceLimits, limits: WorkerLimits) -> None:
+# Plain pickle both ways: faster than the dill-based default of multiprocess, and all we send is plain data.
+def _send(conn, message) -> None:
+    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+
+def _receive(conn):
+    return pickle.loads(conn.recv_bytes())
+
+
+def worker_main(conn, job, limits: WorkerLimits) -> None:
     import shutil
 
-    from .tracer import trace_program
-
     workdir = _confine(limits.memory_mb)
+    # Unpickling the job imported its module (and what that imports) already, so the clean state includes them.
     clean = _fingerprint()
     me = os.getpid()
-    conn.send(("ready", workdir))
+    _send(conn, ("ready", workdir))
     try:
         while True:
-            batch = conn.recv()
+            batch = _receive(conn)
             if batch is None:
                 break
-            for index, code in batch:
+            for index, payload in batch:
                 _set_cpu_limit(limits.timeout)
-                result = trace_program(code, trace_limits)
+                result = job.run(payload)
                 if os.getpid() != me:
                     os._exit(0)  # a child the program forked: it must never speak for the worker
                 now = _fingerprint()
                 altered = [what for what in clean if now[what] != clean[what]]
                 # A program may import modules and be fine (its row is kept); the worker is replaced anyway.
                 harmful = [what for what in altered if what != "imported modules"]
-                if harmful and not result.failure:
-                    result.failure = harmful[0]
-                conn.send(("result", (index, result)))
+                if harmful:
+                    result = job.failed(result, harmful[0])
+                _send(conn, ("result", (index, result)))
                 if altered:
-                    conn.send(("retire", None))
+                    _send(conn, ("retire", None))
                     return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -166,7 +175,7 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class _Worker:
-    def __init__(self, trace_limits: TraceLimits, limits: WorkerLimits):
+    def __init__(self, job, limits: WorkerLimits):
         import socket
         import subprocess
         import sys
@@ -187,7 +196,7 @@ class _Worker:
         )
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send((trace_limits, limits))
+        _send(self.conn, (job, limits))
         self.ready = False
         self.workdir = ""
         self.assigned: collections.deque[tuple[int, str]] = collections.deque()
@@ -198,7 +207,7 @@ class _Worker:
             self.head_since = time.monotonic()
         self.assigned.extend(batch)
         try:
-            self.conn.send(batch)
+            _send(self.conn, batch)
         except OSError:
             pass  # the worker just died: the parent sees EOF next and requeues this batch
 
@@ -206,7 +215,7 @@ class _Worker:
         """Ask an idle worker to exit (it removes its working directory), then make sure it and anything it
         started are gone."""
         try:
-            self.conn.send(None)
+            _send(self.conn, None)
             self.process.wait(2)
         except (OSError, subprocess.TimeoutExpired):
             pass
@@ -226,35 +235,52 @@ class _Worker:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+@dataclass
+class TraceJob:
+    """The plainest job: trace code, return its TraceResult."""
+
+    limits: TraceLimits
+
+    def run(self, code: str) -> TraceResult:
+        from .tracer import trace_program
+
+        return trace_program(code, self.limits)
+
+    def failed(self, result: TraceResult | None, reason: str) -> TraceResult:
+        return result if result is not None and result.failure else TraceResult(failure=reason)
+
+
 def trace_in_workers(
-    programs: Iterable[tuple[int, str]],
-    *,
-    workers: int,
-    trace_limits: TraceLimits,
-    limits: WorkerLimits,
+    programs: Iterable[tuple[int, str]], *, workers: int, trace_limits: TraceLimits, limits: WorkerLimits
 ) -> Iterator[tuple[int, TraceResult]]:
-    """Trace `(index, code)` pairs; yield `(index, result)` in completion order, one per program, even for
-    programs that killed their worker (a result with `failure` set). No process is left behind."""
+    """Trace `(index, code)` pairs; yield `(index, TraceResult)` in completion order."""
+    return run_in_workers(programs, TraceJob(trace_limits), workers=workers, limits=limits)
+
+
+def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, limits: WorkerLimits) -> Iterator:
+    """Run `job.run(payload)` for every `(index, payload)` in isolated workers; yield `(index, result)` in
+    completion order, exactly one per item, even for items that killed their worker (`job.failed(None,
+    reason)`). `job` is pickled to each worker. No process is left behind."""
     from multiprocess.connection import wait
 
-    pending = collections.deque(programs)
+    pending = collections.deque(items)
     total = len(pending)
     pool: list[_Worker] = []
     done = 0
     failed_starts = 0
 
     def start_worker() -> None:
-        pool.append(_Worker(trace_limits, limits))
+        pool.append(_Worker(job, limits))
 
-    def replace(worker: _Worker, failure: str | None) -> Iterator[tuple[int, TraceResult]]:
-        """Retire `worker`; report its current program as failed (if any); requeue the rest of its batch."""
+    def replace(worker: _Worker, failure: str | None) -> Iterator:
+        """Retire `worker`; report its current item as failed (if any); requeue the rest of its batch."""
         nonlocal done
         worker.kill()
         pool.remove(worker)
         if failure is not None and worker.assigned:
             index, _ = worker.assigned.popleft()
             done += 1
-            yield index, TraceResult(failure=failure)
+            yield index, job.failed(None, failure)
         pending.extendleft(reversed(worker.assigned))
         if pending or any(w.assigned for w in pool):
             start_worker()
@@ -272,8 +298,8 @@ def trace_in_workers(
                 if worker.conn not in ready:
                     continue
                 try:
-                    kind, payload = worker.conn.recv()
-                except (EOFError, OSError):
+                    kind, payload = _receive(worker.conn)
+                except (EOFError, OSError, pickle.UnpicklingError):
                     reason = _death_reason(worker.process.wait())
                     if not worker.ready:
                         failed_starts += 1

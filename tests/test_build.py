@@ -201,9 +201,10 @@ def test_some_generated_programs_end_in_an_exception_recorded_in_the_trace(gener
 def test_split_by_skeleton_keeps_groups_whole():
     from dataset_builder.build import split_by_skeleton
 
-    rows = [{"skeleton": f"s{i % 7}", "n": i} for i in range(70)]
-    train, test = split_by_skeleton(rows, 0.3, seed=1)
-    assert len(train) + len(test) == 70 and len(test) == 20  # whole groups of 10: closest without going over
-    assert not {r["skeleton"] for r in train} & {r["skeleton"] for r in test}
-    assert split_by_skeleton(rows, 0, seed=1)[1] == []
-    assert len(split_by_skeleton(rows, 35, seed=1)[1]) == 30
+    skeletons = [f"s{i % 7}" for i in range(70)]
+    train, test = split_by_skeleton(skeletons, 0.3, seed=1)
+    assert sorted(train + test) == list(range(70))
+    assert len(test) == 20  # whole groups of 10: the closest to 21 without going over
+    assert not {skeletons[i] for i in train} & {skeletons[i] for i in test}
+    assert split_by_skeleton(skeletons, 0, seed=1)[1] == []
+    assert len(split_by_skeleton(skeletons, 35, seed=1)[1]) == 30
