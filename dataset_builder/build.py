@@ -52,6 +52,7 @@ class BuildOptions:
     min_lines: int | None = None  # None: 3 for generated programs, no limit for --programs
     max_lines: int | None = None  # None: 20 for generated programs, no limit for --programs
     overwrite: bool = False
+    shard: tuple[int, int] = (0, 1)  # (i, k): this build takes stream positions p with p % k == i
 
 
 @dataclass
@@ -150,10 +151,10 @@ class _RowSink:
 
         self.writer = ArrowWriter(features=dataset_features(), path=str(path), writer_batch_size=1000)
         self.rows = 0
-        self.cpu: Counter = Counter()  # worker CPU seconds by stage
+        self.stage_seconds: Counter = Counter()  # worker seconds by stage, summed over workers
 
     def add(self, result: dict) -> _Outcome:
-        self.cpu.update(result.get("cpu", {}))
+        self.stage_seconds.update(result.get("seconds", {}))
         row = result.get("row")
         outcome = _Outcome(result.get("id") or "", result.get("norm", ""), result.get("failure", ""))
         if row is not None and not outcome.failure:
@@ -210,9 +211,11 @@ def _name(job: ProgramJob, payload) -> str | None:
 
 
 def _generated(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
-    """Trace stream positions in rounds until `n` unique programs are kept."""
+    """Trace stream positions in rounds until `n` unique programs are kept. A shard `i/k` takes positions
+    i, i + k, i + 2k, ...: shards of one seed never overlap, and `merge_datasets` joins them."""
+    index, count = options.shard
     outcomes: dict[int, _Outcome] = {}
-    next_position = 0
+    next_position = 0  # counts this shard's positions
     while True:
         kept, _ = _select(outcomes, options.n)
         if len(kept) >= options.n:
@@ -220,7 +223,7 @@ def _generated(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced
         if next_position > 50 * options.n + 1000:
             raise BuildError(f"The generator ran out of new programs after {len(kept)}; ask for fewer with --n.")
         want = math.ceil((options.n - len(kept)) * 1.05) + 8
-        positions = range(next_position, next_position + want)
+        positions = [index + count * c for c in range(next_position, next_position + want)]
         next_position += want
         _trace_all([(p, p) for p in positions], job, options, sink, outcomes, on_traced)
 
@@ -267,19 +270,18 @@ def _check_output(options: BuildOptions) -> None:
         raise BuildError(f"Cannot write to {parent}.")
 
 
-def _save(rows_file: Path, train: list[int], test: list[int], report: BuildReport, output: Path) -> None:
-    """Write the splits (rows picked from the staging Arrow file) to a temporary sibling folder, then swap it
+def _save(rows, train: list[int], test: list[int], report: dict, output: Path) -> None:
+    """Write the splits (rows picked from a memory-mapped Dataset) to a temporary sibling folder, then swap it
     in: a failure leaves any earlier dataset intact."""
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     staging = output.parent / f".{output.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        rows = Dataset.from_file(str(rows_file))  # memory-mapped
         splits = DatasetDict({"train": rows.select(train), "test": rows.select(test)})
         # An empty split must still get one (empty) shard, or load_from_disk fails on it.
         splits.save_to_disk(str(staging), num_shards={name: 1 for name, split in splits.items() if not len(split)})
-        (staging / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if output.exists():
             old = output.parent / f".{output.name}.old-{os.getpid()}"
             output.rename(old)
@@ -338,6 +340,10 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         raise BuildError("--n must be at least 1.")
     if options.workers < 1 or options.timeout <= 0 or options.max_steps < 1 or options.test_size < 0:
         raise BuildError("--workers, --timeout and --max-steps must be positive and --test-size not negative.")
+    if not 0 <= options.shard[0] < options.shard[1]:
+        raise BuildError("--shard must be i/k with 0 <= i < k.")
+    if options.programs_file is not None and options.shard != (0, 1):
+        raise BuildError("--shard splits generated programs; split your --programs file instead.")
     _check_output(options)
     output = Path(options.output)
     generated = options.programs_file is None
@@ -371,10 +377,10 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             options={
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in asdict(options).items()
-                if k not in ("output", "overwrite", "min_lines", "max_lines")
+                if k not in ("output", "overwrite", "min_lines", "max_lines", "shard")
                 and k not in (("programs_file",) if generated else ("n", "seed"))
             }
-            | {"min_lines": min_lines, "max_lines": max_lines},
+            | {"min_lines": min_lines, "max_lines": max_lines, "shard": "{}/{}".format(*options.shard)},
             counts={"kept": len(kept), "train": len(train), "test": len(test), "rejected": len(rejected)},
             rejected=rejected,
             rejected_by_reason=dict(Counter(_reason_kind(r["reason"]) for r in rejected).most_common()),
@@ -384,17 +390,64 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             lines=_summary([o.num_lines for o in kept_outcomes]),
             timings={
                 "traced_programs": len(outcomes),
-                "worker_cpu_s": {stage: round(seconds, 2) for stage, seconds in sink.cpu.items()},
+                "worker_s": {stage: round(seconds, 2) for stage, seconds in sink.stage_seconds.items()},
                 "trace_phase_s": round(traced_at - started, 2),
             },
             elapsed_s=0.0,
         )
         row_of = [o.row_index for o in kept_outcomes]
-        _save(workdir / "rows.arrow", [row_of[i] for i in train], [row_of[i] for i in test], report, output)
+        from datasets import Dataset
+
+        rows = Dataset.from_file(str(workdir / "rows.arrow"))  # memory-mapped
+        _save(rows, [row_of[i] for i in train], [row_of[i] for i in test], asdict(report), output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.timings["write_s"] = round(time.monotonic() - traced_at, 2)
     report.elapsed_s = round(time.monotonic() - started, 2)
     # Record the final timings too (the folder is already complete and valid without them).
     (output / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    return report
+
+
+def merge_datasets(folders: list[Path], output: Path, *, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0,
+                   overwrite: bool = False) -> dict:
+    """Join datasets built separately (for instance `--shard 0/4` ... `--shard 3/4` on several machines):
+    drop programs that appear in more than one (same id: same normalized code), and split train/test again by
+    skeleton over the whole, so that no structure ends up on both sides. Returns the merged report."""
+    import datasets
+    from datasets import concatenate_datasets, load_from_disk
+
+    datasets.disable_progress_bars()
+    output = Path(output)
+    _check_output(BuildOptions(output=output, overwrite=overwrite))
+    parts, reports = [], []
+    for folder in folders:
+        try:
+            loaded = load_from_disk(str(folder))
+            reports.append(json.loads((Path(folder) / "report.json").read_text()))
+        except (OSError, ValueError) as exc:
+            raise BuildError(f"{folder} is not a dataset saved by build-dataset ({type(exc).__name__}).") from None
+        parts += [loaded[name] for name in ("train", "test") if name in loaded]
+    rows = concatenate_datasets(parts)
+    seen: set[str] = set()
+    keep, rejected = [], []
+    for i, program_id in enumerate(rows["id"]):
+        if program_id in seen:
+            rejected.append({"id": program_id, "reason": f"duplicate of {program_id}"})
+        else:
+            seen.add(program_id)
+            keep.append(i)
+    skeletons = rows["skeleton"]
+    train, test = split_by_skeleton([skeletons[i] for i in keep], test_size, seed)
+    report = {
+        "output": str(output),
+        "source": "merged",
+        "merged_from": [str(f) for f in folders],
+        "python_version": platform.python_version(),
+        "shard_reports": [{k: r.get(k) for k in ("seed", "options", "counts")} for r in reports],
+        "counts": {"kept": len(keep), "train": len(train), "test": len(test), "rejected": len(rejected)},
+        "rejected": [r for rep in reports for r in rep.get("rejected", [])] + rejected,
+        "distinct_skeletons": len({skeletons[i] for i in keep}),
+    }
+    _save(rows, [keep[i] for i in train], [keep[i] for i in test], report, output)
     return report

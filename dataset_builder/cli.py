@@ -13,6 +13,16 @@ import click
 DEFAULT_OUTPUT = "data/execution-traces"
 
 
+def _parse_shard(value: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("give i/k, for instance 0/4", param_hint="--shard") from None
+    if not 0 <= index < count:
+        raise click.BadParameter("i/k needs 0 <= i < k", param_hint="--shard")
+    return index, count
+
+
 def _parse_test_size(ctx, param, value: str) -> float:
     try:
         size = float(value)
@@ -49,6 +59,9 @@ def _parse_test_size(ctx, param, value: str) -> float:
               help="Test split: a fraction below 1, or a number of programs. Split by program structure.")
 @click.option("--min-lines", type=click.IntRange(min=1), default=None, show_default="3 generated, none for --programs")
 @click.option("--max-lines", type=click.IntRange(min=1), default=None, show_default="20 generated, none for --programs")
+@click.option("--shard", default="0/1", callback=lambda ctx, param, value: _parse_shard(value),
+              help="Build part i of k (0-based) of the seed's program stream: shards never overlap; join them "
+                   "with merge-datasets.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.pass_context
 def main(ctx, quiet: bool, **options) -> None:
@@ -103,3 +116,24 @@ def _print_summary(report) -> None:
     table.add_row("trace steps", f"median {steps['median']}, mean {steps['mean']}, max {steps['max']}")
     table.add_row("time", f"{report.elapsed_s:.1f} s")
     Console().print(table)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace --output if it already exists.")
+@click.option("--test-size", default="0.1667", callback=_parse_test_size, show_default="1/6")
+@click.option("--seed", type=int, default=0, help="Seed of the train/test split.")
+def merge_main(folders, output, overwrite, test_size, seed) -> None:
+    """Join datasets that build-dataset made separately (for instance with --shard 0/4 ... 3/4): programs
+    found in more than one are kept once, and train/test is split again by structure over the whole."""
+    from .build import BuildError, merge_datasets
+
+    try:
+        report = merge_datasets(list(folders), output, test_size=test_size, seed=seed, overwrite=overwrite)
+    except BuildError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
+    counts = report["counts"]
+    click.echo(f"Merged {len(folders)} datasets into {output}: {counts['kept']} programs "
+               f"(train {counts['train']}, test {counts['test']}), {counts['rejected']} duplicates dropped.")

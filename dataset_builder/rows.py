@@ -40,7 +40,7 @@ class ProgramJob:
         else:
             (given_id, code), constructs = payload, []
         lap("generate")
-        result = {"id": given_id, "norm": "", "failure": "", "row": None, "cpu": timings}
+        result = {"id": given_id, "norm": "", "failure": "", "row": None, "seconds": timings}
         try:
             normalized, skeleton = normalize.forms(code)
         except SyntaxError as exc:
@@ -82,6 +82,6 @@ class ProgramJob:
 
     def failed(self, result: dict | None, reason: str) -> dict:
         """The result of a program that did not finish cleanly (its worker died, or it altered the worker)."""
-        result = dict(result or {"id": None, "norm": "", "cpu": {}})
+        result = dict(result or {"id": None, "norm": "", "seconds": {}})
         result.update(failure=result.get("failure") or reason, row=None)
         return result

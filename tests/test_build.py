@@ -208,3 +208,30 @@ def test_split_by_skeleton_keeps_groups_whole():
     assert not {skeletons[i] for i in train} & {skeletons[i] for i in test}
     assert split_by_skeleton(skeletons, 0, seed=1)[1] == []
     assert len(split_by_skeleton(skeletons, 35, seed=1)[1]) == 30
+
+
+def test_shards_do_not_overlap_and_merge_into_one_structurally_split_dataset(tmp_path):
+    from datasets import load_from_disk
+
+    from dataset_builder.cli import merge_main
+    from dataset_builder.normalize import skeleton
+
+    for i in (0, 1):
+        result = build(["--n", "30", "--seed", "5", "--shard", f"{i}/2", "--output", str(tmp_path / f"s{i}")])
+        assert result.exit_code == 0, result.output
+    ids = [{r["id"] for split in load_from_disk(str(tmp_path / f"s{i}")).values() for r in split} for i in (0, 1)]
+    assert len(ids[0]) == len(ids[1]) == 30 and not ids[0] & ids[1]
+    report = json.loads((tmp_path / "s1" / "report.json").read_text())
+    assert report["options"]["shard"] == "1/2"
+
+    result = CliRunner().invoke(merge_main, [str(tmp_path / "s0"), str(tmp_path / "s1"), "--output",
+                                             str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    merged = load_from_disk(str(tmp_path / "merged"))
+    rows = list(merged["train"]) + list(merged["test"])
+    assert {r["id"] for r in rows} == ids[0] | ids[1] and len(rows) == 60
+    assert not {skeleton(r["code"]) for r in merged["train"]} & {skeleton(r["code"]) for r in merged["test"]}
+
+    bad = CliRunner().invoke(merge_main, [str(tmp_path / "nothing-here"), "--output", str(tmp_path / "m2")])
+    assert bad.exit_code == 1 and "is not a dataset saved by build-dataset" in bad.output
+    assert build(["--shard", "2/2"]).exit_code == 2
