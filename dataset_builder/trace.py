@@ -105,11 +105,13 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAIN_PREFIX = re.compile(r"<__main__\.")
 
 
-def _scan(text: str, pos: int, stop) -> int:
-    """Return the index where a value starting at `pos` ends: the first position at bracket depth 0, outside
-    any string literal, where `stop(text, i)` is true; or len(text). Unbalanced input never raises."""
+def _scan(text: str, pos: int, stop) -> tuple[int, bool]:
+    """Scan a value starting at `pos`; return (end, balanced). `end` is the first position at bracket depth 0,
+    outside any string literal, where `stop(text, i)` is true (or len(text)); `balanced` is false if a bracket
+    closed that was never opened or a bracket or quote was left open. Unbalanced input never raises."""
     depth = 0
     quote = ""
+    balanced = True
     i = pos
     n = len(text)
     while i < n:
@@ -126,12 +128,13 @@ def _scan(text: str, pos: int, stop) -> int:
             depth += 1
         elif ch in _CLOSE:
             if depth == 0 and stop(text, i):
-                return i
+                return i, False
+            balanced &= depth > 0
             depth = max(depth - 1, 0)
         elif depth == 0 and stop(text, i):
-            return i
+            return i, balanced
         i += 1
-    return n
+    return n, balanced and depth == 0 and not quote
 
 
 _NEXT_ITEM = re.compile(r",\s*[^\W\d]\w*\s*=(?!=)")
@@ -150,27 +153,8 @@ def _is_self_contained(value: str) -> bool:
         return True
     if not value or "\n" in value or "\r" in value:
         return False
-    depth = 0
-    quote = ""
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE:
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
-    return depth == 0 and not quote and _scan(value, 0, _state_item_end) == len(value)
+    end, balanced = _scan(value, 0, _state_item_end)
+    return balanced and end == len(value)
 
 
 def encode_value(text: str, max_chars: int) -> str:
@@ -278,7 +262,7 @@ def parse_state(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
         if not match:
             return tuple(pairs), False
         start = match.end()
-        end = _scan(text, start, _state_item_end)
+        end, _ = _scan(text, start, _state_item_end)
         pairs.append((match.group(1), text[start:end].strip()))
         if end >= len(text):
             return tuple(pairs), False

@@ -1,0 +1,39 @@
+"""The trace contract's text format: values that would break a naive parser survive the round trip."""
+
+import pytest
+
+from dataset_builder.trace import Step, encode_value, format_trace, parse_state, parse_trace
+
+NASTY = ["'a, b=1'", "{'k': '}'}", "Point(x=1, y=2)", '"it\'s"', "[[...]]", "''", "'\\n'", "-0.0", "1e+100"]
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_values_that_are_already_safe_are_kept_as_they_are(value):
+    assert encode_value(value, 200) == value
+    assert parse_state(f"{{x={value}, y=2}}") == ((("x", value), ("y", "2")), True)
+
+
+@pytest.mark.parametrize("raw", ["a, b=1", "(1", "1)", "}", "line\nbreak", "a]b["])
+def test_values_that_would_not_scan_are_wrapped_and_round_trip(raw):
+    encoded = encode_value(raw, 200)
+    assert encoded.startswith("<repr ")
+    steps = [Step(1, state=(("x", encoded), ("y", "2")))]
+    assert parse_trace(format_trace(steps)).steps == steps
+
+
+def test_addresses_and_main_prefix_are_removed():
+    assert encode_value("<__main__.Foo object at 0x7f3a2b1c>", 200) == "<Foo object>"
+
+
+def test_truncation_is_visible_and_balanced():
+    encoded = encode_value("[" + ", ".join(["1"] * 100) + "]", 20)
+    assert encoded.startswith("<truncated 300 chars: '[1, 1,")
+    steps = [Step(3, state=(("big", encoded),))]
+    assert parse_trace(format_trace(steps)).steps == steps
+
+
+@pytest.mark.parametrize("junk", ["", "<execution_trace>", "Line x: State: {", "{" * 5000, "Line 1: State: {a=[}",
+                                  "<execution_trace>\nOutput: 'x'\nReturn from at line : \n</execution_trace>"])
+def test_junk_never_raises(junk):
+    parsed = parse_trace(junk)
+    assert not parsed.valid
