@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataset_builder.trace import INSTRUCTIONS
+from trainer.prompts import instructions_for
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 CARD_FILE = "README.md"
@@ -31,7 +31,8 @@ def card_metadata(run: dict, repo_id: str) -> dict:
     data["pipeline_tag"] = "text-generation"
     if dataset_id:
         data["datasets"] = [dataset_id]
-    tags = ["lora", "peft", "trl", "grpo", "code", "python", "execution-trace", "world-model"]
+    tags = ["lora", "peft", "trl"] + (["sft"] if training.get("sft") else []) + (
+        ["grpo"] if training.get("grpo") else []) + ["code", "python", "execution-trace", "world-model"]
     if base and training.get("model_kind") != "tiny":
         tags.append(f"base_model:adapter:{base}")
     if training.get("model_kind") == "tiny":
@@ -77,10 +78,19 @@ def usage_snippet(run: dict, repo_id: str) -> str:
         )
     else:
         load_base = f'model = AutoModelForCausalLM.from_pretrained({training.get("base_model")!r}, dtype="auto", device_map="auto")'
-    if '"""' in INSTRUCTIONS or "\\" in INSTRUCTIONS:
-        instructions = repr(INSTRUCTIONS)
+    text = instructions_for(training.get("prompt_style") or "dataset")
+    if '"""' in text or "\\" in text:
+        instructions = repr(text)
     else:
-        instructions = '"""' + INSTRUCTIONS + '"""'
+        instructions = '"""' + text + '"""'
+    if training.get("thinking_template"):
+        answer = (
+            "# The chat template opens the thinking; the answer is what follows the last </think>.\n"
+            'answer = text.split("</think>")[-1].strip() if "</think>" in text else ""\n'
+            'print(answer or "(no answer: the thinking was cut off; raise max_new_tokens)")'
+        )
+    else:
+        answer = "print(text)  # the <execution_trace> block"
     return f'''from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -103,43 +113,86 @@ inputs = tokenizer.apply_chat_template(
 ).to(model.device)
 output = model.generate(**inputs, max_new_tokens={max_new}, do_sample=False)
 text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-# The chat template opens the thinking; the answer is what follows the last </think>.
-answer = text.split("</think>")[-1].strip() if "</think>" in text else ""
-print(answer or "(no answer: the thinking was cut off; raise max_new_tokens)")'''
+{answer}'''
 
 
 def settings_table(run: dict) -> str:
     training = run.get("training", {})
-    grpo = training.get("grpo", {})
+    grpo = training.get("grpo") or {}
     lora = training.get("lora", {})
     dataset = run.get("dataset", {})
     targets = lora.get("target_modules")
     targets = ", ".join(targets) if isinstance(targets, list) else str(targets)
+    sft = training.get("sft") or {}
+    sft_config = sft.get("config") or {}
+    curriculum = training.get("curriculum") or {}
     rows = [
         ("Base model", f"`{training.get('base_model') or training.get('model')}`"),
         ("Dataset", f"`{dataset.get('hub_id') or dataset.get('source')}` ({dataset.get('train_rows')} train / "
                     f"{dataset.get('test_rows')} test programs)"),
-        ("Method", "GRPO (TRL `GRPOTrainer`) with a LoRA adapter (peft)"),
-        ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
-        ("Trainable parameters", f"{training.get('trainable_parameters', 0):,}"),
-        ("Steps", f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
-                  f"epochs={grpo.get('num_train_epochs', 'default')})"),
-        ("Completions per prompt", grpo.get("num_generations")),
-        ("Prompts per step", _prompts_per_step(grpo)),
-        ("Max completion length", f"{grpo.get('max_completion_length')} tokens"),
-        ("Sampling", f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
-                     f"min_p {grpo.get('min_p')}"),
-        ("Learning rate", f"{grpo.get('learning_rate')} ({grpo.get('lr_scheduler_type')})"),
-        ("Loss", f"{grpo.get('loss_type')}, beta={grpo.get('beta')}"),
-        ("Precision", "bf16" if grpo.get("bf16") else "fp32"),
-        ("Gradient checkpointing", "yes" if grpo.get("activation_checkpointing", grpo.get("gradient_checkpointing")) else "no"),
-        ("Seed", grpo.get("seed")),
-        ("Hardware", training.get("device")),
-        ("Training time", f"{training.get('train_seconds')} s"),
+        ("Method", method_text(training)),
+        ("Prompt", "the dataset's `prompt` column" if (training.get("prompt_style") or "dataset") == "dataset"
+         else "the short fixed prompt of `trainer.prompts` (shown in the usage snippet)"),
     ]
+    if curriculum.get("programs"):
+        rows.append(("Training programs", curriculum["programs"]))
+    rows += [
+        ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
+        ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
+    ]
+    if sft:
+        batch = (sft_config.get("per_device_train_batch_size") or 1) * (sft_config.get("gradient_accumulation_steps") or 1)
+        rows += [
+            ("SFT steps", f"{sft.get('steps')} ({sft.get('epochs')} epochs of {sft.get('rows')} programs, "
+                          f"{batch} per step)"),
+            ("SFT learning rate", f"{sft_config.get('learning_rate')} ({sft_config.get('lr_scheduler_type')})"),
+            ("SFT loss", f"{_round(sft.get('first_loss'))} → {_round(sft.get('last_loss'))} (token accuracy "
+                         f"{_round(sft.get('first_token_accuracy'))} → {_round(sft.get('last_token_accuracy'))})"),
+            ("SFT time", f"{sft.get('seconds')} s"),
+        ]
+    if grpo:
+        rows += [
+            ("GRPO steps", f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
+                           f"epochs={grpo.get('num_train_epochs', 'default')})"),
+            ("Completions per prompt", grpo.get("num_generations")),
+            ("Prompts per step", _prompts_per_step(grpo)),
+            ("Max completion length", f"{grpo.get('max_completion_length')} tokens"),
+            ("Sampling", f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
+                         f"min_p {grpo.get('min_p')}"),
+            ("Learning rate", f"{grpo.get('learning_rate')} ({grpo.get('lr_scheduler_type')})"),
+            ("Loss", f"{grpo.get('loss_type')}, beta={grpo.get('beta')}"),
+            ("Precision", _precision(training, grpo)),
+            ("Gradient checkpointing", "yes" if grpo.get("activation_checkpointing", grpo.get("gradient_checkpointing")) else "no"),
+            ("Seed", grpo.get("seed")),
+            ("GRPO time", f"{training.get('train_seconds')} s"),
+        ]
+    else:
+        rows += [("Precision", _precision(training, sft_config)), ("Seed", sft_config.get("seed"))]
+    rows.append(("Hardware", training.get("device")))
     lines = ["| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def method_text(training: dict) -> str:
+    """How the adapter was trained, in words."""
+    if training.get("sft") and training.get("grpo"):
+        return "SFT warm start (TRL `SFTTrainer`), then GRPO (TRL `GRPOTrainer`), one LoRA adapter (peft)"
+    if training.get("sft"):
+        return "SFT (TRL `SFTTrainer`) with a LoRA adapter (peft); no GRPO"
+    return "GRPO (TRL `GRPOTrainer`) with a LoRA adapter (peft)"
+
+
+def _precision(training: dict, config: dict) -> str:
+    if config.get("bf16"):
+        return "bf16 mixed precision"
+    if training.get("weights_dtype") == "bfloat16":
+        return "bf16 base weights, fp32 LoRA weights and optimizer"
+    return "fp32"
+
+
+def _round(value, digits: int = 3):
+    return round(value, digits) if isinstance(value, (int, float)) else value
 
 
 def _prompts_per_step(grpo: dict):
@@ -179,6 +232,9 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
         plot=run.get("plot"),
         usage=usage_snippet(run, repo_id),
         steps=training.get("global_steps", 0),
+        method=method_text(training),
+        sft_steps=(training.get("sft") or {}).get("steps", 0),
+        has_grpo=bool(training.get("grpo")),
         train_rows=(run.get("dataset") or {}).get("train_rows", "?"),
         versions=", ".join(f"{k} {v}" for k, v in versions.items()),
     )

@@ -65,7 +65,8 @@ def _parse_set(values) -> dict:
               help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
               help="Where checkpoints and the adapter go [default: outputs/NAME].")
-@click.option("--max-steps", type=int, help="Stop after this many GRPO steps (overrides --epochs).")
+@click.option("--max-steps", type=int,
+              help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only).")
 @click.option("--epochs", type=float, help="Passes over the training split [default: 1].")
 @click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
@@ -80,11 +81,29 @@ def _parse_set(values) -> dict:
               help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps).")
 @click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
               help="One further GRPOConfig setting; repeatable; wins over --config.")
+@click.option("--sft-epochs", type=float,
+              help="SFT warm start before GRPO: passes over the training programs (TRL SFTTrainer on prompt -> "
+                   "expected_trace, same LoRA, same adapter) [default: no warm start].")
+@click.option("--sft-steps", type=int, help="SFT warm start: optimizer steps (wins over --sft-epochs).")
+@click.option("--sft-learning-rate", type=float, default=2e-4, show_default=True)
+@click.option("--sft-batch-size", type=int, default=4, show_default=True,
+              help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).")
+@click.option("--curriculum", type=click.Choice(["none", "short-first"]), default="none", show_default=True,
+              help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
+@click.option("--max-trace-steps", type=int, help="Train only on programs whose trace has at most N steps.")
+@click.option("--train-limit", type=int, help="Train on the first N training programs only (after --max-trace-steps).")
+@click.option("--prompt-style", type=click.Choice(["dataset", "short"]), default="dataset", show_default=True,
+              help="The dataset's prompt (full instructions), or a short fixed one (~170 fewer tokens per program).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
+                   "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).")
 @click.option("--eval-limit", type=int, help="Evaluate on the first N test programs [default: all of them].")
 @click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
-@click.option("--eval-max-new-tokens", type=int, help="[default: --max-completion-length]")
+@click.option("--eval-max-new-tokens", type=int,
+              help="[default: the longest reference trace + 32 for a model that answers directly; "
+                   "--max-completion-length for a thinking model]")
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
-@click.option("--train-limit", type=int, help="Train on the first N training programs only.")
+@click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
 @click.option("--dataset-id", metavar="USER/NAME", help="The dataset's Hub id, for the card, when --dataset is a folder.")
 @click.option("--license", "license_", default="apache-2.0", show_default=True, help="The adapter's license.")
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
@@ -93,15 +112,17 @@ def _parse_set(values) -> dict:
 @click.option("--push-only", is_flag=True,
               help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
-         num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, eval_limit,
-         eval_batch_size, eval_max_new_tokens, skip_base_eval, train_limit, dataset_id, license_, private, token,
-         no_push, push_only):
-    """Train a LoRA adapter with GRPO to predict execution traces, evaluate it against the base model on the
-    test split, write a model card, and push it to the Hub.
+         num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, sft_epochs,
+         sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
+         dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
+         private, token, no_push, push_only):
+    """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
+    it against the base model on the test split, write a model card, and push it to the Hub.
 
     \b
     train-and-push --dataset data/execution-traces --repo-id you/qwen3-4b-exec-lora
     train-and-push --dataset data/execution-traces --model tiny --max-steps 2 --no-push
+    train-and-push --dataset DIR --model M.gguf --sft-epochs 1 --curriculum short-first --max-steps 8 --no-push
     """
     if push_only:
         if not repo_id or not output_dir:
@@ -130,10 +151,12 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             max_steps=max_steps, epochs=epochs, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             num_generations=num_generations, max_completion_length=max_completion_length,
             learning_rate=learning_rate, seed=seed, resume=resume, config_file=config_file,
-            grpo_overrides=overrides, train_limit=train_limit, eval_limit=eval_limit,
+            grpo_overrides=overrides, train_limit=train_limit, max_trace_steps=max_trace_steps,
+            curriculum=curriculum, prompt_style=prompt_style, sft_epochs=sft_epochs, sft_steps=sft_steps,
+            sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,
             eval_batch_size=eval_batch_size, eval_max_new_tokens=eval_max_new_tokens,
-            skip_base_eval=skip_base_eval, dataset_id=dataset_id, license=license_, private=private,
-            push=not no_push, token=token,
+            skip_base_eval=skip_base_eval, skip_sft_eval=skip_sft_eval, dataset_id=dataset_id, license=license_,
+            private=private, push=not no_push, token=token,
         )
         output = settings.resolved_output_dir()
         try:
@@ -162,10 +185,17 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="Evaluate on the first N programs [default: the whole split].")
 @click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
-@click.option("--max-new-tokens", type=int, help="[default: the completion length used in training]")
+@click.option("--max-new-tokens", type=int,
+              help="[default: the longest reference trace + 32 for a model that answers directly; the completion "
+                   "length used in training for a thinking model]")
+@click.option("--prompt-style", type=click.Choice(["dataset", "short"]),
+              help="[default: the one the adapter was trained with]")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Model weights: auto is bf16 on a GPU, fp32 on a CPU.")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Results JSON [default: ADAPTER/eval_results.json].")
-def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, no_base, output):
+def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, prompt_style, dtype,
+                  no_base, output):
     """Evaluate a trained adapter and its base model on a dataset split: greedy, batched; prints the table of
     Execution Prediction Accuracy, Mean State Accuracy, output accuracy, format validity and mean reward."""
     import json
@@ -187,18 +217,22 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
             model = training.get("model") or json.loads((adapter / "adapter_config.json").read_text()).get(
                 "base_model_name_or_path"
             )
-        if not max_new_tokens:
-            max_new_tokens = (training.get("grpo") or {}).get("max_completion_length") or 1024
+        thinking_budget = (training.get("grpo") or {}).get("max_completion_length") or 1024
         data = load_trace_dataset(dataset, splits=(split,))
-        rows = data[split]
+        from trainer.prompts import apply_prompt_style
+
+        try:
+            rows = apply_prompt_style(data[split], prompt_style or training.get("prompt_style") or "dataset")
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
         if limit:
             rows = rows.select(range(min(limit, len(rows))))
         from trainer.models import resolve_model
 
         results = evaluate_adapter(
             resolve_model(model, training.get("base_model")), adapter, rows, batch_size=batch_size,
-            max_new_tokens=max_new_tokens, include_base=not no_base, dataset_name=dataset, split=split,
-            output=output,
+            max_new_tokens=max_new_tokens, thinking_max_new_tokens=thinking_budget, include_base=not no_base,
+            dataset_name=dataset, split=split, output=output, dtype=None if dtype == "auto" else dtype,
         )
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None

