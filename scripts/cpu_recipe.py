@@ -57,6 +57,8 @@ def parse_args(argv=None):
                         help="GRPO completions (the curriculum gives GRPO the shortest traces first)")
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--collect-only", action="store_true",
+                        help="do not train: collect results/ from an earlier run's --output-dir")
     parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
                         "numbers are on the whole test split")
     return parser.parse_args(argv)
@@ -197,14 +199,17 @@ def main(argv=None) -> None:
     checkpoint, times["convert_model"] = convert(gguf)
     print(f"Model: {gguf} -> {checkpoint} ({times['fetch_model']} s fetch, {times['convert_model']} s convert)")
 
+    if args.collect_only:
+        previous = json.loads((ROOT / args.results).read_text()) if (ROOT / args.results).is_file() else {}
+        times.update({k: v for k, v in previous.get("wall_seconds", {}).items() if k not in times})
     build = [str(bin_dir / "build-dataset"), "--n", str(args.n), "--seed", "0", "--max-steps", str(args.max_steps),
              "--output", args.dataset, "--overwrite", "--quiet"]
-    times["build_dataset"] = run(build)
+    if not args.collect_only:
+        times["build_dataset"] = run(build)
 
     output_dir = ROOT / args.output_dir
     log_path = output_dir.parent / f"{output_dir.name}.log"
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
     train = [
         str(bin_dir / "train-and-push"), "--dataset", args.dataset, "--model", str(gguf),
         "--base-model-id", BASE_ID, "--no-push", "--output-dir", args.output_dir,
@@ -218,11 +223,13 @@ def main(argv=None) -> None:
     ]
     if args.eval_limit:
         train += ["--eval-limit", str(args.eval_limit)]
-    if os.path.exists(output_dir):
-        import shutil
+    if not args.collect_only:
+        if os.path.exists(output_dir):
+            import shutil
 
-        shutil.rmtree(output_dir)
-    times["train_and_evaluate"] = run(train, log_path)
+            shutil.rmtree(output_dir)
+        log_path.write_text("")
+        times["train_and_evaluate"] = run(train, log_path)
 
     run_info = json.loads((output_dir / "adapter" / "training_run.json").read_text())
     timings = run_info.get("timings", {})

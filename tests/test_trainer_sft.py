@@ -1,0 +1,305 @@
+"""The SFT warm start, the curriculum and the prompt styles, on CPU with the `tiny` model: a real SFT run whose
+adapter GRPO then continues (the same adapter), evaluated base / SFT only / SFT + GRPO side by side."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dataset_builder.trace import Step, format_trace, make_prompt
+from test_trainer_fixtures import (  # noqa: F401 (fixtures)
+    CaptureModel,
+    model_cache,
+    shaped_reward_class,
+    tiny_dataset,
+)
+
+# --- the curriculum (no model) -----------------------------------------------------------------------------------
+
+
+def _split(step_counts, with_num_steps=True):
+    from datasets import Dataset
+
+    rows = {"id": [], "code": [], "steps": [], "prompt": [], "expected_trace": []}
+    for i, n in enumerate(step_counts):
+        steps = [Step(k + 1, state=(("x", str(k)),)) for k in range(n)]
+        code = "\n".join(f"x = {k}" for k in range(n)) + "\n"
+        rows["id"].append(f"p{i}")
+        rows["code"].append(code)
+        rows["steps"].append([s.to_row() for s in steps])
+        rows["prompt"].append(make_prompt(code))
+        rows["expected_trace"].append(format_trace(steps))
+    if with_num_steps:
+        rows["num_steps"] = list(step_counts)
+    return Dataset.from_dict(rows)
+
+
+def test_short_first_orders_by_trace_length_and_keeps_ties_in_order():
+    from trainer.data import training_rows
+
+    rows, described = training_rows(_split([5, 2, 9, 2, 1]), curriculum="short-first")
+    assert list(rows["id"]) == ["p4", "p1", "p3", "p0", "p2"]
+    assert "5 of 5 programs" in described and "1-9 steps" in described and "shortest traces first" in described
+    unchanged, _ = training_rows(_split([5, 2, 9]), curriculum="none")
+    assert list(unchanged["id"]) == ["p0", "p1", "p2"]
+
+
+def test_max_trace_steps_filters_then_limit_then_order():
+    from trainer.data import DataError, training_rows
+
+    rows, described = training_rows(_split([5, 2, 9, 3, 1, 4]), max_trace_steps=4, limit=3, curriculum="short-first")
+    assert list(rows["id"]) == ["p4", "p1", "p3"]  # the first 3 with <= 4 steps (p1, p3, p4), shortest first
+    assert "3 of 6 programs (traces of at most 4 steps)" in described
+    with pytest.raises(DataError, match="at most 0 steps"):
+        training_rows(_split([2, 3]), max_trace_steps=0)
+    with pytest.raises(DataError, match="unknown curriculum"):
+        training_rows(_split([2]), curriculum="longest-first")
+
+
+def test_trace_length_without_a_num_steps_column():
+    from trainer.data import trace_length, trace_lengths
+
+    split = _split([3, 1], with_num_steps=False)
+    assert trace_lengths(split) == [3, 1]
+    assert trace_lengths(split.remove_columns("steps")) == [3, 1]  # parsed from expected_trace
+    assert trace_length({"expected_trace": split[0]["expected_trace"]}) == 3
+
+
+# --- settings ----------------------------------------------------------------------------------------------------
+
+
+def _settings(**kw):
+    from trainer.train import TrainSettings
+
+    return TrainSettings(dataset="d", push=False, **kw)
+
+
+def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
+    from trl import SFTConfig
+
+    from trainer.train import grpo_config_kwargs, sft_config_kwargs
+
+    assert grpo_config_kwargs(_settings(), tmp_path, gpu=False)["shuffle_dataset"] is True
+    assert grpo_config_kwargs(_settings(curriculum="short-first"), tmp_path, gpu=False)["shuffle_dataset"] is False
+    kwargs = sft_config_kwargs(_settings(curriculum="short-first", sft_epochs=1, sft_batch_size=8), tmp_path, gpu=False)
+    assert kwargs["train_sampling_strategy"] == "sequential"
+    # CPU: batch 1 (no padding), gradient accumulation to the requested programs per step; no bf16 autocast
+    assert (kwargs["per_device_train_batch_size"], kwargs["gradient_accumulation_steps"]) == (1, 8)
+    config = SFTConfig(**kwargs)
+    assert config.completion_only_loss and not config.bf16 and config.num_train_epochs == 1
+    gpu = sft_config_kwargs(_settings(sft_steps=5, sft_batch_size=16), tmp_path, gpu=True)
+    assert gpu["bf16"] and gpu["max_steps"] == 5
+    assert gpu["per_device_train_batch_size"] * gpu["gradient_accumulation_steps"] == 16
+    assert sft_config_kwargs(_settings(sft_epochs=1), tmp_path, gpu=False)["train_sampling_strategy"] == "random"
+
+
+def test_sft_is_off_by_default_and_max_steps_zero_needs_it():
+    from trainer.train import TrainError, prepare
+
+    settings = _settings()
+    assert not settings.does_sft and settings.does_grpo
+    with pytest.raises(TrainError, match="trains nothing"):
+        prepare(_settings(max_steps=0, model="tiny"), log=lambda *_: None)
+
+
+def test_tiny_chat_template_renders_the_prompt_as_a_prefix_of_prompt_plus_answer(model_cache):
+    """SFT on a thinking template: the generation prompt (ending in `<think>\\n`) must start the rendered
+    conversation, as with Qwen3-Thinking, so the completion is exactly the assistant's turn."""
+    from trainer.models import load_model
+
+    tokenizer, _ = load_model("tiny")
+    prompt = [{"role": "user", "content": "hi"}]
+    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": "<execution_trace>"}],
+                                         tokenize=False)
+    assert full.startswith(head) and full.endswith("</think>\n\n<execution_trace><|im_end|>\n")
+
+
+def test_short_prompt_style_rebuilds_prompts_from_code():
+    from trainer.prompts import SHORT_INSTRUCTIONS, apply_prompt_style, instructions_for, make_short_prompt
+
+    split = _split([2])
+    assert apply_prompt_style(split, "dataset") is split
+    short = apply_prompt_style(split, "short")
+    assert short[0]["prompt"] == make_short_prompt(split[0]["code"])
+    assert short[0]["prompt"][0]["content"].startswith(SHORT_INSTRUCTIONS)
+    assert "1 | x = 0" in short[0]["prompt"][0]["content"]
+    assert len(SHORT_INSTRUCTIONS) < len(instructions_for("dataset")) / 2
+    with pytest.raises(ValueError, match="unknown prompt style"):
+        apply_prompt_style(split, "long")
+
+
+# --- evaluation helpers --------------------------------------------------------------------------------------------
+
+
+def test_auto_token_budget_is_the_longest_reference_plus_a_margin(model_cache):
+    from trainer.evaluate import AUTO_MARGIN, auto_max_new_tokens
+    from trainer.models import load_model
+
+    tokenizer, _ = load_model("tiny")
+    rows = [{"expected_trace": format_trace([Step(1, state=(("x", "1"),))] * n)} for n in (1, 4, 2)]
+    longest = len(tokenizer(rows[1]["expected_trace"], add_special_tokens=False).input_ids)
+    assert auto_max_new_tokens(tokenizer, rows) == longest + AUTO_MARGIN
+
+
+def test_models_answering_directly_stop_at_the_end_of_their_trace(model_cache, monkeypatch):
+    import trainer.evaluate as evaluate
+    from trainer.models import load_model
+
+    tokenizer, model = load_model("tiny")
+    seen = []
+
+    def fake_generate(*args, **kwargs):
+        seen.append(kwargs["stop_at_trace_end"])
+        return ["x"], [False]
+
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    rows = [{"prompt": [{"role": "user", "content": "a"}], "expected_trace": "<execution_trace>\n</execution_trace>"}]
+    evaluate.evaluate_model(model, tokenizer, rows, thinking=False, batch_size=1, max_new_tokens=4)
+    evaluate.evaluate_model(model, tokenizer, rows, thinking=True, batch_size=1, max_new_tokens=4)
+    assert seen == [True, False]  # a thinking model may draft a trace while it thinks: no early stop
+
+
+def test_generation_can_stop_at_the_trace_end(model_cache):
+    """The stop string path of `generate` runs (the random tiny model never writes the tag, so it only has to
+    behave like the plain path)."""
+    from trainer.evaluate import generate
+    from trainer.models import load_model
+
+    tokenizer, model = load_model("tiny")
+    prompts = [make_prompt("x = 1\n"), make_prompt("y = 2\nz = 3\n")]
+    plain, _ = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5)
+    stopping, cut = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5, stop_at_trace_end=True)
+    assert stopping == plain and len(cut) == 2
+
+
+def test_table_with_three_models_uses_their_labels():
+    from dataset_builder.trace import compare_traces
+    from trainer.evaluate import format_table, summarize
+
+    ref = format_trace([Step(1, state=(("x", "1"),))])
+    results = {"labels": {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"},
+               "models": {"adapter": summarize([compare_traces(ref, ref)]),
+                          "base": summarize([compare_traces("x", ref)]),
+                          "sft": summarize([compare_traces(ref, ref)])}}
+    table = format_table(results)
+    assert table.splitlines()[0] == "| Metric | Base | SFT only | SFT + GRPO |"
+    assert "| Execution Prediction Accuracy | 0.0% | 100.0% | 100.0% |" in table
+
+
+# --- a real SFT warm start, continued by GRPO in the same adapter ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory, tiny_dataset, model_cache):
+    import trainer.rewards
+    from trainer.train import TrainSettings, run
+
+    output = tmp_path_factory.mktemp("sft") / "out"
+    lines = []
+    capture = CaptureModel()
+    settings = TrainSettings(
+        dataset=str(tiny_dataset), model="tiny", output_dir=str(output), push=False,
+        sft_steps=4, sft_batch_size=2, sft_learning_rate=1e-2, curriculum="short-first",
+        max_steps=1, learning_rate=1e-12, max_completion_length=12,
+        eval_limit=2, eval_max_new_tokens=8, prompt_style="short",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer.rewards, "ExecutionReward", shaped_reward_class())
+        result = run(settings, log=lines.append, callbacks=[capture])
+    return {"result": result, "log": lines, "output": output, "model": capture.model}
+
+
+def _lora(folder, part="lora_B"):
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    return {k: v for k, v in weights.items() if part in k}
+
+
+def test_sft_learns_and_saves_its_adapter(sft_run):
+    sft_dir = sft_run["output"] / "sft" / "adapter"
+    summary = json.loads((sft_dir / "sft_run.json").read_text())
+    assert summary["steps"] == 4 and summary["rows"] == 4
+    assert summary["last_loss"] < summary["first_loss"]  # it learns (on 4 programs, at a high rate)
+    assert summary["completion_tokens"] and summary["completion_tokens"] < summary["tokens"]  # loss on the trace only
+    config = json.loads((sft_dir / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"], config["base_model_name_or_path"]) == (64, 128, "tiny")
+    assert any(v.abs().sum() > 0 for v in _lora(sft_dir).values())
+    printed = [line for line in sft_run["log"] if line.startswith("sft step ")]
+    assert len(printed) == 4 and all("loss " in line and "token accuracy" in line for line in printed)
+    assert any("shortest traces first" in line for line in sft_run["log"])
+
+
+def test_grpo_continues_the_sft_adapter(sft_run):
+    """GRPO (one step at a negligible learning rate) starts from the SFT weights: a fresh LoRA would have
+    lora_B = 0. Same rank, alpha and targets: one adapter."""
+    import torch
+
+    sft_dir = sft_run["output"] / "sft" / "adapter"
+    final = sft_run["result"].adapter_dir
+    sft_b, final_b = _lora(sft_dir), _lora(final)
+    assert sft_b.keys() == final_b.keys()
+    assert all(torch.allclose(sft_b[k], final_b[k], atol=1e-6) for k in sft_b)
+    assert json.loads((sft_dir / "adapter_config.json").read_text())["target_modules"] == \
+        json.loads((final / "adapter_config.json").read_text())["target_modules"]
+    assert any(line.startswith("GRPO continues the SFT adapter") for line in sft_run["log"])
+    assert [line.split()[1] for line in sft_run["log"] if line.startswith("step ")] == ["1/1"]
+
+
+def test_run_evaluates_base_sft_and_adapter_and_records_the_stages(sft_run):
+    adapter = sft_run["result"].adapter_dir
+    results = json.loads((adapter / "eval_results.json").read_text())
+    assert list(results["models"]) == ["base", "sft", "adapter"]
+    assert results["labels"] == {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"}
+    run = json.loads((adapter / "training_run.json").read_text())
+    assert run["training"]["prompt_style"] == "short"
+    assert run["training"]["curriculum"]["order"] == "short-first"
+    assert run["training"]["sft"]["steps"] == 4 and "log_history" not in run["training"]["sft"]
+    assert set(run["timings"]) >= {"sft", "grpo", "evaluate_base", "evaluate_sft", "evaluate_adapter"}
+    card = (adapter / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert "sft" in meta["tags"] and "grpo" in meta["tags"]
+    assert "| Metric | Base | SFT only | SFT + GRPO |" in card
+    assert "SFT warm start (TRL `SFTTrainer`), then GRPO" in card and "| SFT steps | 4 " in card
+    assert "Trace this Python program" in card  # the usage snippet prompts the way it was trained (short)
+    predictions = (adapter / "eval_predictions.jsonl").read_text().splitlines()
+    assert sorted({json.loads(p)["model"] for p in predictions}) == ["adapter", "base", "sft"]
+
+
+def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
+    from trainer.train import TrainSettings, run
+
+    lines = []
+    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,
+                             sft_steps=1, sft_batch_size=1, max_steps=0, eval_limit=1, eval_max_new_tokens=4)
+    result = run(settings, log=lines.append)
+    assert not any(line.startswith("step ") for line in lines)  # no GRPO
+    results = json.loads((result.adapter_dir / "eval_results.json").read_text())
+    assert list(results["models"]) == ["base", "adapter"] and results["labels"]["adapter"] == "SFT only"
+    run_info = json.loads((result.adapter_dir / "training_run.json").read_text())
+    assert run_info["training"]["grpo"] is None and run_info["plot"] is None
+    assert "no GRPO" in (result.adapter_dir / "README.md").read_text()
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+def test_cli_takes_the_warm_start_options(tiny_dataset, model_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    result = CliRunner().invoke(main, [
+        "--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--output-dir", str(tmp_path / "o"),
+        "--sft-steps", "1", "--sft-batch-size", "1", "--max-steps", "0", "--curriculum", "short-first",
+        "--max-trace-steps", "3", "--prompt-style", "short", "--eval-limit", "1", "--eval-max-new-tokens", "2",
+        "--skip-base-eval",
+    ])
+    assert result.exit_code == 0, result.output
+    run_info = json.loads((tmp_path / "o" / "adapter" / "training_run.json").read_text())
+    assert run_info["training"]["curriculum"]["max_trace_steps"] == 3
+    assert run_info["training"]["train_rows"] == 4  # the tiny dataset's traces have 2-3 steps
+    bad = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push",
+                                    "--max-steps", "0"])
+    assert bad.exit_code == 1 and "trains nothing" in bad.output
