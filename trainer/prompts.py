@@ -3,8 +3,9 @@
 - `dataset` (the default): the `prompt` column as `build-dataset` wrote it (`dataset_builder.trace.make_prompt`:
   the full format instructions with an example, then the numbered program). About 260 tokens of instructions.
 - `short`: the same numbered program under a compact statement of the same format (about 100 tokens of
-  instructions, no example). Prompt tokens are paid in every SFT example, every GRPO generation and every evaluation prefill,
-  so on a CPU this is a real saving (DESIGN §6); after an SFT warm start the model has learned the format anyway.
+  instructions, no example). Prompt tokens are paid in every SFT example, every GRPO generation and every
+  evaluation prefill, so on a CPU this is a real saving (about 40% of the tokens of a 10-step program); after an
+  SFT warm start the model has learned the format anyway.
 
 The style used in training is recorded in the run (`training_run.json`), so evaluation and the model card's usage
 snippet prompt the adapter the same way.
