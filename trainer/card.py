@@ -141,7 +141,8 @@ def settings_table(run: dict) -> str:
         ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
     ]
     if sft:
-        batch = (sft_config.get("per_device_train_batch_size") or 1) * (sft_config.get("gradient_accumulation_steps") or 1)
+        batch = (sft_config.get("per_device_train_batch_size") or 1) * (
+            sft_config.get("gradient_accumulation_steps") or 1)
         rows += [
             ("SFT steps", f"{sft.get('steps')} ({sft.get('epochs')} epochs of {sft.get('rows')} programs, "
                           f"{batch} per step)"),

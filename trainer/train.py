@@ -501,7 +501,8 @@ def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Pa
         "log_history": history,
     }
     (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
-    log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {summary['first_loss']} -> {summary['last_loss']}.")
+    log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {_round4(summary['first_loss'])} -> "
+        f"{_round4(summary['last_loss'])}.")
     del trainer, model
     if gpu:
         torch.cuda.empty_cache()
@@ -628,6 +629,10 @@ def library_versions() -> dict:
     return versions
 
 
+def _round4(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def _jsonable(value):
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
@@ -714,12 +719,22 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
     try:
         return upload_model_folder(
             str(adapter_dir), repo_id, token=token, private=private,
-            commit_message=f"Upload execution-trace LoRA adapter ({run.get('training', {}).get('global_steps', '?')} GRPO steps)",
+            commit_message=commit_message(run),
         )
     except HubError as exc:
         raise PushError(str(exc)) from exc
     except OSError as exc:  # connection errors that the hub layer did not wrap
         raise PushError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def commit_message(run: dict) -> str:
+    training = run.get("training", {})
+    parts = []
+    if training.get("sft"):
+        parts.append(f"{training['sft'].get('steps', '?')} SFT steps")
+    if training.get("grpo") is not None or not training.get("sft"):
+        parts.append(f"{training.get('global_steps', '?')} GRPO steps")
+    return f"Upload execution-trace LoRA adapter ({' + '.join(parts)})"
 
 
 def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
