@@ -489,14 +489,7 @@ def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Pa
         "last_token_accuracy": steps_logged[-1].get("mean_token_accuracy") if steps_logged else None,
         "trainable_parameters": trainable,
         "thinking_template": thinking_template(tokenizer),
-        "lora": {
-            "r": settings.lora_r,
-            "alpha": settings.lora_alpha,
-            "dropout": settings.lora_dropout,
-            "target_modules": sorted(peft_config.target_modules)
-            if not isinstance(peft_config.target_modules, str)
-            else peft_config.target_modules,
-        },
+        "lora": _lora_summary(settings, peft_config),
         "config": {k: _jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
         "log_history": history,
     }
@@ -583,14 +576,7 @@ def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: 
         "train_rows": len(train_rows),
         "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
-        "lora": {
-            "r": settings.lora_r,
-            "alpha": settings.lora_alpha,
-            "dropout": settings.lora_dropout,
-            "target_modules": sorted(peft_config.target_modules)
-            if not isinstance(peft_config.target_modules, str)
-            else peft_config.target_modules,
-        },
+        "lora": _lora_summary(settings, peft_config),
         "grpo": {k: _jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
         "versions": library_versions(),
     }
@@ -631,6 +617,17 @@ def library_versions() -> dict:
 
 def _round4(value):
     return round(value, 4) if isinstance(value, float) else value
+
+
+def _lora_summary(settings, peft_config) -> dict:
+    """The LoRA settings as recorded in the SFT and GRPO run summaries."""
+    modules = peft_config.target_modules
+    return {
+        "r": settings.lora_r,
+        "alpha": settings.lora_alpha,
+        "dropout": settings.lora_dropout,
+        "target_modules": modules if isinstance(modules, str) else sorted(modules),
+    }
 
 
 def _jsonable(value):
