@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -25,8 +26,10 @@ from pathlib import Path
 from typing import Callable
 
 from .rows import ProgramJob
+from .sandbox import Sandbox, SandboxUnavailable, resolve
+from .trace import storable
 from .tracer import TraceLimits
-from .workers import WorkerLimits, run_in_workers
+from .workers import WorkerLimits, WorkerStartError, run_in_workers
 
 DEFAULT_OUTPUT = Path("data/execution-traces")
 DEFAULT_TEST_SIZE = 1 / 6  # about 100 of 600
@@ -53,6 +56,7 @@ class BuildOptions:
     max_lines: int | None = None  # None: 20 for generated programs, no limit for --programs
     overwrite: bool = False
     shard: tuple[int, int] = (0, 1)  # (i, k): this build takes stream positions p with p % k == i
+    sandbox: str = "auto"  # auto | bwrap | none (sandbox.py)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class BuildReport:
     source: str
     seed: int | None
     python_version: str
+    sandbox: str  # what isolated the traced programs: "bubblewrap 0.8.0" or "none"
     options: dict
     counts: dict
     rejected: list[dict]
@@ -71,10 +76,11 @@ class BuildReport:
     lines: dict
     timings: dict
     elapsed_s: float
+    notes: list[str] = field(default_factory=list)  # for the user, printed by the CLI
 
 
 def dataset_features():
-    """The columns every stage relies on (DESIGN §4)."""
+    """The columns every stage relies on (docs/design.md, "The dataset")."""
     from datasets import Features, List, Value
 
     from .trace import steps_features
@@ -104,7 +110,9 @@ def read_programs_file(path: Path) -> list[tuple[str | None, str]]:
     """`(id or None, code)` pairs from a JSONL file; a bad file is a BuildError naming the line."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"--programs file {path} is not UTF-8 text (byte {exc.start}).") from None
+    except OSError as exc:
         raise BuildError(f"Cannot read --programs file {path}: {exc.strerror or exc}.") from None
     programs = []
     ids = set()
@@ -119,7 +127,7 @@ def read_programs_file(path: Path) -> list[tuple[str | None, str]]:
             raise BuildError(f'{path}, line {number}: expected an object with a string "code".')
         program_id = record.get("id")
         if program_id is not None:
-            program_id = str(program_id)
+            program_id = storable(str(program_id))  # a JSON "\\udcff" escape would stop the Arrow writer
             if program_id in ids:
                 raise BuildError(f"{path}, line {number}: id {program_id!r} appears twice.")
             ids.add(program_id)
@@ -189,10 +197,12 @@ def _select(outcomes: dict[int, _Outcome], limit: int | None) -> tuple[list[int]
     return kept, rejected
 
 
-def _trace_all(items, job: ProgramJob, options: BuildOptions, sink: _RowSink, outcomes: dict, on_traced) -> None:
+def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, sink: _RowSink, outcomes: dict,
+               on_traced) -> None:
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
     payloads = dict(items)
-    for position, result in run_in_workers(items, job, workers=options.workers, limits=limits):
+    results = run_in_workers(items, job, workers=options.workers, limits=limits, sandbox=sandbox)
+    for position, result in results:
         if not result.get("id"):  # its worker died before naming it (rare): name it here
             result["id"] = _name(job, payloads[position]) or f"#{position}"
         outcomes[position] = sink.add(result)
@@ -210,7 +220,7 @@ def _name(job: ProgramJob, payload) -> str | None:
         return None
 
 
-def _generated(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
+def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
     """Trace stream positions in rounds until `n` unique programs are kept. A shard `i/k` takes positions
     i, i + k, i + 2k, ...: shards of one seed never overlap, and `merge_datasets` joins them."""
     index, count = options.shard
@@ -225,14 +235,14 @@ def _generated(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced
         want = math.ceil((options.n - len(kept)) * 1.05) + 8
         positions = [index + count * c for c in range(next_position, next_position + want)]
         next_position += want
-        _trace_all([(p, p) for p in positions], job, options, sink, outcomes, on_traced)
+        _trace_all([(p, p) for p in positions], job, options, sandbox, sink, outcomes, on_traced)
 
 
-def _from_file(options: BuildOptions, job: ProgramJob, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
-    programs = read_programs_file(options.programs_file)
+def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, sink: _RowSink,
+               on_traced) -> dict[int, _Outcome]:
     on_traced.total = len(programs)
     outcomes: dict[int, _Outcome] = {}
-    _trace_all(list(enumerate(programs)), job, options, sink, outcomes, on_traced)
+    _trace_all(list(enumerate(programs)), job, options, sandbox, sink, outcomes, on_traced)
     return outcomes
 
 
@@ -355,13 +365,27 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         min_lines=min_lines,
         max_lines=max_lines,
     )
+    programs = None if generated else read_programs_file(options.programs_file)  # refused before anything starts
+    try:
+        sandbox, note = resolve(options.sandbox, untrusted=not generated)
+    except SandboxUnavailable as exc:
+        raise BuildError(str(exc)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(output)
     workdir = output.parent / f".{output.name}.partial-{os.getpid()}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
+    previous_sigterm = _sigterm_interrupts()
     try:
         sink = _RowSink(workdir / "rows.arrow")
-        outcomes = (_generated if generated else _from_file)(options, job, sink, _Progress(progress, generated, options.n))
+        on_traced = _Progress(progress, generated, options.n)
+        try:
+            if generated:
+                outcomes = _generated(options, job, sandbox, sink, on_traced)
+            else:
+                outcomes = _from_file(programs, options, job, sandbox, sink, on_traced)
+        except WorkerStartError as exc:
+            raise BuildError(f"The tracing workers could not start: {exc}.") from None
         sink.close()
         traced_at = time.monotonic()
 
@@ -374,10 +398,11 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             source="generated" if generated else "file",
             seed=options.seed if generated else None,
             python_version=platform.python_version(),
+            sandbox=sandbox.describe(),
             options={
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in asdict(options).items()
-                if k not in ("output", "overwrite", "min_lines", "max_lines", "shard")
+                if k not in ("output", "overwrite", "min_lines", "max_lines", "shard", "sandbox")
                 and k not in (("programs_file",) if generated else ("n", "seed"))
             }
             | {"min_lines": min_lines, "max_lines": max_lines, "shard": "{}/{}".format(*options.shard)},
@@ -394,19 +419,57 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
                 "trace_phase_s": round(traced_at - started, 2),
             },
             elapsed_s=0.0,
+            notes=[note] if note else [],
         )
         row_of = [o.row_index for o in kept_outcomes]
         from datasets import Dataset
 
         rows = Dataset.from_file(str(workdir / "rows.arrow"))  # memory-mapped
-        _save(rows, [row_of[i] for i in train], [row_of[i] for i in test], asdict(report), output)
+        _save(rows, [row_of[i] for i in train], [row_of[i] for i in test], _report_json(report), output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     report.timings["write_s"] = round(time.monotonic() - traced_at, 2)
     report.elapsed_s = round(time.monotonic() - started, 2)
     # Record the final timings too (the folder is already complete and valid without them).
-    (output / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    (output / "report.json").write_text(json.dumps(_report_json(report), indent=2) + "\n")
     return report
+
+
+def _report_json(report: BuildReport) -> dict:
+    return {k: v for k, v in asdict(report).items() if k != "notes"}
+
+
+def _sigterm_interrupts():
+    """SIGTERM stops a build as Ctrl-C does (workers killed, partial output removed, nothing replaced).
+    Returns the handler to put back."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _remove_stale_partials(output: Path) -> None:
+    """Remove what builds of `output` that were killed (SIGKILL, power loss) left beside it."""
+    for leftover in output.parent.glob(f".{output.name}.*-*"):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not kind.endswith((".partial", ".staging", ".old")) or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def merge_datasets(folders: list[Path], output: Path, *, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0,

@@ -62,13 +62,17 @@ def _parse_test_size(ctx, param, value: str) -> float:
 @click.option("--shard", default="0/1", callback=lambda ctx, param, value: _parse_shard(value),
               help="Build part i of k (0-based) of the seed's program stream: shards never overlap; join them "
                    "with merge-datasets.")
+@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]), default="auto",
+              help="Run the traced programs inside bubblewrap (bwrap: no network, no view of your files, nothing "
+                   "outside to signal). auto: bwrap when it works here; without it, generated programs run "
+                   "unsandboxed with a note and --programs is refused. none: no sandbox (trusted code only).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.pass_context
 def main(ctx, quiet: bool, **options) -> None:
     """Build a dataset of short Python programs with their real line-by-line execution traces.
 
     Generates N deduplicated 3-20-line programs from composable templates (or reads yours with
-    --programs), traces each in an isolated worker process with a timeout and resource limits, splits
+    --programs), traces each in its own process inside a sandbox with a timeout and resource limits, splits
     train/test so that no program structure is in both, and saves it with `datasets` at --output.
     """
     from .build import BuildError, BuildOptions, build_dataset
@@ -84,6 +88,11 @@ def main(ctx, quiet: bool, **options) -> None:
     except BuildError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the build stopped and nothing was written.", err=True)
+        raise SystemExit(130) from None
+    for note in report.notes:
+        click.echo(note, err=True)
     if not quiet:
         _print_summary(report)
 
@@ -114,6 +123,7 @@ def _print_summary(report) -> None:
         table.add_row("construct kinds", str(len(report.construct_kinds)))
     steps = report.steps
     table.add_row("trace steps", f"median {steps['median']}, mean {steps['mean']}, max {steps['max']}")
+    table.add_row("sandbox", report.sandbox)
     table.add_row("time", f"{report.elapsed_s:.1f} s")
     Console().print(table)
 

@@ -24,6 +24,11 @@ class ProgramJob:
     min_lines: int | None = None
     max_lines: int | None = None
 
+    @classmethod
+    def from_config(cls, config: dict) -> "ProgramJob":
+        """The job as the parent sent it (`dataclasses.asdict`: workers get data, never pickles)."""
+        return cls(**{**config, "trace_limits": TraceLimits(**config["trace_limits"])})
+
     def run(self, payload) -> dict:
         timings = {}
         clock = time.perf_counter()

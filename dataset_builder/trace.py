@@ -27,6 +27,12 @@ Text format (the seed's format for straight-line code, extended for calls, retur
 
 Values are `repr` strings, made single-line and bracket-balanced by `encode_value` so that a value never
 needs escaping: commas, `=` and braces inside lists, dicts and strings are part of the value.
+
+Text a program controls (values, printed output, exception messages) can hold anything, so three things are
+escaped where that text enters a trace, and `parse_trace(format_trace(steps))` gives the steps back for every
+trace: the block's own tags become `\x3cexecution_trace>` / `\x3c/execution_trace>` (inside a Python string
+literal, the same string), lone surrogates (which no file format can store) become `\udcff`-style escapes, and
+memory addresses (` at 0x7f...`, different on every run) are removed from values and from printed output.
 """
 
 from __future__ import annotations
@@ -103,6 +109,28 @@ _OPEN = "([{"
 _CLOSE = ")]}"
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAIN_PREFIX = re.compile(r"<__main__\.")
+_TAG = re.compile(r"<(?=/?execution_trace>)")
+
+
+def storable(text: str) -> str:
+    """`text` with lone surrogates (from `print('\\udcff')`, odd file names...) escaped: Arrow and JSON
+    writers refuse them."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def escape_tags(text: str) -> str:
+    """The trace block's tags written as `\\x3c...`, so program text can never end (or start) a block. Inside a
+    string literal (every str/bytes repr) this is the same value."""
+    return _TAG.sub(r"\\x3c", text) if "execution_trace>" in text else text
+
+
+def scrub_output(text: str) -> str:
+    """Printed output as stored: memory addresses removed (as in values), lone surrogates escaped."""
+    if " at 0x" in text:
+        text = _ADDRESS.sub("", text)
+    return storable(text)
 
 
 def _scan(text: str, pos: int, stop) -> tuple[int, bool]:
@@ -166,10 +194,10 @@ def encode_value(text: str, max_chars: int) -> str:
     if "<__main__." in text:
         text = _MAIN_PREFIX.sub("<", text)
     if len(text) > max_chars:
-        return f"<truncated {len(text)} chars: {text[:max_chars]!r}>"
-    if not _is_self_contained(text):
-        return f"<repr {text!r}>"
-    return text
+        text = f"<truncated {len(text)} chars: {text[:max_chars]!r}>"
+    elif not _is_self_contained(text):
+        text = f"<repr {text!r}>"
+    return storable(escape_tags(text))
 
 
 def normalize_value(value: str) -> str:
@@ -218,7 +246,7 @@ def format_step(step: Step) -> str:
     else:
         raise ValueError(f"unknown event {step.event!r}")
     if step.output:
-        text += f"\n{pad}Output: {step.output!r}"
+        text += f"\n{pad}Output: {escape_tags(repr(step.output))}"
     return text
 
 
@@ -229,9 +257,13 @@ def format_trace(steps) -> str:
 
 def one_line_message(exc: BaseException) -> str:
     """An exception as "Type: message" on one line (the `error` column and exception steps)."""
-    message = str(exc).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    try:
+        message = str(exc)
+    except BaseException:  # a user __str__ may raise anything
+        message = "<str failed>"
+    message = message.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
     name = type(exc).__name__
-    return f"{name}: {message}" if message else name
+    return storable(escape_tags(f"{name}: {message}" if message else name))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run one program under `sys.settrace` and record its steps (DESIGN §3).
+"""Run one program under `sys.settrace` and record its steps (docs/design.md, "Tracing").
 
 Semantics:
 - A `line` event fires *before* its line runs, so a line's step is completed at the next event of the same
@@ -25,7 +25,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 
-from .trace import MODULE, Step, encode_value, one_line_message
+from .trace import MODULE, Step, encode_value, one_line_message, scrub_output
 
 FILENAME = "<program>"
 _UNTRACED_FRAMES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"}
@@ -114,10 +114,10 @@ class _Tracer:
     def emit(self, frame, line: int, event: str, state=(), value: str = "") -> None:
         if len(self.steps) >= self.limits.max_steps:
             self.fail("too many steps")
-        printed = "".join(self.stdout.parts)[self.printed_upto :] if self.stdout.size > self.printed_upto else ""
+        printed = self.stdout.getvalue()[self.printed_upto :] if self.stdout.size > self.printed_upto else ""
         self.printed_upto = self.stdout.size
         function = frame.f_code.co_qualname if frame.f_code.co_name != MODULE else MODULE
-        self.steps.append(Step(line, event, function, self.depth[frame], state, value, printed))
+        self.steps.append(Step(line, event, function, self.depth[frame], state, value, scrub_output(printed)))
 
     def finish_pending_line(self, frame) -> None:
         line = self.pending.pop(frame, None)
@@ -193,5 +193,5 @@ def trace_program(code: str, limits: TraceLimits | None = None) -> TraceResult:
         # program itself, switched tracing off: the trace is incomplete.
         result.failure = "tracing was switched off"
     result.steps = tracer.steps
-    result.stdout = tracer.stdout.getvalue()
+    result.stdout = scrub_output(tracer.stdout.getvalue())
     return result

@@ -1,223 +1,330 @@
-"""Trace many programs in isolated worker processes (DESIGN §3, "Isolation").
+"""Trace many programs in sandboxed worker processes, one fresh process per program.
 
-Each worker is a fresh interpreter (nothing of the parent's memory, no re-import of the caller's main module,
-a fixed PYTHONHASHSEED so set order is the same on every run) in its own session and process group, talking
-to the parent over a `multiprocess` Connection on a private socket (so a program that writes to or closes its
-stdout cannot corrupt the channel), with an address-space limit, a CPU-time limit per
-program, stdin on /dev/null and a private temporary working directory. Programs go out in batches and each
-result comes back as soon as it is ready. The parent knows which program a worker is on and since when; one
-that runs past the wall-clock timeout gets its whole process group killed with SIGKILL, its program is
-reported, and the rest of its batch goes to a new worker. A worker that dies (os._exit, a signal, a
-resource limit) is handled the same way. A worker whose program left it altered (a thread still running,
-closed standard streams, changed builtins or modules) finishes that result and is replaced.
+Process model (docs/design.md, "The builder's process model"):
+
+    build (parent) ──socket──> worker = bwrap sandbox ─> template interpreter ─fork─> one process per program
+
+- The **worker** is a plain interpreter started inside the sandbox (`sandbox.py`) with a fixed PYTHONHASHSEED.
+  Its first process is a **template**: it imports the tracer and the generator once, then, for each program,
+  forks a child that applies the per-program limits, seeds `random`, runs the program under the tracer,
+  writes its result (JSON) to a pipe and exits. Whatever a program patches, hooks, starts or leaves open dies
+  with its own process, so no program can touch another's row; a program that leaves files or IPC objects
+  behind gets its worker replaced (row kept), one that leaves processes gets them killed and its row rejected.
+- The template is a subreaper and non-dumpable (a program cannot read its memory), ignores the catchable
+  signals, kills a program at the wall-clock timeout, and forwards the child's bytes without reading them.
+- The **parent** trusts nothing from a worker: frames of bounded size, JSON only, every result checked
+  (`protocol.py`) and matched to the program that worker is on. A malformed message, a worker that dies or one
+  that stops answering (killed or SIGSTOPped by its program) rejects that one program and the worker is
+  replaced; the rest of its batch goes to a new one. No process outlives `run_in_workers`.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import pickle
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
+from .protocol import MAX_BODY_BYTES, FrameReader, ProtocolError, decode_result, encode_frame
+from .sandbox import Sandbox
 from .tracer import TraceLimits, TraceResult
 
-HASH_SEED = "0"
+PARENT_GRACE_S = 2.0  # the template kills at the timeout; the parent waits this much longer for its report
 
 
 @dataclass
 class WorkerLimits:
     timeout: float = 5.0  # wall-clock seconds per program
-    memory_mb: int = 1024  # address space of a worker
+    memory_mb: int = 1024  # address space of one program's process
     batch_size: int = 16
+    max_processes: int = 64  # RLIMIT_NPROC of a program (not enforced by the kernel for root)
+    max_file_mb: int = 16  # RLIMIT_FSIZE: the largest file a program may write
+    max_open_files: int = 64  # RLIMIT_NOFILE
+
+
+class WorkerStartError(RuntimeError):
+    """Workers die before they are ready, again and again."""
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Worker side
+# Inside the sandbox: the template and its per-program children
 
-
-def _confine(memory_mb: int) -> str:
-    import resource
-    import sys
-    import tempfile
-
-    limit = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    import io
-
-    sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
-    workdir = tempfile.mkdtemp(prefix="trace-worker-")
-    os.chdir(workdir)
-    return workdir
-
-
-def _child_processes() -> int:
-    try:
-        with open(f"/proc/self/task/{os.getpid()}/children") as f:
-            return len(f.read().split())
-    except OSError:  # not Linux: the process group kill still ends them
-        return 0
-
-
-def _fingerprint() -> dict:
-    """What a program could change in its worker that would leak into the next program."""
-    import builtins
-    import sys
-    import threading
-
-    def stream_open(fd: int) -> bool:
-        try:
-            os.fstat(fd)
-            return True
-        except OSError:
-            return False
-
-    return {
-        "left a thread running": threading.active_count(),
-        "left a process running": _child_processes(),
-        "closed its standard streams": all(stream_open(fd) for fd in (0, 1, 2)),
-        "changed builtins": sorted((k, id(v)) for k, v in vars(builtins).items()),
-        "imported modules": len(sys.modules),
-        "changed the recursion limit": sys.getrecursionlimit(),
-        "changed directory": os.getcwd() if os.path.isdir(".") else None,
-    }
-
-
-def _set_cpu_limit(seconds: float) -> None:
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    budget = int(used.ru_utime + used.ru_stime + seconds) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
+_IGNORED_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE]
+_INTERNAL_ERROR = 70  # a child that failed outside the program (cannot write its result)
 
 
 def serve() -> None:
     """Entry point of a worker interpreter: `python -c "...serve()" FD`."""
+    import socket
     import sys
 
-    from multiprocess.connection import Connection
+    from .protocol import receive_frame, send_frame
+    from .rows import ProgramJob
 
-    conn = Connection(int(sys.argv[1]))
-    job, limits = _receive(conn)
-    worker_main(conn, job, limits)
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    config, _ = receive_frame(channel)
+    job = ProgramJob.from_config(config["job"])
+    limits = WorkerLimits(**config["limits"])
+    scratch = config["scratch_dirs"] or [os.getcwd()]
+    _become_template()
+    send_frame(channel, {"kind": "ready"})
+    while (message := receive_frame(channel)) is not None and message[0]["kind"] == "batch":
+        for index, payload in message[0]["items"]:
+            failure, body = _run_one(job, payload, limits, channel.fileno())
+            send_frame(channel, {"kind": "result", "index": index, "failure": failure}, body)
+            if failure == "left a process running" or _left_behind(scratch):
+                send_frame(channel, {"kind": "retire"})
+                os._exit(0)
+    os._exit(0)
 
 
-# Plain pickle both ways: faster than the dill-based default of multiprocess, and all we send is plain data.
-def _send(conn, message) -> None:
-    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+def _prctl(option: int, value: int) -> None:
+    import ctypes
 
-
-def _receive(conn):
-    return pickle.loads(conn.recv_bytes())
-
-
-def worker_main(conn, job, limits: WorkerLimits) -> None:
-    import shutil
-
-    workdir = _confine(limits.memory_mb)
-    # Unpickling the job imported its module (and what that imports) already, so the clean state includes them.
-    clean = _fingerprint()
-    me = os.getpid()
-    _send(conn, ("ready", workdir))
     try:
-        while True:
-            batch = _receive(conn)
-            if batch is None:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the sandbox is what protects the template there
+        pass
+
+
+def _become_template() -> None:
+    import gc
+
+    _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+    _prctl(_PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or ptrace of the template by its children
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphaned grandchildren come back to us, to be killed
+    for sig in _IGNORED_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    # Modules programs commonly import, loaded once here rather than in every child.
+    import collections, functools, itertools, json, math, random, re, string  # noqa: F401,E401
+    gc.freeze()  # children never touch the template's objects in a collection: fewer pages copied
+
+
+def _run_one(job, payload, limits: WorkerLimits, channel_fd: int) -> tuple[str, bytes]:
+    """Fork a child that runs one program; return (failure or "", the bytes it wrote)."""
+    import select
+
+    read_end, write_end = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.close(channel_fd)
+        _child(job, payload, limits, write_end)  # never returns
+    os.close(write_end)
+    pidfd = os.pidfd_open(pid)
+    deadline = started + limits.timeout
+    chunks, size, failure = [], 0, ""
+    while True:  # read what it writes as it comes (a pipe holds only 64 KiB) until it exits
+        ready, _, _ = select.select([read_end, pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            failure = "timeout"
+            break
+        if read_end in ready:
+            chunk = os.read(read_end, 1 << 20)
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > MAX_BODY_BYTES:
+                failure = "result too large"
                 break
-            for index, payload in batch:
-                _set_cpu_limit(limits.timeout)
-                result = job.run(payload)
-                if os.getpid() != me:
-                    os._exit(0)  # a child the program forked: it must never speak for the worker
-                now = _fingerprint()
-                altered = [what for what in clean if now[what] != clean[what]]
-                # A program may import modules and be fine (its row is kept); the worker is replaced anyway.
-                harmful = [what for what in altered if what != "imported modules"]
-                if harmful:
-                    result = job.failed(result, harmful[0])
-                _send(conn, ("result", (index, result)))
-                if altered:
-                    _send(conn, ("retire", None))
-                    return
+            if not chunk and pidfd not in ready:  # closed its end but still running: wait for the exit
+                ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+                failure = "" if ready else "timeout"
+                break
+        if pidfd in ready:
+            break
+    if failure:
+        os.kill(pid, signal.SIGKILL)
+    _, status, usage = os.wait4(pid, 0)
+    os.close(pidfd)
+    if _kill_descendants():  # also closes any copy of the pipe they held
+        failure = failure or "left a process running"
+    if not failure:
+        os.set_blocking(read_end, False)
+        try:
+            while chunk := os.read(read_end, 1 << 20):  # what it wrote just before exiting
+                chunks.append(chunk)
+        except BlockingIOError:
+            pass
+    os.close(read_end)
+    failure = failure or _exit_reason(status, usage, limits)
+    return failure, b"" if failure else b"".join(chunks)
+
+
+def _exit_reason(status: int, usage, limits: WorkerLimits) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return ""
+    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and usage.ru_utime + usage.ru_stime >= _cpu_budget(limits)):
+        return "cpu limit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == _INTERNAL_ERROR:
+        return "could not record its result"
+    return f"exited with code {code}"
+
+
+def _cpu_budget(limits: WorkerLimits) -> int:
+    return int(limits.timeout) + 1
+
+
+def _kill_descendants() -> bool:
+    """SIGKILL every process below the template, level by level (orphans are reparented to it, a subreaper),
+    until none is left. True if there were any."""
+    found = False
+    for _ in range(1000):
+        children = _children()
+        if not children:
+            return found
+        found = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for _ in children:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+    return True
+
+
+def _children() -> list[int]:
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def _left_behind(scratch_dirs: list[str]) -> bool:
+    """Files in the sandbox's writable places or System V IPC objects: the next program would see them."""
+    for folder in scratch_dirs:
+        try:
+            if os.listdir(folder):
+                return True
+        except OSError:
+            return True
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                if len(f.read().splitlines()) > 1:
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def _child(job, payload, limits: WorkerLimits, result_fd: int) -> None:
+    """One program's process: limits, a clean start, the program, its result on `result_fd`, exit."""
+    import io
+    import json
+    import random
+    import resource
+    import sys
+
+    code = _INTERNAL_ERROR
+    try:
+        for sig in _IGNORED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        memory = limits.memory_mb << 20
+        for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)),
+                             (resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
+                             (resource.RLIMIT_NOFILE, limits.max_open_files),
+                             (resource.RLIMIT_NPROC, limits.max_processes)):
+            resource.setrlimit(limit, (value, value))  # hard = soft: a program cannot raise its own limits
+        sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
+        random.seed(0)  # a program that uses `random` gets the same trace on every run
+        result = job.run(payload)
+        if len(os.listdir("/proc/self/task")) > 1:  # its threads ran untraced beside it
+            result = job.failed(result, "left a thread running")
+        data = json.dumps(result, ensure_ascii=False).encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(result_fd, view):]
+        code = 0
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        # os._exit: don't wait for threads a program may have left behind.
-        os._exit(0)
+        os._exit(code)  # never back into the template's loop, whatever the program did
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Parent side
-
-
-def _death_reason(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "worker vanished"
-    if exitcode < 0:
-        sig = -exitcode
-        if sig == signal.SIGXCPU:
-            return "cpu limit"
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = str(sig)
-        return f"killed by {name}"
-    return f"exited with code {exitcode}"
-
-
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The parent
 
 
 class _Worker:
-    def __init__(self, job, limits: WorkerLimits):
+    def __init__(self, job, limits: WorkerLimits, sandbox: Sandbox):
         import socket
-        import subprocess
-        import sys
-
-        from multiprocess.connection import Connection
+        import tempfile
 
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONHASHSEED=HASH_SEED)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        # Without bwrap, a private folder is the worker's HOME, TMPDIR and working directory.
+        self.home = tempfile.mkdtemp(prefix="trace-worker-") if sandbox.kind == "none" else ""
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from dataset_builder.workers import serve; serve()", str(theirs.fileno())],
+            sandbox.command("from dataset_builder.workers import serve; serve()", str(theirs.fileno())),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=(theirs.fileno(),),
-            env=env,
+            env=sandbox.environment(self.home),
+            cwd=self.home or None,
             start_new_session=True,  # its own process group: one killpg ends it and whatever it started
         )
         theirs.close()
-        self.conn = Connection(ours.detach())
-        _send(self.conn, (job, limits))
+        self.sock = ours
+        self.sock.setblocking(False)  # the parent never waits on one worker: a full socket must not stall it
+        self.outbox = bytearray()  # frames not yet taken by the worker
+        self.reader = FrameReader()
         self.ready = False
-        self.workdir = ""
-        self.assigned: collections.deque[tuple[int, str]] = collections.deque()
+        self.assigned: collections.deque[tuple[int, object]] = collections.deque()
         self.head_since = 0.0  # when the worker started on assigned[0]
+        self._send({"job": asdict(job), "limits": asdict(limits), "scratch_dirs": sandbox.scratch_dirs})
 
-    def send(self, batch: list[tuple[int, str]]) -> None:
+    def _send(self, header: dict) -> None:
+        self.outbox += encode_frame(header)
+        self.flush()
+
+    def flush(self) -> None:
+        try:
+            sent = self.sock.send(self.outbox)
+        except BlockingIOError:
+            return
+        except OSError:  # the worker just died: the parent sees EOF next and requeues what it had
+            sent = len(self.outbox)
+        del self.outbox[:sent]
+
+    def send(self, batch: list[tuple[int, object]]) -> None:
         if not self.assigned:
             self.head_since = time.monotonic()
         self.assigned.extend(batch)
+        self._send({"kind": "batch", "items": batch})
+
+    def receive(self) -> list[tuple[dict, bytes]] | None:
+        """Complete frames that arrived; None at end of stream. Raises ProtocolError on garbage."""
         try:
-            _send(self.conn, batch)
+            data = self.sock.recv(4 << 20)
+        except BlockingIOError:
+            return []
         except OSError:
-            pass  # the worker just died: the parent sees EOF next and requeues this batch
+            data = b""
+        return self.reader.feed(data) if data else None
 
     def stop(self) -> None:
-        """Ask an idle worker to exit (it removes its working directory), then make sure it and anything it
-        started are gone."""
+        """Let an idle worker exit, then make sure it and anything it started are gone."""
+        self.sock.close()  # end of stream: the worker leaves its loop
         try:
-            _send(self.conn, None)
             self.process.wait(2)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             pass
         self.kill()
 
@@ -228,40 +335,30 @@ class _Worker:
             pass
         self.process.kill()
         self.process.wait()
-        self.conn.close()
-        if self.workdir:
+        self.sock.close()
+        if self.home:
             import shutil
 
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
-@dataclass
-class TraceJob:
-    """The plainest job: trace code, return its TraceResult."""
-
-    limits: TraceLimits
-
-    def run(self, code: str) -> TraceResult:
-        from .tracer import trace_program
-
-        return trace_program(code, self.limits)
-
-    def failed(self, result: TraceResult | None, reason: str) -> TraceResult:
-        return result if result is not None and result.failure else TraceResult(failure=reason)
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker vanished"
+    if exitcode < 0:
+        try:
+            return f"worker killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"worker killed by signal {-exitcode}"
+    return f"worker exited with code {exitcode}"
 
 
-def trace_in_workers(
-    programs: Iterable[tuple[int, str]], *, workers: int, trace_limits: TraceLimits, limits: WorkerLimits
-) -> Iterator[tuple[int, TraceResult]]:
-    """Trace `(index, code)` pairs; yield `(index, TraceResult)` in completion order."""
-    return run_in_workers(programs, TraceJob(trace_limits), workers=workers, limits=limits)
-
-
-def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, limits: WorkerLimits) -> Iterator:
-    """Run `job.run(payload)` for every `(index, payload)` in isolated workers; yield `(index, result)` in
-    completion order, exactly one per item, even for items that killed their worker (`job.failed(None,
-    reason)`). `job` is pickled to each worker. No process is left behind."""
-    from multiprocess.connection import wait
+def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, limits: WorkerLimits,
+                   sandbox: Sandbox = Sandbox("none")) -> Iterator[tuple[int, dict]]:
+    """Run `job.run(payload)` (a `rows.ProgramJob`) for every `(index, payload)` in sandboxed workers; yield
+    `(index, result)` in completion order, exactly one per item, even for items that killed their worker
+    (`job.failed(None, reason)`). Payloads must be JSON data. No process is left behind."""
+    import select
 
     pending = collections.deque(items)
     total = len(pending)
@@ -270,7 +367,7 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
     failed_starts = 0
 
     def start_worker() -> None:
-        pool.append(_Worker(job, limits))
+        pool.append(_Worker(job, limits, sandbox))
 
     def replace(worker: _Worker, failure: str | None) -> Iterator:
         """Retire `worker`; report its current item as failed (if any); requeue the rest of its batch."""
@@ -285,43 +382,76 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         if pending or any(w.assigned for w in pool):
             start_worker()
 
+    def handle(worker: _Worker, header: dict, body: bytes) -> Iterator:
+        nonlocal done
+        kind = header["kind"]
+        if kind == "ready" and not worker.ready:
+            worker.ready = True
+        elif kind == "result" and worker.assigned and header.get("index") == worker.assigned[0][0]:
+            index, _ = worker.assigned.popleft()
+            worker.head_since = time.monotonic()
+            failure = header.get("failure")
+            if not isinstance(failure, str) or len(failure) > 1000:
+                raise ProtocolError("a result with a malformed failure")
+            done += 1
+            yield index, job.failed(None, failure) if failure else decode_result(body)
+        elif kind == "retire":
+            yield from replace(worker, None)
+        else:
+            raise ProtocolError(f"an unexpected {kind!r} message")
+
     try:
         for _ in range(max(1, min(workers, total))):
             start_worker()
         while done < total:
             for worker in pool:
                 if worker.ready and len(worker.assigned) < limits.batch_size and pending:
-                    batch = [pending.popleft() for _ in range(min(limits.batch_size, len(pending)))]
-                    worker.send(batch)
-            ready = wait([w.conn for w in pool], timeout=0.05)
-            for worker in list(pool):
-                if worker.conn not in ready:
-                    continue
+                    worker.send([pending.popleft() for _ in range(min(limits.batch_size, len(pending)))])
+            writable = [w.sock for w in pool if w.outbox]
+            ready, can_write, _ = select.select([w.sock for w in pool], writable, [], 0.05)
+            for worker in [w for w in pool if w.sock in can_write]:
+                worker.flush()
+            for worker in [w for w in pool if w.sock in ready]:
                 try:
-                    kind, payload = _receive(worker.conn)
-                except (EOFError, OSError, pickle.UnpicklingError):
-                    reason = _death_reason(worker.process.wait())
-                    if not worker.ready:
-                        failed_starts += 1
-                        if failed_starts > 3:
-                            raise RuntimeError(f"tracing workers fail to start ({reason}); is the memory limit too low?")
-                    yield from replace(worker, reason)
-                    continue
-                if kind == "ready":
-                    worker.ready, worker.workdir = True, payload
-                    failed_starts = 0
-                elif kind == "result":
-                    index, result = payload
-                    worker.assigned.popleft()
-                    worker.head_since = time.monotonic()
-                    done += 1
-                    yield index, result
-                elif kind == "retire":
-                    yield from replace(worker, None)
+                    frames = worker.receive()
+                    if frames is None:  # end of stream: the worker died
+                        reason = _death_reason(worker.process.wait())
+                        if not worker.ready:
+                            failed_starts += 1
+                            if failed_starts > 3:
+                                raise WorkerStartError(f"tracing workers fail to start ({reason})")
+                        yield from replace(worker, reason)
+                        continue
+                    for header, body in frames:
+                        if worker not in pool:
+                            break
+                        yield from handle(worker, header, body)
+                        failed_starts = 0 if worker.ready else failed_starts
+                except ProtocolError as exc:
+                    yield from replace(worker, f"protocol error: {exc}")
             now = time.monotonic()
             for worker in list(pool):
-                if worker.assigned and now - worker.head_since > limits.timeout:
+                # The template kills a program at the timeout and says so; a worker that does not (stopped,
+                # or busy with something else) is killed here, and its program counts as a timeout.
+                if worker.assigned and now - worker.head_since > limits.timeout + PARENT_GRACE_S:
                     yield from replace(worker, "timeout")
     finally:
         for worker in pool:
             worker.stop()
+
+
+def trace_in_workers(programs: Iterable[tuple[int, str]], *, workers: int, trace_limits: TraceLimits,
+                     limits: WorkerLimits, sandbox: Sandbox = Sandbox("none")) -> Iterator[tuple[int, TraceResult]]:
+    """Trace `(index, code)` pairs in workers; yield `(index, TraceResult)` in completion order."""
+    from .rows import ProgramJob
+    from .trace import Step
+
+    job = ProgramJob(trace_limits)
+    for index, result in run_in_workers(((i, [None, code]) for i, code in programs), job, workers=workers,
+                                        limits=limits, sandbox=sandbox):
+        row = result["row"]
+        if row is None:
+            yield index, TraceResult(failure=result["failure"])
+        else:
+            steps = [Step.from_row(step) for step in row["steps"]]
+            yield index, TraceResult(steps=steps, stdout=row["stdout"], error=row["error"])

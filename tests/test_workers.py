@@ -1,5 +1,6 @@
 """Isolation: hostile programs never hang the build, never lose another program's row, leave no process
-behind, and are reported with a reason. Real worker processes, really killed."""
+behind, and are reported with a reason. Real worker processes, really killed, with and without bwrap (attacks
+on the user's files, secrets, network and the build itself are in test_sandbox.py)."""
 
 import os
 import time
@@ -8,6 +9,7 @@ import pytest
 
 from dataset_builder.tracer import TraceLimits
 from dataset_builder.workers import WorkerLimits, trace_in_workers
+from sandboxes import SANDBOXES
 
 
 def pid_alive(pid: int) -> bool:
@@ -24,8 +26,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def hostile_programs(pid_dir):
-    """name -> (code, expected failure or None for a kept row, expected error)."""
-    record = f"open({str(pid_dir)!r} + '/' + str(__import__('os').getpid()), 'w').close()\n"
+    """name -> (code, expected failure or None for a kept row, expected error). Programs record their pids in
+    `pid_dir` where they can write there (not inside bwrap)."""
+    record = (f"try:\n    open({str(pid_dir)!r} + '/' + str(__import__('os').getpid()), 'w').close()\n"
+              "except OSError:\n    pass\n")
     return {
         "infinite loop": ("while True:\n    pass", "too many steps", ""),
         "hang inside C code": ("x = 10 ** 10 ** 8", "timeout", ""),
@@ -37,7 +41,8 @@ def hostile_programs(pid_dir):
         "kill itself": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL", ""),
         "read stdin": ("s = input()", "", "EOFError: EOF when reading a line"),
         "print without end": ("while True:\n    print('spam' * 100)", "too much output", ""),
-        "close stdout and stderr": ("import os\nos.close(1)\nos.close(2)\nx = 1", "closed its standard streams", ""),
+        # its own process's streams: nothing of anyone else's, and print() still goes to the trace
+        "close stdout and stderr": ("import os\nos.close(1)\nos.close(2)\nprint('hi')", "", ""),
         "__repr__ that raises": (
             "class A:\n    def __repr__(self):\n        raise ValueError('no')\na = A()\nb = 2", "", ""),
         "thread that never ends": (
@@ -45,15 +50,20 @@ def hostile_programs(pid_dir):
             "left a thread running", ""),
         "forked child that never ends": (
             "import os, time\nchild = os.fork()\nif child == 0:\n    time.sleep(600)\n"
-            f"open({str(pid_dir)!r} + '/' + str(child), 'w').close()",
+            f"try:\n    open({str(pid_dir)!r} + '/' + str(child), 'w').close()\nexcept OSError:\n    pass",
             "left a process running", ""),
+        "double-forked daemon": (
+            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(600)\n"
+            "    os._exit(0)\ntime.sleep(0.2)", "left a process running", ""),
+        "stops itself": ("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)", "timeout", ""),
     }
 
 
 GOOD = "a = [1, 2]\nb = a\na.append(3)"
 
 
-def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path):
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path, sandbox):
     cases = hostile_programs(tmp_path)
     programs = []
     for name, (code, _, _) in cases.items():
@@ -62,7 +72,7 @@ def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path):
     started = time.monotonic()
     results = dict(trace_in_workers(
         programs, workers=2, trace_limits=TraceLimits(max_steps=300, max_output_chars=5000),
-        limits=WorkerLimits(timeout=2.0, memory_mb=512, batch_size=4)))
+        limits=WorkerLimits(timeout=2.0, memory_mb=512, batch_size=4), sandbox=sandbox))
     assert time.monotonic() - started < 60  # nothing hung (a hang would have hit pytest's limits much later)
     assert sorted(results) == [i for i, _ in programs]  # one result per program, none lost
     for index, code in programs:
@@ -75,45 +85,58 @@ def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path):
             assert result.failure in ("too many steps", "recursion limit"), names[index]
         else:
             assert (result.failure, result.error) == (failure, error), names[index]
-    # The thread's worker and the forked child recorded their pids: all of them are gone now.
+    # Without bwrap the thread's process and the forked child recorded their pids: all of them are gone now.
+    # (Inside bwrap they could not write here; its PID namespace ends with the worker.)
     recorded = [int(p) for p in os.listdir(tmp_path)]
-    assert len(recorded) == 2
+    assert len(recorded) == (2 if sandbox.kind == "none" else 0)
     deadline = time.monotonic() + 5
     while any(pid_alive(p) for p in recorded) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(pid_alive(p) for p in recorded)
 
 
-def test_a_timeout_kills_only_the_worker_of_that_program(tmp_path):
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_a_timeout_kills_only_that_program(tmp_path, sandbox):
     programs = [(0, "import time\ntime.sleep(60)")] + [(i, f"v = {i}\nw = v * 2") for i in range(1, 40)]
     results = dict(trace_in_workers(programs, workers=2, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=1.0, batch_size=8)))
+                                    limits=WorkerLimits(timeout=1.0, batch_size=8), sandbox=sandbox))
     assert results[0].failure == "timeout"
     for i in range(1, 40):
         assert results[i].failure == "" and dict(results[i].steps[-1].state)["w"] == str(2 * i)
 
 
-def test_set_order_is_the_same_in_every_run():
-    code = "s = {'apple', 'banana', 'cherry', 'date', 'elder', 'fig', 'grape'}\nt = list(s)"
-    first = dict(trace_in_workers([(0, code)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits()))
-    second = dict(trace_in_workers([(0, code)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits()))
-    assert first[0].steps == second[0].steps
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_set_order_and_random_are_the_same_in_every_run(sandbox):
+    code = ("import random\ns = {'apple', 'banana', 'cherry', 'date', 'elder', 'fig', 'grape'}\n"
+            "r = [random.randint(0, 99) for _ in range(3)]\nt = list(s)")
+    programs = [(0, code), (1, "x = 1"), (2, code)]
+    first = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                  sandbox=sandbox))
+    second = dict(trace_in_workers(programs[::-1], workers=2, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                   sandbox=sandbox))
+    assert first[0].steps == first[2].steps == second[0].steps == second[2].steps
     # and it is the order of a fresh interpreter with the fixed hash seed, computed without our tracer
     import subprocess
     import sys
 
-    expected = subprocess.run([sys.executable, "-c", code + "\nprint(repr(t))"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONHASHSEED": "0"}).stdout.strip()
-    assert dict(first[0].steps[-1].state)["t"] == expected
+    expected = subprocess.run([sys.executable, "-c", "import random\nrandom.seed(0)\n" + code + "\nprint(repr(t), r)"],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}).stdout.strip()
+    state = dict(first[0].steps[-1].state)
+    assert f"{state['t']} {state['r']}" == expected
 
 
-def test_programs_run_in_a_private_temporary_directory(tmp_path):
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_programs_run_in_a_private_temporary_directory(tmp_path, sandbox, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code = "import os\nhere = os.getcwd()\nopen('scratch.txt', 'w').write('x')"
-    (_, result), = trace_in_workers([(0, code)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits())
-    here = dict(result.steps[-1].state)["here"].strip("'")
-    assert here != os.getcwd() and "trace-worker-" in here
-    assert not os.path.exists(here)  # removed when the worker stopped
-    assert not os.path.exists("scratch.txt")
+    reader = "import os\nfound = os.listdir('.')"
+    results = dict(trace_in_workers([(0, code), (1, reader)], workers=1, trace_limits=TraceLimits(),
+                                    limits=WorkerLimits(), sandbox=sandbox))
+    here = dict(results[0].steps[-1].state)["here"].strip("'")
+    assert here == "/tmp" if sandbox.kind == "bwrap" else "trace-worker-" in here
+    assert dict(results[1].steps[-1].state)["found"] == "[]"  # the next program starts clean
+    assert not os.path.exists(here) or sandbox.kind == "bwrap"  # removed when the worker stopped
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -124,14 +147,16 @@ def test_results_do_not_depend_on_the_number_of_workers(workers):
     assert [results[i].stdout for i in range(20)] == [f"{i + 3}\n" for i in range(20)]
 
 
-def test_workers_are_reused_across_programs():
+def test_each_program_gets_a_fresh_process_from_a_reused_worker():
     from dataset_builder.rows import ProgramJob
     from dataset_builder.workers import run_in_workers
 
-    code = "import os\npid = os.getpid()"
+    code = "import os\npid, template = os.getpid(), os.getppid()"
     results = dict(trace_in_workers([(i, code) for i in range(30)], workers=2, trace_limits=TraceLimits(),
                                     limits=WorkerLimits(batch_size=4)))
-    assert len({dict(r.steps[-1].state)["pid"] for r in results.values()}) <= 2
+    states = [dict(r.steps[-1].state) for r in results.values()]
+    assert len({s["pid"] for s in states}) == 30  # one process per program
+    assert len({s["template"] for s in states}) <= 2  # forked from the two workers' templates
     # the builder's job too (it generates and normalizes inside the worker)
     job = ProgramJob(seed=0, min_lines=3, max_lines=20)
     out = dict(run_in_workers([(i, i) for i in range(30)], job, workers=2, limits=WorkerLimits(batch_size=4)))
