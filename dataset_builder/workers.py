@@ -91,6 +91,9 @@ def _prctl(option: int, value: int) -> None:
         pass
 
 
+_SAVED_HANDLERS: dict = {}  # what the template replaced, put back in each program's process
+
+
 def _become_template() -> None:
     import gc
 
@@ -98,7 +101,7 @@ def _become_template() -> None:
     _prctl(_PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or ptrace of the template by its children
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphaned grandchildren come back to us, to be killed
     for sig in _IGNORED_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        _SAVED_HANDLERS[sig] = signal.signal(sig, signal.SIG_IGN)
     # Modules programs commonly import, loaded once here rather than in every child.
     import collections, functools, itertools, json, math, random, re, string  # noqa: F401,E401
     gc.freeze()  # children never touch the template's objects in a collection: fewer pages copied
@@ -236,8 +239,8 @@ def _child(job, payload, limits: WorkerLimits, result_fd: int) -> None:
 
     code = _INTERNAL_ERROR
     try:
-        for sig in _IGNORED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        for sig, handler in _SAVED_HANDLERS.items():
+            signal.signal(sig, handler)
         memory = limits.memory_mb << 20
         for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)),
                              (resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
@@ -388,13 +391,14 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         if kind == "ready" and not worker.ready:
             worker.ready = True
         elif kind == "result" and worker.assigned and header.get("index") == worker.assigned[0][0]:
-            index, _ = worker.assigned.popleft()
-            worker.head_since = time.monotonic()
             failure = header.get("failure")
             if not isinstance(failure, str) or len(failure) > 1000:
                 raise ProtocolError("a result with a malformed failure")
+            result = job.failed(None, failure) if failure else decode_result(body)  # raises: the head is blamed
+            index, _ = worker.assigned.popleft()
+            worker.head_since = time.monotonic()
             done += 1
-            yield index, job.failed(None, failure) if failure else decode_result(body)
+            yield index, result
         elif kind == "retire":
             yield from replace(worker, None)
         else:
@@ -435,9 +439,12 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
                 # or busy with something else) is killed here, and its program counts as a timeout.
                 if worker.assigned and now - worker.head_since > limits.timeout + PARENT_GRACE_S:
                     yield from replace(worker, "timeout")
-    finally:
+    except BaseException:  # Ctrl-C, SIGTERM, an error: end every worker now, whatever it is running
         for worker in pool:
-            worker.stop()
+            worker.kill()
+        raise
+    for worker in pool:  # all idle: let them exit
+        worker.stop()
 
 
 def trace_in_workers(programs: Iterable[tuple[int, str]], *, workers: int, trace_limits: TraceLimits,
