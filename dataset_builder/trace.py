@@ -172,14 +172,21 @@ def _state_item_end(text: str, i: int) -> bool:
     return text[i] == "}" or (text[i] == "," and _NEXT_ITEM.match(text, i) is not None)
 
 
-_PLAIN = re.compile(r"[^'\"()\[\]{},\n\r]+")
+# Characters that end a line for str.splitlines, which the parser uses: no value may hold one.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAKS_ESCAPED = str.maketrans({c: repr(c)[1:-1] for c in _LINE_BREAKS})
+_PLAIN = re.compile(rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]|[^'\"()\[\]{{}},\s{_LINE_BREAKS}][^'\"()\[\]{{}},{_LINE_BREAKS}]*"
+                    rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]")
 
 
 def _is_self_contained(value: str) -> bool:
-    """True if `value` scans as one balanced value inside a state, so it needs no wrapping."""
+    """True if `value` scans as one balanced value inside a state, so it needs no wrapping: single-line, no
+    space at either end (the parser strips), no leading `=`, balanced brackets and quotes."""
+    if value.startswith("="):  # `w==x` would read as the name `w` and the value `=x`... or not: ambiguous
+        return False
     if _PLAIN.fullmatch(value):  # the common case (numbers, names, True...): nothing to scan
         return True
-    if not value or "\n" in value or "\r" in value:
+    if not value or value != value.strip() or any(c in value for c in _LINE_BREAKS):
         return False
     end, balanced = _scan(value, 0, _state_item_end)
     return balanced and end == len(value)
@@ -261,7 +268,7 @@ def one_line_message(exc: BaseException) -> str:
         message = str(exc)
     except BaseException:  # a user __str__ may raise anything
         message = "<str failed>"
-    message = message.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    message = message.replace("\\", "\\\\").translate(_BREAKS_ESCAPED).strip()  # one line, as the parser reads it
     name = type(exc).__name__
     return storable(escape_tags(f"{name}: {message}" if message else name))
 

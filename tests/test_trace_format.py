@@ -37,3 +37,39 @@ def test_truncation_is_visible_and_balanced():
 def test_junk_never_raises(junk):
     parsed = parse_trace(junk)
     assert not parsed.valid
+
+
+# --- text a program controls: anything at all must survive format -> parse -----------------------------------
+
+_ALPHABET = ["a", "Z", "0", " ", ",", "=", "{", "}", "[", "]", "(", ")", "'", '"', "\\", "\n", "\r", "\t", "<", ">",
+             "/", ":", "\udcff", "\ud800", "é", "😀", "\x00", "Output: ", "Line 1: State: {", "<execution_trace>",
+             "</execution_trace>", "</think>", " at 0x7f00ab", "<__main__.", "x=1, y=", "\\x3c"]
+
+
+def _random_text(rng) -> str:
+    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 12)))
+
+
+def test_any_value_output_or_message_round_trips_and_never_ends_the_block():
+    """A property test over seeded random strings: values as the tracer encodes them, printed output as it is
+    stored, exception messages as they are recorded. The text is always storable as UTF-8 and parses back to
+    exactly the same steps, and the block's tags appear only where the format puts them."""
+    import random
+
+    from dataset_builder.trace import one_line_message, scrub_output
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        steps = [
+            Step(1, state=(("v", encode_value(repr(_random_text(rng)), 40)), ("w", encode_value(_random_text(rng), 40))),
+                 output=scrub_output(_random_text(rng))),
+            Step(2, "call", "f", 1, state=(("a", encode_value(_random_text(rng), 200)),)),
+            Step(3, "return", "f", 1, value=encode_value(_random_text(rng), 200), output=scrub_output(_random_text(rng))),
+            Step(4, "exception", value=one_line_message(ValueError(_random_text(rng)))),
+        ]
+        text = format_trace(steps)
+        text.encode("utf-8")  # no lone surrogate survives
+        assert text.count("<execution_trace>") == 1 and text.count("</execution_trace>") == 1
+        parsed = parse_trace(text)
+        assert parsed.steps == steps, text
+        assert parsed.valid
