@@ -200,6 +200,8 @@ def _select(outcomes: dict[int, _Outcome], limit: int | None) -> tuple[list[int]
 def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, sink: _RowSink, outcomes: dict,
                on_traced) -> None:
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
+    if job.seed is not None:  # the generator's own programs cannot be hostile: a process per batch, not per program
+        limits.programs_per_process = limits.batch_size
     payloads = dict(items)
     results = run_in_workers(items, job, workers=options.workers, limits=limits, sandbox=sandbox)
     for position, result in results:

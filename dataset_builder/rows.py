@@ -1,7 +1,9 @@
-"""One program from source to dataset row; this is what a worker process runs for each program.
+"""One program from source to dataset row; this is what a worker runs for each program.
 
 Generating, normalizing and tracing all happen in the workers, in parallel: the parent only deduplicates
-(in position order, so the result does not depend on which worker finished first) and writes rows.
+(in position order, so the result does not depend on which worker finished first) and writes rows. Inside a
+worker, `prepare` runs in the template process (it never executes the program) and `trace` in the program's own
+process forked from it, so a program only ever touches its own process.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ from dataclasses import dataclass, field
 from . import generator, normalize
 from .trace import format_trace, make_prompt
 from .tracer import TraceLimits, trace_program
+
+
+@dataclass
+class Prepared:
+    """A program ready to trace, with what its row needs from the preparation."""
+
+    code: str
+    num_lines: int
+    constructs: list
+    skeleton: str  # hash of the skeleton form
 
 
 @dataclass
@@ -29,31 +41,27 @@ class ProgramJob:
         """The job as the parent sent it (`dataclasses.asdict`: workers get data, never pickles)."""
         return cls(**{**config, "trace_limits": TraceLimits(**config["trace_limits"])})
 
-    def run(self, payload) -> dict:
-        timings = {}
+    def prepare(self, payload) -> tuple[dict, "Prepared | None"]:
+        """Everything before running the program: generate or take its code, normalize it (deduplication and
+        skeleton), check its length. Runs in the worker's template process: nothing here executes the program.
+        Returns the result so far and the program to trace (None when the result already says why not)."""
         clock = time.perf_counter()
-
-        def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[stage] = now - clock
-            clock = now
-
         if self.seed is not None:
             program = generator.program_at(self.seed, payload)
             given_id, code, constructs = None, program.code, list(program.constructs)
         else:
             (given_id, code), constructs = payload, []
-        lap("generate")
-        result = {"id": given_id, "norm": "", "failure": "", "row": None, "seconds": timings}
+        generated_at = time.perf_counter()
+        result = {"id": given_id, "norm": "", "failure": "", "row": None,
+                  "seconds": {"generate": generated_at - clock}}
         try:
             normalized, skeleton = normalize.forms(code)
         except SyntaxError as exc:
             result["failure"] = f"syntax error: {exc.msg} (line {exc.lineno})"
-            return result
-        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+            return result, None
+        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting, surrogates
             result["failure"] = f"unparsable: {type(exc).__name__}"
-            return result
+            return result, None
         result["norm"] = normalize.id_of_normalized(normalized)
         result["id"] = given_id or result["norm"]
         lines = len(code.splitlines())
@@ -61,11 +69,19 @@ class ProgramJob:
             result["failure"] = f"too few lines ({lines} < {self.min_lines})"
         elif self.max_lines is not None and lines > self.max_lines:
             result["failure"] = f"too many lines ({lines} > {self.max_lines})"
-        lap("normalize")
+        result["seconds"]["normalize"] = time.perf_counter() - generated_at
         if result["failure"]:
-            return result
+            return result, None
+        return result, Prepared(code, lines, constructs, normalize.id_of_normalized(skeleton))
+
+    def trace(self, result: dict, program: "Prepared") -> dict:
+        """Run the prepared program under the tracer and build its row. In a worker this runs in the program's
+        own process, forked from the template after `prepare`."""
+        clock = time.perf_counter()
+        code = program.code
         trace = trace_program(code, self.trace_limits)
-        lap("trace")
+        traced_at = time.perf_counter()
+        result["seconds"]["trace"] = traced_at - clock
         if trace.failure:
             result["failure"] = trace.failure
             return result
@@ -77,13 +93,18 @@ class ProgramJob:
             "error": trace.error,
             "prompt": make_prompt(code),
             "expected_trace": format_trace(trace.steps),
-            "num_lines": lines,
+            "num_lines": program.num_lines,
             "num_steps": len(trace.steps),
-            "constructs": constructs,
-            "skeleton": normalize.id_of_normalized(skeleton),
+            "constructs": program.constructs,
+            "skeleton": program.skeleton,
         }
-        lap("row")
+        result["seconds"]["row"] = time.perf_counter() - traced_at
         return result
+
+    def run(self, payload) -> dict:
+        """Both steps in this process: for trusted code only (tests, tools); workers split them."""
+        result, program = self.prepare(payload)
+        return result if program is None else self.trace(result, program)
 
     def failed(self, result: dict | None, reason: str) -> dict:
         """The result of a program that did not finish cleanly (its worker died, or it altered the worker)."""

@@ -43,6 +43,10 @@ class WorkerLimits:
     max_processes: int = 64  # RLIMIT_NPROC of a program (not enforced by the kernel for root)
     max_file_mb: int = 16  # RLIMIT_FSIZE: the largest file a program may write
     max_open_files: int = 64  # RLIMIT_NOFILE
+    # 1: every program in a fresh process (anything from a user). The builder's own generated programs cannot be
+    # hostile, so they share one process per batch (a fork costs more than tracing a small program); if one of
+    # them fails, each is traced again in its own process, so results never depend on the sharing.
+    programs_per_process: int = 1
 
 
 class WorkerStartError(RuntimeError):
@@ -73,10 +77,13 @@ def serve() -> None:
     _become_template()
     send_frame(channel, {"kind": "ready"})
     while (message := receive_frame(channel)) is not None and message[0]["kind"] == "batch":
-        for index, payload in message[0]["items"]:
-            failure, body = _run_one(job, payload, limits, channel.fileno())
-            send_frame(channel, {"kind": "result", "index": index, "failure": failure}, body)
-            if failure == "left a process running" or _left_behind(scratch):
+        items = message[0]["items"]
+        for start in range(0, len(items), limits.programs_per_process):
+            chunk = items[start : start + limits.programs_per_process]
+            outcomes = _run_chunk(job, [payload for _, payload in chunk], limits, channel.fileno())
+            for (index, _), (failure, body) in zip(chunk, outcomes):
+                send_frame(channel, {"kind": "result", "index": index, "failure": failure}, body)
+            if any(f == "left a process running" for f, _ in outcomes) or _left_behind(scratch):
                 send_frame(channel, {"kind": "retire"})
                 os._exit(0)
     os._exit(0)
@@ -103,12 +110,47 @@ def _become_template() -> None:
     for sig in _IGNORED_SIGNALS:
         _SAVED_HANDLERS[sig] = signal.signal(sig, signal.SIG_IGN)
     # Modules programs commonly import, loaded once here rather than in every child.
-    import collections, functools, itertools, json, math, random, re, string  # noqa: F401,E401
+    import collections, functools, io, itertools, json, math, random, re, resource, string  # noqa: F401,E401
     gc.freeze()  # children never touch the template's objects in a collection: fewer pages copied
 
 
-def _run_one(job, payload, limits: WorkerLimits, channel_fd: int) -> tuple[str, bytes]:
-    """Fork a child that runs one program; return (failure or "", the bytes it wrote)."""
+CHUNK_DEADLINE_S = 1.0  # a shared process's whole batch; past it, each program is traced again on its own
+
+
+def _run_chunk(job, payloads: list, limits: WorkerLimits, channel_fd: int) -> list[tuple[str, bytes]]:
+    """Prepare programs here, trace them in a forked child; return (failure or "", result bytes) for each."""
+    import json
+
+    prepared = [job.prepare(payload) for payload in payloads]
+    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8")) for result, _ in prepared]
+    runnable = [i for i, (_, program) in enumerate(prepared) if program is not None]
+    if len(runnable) > 1:
+        failure, bodies = _trace_in_child(job, [prepared[i] for i in runnable], limits, channel_fd,
+                                          min(limits.timeout, CHUNK_DEADLINE_S))
+        if not failure:
+            for i, body in zip(runnable, bodies):
+                outcomes[i] = ("", body)
+            return outcomes
+    for i in runnable:  # one program alone, or a shared process that went wrong: find out which
+        failure, bodies = _trace_in_child(job, [prepared[i]], limits, channel_fd, limits.timeout)
+        outcomes[i] = (failure, b"" if failure else bodies[0])
+    return outcomes
+
+
+def _split_records(data: bytes, count: int) -> list[bytes] | None:
+    """The child's `count` length-prefixed records, or None if it wrote anything else."""
+    records, pos = [], 0
+    while pos + 4 <= len(data) and len(records) < count:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        records.append(data[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return records if pos == len(data) and len(records) == count else None
+
+
+def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, timeout: float
+                    ) -> tuple[str, list[bytes]]:
+    """Fork a child that traces `programs` ((result, Prepared) pairs) in order; return (failure or "", one
+    result's bytes per program)."""
     import select
 
     read_end, write_end = os.pipe()
@@ -117,10 +159,10 @@ def _run_one(job, payload, limits: WorkerLimits, channel_fd: int) -> tuple[str, 
     if pid == 0:
         os.close(read_end)
         os.close(channel_fd)
-        _child(job, payload, limits, write_end)  # never returns
+        _child(job, programs, limits, write_end)  # never returns
     os.close(write_end)
     pidfd = os.pidfd_open(pid)
-    deadline = started + limits.timeout
+    deadline = started + timeout
     chunks, size, failure = [], 0, ""
     while True:  # read what it writes as it comes (a pipe holds only 64 KiB) until it exits
         ready, _, _ = select.select([read_end, pidfd], [], [], max(0.0, deadline - time.monotonic()))
@@ -155,7 +197,10 @@ def _run_one(job, payload, limits: WorkerLimits, channel_fd: int) -> tuple[str, 
             pass
     os.close(read_end)
     failure = failure or _exit_reason(status, usage, limits)
-    return failure, b"" if failure else b"".join(chunks)
+    records = None if failure else _split_records(b"".join(chunks), len(programs))
+    if records is None:
+        return failure or "malformed result", []
+    return "", records
 
 
 def _exit_reason(status: int, usage, limits: WorkerLimits) -> str:
@@ -229,8 +274,9 @@ def _left_behind(scratch_dirs: list[str]) -> bool:
     return False
 
 
-def _child(job, payload, limits: WorkerLimits, result_fd: int) -> None:
-    """One program's process: limits, a clean start, the program, its result on `result_fd`, exit."""
+def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
+    """A program's process: limits, a clean start, the program, its result on `result_fd` (length-prefixed
+    JSON), exit. Several programs only for the builder's own generated ones (`programs_per_process`)."""
     import io
     import json
     import random
@@ -247,15 +293,18 @@ def _child(job, payload, limits: WorkerLimits, result_fd: int) -> None:
                              (resource.RLIMIT_NOFILE, limits.max_open_files),
                              (resource.RLIMIT_NPROC, limits.max_processes)):
             resource.setrlimit(limit, (value, value))  # hard = soft: a program cannot raise its own limits
-        sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
-        random.seed(0)  # a program that uses `random` gets the same trace on every run
-        result = job.run(payload)
-        if len(os.listdir("/proc/self/task")) > 1:  # its threads ran untraced beside it
-            result = job.failed(result, "left a thread running")
-        data = json.dumps(result, ensure_ascii=False).encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(result_fd, view):]
+        for result, program in programs:
+            sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
+            random.seed(0)  # a program that uses `random` gets the same trace on every run
+            result = job.trace(result, program)
+            if len(os.listdir("/proc/self/task")) > 1:  # its threads ran untraced beside it
+                if len(programs) > 1:
+                    break  # the template traces each again alone and blames the right one
+                result = job.failed(result, "left a thread running")
+            data = json.dumps(result, ensure_ascii=False).encode("utf-8")
+            view = memoryview(len(data).to_bytes(4, "big") + data)
+            while view:
+                view = view[os.write(result_fd, view):]
         code = 0
     finally:
         os._exit(code)  # never back into the template's loop, whatever the program did

@@ -169,6 +169,15 @@ def attacks(place: dict) -> dict[str, str]:
                     except OSError:
                         pass
             os._exit(0)""",
+        "forge a well-framed result": """
+            import json, os
+            body = json.dumps({'id': 'n0', 'kind': 'result', 'row': {'stdout': 'forged'}}).encode()
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, len(body).to_bytes(4, 'big') + body)
+                except OSError:
+                    pass
+            os._exit(0)""",
         # --- text that cannot be stored or parsed ---------------------------------------------------------------
         "surrogates": "s = '\\udcff'\nprint(s)\nraise ValueError(s)",
         "closing tag everywhere": """
@@ -341,7 +350,8 @@ def test_attacks_reach_nothing_of_the_user_the_build_or_other_programs(canaries,
     assert reasons["200 setsid children"] == "left a process running"
     assert reasons["daemon that writes later"] == "left a process running"
     assert reasons["spy thread"] == "left a thread running"
-    assert reasons["forge frames to the parent"].startswith("protocol error")
+    assert reasons["forge frames to the parent"] == "malformed result"  # caught by the template already
+    assert reasons["forge a well-framed result"].startswith("protocol error")  # caught by the parent
     for name in ("signal everything", "kill -1", "killpg the parent"):  # they can only end their own worker
         assert name in reasons or rows[name]["error"], name
     # Text that cannot be stored is escaped; tags inside values never end the block.

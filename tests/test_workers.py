@@ -163,3 +163,26 @@ def test_each_program_gets_a_fresh_process_from_a_reused_worker():
     # ~0.3 ms each; an interpreter start-up per program (a worker replaced each time) costs ~30 ms each
     assert sum(r["seconds"]["generate"] for r in out.values()) < 0.3
     assert all(r["row"] is not None for r in out.values())
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_sharing_a_process_gives_the_same_results_as_one_process_each(sandbox):
+    """Generated programs share a process per batch; when one of them misbehaves, each is traced again alone,
+    so no result depends on the sharing."""
+    from dataset_builder.rows import ProgramJob
+    from dataset_builder.workers import run_in_workers
+
+    codes = [f"import random\nx = random.random()\ny = [x] * {i}\nprint(len(y))" for i in range(10)]
+    codes[4] = "import threading, time\nthreading.Thread(target=time.sleep, args=(5,), daemon=True).start()\nz = 1"
+    codes[7] = "import os\nos._exit(3)"
+    items = [(i, [f"p{i}", code]) for i, code in enumerate(codes)]
+
+    def run(per_process):
+        limits = WorkerLimits(batch_size=10, programs_per_process=per_process)
+        results = dict(run_in_workers(items, ProgramJob(), workers=1, limits=limits, sandbox=sandbox))
+        return {i: (r["failure"], r["row"] and {k: v for k, v in r["row"].items()}) for i, r in results.items()}
+
+    alone, shared = run(1), run(10)
+    assert shared == alone
+    assert alone[4][0] == "left a thread running" and alone[7][0] == "exited with code 3"
+    assert alone[0][1]["steps"][1]["state"] == alone[1][1]["steps"][1]["state"]  # random seeded per program
