@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from hub import layout
 from hub.errors import HubError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
@@ -218,24 +219,6 @@ def histogram_svg(figures: dict) -> str:
 # Metadata and rendering
 
 
-def local_hub_metadata(dsd) -> dict:
-    """`configs` and `dataset_info` as `datasets.push_to_hub` writes them (used before anything is pushed; a
-    push replaces them with what `datasets` actually wrote, sizes included)."""
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
-    from huggingface_hub import DatasetCardData
-
-    splits = SplitDict()
-    for name in dsd:
-        splits.add(SplitInfo(name=name, num_examples=len(dsd[name])))
-    info = DatasetInfo(features=next(iter(dsd.values())).features, splits=splits)
-    data = DatasetCardData()
-    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    MetadataConfigs({"default": {"data_files": [{"split": n, "path": f"data/{n}-*"} for n in dsd]}}).to_dataset_card_data(data)
-    return {"configs": data["configs"], "dataset_info": data["dataset_info"]}
-
-
 def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str):
     from huggingface_hub import DatasetCardData
 
@@ -262,7 +245,7 @@ def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = 
     from huggingface_hub import DatasetCard
 
     figures = dataset_figures(dsd, report)
-    data = card_data(dsd, report, hub_metadata or local_hub_metadata(dsd), pretty_name)
+    data = card_data(dsd, report, hub_metadata or layout.hub_metadata(dsd), pretty_name)
     card = DatasetCard.from_template(
         data,
         template_path=str(template),

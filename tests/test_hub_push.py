@@ -243,25 +243,33 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     assert "{{" not in body and "{%" not in body
     assert f"`train`: {len(local['train'])} programs" in body and "CPython" in body
     ET.fromstring(hub_server.read("alice/traces", "images/distributions.svg"))
-    assert [c["title"] for c in hub_server.commits("alice/traces")] == ["Update dataset card", "Upload dataset splits", "initial commit"]
+    titles = [c["title"] for c in hub_server.commits("alice/traces")]
+    assert titles == [f"Publish dataset ({len(local['train'])} train / {len(local['test'])} test programs) with its card", "initial commit"]
     assert _digest(built) == before
 
 
-def test_repush_is_a_no_op_and_changed_data_replaces_stale_files(hub_server, built, tmp_path):
+def test_repush_is_a_no_op_and_changed_data_lands_in_one_commit(hub_server, built, tmp_path):
     from datasets import load_from_disk
     from huggingface_hub import HfApi
 
     token = hub_server.add_user("alice")
+    api = HfApi(token=token)
+
+    def commits():  # as a user sees them: the real client's commit listing
+        return api.list_repo_commits("alice/traces", repo_type="dataset")
+
     assert _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)[0] == 0
-    head = hub_server.commits("alice/traces")[0]["id"]
+    assert [c.title for c in commits()][1:] == ["initial commit"]  # creating the repo, then one commit: the push
+    head = commits()[0].commit_id
     code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)
     assert code == 0 and "nothing to push" in out, err
-    assert hub_server.commits("alice/traces")[0]["id"] == head
+    assert commits()[0].commit_id == head
 
     # Leftovers a previous layout could have left: an extra split's shard and an old image.
-    api = HfApi(token=token)
     api.upload_file(path_or_fileobj=b"PAR1junk", path_in_repo="data/validation-00000-of-00001.parquet", repo_id="alice/traces", repo_type="dataset")
     api.upload_file(path_or_fileobj=b"<svg/>", path_in_repo="images/old.svg", repo_id="alice/traces", repo_type="dataset")
+    before = hub_server.files("alice/traces")
+    count = len(commits())
 
     # A changed dataset: fewer rows (saved in two shards; the Hub copy gets one per split).
     changed = tmp_path / "changed"
@@ -271,10 +279,17 @@ def test_repush_is_a_no_op_and_changed_data_replaces_stale_files(hub_server, bui
     shutil.copy(built / "report.json", changed / "report.json")
     code, out, err = _push(hub_server, tmp_path, changed, "--repo-id", "alice/traces", token=token)
     assert code == 0, err
-    assert sorted(hub_server.files("alice/traces")) == [
+
+    # One commit holds all of it: the new train shard, the card, the histogram and the deletions of stale files.
+    assert len(commits()) == count + 1
+    after = hub_server.files("alice/traces")
+    assert sorted(after) == [
         ".gitattributes", "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
         "images/distributions.svg",
     ]
+    touched = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert touched == {"README.md", "data/train-00000-of-00001.parquet", "images/distributions.svg",
+                       "data/validation-00000-of-00001.parquet", "images/old.svg"}
     remote = _load("alice/traces", token, tmp_path / "cache2")
     assert remote["train"].to_list() == local["train"].to_list() and remote["test"].to_list() == local["test"].to_list()
     meta, body = _readme_meta(hub_server, "alice/traces")
@@ -346,11 +361,10 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert "Cannot reach the Hub" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
     hub_server.start()
 
-    hub_server.fail("commit", status=500)  # the data commit fails after the shards were uploaded
-    assert "HTTP 500" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
-    hub_server.fail("commit", status=500, after=1)  # now the card commit fails
-    assert "run the same command again" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
-    assert "README.md" in hub_server.files("alice/traces") and "images/distributions.svg" not in hub_server.files("alice/traces")
+    hub_server.fail("commit", status=500)  # the commit fails after the shards were uploaded
+    failed = _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
+    assert "HTTP 500" in failed and "run the same command again" in failed
+    assert list(hub_server.files("alice/traces")) == [".gitattributes"]  # nothing of the push landed: no half-publish
     code, out, err = _push(hub_server, tmp_path, built, *repo, token=token)
     assert code == 0, err
     assert "images/distributions.svg" in hub_server.files("alice/traces")
