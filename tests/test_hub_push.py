@@ -373,6 +373,16 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert not list(tmp_path.joinpath("cli_home").rglob("token"))  # --token / HF_TOKEN were never saved
 
 
+def test_hub_gone_right_after_the_existence_check_is_a_network_error(hub_server, built, tmp_path):
+    """A new repo: the Hub answers the existence check (404), then goes away before the repo is created. The 404
+    travels with the connection error; what the user must hear about is the network."""
+    token = hub_server.add_user("alice")
+    hub_server.stop_after("info")
+    err = _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/new", token=token), token)
+    assert "Cannot reach the Hub" in err and "not found" not in err
+    assert ("GET", "/api/datasets/alice/new", 404) in hub_server.requests  # the check was answered
+
+
 def test_viewer_breaking_data_is_refused_before_any_upload(built, tmp_path):
     from datasets import Dataset, DatasetDict, Value, load_from_disk
 

@@ -121,5 +121,8 @@ def test_upload_model_folder_errors_are_one_sentence(hub_server, tmp_path, monke
     hub_server.stop()
     assert "Cannot reach the Hub" in message(token=token)
     hub_server.start()
+    hub_server.stop_after("info")  # a new repo's existence check answered (404), then the Hub is gone
+    assert "Cannot reach the Hub" in message(repo_id="alice/fresh", token=token)
+    hub_server.start()
     upload_model_folder(folder, "alice/adapter", token=token)
     assert "adapter_model.safetensors" in hub_server.files("alice/adapter", "model")
