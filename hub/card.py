@@ -15,6 +15,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
 HISTOGRAM_PATH = "images/distributions.svg"
 LICENSE = "apache-2.0"
 TAGS = ["code", "python", "execution-trace", "program-execution", "world-model", "synthetic"]
+TOP_EXCEPTION_TYPES = 8  # the card lists this many of the most common uncaught exception types
 FIRST_ROWS = 10  # the smallest first page the Hub viewer shows (it shows up to 100 rows, truncating cells to fit)
 FIRST_ROWS_MAX_BYTES = 200_000  # DESIGN §4: keep the first rows under ~200 KB of JSON
 _LEFTOVER = re.compile(r"\{\{\s*[\w.]+\s*(\|[^}]*)?\}\}|\{%-?\s*(if|for|endif|endfor|set|else|elif)\b")
@@ -145,7 +146,8 @@ def dataset_figures(dsd, report: dict) -> dict:
         "line_bins": _bins(lines),
         "step_bins": _bins(steps),
         "errors": {"count": sum(errors.values()), "share": f"{100 * sum(errors.values()) / total:.1f}%" if total else "0%",
-                   "types": [{"type": t, "count": c} for t, c in errors.most_common(8)]},
+                   "kinds": len(errors),
+                   "types": [{"type": t, "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)]},
         "printing": f"{100 * sum(bool(r['stdout']) for r in rows) / total:.0f}%" if total else "0%",
         "events": dict(sorted(events.items())),
         "python_version": report.get("python_version") or "unknown",

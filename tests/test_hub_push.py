@@ -62,10 +62,24 @@ def _hand_rows(programs):
     return rows
 
 
-def _hand_built(out: Path, n: int = 40) -> None:
-    from datasets import Dataset, DatasetDict, Features, List, Value
+def _as_dataset(rows):
+    from datasets import Dataset, Features, List, Value
 
     from dataset_builder.trace import steps_features
+
+    features = Features(
+        {
+            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
+            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
+            "constructs": List(Value("string")), "skeleton": Value("string"),
+        }
+    )
+    return Dataset.from_list(rows, features=features)
+
+
+def _hand_built(out: Path, n: int = 40) -> None:
+    from datasets import DatasetDict
 
     shapes = [
         "x = {a}\ny = {b}\nz = x + y\nprint(z)",
@@ -75,17 +89,9 @@ def _hand_built(out: Path, n: int = 40) -> None:
     ]
     programs = [shapes[i % len(shapes)].format(a=i + 1, b=i % 7 + 2) for i in range(n)]
     rows = _hand_rows(programs)
-    features = Features(
-        {
-            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
-            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
-            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
-            "constructs": List(Value("string")), "skeleton": Value("string"),
-        }
-    )
     train = [r for r in rows if not r["code"].startswith("s = ")]  # one whole structure goes to test
     test = [r for r in rows if r["code"].startswith("s = ")]
-    DatasetDict({"train": Dataset.from_list(train, features=features), "test": Dataset.from_list(test, features=features)}).save_to_disk(str(out))
+    DatasetDict({"train": _as_dataset(train), "test": _as_dataset(test)}).save_to_disk(str(out))
     kinds = {}
     for r in rows:
         for k in r["constructs"]:
@@ -190,12 +196,31 @@ def test_card_renders_figures_from_the_data(built):
     assert f"CPython {report['python_version']}" in body
     assert "](images/distributions.svg)" in body
     assert 'load_dataset("alice/traces")' in body and "train-and-push --dataset alice/traces" in body
+    # install lines that work: the toolkit is on no registry, so from a clone; loading needs only `datasets`
+    assert "pip install datasets" in body and "pip install -e ." in body and "pip install execution-world-model" not in body
     assert figures["example"]["trace"] in body and "## Limitations" in body
     assert f"| lines of code | {figures['lines']['min']} |" in body
     if report.get("seed") is not None:
         assert f"seed `{report['seed']}`" in body
     svg = ET.fromstring(histogram_svg(figures))
     assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) > 4
+
+
+def test_card_says_it_lists_only_the_most_common_exception_types():
+    from datasets import DatasetDict
+
+    from hub.card import TOP_EXCEPTION_TYPES, render_card
+
+    failing = ["y = 1 / 0", "y = int('a')", "y = [][1]", "y = {}['k']", "y = None + 1", "y = nope", "y = (1).nope",
+               "assert False", "raise RuntimeError('x')", "raise StopIteration"]
+    programs = [f"x = {i}\n{line}" for i, line in enumerate(failing)] + ["x = 1\ny = 1 / 0", "x = 2\ny = int('b')"]
+    rows = _hand_rows(programs)
+    assert len({r["error"].split(":")[0] for r in rows}) == len(failing) > TOP_EXCEPTION_TYPES
+    dsd = DatasetDict({"train": _as_dataset(rows[:-1]), "test": _as_dataset(rows[-1:])})
+    body = render_card(dsd, {"python_version": "3.11.7"}, "alice/traces")[0].text
+    line = next(l for l in body.splitlines() if l.startswith("Uncaught exceptions"))
+    assert line.startswith(f"Uncaught exceptions, the {TOP_EXCEPTION_TYPES} most common types of {len(failing)}: ")
+    assert line.count("`") == 2 * TOP_EXCEPTION_TYPES and "2 `ZeroDivisionError`, 2 `ValueError`" in line
 
 
 # ---------------------------------------------------------------------------------------------------------
