@@ -170,6 +170,20 @@ def _readme_meta(hub_server, repo_id):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The command line without heavy imports
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\nfrom hub.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'datasets', 'pyarrow', 'huggingface_hub') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout and "--repo-id" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The card, rendered without any server
 
 
