@@ -17,7 +17,7 @@ LICENSE = "apache-2.0"
 TAGS = ["code", "python", "execution-trace", "program-execution", "world-model", "synthetic"]
 TOP_EXCEPTION_TYPES = 8  # the card lists this many of the most common uncaught exception types
 FIRST_ROWS = 10  # the smallest first page the Hub viewer shows (it shows up to 100 rows, truncating cells to fit)
-FIRST_ROWS_MAX_BYTES = 200_000  # DESIGN §4: keep the first rows under ~200 KB of JSON
+FIRST_ROWS_MAX_BYTES = 200_000  # docs/design.md §6: keep the first rows under ~200 KB of JSON
 _LEFTOVER = re.compile(r"\{\{\s*[\w.]+\s*(\|[^}]*)?\}\}|\{%-?\s*(if|for|endif|endfor|set|else|elif)\b")
 
 COLUMNS = [

@@ -156,9 +156,9 @@ def _null_columns(feature, path: str) -> list[str]:
 
 
 def viewer_problems(dsd) -> tuple[list[str], list[str]]:
-    """(errors, warnings) against what the Hub dataset viewer needs (DESIGN §4). Errors break it: splits with
-    different column types, untyped (null) columns. Warnings only make it truncate cells: a row over 200 KB of
-    JSON, or a first page (10 rows) over 200 KB."""
+    """(errors, warnings) against what the Hub dataset viewer needs (docs/design.md §6). Errors break it: splits
+    with different column types, untyped (null) columns. Warnings only make it truncate cells: a row over 200 KB
+    of JSON, or a first page (10 rows) over 200 KB."""
     from hub.card import FIRST_ROWS, FIRST_ROWS_MAX_BYTES, first_rows_bytes, row_bytes
 
     errors, warnings = [], []

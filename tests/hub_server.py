@@ -1,7 +1,7 @@
 """A Hugging Face Hub-compatible HTTP server for the tests (stdlib only), driven by the real clients.
 
 It implements what `huggingface_hub` 2.4 and `datasets` 5.2 call to create repos, commit files (regular and
-git-LFS), list and read them back (DESIGN §5):
+git-LFS), list and read them back (docs/design.md §7):
 
     GET  /api/whoami-v2
     POST /api/repos/create                          409 carries `url` when the repo exists
