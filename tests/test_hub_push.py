@@ -235,6 +235,8 @@ def test_card_says_it_lists_only_the_most_common_exception_types():
     line = next(l for l in body.splitlines() if l.startswith("Uncaught exceptions"))
     assert line.startswith(f"Uncaught exceptions, the {TOP_EXCEPTION_TYPES} most common types of {len(failing)}: ")
     assert line.count("`") == 2 * TOP_EXCEPTION_TYPES and "2 `ZeroDivisionError`, 2 `ValueError`" in line
+    few = render_card(DatasetDict({"train": _as_dataset(rows[:3]), "test": _as_dataset(rows[3:4])}), {}, "a/b")[0].text
+    assert "Uncaught exceptions, all 4 types: 1 `ZeroDivisionError`, 1 `ValueError`, 1 `IndexError`, 1 `KeyError`." in few
 
 
 # ---------------------------------------------------------------------------------------------------------
