@@ -289,6 +289,23 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     assert _digest(built) == before
 
 
+def test_our_shards_and_metadata_are_what_datasets_push_to_hub_writes(hub_server, built, tmp_path):
+    """The layout the viewer and `load_dataset` read, checked against `datasets` itself (a new `datasets` that
+    writes differently fails here): same shard paths and bytes, same `configs` and `dataset_info`."""
+    from datasets import load_from_disk
+
+    from hub.layout import hub_metadata, write_parquet_shards
+
+    token = hub_server.add_user("alice")
+    local = load_from_disk(str(built))
+    local.push_to_hub("alice/reference", token=token)
+    theirs = {p: f["sha256"] for p, f in hub_server.files("alice/reference").items() if p.startswith("data/")}
+    ours = write_parquet_shards(local, tmp_path / "ours")
+    assert {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in ours.items()} == theirs
+    meta, _ = _readme_meta(hub_server, "alice/reference")
+    assert hub_metadata(local, ours) == {"configs": meta["configs"], "dataset_info": meta["dataset_info"]}
+
+
 def test_repush_is_a_no_op_and_changed_data_lands_in_one_commit(hub_server, built, tmp_path):
     from datasets import load_from_disk
     from huggingface_hub import HfApi
