@@ -8,14 +8,16 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from hub import layout
 from hub.errors import HubError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
 HISTOGRAM_PATH = "images/distributions.svg"
 LICENSE = "apache-2.0"
 TAGS = ["code", "python", "execution-trace", "program-execution", "world-model", "synthetic"]
+TOP_EXCEPTION_TYPES = 8  # the card lists this many of the most common uncaught exception types
 FIRST_ROWS = 10  # the smallest first page the Hub viewer shows (it shows up to 100 rows, truncating cells to fit)
-FIRST_ROWS_MAX_BYTES = 200_000  # DESIGN §4: keep the first rows under ~200 KB of JSON
+FIRST_ROWS_MAX_BYTES = 200_000  # docs/design.md §6: keep the first rows under ~200 KB of JSON
 _LEFTOVER = re.compile(r"\{\{\s*[\w.]+\s*(\|[^}]*)?\}\}|\{%-?\s*(if|for|endif|endfor|set|else|elif)\b")
 
 COLUMNS = [
@@ -144,7 +146,8 @@ def dataset_figures(dsd, report: dict) -> dict:
         "line_bins": _bins(lines),
         "step_bins": _bins(steps),
         "errors": {"count": sum(errors.values()), "share": f"{100 * sum(errors.values()) / total:.1f}%" if total else "0%",
-                   "types": [{"type": t, "count": c} for t, c in errors.most_common(8)]},
+                   "kinds": len(errors),
+                   "types": [{"type": t, "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)]},
         "printing": f"{100 * sum(bool(r['stdout']) for r in rows) / total:.0f}%" if total else "0%",
         "events": dict(sorted(events.items())),
         "python_version": report.get("python_version") or "unknown",
@@ -218,24 +221,6 @@ def histogram_svg(figures: dict) -> str:
 # Metadata and rendering
 
 
-def local_hub_metadata(dsd) -> dict:
-    """`configs` and `dataset_info` as `datasets.push_to_hub` writes them (used before anything is pushed; a
-    push replaces them with what `datasets` actually wrote, sizes included)."""
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
-    from huggingface_hub import DatasetCardData
-
-    splits = SplitDict()
-    for name in dsd:
-        splits.add(SplitInfo(name=name, num_examples=len(dsd[name])))
-    info = DatasetInfo(features=next(iter(dsd.values())).features, splits=splits)
-    data = DatasetCardData()
-    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    MetadataConfigs({"default": {"data_files": [{"split": n, "path": f"data/{n}-*"} for n in dsd]}}).to_dataset_card_data(data)
-    return {"configs": data["configs"], "dataset_info": data["dataset_info"]}
-
-
 def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str):
     from huggingface_hub import DatasetCardData
 
@@ -262,7 +247,7 @@ def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = 
     from huggingface_hub import DatasetCard
 
     figures = dataset_figures(dsd, report)
-    data = card_data(dsd, report, hub_metadata or local_hub_metadata(dsd), pretty_name)
+    data = card_data(dsd, report, hub_metadata or layout.hub_metadata(dsd), pretty_name)
     card = DatasetCard.from_template(
         data,
         template_path=str(template),

@@ -79,13 +79,27 @@ def translate(
     for err in _chain(exc):
         if isinstance(err, HubError):
             return HubError(err.message, secrets=secrets)
+    # Network failures win: when the Hub goes away mid-push, the connection error can carry an earlier HTTP
+    # answer in its chain (a 404 from "does the repo exist?"), which is not what went wrong.
+    for err in _chain(exc):
+        if _is_network(err):
+            kind = type(err).__name__
+            if kind in ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled") or isinstance(err, ConnectionRefusedError):
+                return HubError(
+                    f"Cannot reach the Hub at {endpoint} ({kind}) during the {action}{where}; "
+                    f"check the network or HF_ENDPOINT, then run the same command again.",
+                    secrets=secrets,
+                )
+            return HubError(
+                f"The connection to the Hub at {endpoint} broke ({kind}) during the {action}{where}; {retry}.",
+                secrets=secrets,
+            )
     for err in _chain(exc):
         response = getattr(err, "response", None)
         status = getattr(response, "status_code", None)
         if status is None or not hasattr(err, "server_message"):  # an HfHubHTTPError and its subclasses
             continue
         says = _server_says(err)
-        detail = f" ({says})" if says else ""
         if type(err).__name__ == "RepositoryNotFoundError" and status in (401, 404):
             return HubError(f"Repository {repo_id} was not found on {endpoint} or this token cannot see it.", secrets=secrets)
         if status == 401:
@@ -100,19 +114,6 @@ def translate(
         if status >= 500:
             return HubError(f"The Hub at {endpoint} failed during the {action}{where} (HTTP {status}); {retry}.", secrets=secrets)
         return HubError(f"The Hub at {endpoint} refused the {action}{where} (HTTP {status}{': ' + says if says else ''}).", secrets=secrets)
-    for err in _chain(exc):
-        if _is_network(err):
-            kind = type(err).__name__
-            if kind in ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled") or isinstance(err, ConnectionRefusedError):
-                return HubError(
-                    f"Cannot reach the Hub at {endpoint} ({kind}) during the {action}{where}; "
-                    f"check the network or HF_ENDPOINT, then run the same command again.",
-                    secrets=secrets,
-                )
-            return HubError(
-                f"The connection to the Hub at {endpoint} broke ({kind}) during the {action}{where}; {retry}.",
-                secrets=secrets,
-            )
     for err in _chain(exc):
         if isinstance(err, ValueError) and "Invalid metadata in README.md" in str(err):
             first = " ".join(str(err).split("\n")[1:2]).lstrip("- ").rstrip(".")

@@ -1,13 +1,16 @@
-"""Push a built dataset (with its card) to a dataset repo, and an adapter folder to a model repo."""
+"""Push a built dataset (with its card) to a dataset repo, and an adapter folder to a model repo: each publish is
+one `create_commit` holding every added, changed and deleted file, and none when the repo already holds them."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.auth import authorize, check_repo_id, endpoint, resolve_token
 from hub.errors import HubError, hub_errors
+from hub.layout import DATA_DIR, hub_metadata, write_parquet_shards
 
 
 def upload_model_folder(
@@ -19,29 +22,74 @@ def upload_model_folder(
     commit_message: str = "Upload adapter with its model card",
 ) -> str:
     """Upload every file of `folder` to the model repo `repo_id` (created if needed) in one commit, deleting
-    files in the repo that are no longer in the folder (`.gitattributes` is kept). Returns the repo URL.
-    Raises HubError (one sentence) on a missing folder, no token, a malformed id, a namespace the token does
-    not own, or a Hub that is down or fails; run it again to finish an interrupted upload."""
+    files in the repo that are no longer in the folder (`.gitattributes` is kept); no commit when the repo already
+    holds exactly these files. Returns the repo URL. Raises HubError (one sentence) on a missing folder, no token,
+    a malformed id, a namespace the token does not own, or a Hub that is down or fails; run it again to finish an
+    interrupted upload."""
     folder = Path(folder)
     if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
         raise HubError(f"There is no folder with files to upload at {folder}.")
     check_repo_id(repo_id)
     token = resolve_token(token)
     url = endpoint()
+    wanted = {p.relative_to(folder).as_posix(): str(p) for p in sorted(folder.rglob("*"))
+              if p.is_file() and not _ignored(p.relative_to(folder))}
     with hub_errors(endpoint=url, repo_id=repo_id, action="upload", token=token):
         from huggingface_hub import HfApi
 
         api = HfApi(endpoint=url, token=token)
         authorize(api, repo_id)
-        repo_url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(
-            folder_path=str(folder),
-            repo_id=repo_id,
-            repo_type="model",
-            commit_message=commit_message,
-            delete_patterns=["*", "**/*"],
-        )
-    return str(repo_url)
+        _, head = _repo_head(api, repo_id, "model", private)
+        operations = _changes(api, repo_id, head, wanted, managed=("",), repo_type="model")
+        if operations:
+            api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="model", parent_commit=head)
+    return f"{url}/{repo_id}"
+
+
+def _ignored(relative: Path) -> bool:
+    """Local clutter `upload_folder` would skip too: git metadata and huggingface_hub's upload cache."""
+    return ".git" in relative.parts or relative.as_posix().startswith(".cache/huggingface/")
+
+
+def _repo_head(api, repo_id: str, repo_type: str, private: bool) -> tuple[str | None, str]:
+    """(head before the push, None for a new repo; head to commit on), creating the repo or making it private."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        info = api.repo_info(repo_id, repo_type=repo_type)
+    except RepositoryNotFoundError:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        return None, api.repo_info(repo_id, repo_type=repo_type).sha
+    if private and not info.private:
+        api.update_repo_settings(repo_id, repo_type=repo_type, private=True)
+    return info.sha, info.sha
+
+
+def _changes(api, repo_id: str, revision: str, wanted: dict, *, managed: tuple[str, ...], repo_type: str):
+    """The commit operations that make the repo at `revision` hold `wanted` ({path: local file or bytes}): an add
+    for each new or changed file, a delete for each file under a `managed` prefix that is not wanted (never
+    `.gitattributes`: the Hub's LFS rules). Empty when the repo already holds exactly that."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.hf_api import RepoFile
+
+    remote = {f.path: f for f in api.list_repo_tree(repo_id, repo_type=repo_type, recursive=True, revision=revision)
+              if isinstance(f, RepoFile)}
+    adds = [CommitOperationAdd(path, content) for path, content in wanted.items()]
+    operations = [op for op in adds if not _same_file(remote.get(op.path_in_repo), op)]
+    stale = sorted(p for p in remote if p.startswith(managed) and p not in wanted and p != ".gitattributes")
+    return operations + [CommitOperationDelete(p) for p in stale]
+
+
+def _same_file(remote, add) -> bool:
+    """Whether the repo's file already holds the content of `add` (LFS files by sha256, others by git blob id)."""
+    from huggingface_hub.utils.sha import git_hash
+
+    if remote is None:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == add.upload_info.sha256.hex()
+    with add.as_file() as f:
+        return remote.blob_id == git_hash(f.read())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -108,9 +156,9 @@ def _null_columns(feature, path: str) -> list[str]:
 
 
 def viewer_problems(dsd) -> tuple[list[str], list[str]]:
-    """(errors, warnings) against what the Hub dataset viewer needs (DESIGN §4). Errors break it: splits with
-    different column types, untyped (null) columns. Warnings only make it truncate cells: a row over 200 KB of
-    JSON, or a first page (10 rows) over 200 KB."""
+    """(errors, warnings) against what the Hub dataset viewer needs (docs/design.md §6). Errors break it: splits
+    with different column types, untyped (null) columns. Warnings only make it truncate cells: a row over 200 KB
+    of JSON, or a first page (10 rows) over 200 KB."""
     from hub.card import FIRST_ROWS, FIRST_ROWS_MAX_BYTES, first_rows_bytes, row_bytes
 
     errors, warnings = [], []
@@ -139,10 +187,11 @@ def push_dataset(
     private: bool = False,
     pretty_name: str = "Python execution traces",
 ) -> PushResult:
-    """Push both splits of the dataset `build-dataset` saved in `folder` to the dataset repo `repo_id` as
-    parquet (with `datasets`' push_to_hub), then its card (rendered from `dataset_card.md`) and histogram.
-    Pushing the same data again makes no commit; pushing changed data replaces the old shards. Raises HubError
-    (one sentence) on any failure; the local folder is only read, so running it again finishes the push."""
+    """Publish the dataset `build-dataset` saved in `folder` to the dataset repo `repo_id` (created if needed) in
+    one commit: both splits as parquet shards, the card (rendered from `dataset_card.md`) and its histogram, and
+    the deletion of files under data/ and images/ the new version no longer has. Pushing the same data again
+    makes no commit. Raises HubError (one sentence) on any failure; the local folder is only read and a failed
+    commit changes nothing on the Hub, so running it again finishes the push."""
     check_repo_id(repo_id)
     dsd, report = load_built_dataset(folder)
     errors, warnings = viewer_problems(dsd)
@@ -152,41 +201,25 @@ def push_dataset(
     url = endpoint()
     from hub.card import HISTOGRAM_PATH, histogram_svg, render_card
 
-    with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
-        from huggingface_hub.errors import RepositoryNotFoundError
-        from huggingface_hub.utils.sha import git_hash
+    with tempfile.TemporaryDirectory(prefix="push-dataset-") as scratch:
+        # Everything the commit holds is made locally first: nothing goes to the Hub until it is all ready.
+        shards = write_parquet_shards(dsd, scratch)
+        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards), pretty_name=pretty_name)
+        wanted = {**{path: str(file) for path, file in shards.items()},
+                  "README.md": str(card).encode(), HISTOGRAM_PATH: histogram_svg(figures).encode()}
+        with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
+            from huggingface_hub import HfApi
 
-        api = HfApi(endpoint=url, token=token)
-        authorize(api, repo_id)
-        try:
-            before = api.dataset_info(repo_id).sha
-        except RepositoryNotFoundError:
-            before = None
-        dsd.push_to_hub(repo_id, private=private or None, token=token, commit_message="Upload dataset splits")
-        info = api.dataset_info(repo_id, files_metadata=False)
-        if private and not info.private:
-            api.update_repo_settings(repo_id, repo_type="dataset", private=True)
-
-        # The card keeps the `configs` and `dataset_info` that datasets just wrote (sizes included), so the next
-        # push of the same data finds nothing to change.
-        pushed = Path(api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=info.sha)).read_text("utf-8")
-        meta = DatasetCard(pushed).data.to_dict()
-        hub_metadata = {"configs": meta["configs"], "dataset_info": meta["dataset_info"]}
-        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata, pretty_name=pretty_name)
-        svg = histogram_svg(figures).encode()
-        remote = {f.path: f for f in api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)
-                  if hasattr(f, "blob_id")}
-        operations = []
-        if str(card) != pushed:
-            operations.append(CommitOperationAdd("README.md", str(card).encode()))
-        if HISTOGRAM_PATH not in remote or remote[HISTOGRAM_PATH].blob_id != git_hash(svg):
-            operations.append(CommitOperationAdd(HISTOGRAM_PATH, svg))
-        stale_dir = HISTOGRAM_PATH.rsplit("/", 1)[0] + "/"
-        operations += [CommitOperationDelete(p) for p in remote if p.startswith(stale_dir) and p != HISTOGRAM_PATH]
-        if operations:
-            api.create_commit(repo_id, operations, commit_message="Update dataset card", repo_type="dataset", parent_commit=info.sha)
-        after = api.dataset_info(repo_id).sha
+            api = HfApi(endpoint=url, token=token)
+            authorize(api, repo_id)
+            before, head = _repo_head(api, repo_id, "dataset", private)
+            managed = (f"{DATA_DIR}/", HISTOGRAM_PATH.rsplit("/", 1)[0] + "/")  # data/ and images/ are ours
+            operations = _changes(api, repo_id, head, wanted, managed=managed, repo_type="dataset")
+            if operations:
+                rows = " / ".join(f"{len(dsd[name])} {name}" for name in dsd)
+                api.create_commit(repo_id, operations, commit_message=f"Publish dataset ({rows} programs) with its card",
+                                  repo_type="dataset", parent_commit=head)
+            after = api.dataset_info(repo_id).sha
     return PushResult(
         url=f"{url}/datasets/{repo_id}",
         commit=after,

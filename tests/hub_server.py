@@ -1,7 +1,7 @@
 """A Hugging Face Hub-compatible HTTP server for the tests (stdlib only), driven by the real clients.
 
 It implements what `huggingface_hub` 2.4 and `datasets` 5.2 call to create repos, commit files (regular and
-git-LFS), list and read them back (DESIGN §5):
+git-LFS), list and read them back (docs/design.md §7):
 
     GET  /api/whoami-v2
     POST /api/repos/create                          409 carries `url` when the repo exists
@@ -24,8 +24,9 @@ git-LFS), list and read them back (DESIGN §5):
 are invisible (404 RepoNotFound) to anyone but their owner; writes need the owner's token (403 otherwise).
 
 Test helpers: `add_user(name) -> token`, `fail(route, status=500, times=1)` (route names: see `_ROUTES`; status
-0 drops the connection with no answer), `stop()` / `start()` (same port, same state), `requests` (a log of
-(method, path, status)), `commits(repo_id, repo_type)`, `files(repo_id, repo_type)`.
+0 drops the connection with no answer), `stop()` / `start()` (same port, same state), `stop_after(route)` (answer
+the next request to `route`, then stop), `requests` (a log of (method, path, status)), `commits(repo_id,
+repo_type)`, `files(repo_id, repo_type)`.
 
 Run by hand: `python tests/hub_server.py --port 8999 --user alice` prints the users' tokens, then serves until
 interrupted; state lives in a temporary folder (or `--root DIR`, which survives restarts).
@@ -290,6 +291,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state.user_for(self._token())
 
     def _send(self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"):
+        self.server.before_answer(self._route)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -309,9 +311,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         self._query = urllib.parse.parse_qs(url.query)
         name, match = None, None
+        self._route = None
         for route, route_method, pattern in _COMPILED:
             if route_method == method and (match := pattern.match(url.path)):
-                name = route
+                name = self._route = route
                 break
         try:
             if name is None:
@@ -746,6 +749,7 @@ class HubServer:
         self.verbose = verbose
         self.requests: list[tuple[str, str, int]] = []
         self._faults: list[dict] = []
+        self._stop_after: list[str] = []
         self._lock = threading.Lock()
         self._httpd = None
         self._thread = None
@@ -764,6 +768,7 @@ class HubServer:
         httpd.url = self.url
         httpd.verbose = self.verbose
         httpd.take_fault = self._take_fault
+        httpd.before_answer = self._before_answer
         httpd.log_request_done = self._log
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -803,6 +808,22 @@ class HubServer:
             raise ValueError(f"unknown route {route!r}; one of {sorted(known)}")
         with self._lock:
             self._faults.append({"route": route, "status": status, "times": times, "after": after})
+
+    def stop_after(self, route: str) -> None:
+        """Answer the next request to `route`, then stop (as `stop()`): the Hub goes away between two calls."""
+        if route not in {name for name, _, _ in _ROUTES}:
+            raise ValueError(f"unknown route {route!r}")
+        with self._lock:
+            self._stop_after.append(route)
+
+    def _before_answer(self, route: str | None) -> None:
+        with self._lock:
+            if route not in self._stop_after:
+                return
+            self._stop_after.remove(route)
+        # Stop listening before the answer goes out, so the client's next connection is surely refused; this
+        # handler's own connection stays open and still delivers the answer.
+        self.stop()
 
     def _take_fault(self, route: str, handler: Handler) -> bool:
         with self._lock:

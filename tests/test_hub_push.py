@@ -62,10 +62,24 @@ def _hand_rows(programs):
     return rows
 
 
-def _hand_built(out: Path, n: int = 40) -> None:
-    from datasets import Dataset, DatasetDict, Features, List, Value
+def _as_dataset(rows):
+    from datasets import Dataset, Features, List, Value
 
     from dataset_builder.trace import steps_features
+
+    features = Features(
+        {
+            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
+            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
+            "constructs": List(Value("string")), "skeleton": Value("string"),
+        }
+    )
+    return Dataset.from_list(rows, features=features)
+
+
+def _hand_built(out: Path, n: int = 40) -> None:
+    from datasets import DatasetDict
 
     shapes = [
         "x = {a}\ny = {b}\nz = x + y\nprint(z)",
@@ -75,17 +89,9 @@ def _hand_built(out: Path, n: int = 40) -> None:
     ]
     programs = [shapes[i % len(shapes)].format(a=i + 1, b=i % 7 + 2) for i in range(n)]
     rows = _hand_rows(programs)
-    features = Features(
-        {
-            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
-            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
-            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
-            "constructs": List(Value("string")), "skeleton": Value("string"),
-        }
-    )
     train = [r for r in rows if not r["code"].startswith("s = ")]  # one whole structure goes to test
     test = [r for r in rows if r["code"].startswith("s = ")]
-    DatasetDict({"train": Dataset.from_list(train, features=features), "test": Dataset.from_list(test, features=features)}).save_to_disk(str(out))
+    DatasetDict({"train": _as_dataset(train), "test": _as_dataset(test)}).save_to_disk(str(out))
     kinds = {}
     for r in rows:
         for k in r["constructs"]:
@@ -164,6 +170,20 @@ def _readme_meta(hub_server, repo_id):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The command line without heavy imports
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\nfrom hub.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'datasets', 'pyarrow', 'huggingface_hub') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout and "--repo-id" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The card, rendered without any server
 
 
@@ -190,12 +210,33 @@ def test_card_renders_figures_from_the_data(built):
     assert f"CPython {report['python_version']}" in body
     assert "](images/distributions.svg)" in body
     assert 'load_dataset("alice/traces")' in body and "train-and-push --dataset alice/traces" in body
+    # install lines that work: the toolkit is on no registry, so from a clone; loading needs only `datasets`
+    assert "pip install datasets" in body and "pip install -e ." in body and "pip install execution-world-model" not in body
     assert figures["example"]["trace"] in body and "## Limitations" in body
     assert f"| lines of code | {figures['lines']['min']} |" in body
     if report.get("seed") is not None:
         assert f"seed `{report['seed']}`" in body
     svg = ET.fromstring(histogram_svg(figures))
     assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) > 4
+
+
+def test_card_says_it_lists_only_the_most_common_exception_types():
+    from datasets import DatasetDict
+
+    from hub.card import TOP_EXCEPTION_TYPES, render_card
+
+    failing = ["y = 1 / 0", "y = int('a')", "y = [][1]", "y = {}['k']", "y = None + 1", "y = nope", "y = (1).nope",
+               "assert False", "raise RuntimeError('x')", "raise StopIteration"]
+    programs = [f"x = {i}\n{line}" for i, line in enumerate(failing)] + ["x = 1\ny = 1 / 0", "x = 2\ny = int('b')"]
+    rows = _hand_rows(programs)
+    assert len({r["error"].split(":")[0] for r in rows}) == len(failing) > TOP_EXCEPTION_TYPES
+    dsd = DatasetDict({"train": _as_dataset(rows[:-1]), "test": _as_dataset(rows[-1:])})
+    body = render_card(dsd, {"python_version": "3.11.7"}, "alice/traces")[0].text
+    line = next(l for l in body.splitlines() if l.startswith("Uncaught exceptions"))
+    assert line.startswith(f"Uncaught exceptions, the {TOP_EXCEPTION_TYPES} most common types of {len(failing)}: ")
+    assert line.count("`") == 2 * TOP_EXCEPTION_TYPES and "2 `ZeroDivisionError`, 2 `ValueError`" in line
+    few = render_card(DatasetDict({"train": _as_dataset(rows[:3]), "test": _as_dataset(rows[3:4])}), {}, "a/b")[0].text
+    assert "Uncaught exceptions, all 4 types: 1 `ZeroDivisionError`, 1 `ValueError`, 1 `IndexError`, 1 `KeyError`." in few
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -243,25 +284,50 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     assert "{{" not in body and "{%" not in body
     assert f"`train`: {len(local['train'])} programs" in body and "CPython" in body
     ET.fromstring(hub_server.read("alice/traces", "images/distributions.svg"))
-    assert [c["title"] for c in hub_server.commits("alice/traces")] == ["Update dataset card", "Upload dataset splits", "initial commit"]
+    titles = [c["title"] for c in hub_server.commits("alice/traces")]
+    assert titles == [f"Publish dataset ({len(local['train'])} train / {len(local['test'])} test programs) with its card", "initial commit"]
     assert _digest(built) == before
 
 
-def test_repush_is_a_no_op_and_changed_data_replaces_stale_files(hub_server, built, tmp_path):
+def test_our_shards_and_metadata_are_what_datasets_push_to_hub_writes(hub_server, built, tmp_path):
+    """The layout the viewer and `load_dataset` read, checked against `datasets` itself (a new `datasets` that
+    writes differently fails here): same shard paths and bytes, same `configs` and `dataset_info`."""
+    from datasets import load_from_disk
+
+    from hub.layout import hub_metadata, write_parquet_shards
+
+    token = hub_server.add_user("alice")
+    local = load_from_disk(str(built))
+    local.push_to_hub("alice/reference", token=token)
+    theirs = {p: f["sha256"] for p, f in hub_server.files("alice/reference").items() if p.startswith("data/")}
+    ours = write_parquet_shards(local, tmp_path / "ours")
+    assert {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in ours.items()} == theirs
+    meta, _ = _readme_meta(hub_server, "alice/reference")
+    assert hub_metadata(local, ours) == {"configs": meta["configs"], "dataset_info": meta["dataset_info"]}
+
+
+def test_repush_is_a_no_op_and_changed_data_lands_in_one_commit(hub_server, built, tmp_path):
     from datasets import load_from_disk
     from huggingface_hub import HfApi
 
     token = hub_server.add_user("alice")
+    api = HfApi(token=token)
+
+    def commits():  # as a user sees them: the real client's commit listing
+        return api.list_repo_commits("alice/traces", repo_type="dataset")
+
     assert _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)[0] == 0
-    head = hub_server.commits("alice/traces")[0]["id"]
+    assert [c.title for c in commits()][1:] == ["initial commit"]  # creating the repo, then one commit: the push
+    head = commits()[0].commit_id
     code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/traces", token=token)
     assert code == 0 and "nothing to push" in out, err
-    assert hub_server.commits("alice/traces")[0]["id"] == head
+    assert commits()[0].commit_id == head
 
     # Leftovers a previous layout could have left: an extra split's shard and an old image.
-    api = HfApi(token=token)
     api.upload_file(path_or_fileobj=b"PAR1junk", path_in_repo="data/validation-00000-of-00001.parquet", repo_id="alice/traces", repo_type="dataset")
     api.upload_file(path_or_fileobj=b"<svg/>", path_in_repo="images/old.svg", repo_id="alice/traces", repo_type="dataset")
+    before = hub_server.files("alice/traces")
+    count = len(commits())
 
     # A changed dataset: fewer rows (saved in two shards; the Hub copy gets one per split).
     changed = tmp_path / "changed"
@@ -271,10 +337,17 @@ def test_repush_is_a_no_op_and_changed_data_replaces_stale_files(hub_server, bui
     shutil.copy(built / "report.json", changed / "report.json")
     code, out, err = _push(hub_server, tmp_path, changed, "--repo-id", "alice/traces", token=token)
     assert code == 0, err
-    assert sorted(hub_server.files("alice/traces")) == [
+
+    # One commit holds all of it: the new train shard, the card, the histogram and the deletions of stale files.
+    assert len(commits()) == count + 1
+    after = hub_server.files("alice/traces")
+    assert sorted(after) == [
         ".gitattributes", "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
         "images/distributions.svg",
     ]
+    touched = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert touched == {"README.md", "data/train-00000-of-00001.parquet", "images/distributions.svg",
+                       "data/validation-00000-of-00001.parquet", "images/old.svg"}
     remote = _load("alice/traces", token, tmp_path / "cache2")
     assert remote["train"].to_list() == local["train"].to_list() and remote["test"].to_list() == local["test"].to_list()
     meta, body = _readme_meta(hub_server, "alice/traces")
@@ -346,17 +419,26 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert "Cannot reach the Hub" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
     hub_server.start()
 
-    hub_server.fail("commit", status=500)  # the data commit fails after the shards were uploaded
-    assert "HTTP 500" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
-    hub_server.fail("commit", status=500, after=1)  # now the card commit fails
-    assert "run the same command again" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
-    assert "README.md" in hub_server.files("alice/traces") and "images/distributions.svg" not in hub_server.files("alice/traces")
+    hub_server.fail("commit", status=500)  # the commit fails after the shards were uploaded
+    failed = _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
+    assert "HTTP 500" in failed and "run the same command again" in failed
+    assert list(hub_server.files("alice/traces")) == [".gitattributes"]  # nothing of the push landed: no half-publish
     code, out, err = _push(hub_server, tmp_path, built, *repo, token=token)
     assert code == 0, err
     assert "images/distributions.svg" in hub_server.files("alice/traces")
     assert "Python execution traces" in hub_server.read("alice/traces", "README.md").decode()
     assert _digest(built) == before
     assert not list(tmp_path.joinpath("cli_home").rglob("token"))  # --token / HF_TOKEN were never saved
+
+
+def test_hub_gone_right_after_the_existence_check_is_a_network_error(hub_server, built, tmp_path):
+    """A new repo: the Hub answers the existence check (404), then goes away before the repo is created. The 404
+    travels with the connection error; what the user must hear about is the network."""
+    token = hub_server.add_user("alice")
+    hub_server.stop_after("info")
+    err = _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/new", token=token), token)
+    assert "Cannot reach the Hub" in err and "not found" not in err
+    assert ("GET", "/api/datasets/alice/new", 404) in hub_server.requests  # the check was answered
 
 
 def test_viewer_breaking_data_is_refused_before_any_upload(built, tmp_path):

@@ -80,13 +80,18 @@ def test_upload_model_folder_replaces_stale_files(hub_server, tmp_path, monkeypa
     assert set(hub_server.files("alice/adapter", "model")) == {
         ".gitattributes", "README.md", "adapter_model.safetensors", "old.json"
     }
+    upload_model_folder(folder, "alice/adapter", commit_message="unchanged")  # the same files: no commit
     (folder / "old.json").unlink()
     (folder / "adapter_config.json").write_text('{"r": 64}')
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# adapter, retrained\n")
     upload_model_folder(folder, "alice/adapter", commit_message="second")
     assert set(hub_server.files("alice/adapter", "model")) == {
         ".gitattributes", "README.md", "adapter_model.safetensors", "adapter_config.json"
     }
     assert hub_server.read("alice/adapter", "adapter_config.json", "model") == b'{"r": 64}'
+    # the new file, the new card and the deletion landed together, in one commit
+    commits = _api(None).list_repo_commits("alice/adapter")
+    assert [c.title for c in commits] == ["second", "Upload adapter with its model card", "initial commit"]
 
 
 def test_upload_model_folder_errors_are_one_sentence(hub_server, tmp_path, monkeypatch):
@@ -115,6 +120,9 @@ def test_upload_model_folder_errors_are_one_sentence(hub_server, tmp_path, monke
     assert "HTTP 500" in failed and "run the same command again" in failed
     hub_server.stop()
     assert "Cannot reach the Hub" in message(token=token)
+    hub_server.start()
+    hub_server.stop_after("info")  # a new repo's existence check answered (404), then the Hub is gone
+    assert "Cannot reach the Hub" in message(repo_id="alice/fresh", token=token)
     hub_server.start()
     upload_model_folder(folder, "alice/adapter", token=token)
     assert "adapter_model.safetensors" in hub_server.files("alice/adapter", "model")

@@ -1,5 +1,5 @@
 """The reward: exact traces score 1, format alone scores about 0, partial credit is earned in order, junk never
-raises. The format-gaming cases are those of DESIGN §2 (what the original recipe paid for)."""
+raises. The format-gaming cases are those of docs/design.md §2 (what the original recipe paid for)."""
 
 import pytest
 
@@ -147,7 +147,7 @@ def test_completion_text_accepts_what_trl_passes():
     assert completion_text(None) == ""
 
 
-# --- format gaming (DESIGN §2) ---------------------------------------------------------------------------------
+# --- format gaming (docs/design.md §2) ------------------------------------------------------------------------------
 
 
 def test_right_format_with_every_value_wrong_scores_about_zero(steps):

@@ -52,6 +52,7 @@ def test_tiny_model_is_a_qwen3_with_a_thinking_template(model_cache):
     assert tokenizer.decode(ids, skip_special_tokens=True) == "<think>a</think>\n<execution_trace>"
 
 
+@pytest.mark.training
 def test_tiny_model_builds_the_same_weights_every_time(tmp_path):
     from safetensors.torch import load_file
 
@@ -63,6 +64,7 @@ def test_tiny_model_builds_the_same_weights_every_time(tmp_path):
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
 
 
+@pytest.mark.training
 def test_resolve_model_kinds_and_mistakes(tmp_path):
     from trainer.models import DEFAULT_MODEL, ModelError, resolve_model
 
@@ -100,6 +102,7 @@ def _settings(**kw):
     return TrainSettings(dataset="d", push=False, **kw)
 
 
+@pytest.mark.training
 def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
     from trainer.train import grpo_config_kwargs, make_grpo_config
 
@@ -110,6 +113,7 @@ def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
     assert config.output_dir == str(tmp_path / "checkpoints")
 
 
+@pytest.mark.training
 def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp_path):
     from trainer.train import grpo_config_kwargs
 
@@ -120,6 +124,7 @@ def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp
     assert (kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"]) % kwargs["num_generations"] == 0
 
 
+@pytest.mark.training
 def test_config_file_then_explicit_options_win(tmp_path):
     from trainer.train import grpo_config_kwargs, make_grpo_config
 
@@ -134,6 +139,7 @@ def test_config_file_then_explicit_options_win(tmp_path):
     assert make_grpo_config(kwargs).max_steps == 3
 
 
+@pytest.mark.training
 def test_config_mistakes_are_sentences(tmp_path):
     from trainer.train import TrainError, grpo_config_kwargs, make_grpo_config
 

@@ -77,7 +77,7 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
     results = json.loads((local / "eval_results.json").read_text())
     assert results["n"] == 3  # the whole test split of the built dataset
     card = (local / "README.md").read_text()
-    assert "| Metric | Base | Adapter |" in card
+    assert "| Metric | Base | Adapter |" in card and str(built_dataset) not in card
     adapter = results["models"]["adapter"]
     assert f"| Mean State Accuracy | {100 * results['models']['base']['mean_state_accuracy']:.1f}% | " \
            f"{100 * adapter['mean_state_accuracy']:.1f}% |" in card
@@ -118,4 +118,18 @@ def test_failed_push_keeps_the_adapter_and_the_push_alone_can_be_retried(hub_ser
     # pushing the same run under another name re-renders the card for that name
     retry = CliRunner().invoke(main, ["--push-only", "--output-dir", str(output), "--repo-id", "user/other"])
     assert retry.exit_code == 0, retry.output
-    assert "ADAPTER = 'user/other'" in (output / "adapter" / "README.md").read_text()
+    card = (output / "adapter" / "README.md").read_text()
+    assert "ADAPTER = 'user/other'" in card
+    # no local path in the card: a dataset read from a folder is named by the folder's name only
+    assert str(tiny_dataset) not in card and f"| Dataset | `{tiny_dataset.name}` (a local folder) (" in card
+
+    # naming the dataset's Hub copy afterwards renders the card (and the run record) again, pushed in one commit
+    push_again = ["--push-only", "--output-dir", str(output), "--repo-id", "user/other", "--dataset-id", "user/traces"]
+    retry = CliRunner().invoke(main, push_again)
+    assert retry.exit_code == 0, retry.output
+    card = hub_server.read("user/other", "README.md", "model").decode()
+    assert "| Dataset | `user/traces` (" in card and "datasets:\n- user/traces\n" in card
+    assert json.loads(hub_server.read("user/other", "training_run.json", "model"))["dataset"]["hub_id"] == "user/traces"
+    assert len(hub_server.commits("user/other", "model")) == 3  # created, first push, this push
+    wrong = CliRunner().invoke(main, push_again[:-1] + ["no-namespace"])
+    assert wrong.exit_code == 1 and "is not a Hub dataset id" in wrong.output and "Traceback" not in wrong.output

@@ -76,6 +76,7 @@ def _settings(**kw):
     return TrainSettings(dataset="d", push=False, **kw)
 
 
+@pytest.mark.training
 def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
     from trl import SFTConfig
 
@@ -95,6 +96,7 @@ def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
     assert sft_config_kwargs(_settings(sft_epochs=1), tmp_path, gpu=False)["train_sampling_strategy"] == "random"
 
 
+@pytest.mark.training
 def test_sft_is_off_by_default_and_max_steps_zero_needs_it():
     from trainer.train import TrainError, prepare
 

@@ -128,8 +128,7 @@ def settings_table(run: dict) -> str:
     curriculum = training.get("curriculum") or {}
     rows = [
         ("Base model", f"`{training.get('base_model') or training.get('model')}`"),
-        ("Dataset", f"`{dataset.get('hub_id') or dataset.get('source')}` ({dataset.get('train_rows')} train / "
-                    f"{dataset.get('test_rows')} test programs)"),
+        ("Dataset", f"{dataset_label(dataset)} ({dataset.get('train_rows')} train / {dataset.get('test_rows')} test programs)"),
         ("Method", method_text(training)),
         ("Prompt", "the dataset's `prompt` column" if (training.get("prompt_style") or "dataset") == "dataset"
          else "the short fixed prompt of `trainer.prompts` (shown in the usage snippet)"),
@@ -173,6 +172,14 @@ def settings_table(run: dict) -> str:
     lines = ["| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def dataset_label(dataset: dict) -> str:
+    """The dataset as the card names it: its Hub id when known, else only the name of the local folder it was
+    read from (a path on the training machine means nothing to a reader and tells more than it should)."""
+    if dataset.get("hub_id"):
+        return f"`{dataset['hub_id']}`"
+    return f"`{Path(str(dataset.get('source') or 'unknown')).name}` (a local folder)"
 
 
 def method_text(training: dict) -> str:

@@ -104,7 +104,9 @@ def _parse_set(values) -> dict:
                    "--max-completion-length for a thinking model]")
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
 @click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
-@click.option("--dataset-id", metavar="USER/NAME", help="The dataset's Hub id, for the card, when --dataset is a folder.")
+@click.option("--dataset-id", metavar="USER/NAME",
+              help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
+                   "rendered again with it).")
 @click.option("--license", "license_", default="apache-2.0", show_default=True, help="The adapter's license.")
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
 @click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
@@ -143,7 +145,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         from trainer.train import TrainSettings, push, run
 
         if push_only:
-            url = push(Path(output_dir), repo_id, token=token, private=private)
+            url = push(Path(output_dir), repo_id, token=token, private=private, dataset_id=dataset_id)
             click.echo(f"Pushed: {url}")
             return
         settings = TrainSettings(

@@ -695,8 +695,10 @@ def read_run(adapter_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: bool = False, log=print) -> str:
-    """Render the card for `repo_id` and upload OUTPUT/adapter. Can be retried alone after a failure."""
+def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: bool = False,
+         dataset_id: str | None = None, log=print) -> str:
+    """Render the card for `repo_id` and upload OUTPUT/adapter. Can be retried alone after a failure.
+    `dataset_id` names the dataset's Hub copy in the run record and the card (`--push-only --dataset-id`)."""
     from trainer.card import write_card
 
     adapter_dir = Path(output_dir) / ADAPTER_DIR
@@ -706,6 +708,11 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
     base = run.get("training", {}).get("base_model")
     if not base or base == run.get("training", {}).get("model_path"):
         raise TrainError("the adapter names no Hub base model; retrain with --base-model-id ID.")
+    if dataset_id:
+        if "/" not in dataset_id or not looks_like_hub_id(dataset_id):
+            raise TrainError(f"--dataset-id {dataset_id!r} is not a Hub dataset id (USER/NAME).")
+        run["dataset"] = {**(run.get("dataset") or {}), "hub_id": dataset_id}
+        write_run(adapter_dir, run)
     write_card(adapter_dir, run, repo_id)
     try:
         from hub.errors import HubError
