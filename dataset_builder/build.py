@@ -80,7 +80,7 @@ class BuildReport:
 
 
 def dataset_features():
-    """The columns every stage relies on (docs/design.md, "The dataset")."""
+    """The columns every stage relies on (docs/design.md §6)."""
     from datasets import Features, List, Value
 
     from .trace import steps_features

@@ -382,7 +382,7 @@ def parse_trace(text: str) -> ParsedTrace:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Comparison: the one definition behind the reward and every metric (DESIGN §7)
+# Comparison: the one definition behind the reward and every metric (docs/design.md §9)
 
 
 def _state_map(step: Step) -> dict[str, str]:

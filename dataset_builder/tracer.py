@@ -1,4 +1,4 @@
-"""Run one program under `sys.settrace` and record its steps (docs/design.md, "Tracing").
+"""Run one program under `sys.settrace` and record its steps (docs/design.md §4).
 
 Semantics:
 - A `line` event fires *before* its line runs, so a line's step is completed at the next event of the same

@@ -1,6 +1,6 @@
 """Trace many programs in sandboxed worker processes, one fresh process per program.
 
-Process model (docs/design.md, "The builder's process model"):
+Process model (docs/design.md §5):
 
     build (parent) ──socket──> worker = bwrap sandbox ─> template interpreter ─fork─> one process per program
 
@@ -33,6 +33,7 @@ from .sandbox import Sandbox
 from .tracer import TraceLimits, TraceResult
 
 PARENT_GRACE_S = 2.0  # the template kills at the timeout; the parent waits this much longer for its report
+START_TIMEOUT_S = 60.0  # a worker that is not ready by then (a broken interpreter, a wedged sandbox) failed to start
 
 
 @dataclass
@@ -338,6 +339,7 @@ class _Worker:
         self.outbox = bytearray()  # frames not yet taken by the worker
         self.reader = FrameReader()
         self.ready = False
+        self.started_at = time.monotonic()
         self.assigned: collections.deque[tuple[int, object]] = collections.deque()
         self.head_since = 0.0  # when the worker started on assigned[0]
         self._send({"job": asdict(job), "limits": asdict(limits), "scratch_dirs": sandbox.scratch_dirs})
@@ -483,6 +485,11 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
                 except ProtocolError as exc:
                     yield from replace(worker, f"protocol error: {exc}")
             now = time.monotonic()
+            for worker in [w for w in pool if not w.ready and now - w.started_at > START_TIMEOUT_S]:
+                failed_starts += 1
+                if failed_starts > 3:
+                    raise WorkerStartError("tracing workers do not answer")
+                yield from replace(worker, None)
             for worker in list(pool):
                 # The template kills a program at the timeout and says so; a worker that does not (stopped,
                 # or busy with something else) is killed here, and its program counts as a timeout.

@@ -151,6 +151,7 @@ def dataset_figures(dsd, report: dict) -> dict:
         "printing": f"{100 * sum(bool(r['stdout']) for r in rows) / total:.0f}%" if total else "0%",
         "events": dict(sorted(events.items())),
         "python_version": report.get("python_version") or "unknown",
+        "sandbox": report.get("sandbox") or "unknown (built before the sandbox was recorded)",
         "source": report.get("source") or "unknown",
         "seed": report.get("seed"),
         "options": [{"name": k, "value": json.dumps(v) if not isinstance(v, str) else v} for k, v in sorted(options.items())],

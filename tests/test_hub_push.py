@@ -97,7 +97,7 @@ def _hand_built(out: Path, n: int = 40) -> None:
         for k in r["constructs"]:
             kinds[k] = kinds.get(k, 0) + 1
     report = {
-        "seed": 0, "source": "generated", "python_version": "3.11.7",
+        "seed": 0, "source": "generated", "python_version": "3.11.7", "sandbox": "none",
         "options": {"n": n, "seed": 0, "workers": 2, "timeout": 5.0, "max_steps": 1000, "max_value_chars": 160},
         "counts": {"kept": len(rows), "train": len(train), "test": len(test), "rejected": 1},
         "rejected": [{"id": "x", "reason": "duplicate"}], "rejected_by_reason": {"duplicate": 1},
@@ -208,6 +208,7 @@ def test_card_renders_figures_from_the_data(built):
     errors = sum(bool(e) for n in dsd for e in dsd[n]["error"])
     assert f"{100 * errors / (len(dsd['train']) + len(dsd['test'])):.1f}%" in body
     assert f"CPython {report['python_version']}" in body
+    assert f"| Sandbox | {report['sandbox']} |" in body  # which sandbox traced the data, as the build recorded it
     assert "](images/distributions.svg)" in body
     assert 'load_dataset("alice/traces")' in body and "train-and-push --dataset alice/traces" in body
     # install lines that work: the toolkit is on no registry, so from a clone; loading needs only `datasets`
