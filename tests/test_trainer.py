@@ -240,16 +240,13 @@ def test_card_renders_with_valid_yaml_the_measured_table_and_a_working_snippet(t
 
 
 def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
-    from trainer.models import resolve_model
-    from trainer.train import TrainSettings, train
-    from datasets import load_from_disk
+    from trainer.train import TrainSettings, prepare, train
 
     output = trained_run["output"]
     lines = []
     settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(output), max_steps=3,
                              max_completion_length=24, push=False, resume=True, grpo_overrides={"save_steps": 1})
-    summary = train(settings, resolve_model("tiny"), load_from_disk(str(tiny_dataset))["train"], output,
-                    log=lines.append)
+    summary = train(settings, prepare(settings, log=lines.append), output, log=lines.append)
     assert any(line.startswith("Resuming from") and "checkpoint-2" in line for line in lines)
     assert summary["global_steps"] == 3
     assert [line.split()[1] for line in lines if line.startswith("step ")] == ["3/3"]

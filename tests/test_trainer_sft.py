@@ -135,7 +135,8 @@ def test_short_prompt_style_rebuilds_prompts_from_code():
 
 
 def test_auto_token_budget_is_the_longest_reference_plus_a_margin(model_cache):
-    from trainer.evaluate import AUTO_MARGIN, auto_max_new_tokens
+    from trainer.evaluate import auto_max_new_tokens
+    from trainer.thinking import MARGIN as AUTO_MARGIN
     from trainer.models import load_model
 
     tokenizer, _ = load_model("tiny")
@@ -228,6 +229,13 @@ def test_sft_learns_and_saves_its_adapter(sft_run):
     config = json.loads((sft_dir / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"], config["base_model_name_or_path"]) == (64, 128, "tiny")
     assert any(v.abs().sum() > 0 for v in _lora(sft_dir).values())
+    # the run itself checked that the warm start moved the adapter, and says so in its record
+    assert summary["learning_signal"]["adapter_changed"] and not summary["learning_signal"]["lora_B_all_zero"]
+    run = json.loads((sft_run["result"].adapter_dir / "training_run.json").read_text())
+    assert run["training"]["sft"]["learning_signal"]["no_signal"] is False and run["no_signal"] is False
+    assert not any("SFT" in w for w in run["warnings"])
+    # GRPO at a learning rate of 1e-12, its completions all cut off and masked: truthfully reported as a no-op
+    assert any(w.startswith("GRPO did not change the adapter") for w in run["warnings"])
     printed = [line for line in sft_run["log"] if line.startswith("sft step ")]
     assert len(printed) == 4 and all("loss " in line and "token accuracy" in line for line in printed)
     assert any("shortest traces first" in line for line in sft_run["log"])

@@ -14,7 +14,7 @@ honest evaluation, the model card and the push.
     push      → OUTPUT/adapter to the Hub (alone with `--push-only`, e.g. after a failed push)
 
 Why the warm start: from a raw small base the reward is about 0 for every completion, so GRPO's advantages are 0
-and nothing moves (DESIGN §6). A few hundred supervised traces teach the format and the easy values first; GRPO
+and nothing moves. A few hundred supervised traces teach the format and the easy values first; GRPO
 then has completions that differ in reward to compare.
 """
 
@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer import distributed
 from trainer.models import DEFAULT_MODEL, ModelSource, looks_like_hub_id, resolve_model
+from trainer.thinking import QWEN_SAMPLING, ThinkingPolicy
 
 ADAPTER_DIR = "adapter"
 SFT_DIR = "sft"
@@ -38,8 +40,7 @@ RUN_FILE = "training_run.json"
 LOG_FILE = "training_log.json"
 PLOT_FILE = "reward_curve.png"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# Qwen's recommended sampling for its thinking models
-QWEN_SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0}
+DEFAULT_EPOCHS = 1.0  # GRPO passes over the training programs when neither --max-steps nor --epochs is given
 
 
 class TrainError(Exception):
@@ -48,6 +49,10 @@ class TrainError(Exception):
 
 class PushError(Exception):
     """The push failed; the adapter is still on disk and the push alone can be retried."""
+
+
+class NoSignalError(TrainError):
+    """`--fail-on-no-signal` and the run learned nothing: nothing was pushed."""
 
 
 @dataclass
@@ -79,7 +84,13 @@ class TrainSettings:
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
     sft_batch_size: int = 4  # programs per SFT optimizer step
-    sft_max_length: int | None = None  # tokens per SFT example (prompt + trace); default 2048 CPU, 8192 GPU
+    sft_max_length: int | None = None  # tokens per SFT example (prompt + trace); default: the longest example
+    thinking: str = "auto"  # "auto" | "on" | "off" (trainer.thinking)
+    thinking_budget: int | None = None  # thinking tokens on top of the longest trace; default 8192 GPU, 64 CPU
+    eval_greedy: bool = False  # greedy evaluation even for a thinking run (default there: Qwen's sampling)
+    fail_on_no_signal: bool = False  # exit non-zero (before any push) when the run learned nothing
+    cpu_threads: int | None = None  # torch threads per process on a CPU; default: $OMP_NUM_THREADS, else cores
+    # per process
     dtype: str = "auto"  # base weights: "auto" (bf16 on a GPU, fp32 on a CPU), "float32", "bfloat16"
     eval_limit: int | None = None  # evaluate on the first N test rows (default: the whole test split)
     eval_batch_size: int | None = None
@@ -115,6 +126,24 @@ class RunResult:
     results: dict | None
     url: str | None
     seconds: dict
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What `prepare` found out before any model loads: the model, the data, the thinking policy and the
+    completion budget derived from the data."""
+
+    source: ModelSource
+    data: object  # DatasetDict
+    rows: object  # the training programs (after filter, limit and curriculum order)
+    described: str
+    policy: ThinkingPolicy
+    thinking_budget: int
+    longest_reference: int  # tokens of the longest reference trace among the training programs
+    gpu: bool
+    world_size: int = 1
+    warnings: list = field(default_factory=list)
 
 
 DTYPES = ("auto", "float32", "bfloat16")
@@ -155,9 +184,11 @@ def default_grpo_settings(gpu: bool) -> dict:
         "warmup_steps": 0,
         "beta": 0.0,
         "loss_type": "dapo",
+        "num_train_epochs": DEFAULT_EPOCHS,
         "mask_truncated_completions": False,
         "shuffle_dataset": True,
         "remove_unused_columns": False,
+        "ddp_find_unused_parameters": False,  # every LoRA weight takes part in every forward pass
         **QWEN_SAMPLING,
     }
     if gpu:
@@ -200,11 +231,18 @@ def read_config_file(path: str) -> dict:
     return data
 
 
-def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> dict:
-    """The GRPOConfig arguments: device defaults, then the config file, then the explicit options."""
+def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, plan: Plan | None = None) -> dict:
+    """The GRPOConfig arguments: device defaults, then what the data and the thinking policy decide (`plan`: the
+    completion budget, `enable_thinking`, masking cut-off completions of a thinking run), then the config file,
+    then the explicit options."""
     from trl import GRPOConfig
 
     kwargs = default_grpo_settings(gpu)
+    if plan is not None:
+        kwargs["max_completion_length"] = plan_completion_length(plan)
+        kwargs["mask_truncated_completions"] = plan.policy.enabled  # a cut-off thinking has no answer to learn
+        if plan.policy.chat_template_kwargs:
+            kwargs["chat_template_kwargs"] = dict(plan.policy.chat_template_kwargs)
     extra = {}
     if settings.config_file:
         extra.update(read_config_file(settings.config_file))
@@ -217,6 +255,8 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> 
                      ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
         if old in extra and new not in extra:  # the user's deprecated spelling wins over our default
             kwargs.pop(new, None)
+    if isinstance(extra.get("chat_template_kwargs"), dict) and kwargs.get("chat_template_kwargs"):
+        extra["chat_template_kwargs"] = {**kwargs["chat_template_kwargs"], **extra["chat_template_kwargs"]}
     kwargs.update(extra)
     explicit = {
         "max_steps": settings.max_steps,
@@ -317,8 +357,44 @@ def progress_callback(log=print):
 # The steps
 
 
-def prepare(settings: TrainSettings, log=print):
-    """Resolve the model and the dataset and check everything that would otherwise fail after training."""
+def set_cpu_threads(settings: TrainSettings) -> dict:
+    """Torch's CPU threads per process, set deliberately: `--cpu-threads`, else `$OMP_NUM_THREADS` (torchrun sets
+    1 per process), else the cores this process may use divided by the processes on this machine. On a machine
+    shared with other jobs, fewer threads than cores is steadier: busy-waiting threads that wait for a core
+    another job holds make every step slower. Returns what was set and why (recorded in the run)."""
+    import torch
+
+    if settings.cpu_threads is not None:
+        if settings.cpu_threads < 1:
+            raise TrainError("--cpu-threads must be at least 1.")
+        threads, rule = settings.cpu_threads, "--cpu-threads"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads, rule = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(cores // max(distributed.local_world_size(), 1), 1)
+        rule = f"{cores} usable cores / {distributed.local_world_size()} process(es) on this machine"
+    if not on_gpu():
+        torch.set_num_threads(threads)
+    return {"cpu_threads": torch.get_num_threads(), "rule": rule}
+
+
+def check_vllm(kwargs: dict, gpu: bool) -> None:
+    """`use_vllm` needs vLLM (an optional extra) and a GPU: say so before any model loads."""
+    if not kwargs.get("use_vllm"):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise TrainError("use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
+                         "machine (pip install -e '.[train,vllm]', see the README) or drop use_vllm.")
+    if not gpu:
+        raise TrainError("use_vllm=true needs a GPU, and this machine has none.")
+
+
+def prepare(settings: TrainSettings, log=print) -> Plan:
+    """Resolve the model and the dataset, decide the thinking policy and the completion budget, and check
+    everything that would otherwise fail after training (or after a model loaded)."""
     from trainer.data import load_trace_dataset
 
     if settings.push:
@@ -331,21 +407,30 @@ def prepare(settings: TrainSettings, log=print):
         settings.token = resolve_token(settings.token)
     if settings.lora_r < 1 or settings.lora_alpha <= 0:
         raise TrainError("--lora-r and --lora-alpha must be positive.")
-    source = resolve_model(settings.model, settings.base_model_id)
-    if settings.push and not source.base_model_id:
-        raise TrainError(
-            f"the adapter must name its base model's Hub id, which {settings.model} does not tell: pass "
-            "--base-model-id ID or --no-push."
-        )
-    make_grpo_config(grpo_config_kwargs(settings, settings.resolved_output_dir(), on_gpu()))  # bad settings: now
     if settings.max_steps is not None and settings.max_steps < 0:
         raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
     if not settings.does_grpo and not settings.does_sft:
         raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
     if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
         raise TrainError("--sft-steps, --sft-epochs and --sft-batch-size must be positive.")
+    if settings.sft_max_length is not None and settings.sft_max_length < 1:
+        raise TrainError("--sft-max-length must be positive.")
     if settings.max_trace_steps is not None and settings.max_trace_steps < 1:
         raise TrainError("--max-trace-steps must be at least 1.")
+    if settings.thinking_budget is not None and settings.thinking_budget < 0:
+        raise TrainError("--thinking-budget must be 0 or more.")
+    gpu = on_gpu()
+    kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
+    check_vllm(kwargs, gpu)
+    make_grpo_config(kwargs)  # bad settings: now
+    # the main process builds or converts the model first (a GGUF conversion writes the cache), then the others
+    with main_first():
+        source = resolve_model(settings.model, settings.base_model_id)
+    if settings.push and not source.base_model_id:
+        raise TrainError(
+            f"the adapter must name its base model's Hub id, which {settings.model} does not tell: pass "
+            "--base-model-id ID or --no-push."
+        )
     log(f"Loading dataset {settings.dataset}...")
     data = load_trace_dataset(settings.dataset)
     if len(data["train"]) == 0:
@@ -356,7 +441,63 @@ def prepare(settings: TrainSettings, log=print):
         data = type(data)({name: apply_prompt_style(split, settings.prompt_style) for name, split in data.items()})
     except ValueError as exc:
         raise TrainError(str(exc)) from None
-    return source, data
+    rows, described = select_training_rows(settings, data["train"], log)
+    from trainer.models import load_tokenizer
+    from trainer.thinking import ThinkingError, default_thinking_budget, reference_tokens, thinking_policy
+
+    tokenizer = load_tokenizer(source)
+    try:
+        policy = thinking_policy(tokenizer, settings.thinking, settings.model)
+    except ThinkingError as exc:
+        raise TrainError(str(exc)) from None
+    plan = Plan(
+        source=source, data=data, rows=rows, described=described, policy=policy,
+        thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
+        default_thinking_budget(gpu),
+        longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu,
+        world_size=distributed.world_size(),
+    )
+    log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
+        f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
+        f"Longest reference trace: {plan.longest_reference} tokens.")
+    return plan
+
+
+class main_first:
+    """`with main_first():` the main process runs the block, then the others do."""
+
+    def __enter__(self):
+        distributed.start()
+        if not distributed.is_main():
+            distributed.barrier()
+
+    def __exit__(self, *exc):
+        if distributed.is_main():
+            distributed.barrier()
+        return False
+
+
+def plan_completion_length(plan: Plan) -> int:
+    """The completion budget the data asks for: the longest reference trace + a margin (+ the thinking budget)."""
+    from trainer.thinking import completion_budget
+
+    return completion_budget(plan.longest_reference, plan.policy, plan.thinking_budget)
+
+
+def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) -> dict:
+    from trainer.thinking import MARGIN
+
+    if settings.max_completion_length is not None:
+        rule = "--max-completion-length"
+    elif kwargs["max_completion_length"] != plan_completion_length(plan):
+        rule = "--config / --set"
+    elif plan.policy.enabled:
+        rule = f"longest reference trace + {MARGIN} + thinking budget {plan.thinking_budget}"
+    else:
+        rule = f"longest reference trace + {MARGIN}"
+    return {"max_completion_length": kwargs["max_completion_length"], "rule": rule,
+            "longest_reference_tokens": plan.longest_reference,
+            "thinking_budget": plan.thinking_budget if plan.policy.enabled else None}
 
 
 def select_training_rows(settings: TrainSettings, train_split, log=print):
@@ -372,9 +513,10 @@ def select_training_rows(settings: TrainSettings, train_split, log=print):
     return rows, described
 
 
-def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> dict:
+def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_length: int | None = None) -> dict:
     """The SFTConfig arguments of the warm start: the same precision choices as GRPO, small batches with gradient
-    accumulation (fp32 logits over a large vocabulary are what costs memory), loss on the trace only."""
+    accumulation (fp32 logits over a large vocabulary are what costs memory), loss on the trace only.
+    `max_length`: tokens per example (default: `--sft-max-length`, else what the caller measured on the data)."""
     kwargs = {
         "output_dir": str(output_dir / SFT_DIR / CHECKPOINT_DIR),
         "learning_rate": settings.sft_learning_rate,
@@ -389,19 +531,18 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> d
         "dataloader_num_workers": 0,
         # the curriculum's order holds only without shuffling
         "train_sampling_strategy": "sequential" if settings.curriculum != "none" else "random",
+        "max_length": settings.sft_max_length or max_length,
     }
     if gpu:
         per_device = min(settings.sft_batch_size, 8)
         kwargs.update(bf16=True, activation_checkpointing=True,
                       activation_checkpointing_kwargs={"use_reentrant": False},
                       per_device_train_batch_size=per_device,
-                      gradient_accumulation_steps=max(settings.sft_batch_size // per_device, 1),
-                      max_length=settings.sft_max_length or 8192)
+                      gradient_accumulation_steps=max(settings.sft_batch_size // per_device, 1))
     else:
-        # batch 1: no padding, and on 2 cores as fast per token as bigger batches (DESIGN §6)
+        # batch 1: no padding, and on 2 cores as fast per token as bigger batches
         kwargs.update(use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
-                      per_device_train_batch_size=1, gradient_accumulation_steps=settings.sft_batch_size,
-                      max_length=settings.sft_max_length or 2048)
+                      per_device_train_batch_size=1, gradient_accumulation_steps=settings.sft_batch_size)
     if settings.sft_steps:
         kwargs["max_steps"] = settings.sft_steps
     else:
@@ -410,18 +551,31 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool) -> d
     return kwargs
 
 
-def sft_rows(train_rows):
+def sft_rows(train_rows, chat_template_kwargs: dict | None = None):
     """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
-    assistant's turn holding the reference trace; the loss covers only it)."""
-    return train_rows.map(
-        lambda row: {"completion": [{"role": "assistant", "content": row["expected_trace"]}]},
-        remove_columns=[c for c in train_rows.column_names if c != "prompt"],
-        desc="SFT examples",
-    )
+    assistant's turn holding the reference trace; the loss covers only it). A hybrid template's `enable_thinking`
+    travels as TRL's per-example `chat_template_kwargs`."""
+
+    def example(row):
+        out = {"completion": [{"role": "assistant", "content": row["expected_trace"]}]}
+        if chat_template_kwargs:
+            out["chat_template_kwargs"] = dict(chat_template_kwargs)
+        return out
+
+    return train_rows.map(example, remove_columns=[c for c in train_rows.column_names if c != "prompt"],
+                          desc="SFT examples")
 
 
-def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Path, log=print,
-        callbacks=()) -> dict:
+def example_lengths(tokenizer, examples, chat_template_kwargs: dict | None = None) -> list[int]:
+    """Tokens of every SFT example as the trainer renders it (prompt and completion through the chat template)."""
+    lengths = []
+    for prompt, completion in zip(examples["prompt"], examples["completion"]):
+        text = tokenizer.apply_chat_template(prompt + completion, tokenize=False, **(chat_template_kwargs or {}))
+        lengths.append(len(tokenizer(text, add_special_tokens=False).input_ids))
+    return lengths
+
+
+def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=()) -> dict:
     """The warm start: supervised fine-tuning of a fresh LoRA adapter (same rank, alpha, targets as GRPO) on the
     reference traces. Saves OUTPUT/sft/adapter and returns its summary. With --resume, a finished warm start is
     reused."""
@@ -429,23 +583,35 @@ def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Pa
     from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
-    from trainer.models import load_model, thinking_template
+    from trainer.learning_signal import fingerprint, sft_signal, weight_change
+    from trainer.models import load_model
 
+    source, train_rows = plan.source, plan.rows
     adapter_dir = output_dir / SFT_DIR / ADAPTER_DIR
     if settings.resume and (adapter_dir / SFT_RUN_FILE).is_file():
         log(f"--resume: reusing the finished SFT warm start in {adapter_dir}.")
         return json.loads((adapter_dir / SFT_RUN_FILE).read_text())
-    gpu = on_gpu()
+    gpu = plan.gpu
     kwargs = sft_config_kwargs(settings, output_dir, gpu)
+    dtype = model_dtype(settings, kwargs["bf16"])
+    log(f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
+        f"{str(dtype).replace('torch.', '')})...")
+    tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
+    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs)
+    lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
+    kwargs["max_length"] = settings.sft_max_length or max(lengths)  # sized from the data: nothing is cut
+    over = sum(n > kwargs["max_length"] for n in lengths)
+    warnings = []
+    if over:
+        warnings.append(f"{over} of {len(lengths)} SFT examples are longer than --sft-max-length "
+                        f"{kwargs['max_length']} tokens (the longest has {max(lengths)}) and were cut, losing the end "
+                        "of their trace and the end-of-turn token.")
+        log(f"Warning: {warnings[-1]}")
     try:
         config = SFTConfig(**kwargs)
     except (ValueError, TypeError) as exc:
         raise TrainError(f"invalid SFT settings: {str(exc).splitlines()[0]}") from None
-    log(f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
-        f"{str(model_dtype(settings, config.bf16)).replace('torch.', '')})...")
-    tokenizer, model = load_model(source, dtype=model_dtype(settings, config.bf16))
     peft_config = lora_config(settings, model)
-    examples = sft_rows(train_rows)
     trainer = SFTTrainer(model=model, args=config, train_dataset=examples, processing_class=tokenizer,
                          peft_config=peft_config)
     trainer.remove_callback(ProgressCallback)
@@ -461,39 +627,54 @@ def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Pa
     else:
         trained_tokens = None
     log(
-        f"SFT warm start on {len(examples)} programs ({tokens} tokens): LoRA r={settings.lora_r} "
-        f"alpha={settings.lora_alpha}, {config.per_device_train_batch_size * config.gradient_accumulation_steps} "
+        f"SFT warm start on {len(examples)} programs ({tokens} tokens, up to {config.max_length} per example): "
+        f"LoRA r={settings.lora_r} alpha={settings.lora_alpha}, "
+        f"{config.per_device_train_batch_size * config.gradient_accumulation_steps * plan.world_size} "
         f"programs per step, lr {config.learning_rate:g}, "
         + (f"{config.max_steps} steps." if config.max_steps > 0 else f"{config.num_train_epochs:g} epoch(s).")
     )
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    before = fingerprint(trainer.model)
+    started_at = time.time()
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
+    signal = sft_signal(weight_change(before, fingerprint(trainer.model)))
     trainer.save_model(str(adapter_dir))
-    (adapter_dir / "training_args.bin").unlink(missing_ok=True)
-    set_adapter_base(adapter_dir, source.base_model_id or source.path)
     history = [dict(entry) for entry in trainer.state.log_history]
     steps_logged = [h for h in history if "loss" in h and "train_runtime" not in h]
     summary = {
         "steps": trainer.state.global_step,
         "epochs": round(float(trainer.state.epoch or 0.0), 3),
         "seconds": round(seconds, 2),
+        "started_at": started_at,
         "rows": len(examples),
         "tokens": tokens,
         "completion_tokens": trained_tokens,
         "tokens_per_second": round(tokens * (trainer.state.epoch or 1.0) / seconds, 1) if seconds else None,
+        "max_length": config.max_length,
+        "longest_example_tokens": max(lengths),
+        "examples_over_max_length": over,
         "first_loss": steps_logged[0]["loss"] if steps_logged else None,
         "last_loss": steps_logged[-1]["loss"] if steps_logged else None,
         "first_token_accuracy": steps_logged[0].get("mean_token_accuracy") if steps_logged else None,
         "last_token_accuracy": steps_logged[-1].get("mean_token_accuracy") if steps_logged else None,
         "trainable_parameters": trainable,
-        "thinking_template": thinking_template(tokenizer),
+        "weights_dtype": str(dtype).replace("torch.", ""),
+        "world_size": plan.world_size,
+        "thinking": plan.policy.record(),
+        "thinking_template": plan.policy.opens_think,
         "lora": _lora_summary(settings, peft_config),
+        "learning_signal": signal["signal"],
+        "warnings": warnings + signal["warnings"],
         "config": {k: _jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
         "log_history": history,
     }
-    (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    if distributed.is_main():
+        (adapter_dir / "training_args.bin").unlink(missing_ok=True)
+        set_adapter_base(adapter_dir, source.base_model_id or source.path)
+        (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    distributed.barrier()  # GRPO on every process continues the adapter the main process just wrote
     log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {_round4(summary['first_loss'])} -> "
         f"{_round4(summary['last_loss'])}.")
     del trainer, model
@@ -502,21 +683,20 @@ def sft(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Pa
     return summary
 
 
-def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: Path, log=print,
-          callbacks=(), init_adapter: Path | None = None) -> dict:
+def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=(),
+          init_adapter: Path | None = None) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
-    OUTPUT/adapter. Returns the training summary (settings, log history)."""
+    OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
     import torch
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
-    from trainer.models import load_model, thinking_template
+    from trainer.learning_signal import fingerprint, grpo_signal, weight_change
+    from trainer.models import load_model
     from trainer.rewards import ExecutionReward
 
-    gpu = on_gpu()
-    kwargs = grpo_config_kwargs(settings, output_dir, gpu)
-    if not gpu:
-        torch.set_num_threads(max(torch.get_num_threads(), 1))
+    source, train_rows, gpu = plan.source, plan.rows, plan.gpu
+    kwargs = grpo_config_kwargs(settings, output_dir, gpu, plan)
     config = make_grpo_config(kwargs)
     checkpoint = None
     if settings.resume:
@@ -525,13 +705,12 @@ def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: 
             log(f"--resume: no checkpoint in {output_dir / CHECKPOINT_DIR} yet, starting from the beginning.")
         else:
             log(f"Resuming from {checkpoint}.")
-    log(f"Loading model {source.spec} ({'GPU' if gpu else 'CPU'}, "
-        f"{str(model_dtype(settings, config.bf16)).replace('torch.', '')})...")
-    tokenizer, model = load_model(source, dtype=model_dtype(settings, config.bf16))
+    dtype = model_dtype(settings, config.bf16)
+    log(f"Loading model {source.spec} ({'GPU' if gpu else 'CPU'}, {str(dtype).replace('torch.', '')})...")
+    tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     if source.is_tiny:
         log("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
-    thinking = thinking_template(tokenizer)
-    reward = ExecutionReward(thinking=thinking)
+    reward = ExecutionReward(thinking=plan.policy.opens_think)
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
         from peft import PeftModel
@@ -551,32 +730,49 @@ def train(settings: TrainSettings, source: ModelSource, train_rows, output_dir: 
     for callback in callbacks:
         trainer.add_callback(callback)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    world = config.world_size
+    global_batch = config.per_device_train_batch_size * config.gradient_accumulation_steps * world
     log(
         f"GRPO on {len(train_rows)} programs: LoRA r={settings.lora_r} alpha={settings.lora_alpha} "
         f"({trainable / 1e6:.2f}M trainable parameters), {config.num_generations} completions per prompt, "
+        f"{global_batch // config.num_generations} prompts per step over {world} process(es), "
         f"up to {config.max_completion_length} tokens each, lr {config.learning_rate:g}."
     )
+    before = fingerprint(trainer.model)
+    started_at = time.time()
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
-    adapter_dir = output_dir / ADAPTER_DIR
-    trainer.save_model(str(adapter_dir))
-    (adapter_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in training_run.json
-    set_adapter_base(adapter_dir, source.base_model_id or source.path)
     history = [dict(entry) for entry in trainer.state.log_history]
-    (adapter_dir / LOG_FILE).write_text(json.dumps(history, indent=1) + "\n")
+    signal = grpo_signal(history, weight_change(before, fingerprint(trainer.model)), config.max_completion_length)
+    adapter_dir = output_dir / ADAPTER_DIR
+    trainer.save_model(str(adapter_dir))  # writes on the main process only (every process must call it)
+    if distributed.is_main():
+        (adapter_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in the record
+        set_adapter_base(adapter_dir, source.base_model_id or source.path)
+        (adapter_dir / LOG_FILE).write_text(json.dumps(history, indent=1) + "\n")
+    distributed.barrier()
     summary = {
         "model": source.spec,
         "model_kind": source.kind,
         "base_model": source.base_model_id,
-        "thinking_template": thinking,
+        "thinking": plan.policy.record(),
+        "thinking_template": plan.policy.opens_think,
+        "completion_budget": completion_budget_record(settings, plan, kwargs),
         "device": "cuda" if gpu else "cpu",
+        "weights_dtype": str(dtype).replace("torch.", ""),
+        "world_size": world,
+        "global_batch": global_batch,
+        "prompts_per_step": global_batch // config.num_generations,
         "global_steps": trainer.state.global_step,
         "train_seconds": round(seconds, 2),
+        "started_at": started_at,
         "train_rows": len(train_rows),
         "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
         "lora": _lora_summary(settings, peft_config),
+        "learning_signal": signal["signal"],
+        "warnings": signal["warnings"],
         "grpo": {k: _jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
         "versions": library_versions(),
     }
@@ -607,7 +803,7 @@ def library_versions() -> dict:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "trl", "peft", "datasets", "huggingface-hub"):
+    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "huggingface-hub"):
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -658,26 +854,29 @@ def stage_labels(settings: TrainSettings) -> dict | None:
     return None
 
 
-def run_evaluation(settings: TrainSettings, source: ModelSource, test_rows, adapter_dir: Path, summary: dict,
-                   log=print, extra_adapters: dict | None = None) -> dict:
+def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print,
+                   extra_adapters: dict | None = None) -> dict | None:
+    """Every process evaluates its share of the test programs; the main process gathers them, writes the files
+    and gets the results (the others get None)."""
     from trainer.evaluate import evaluate_adapter
 
-    rows = test_rows
+    rows = plan.data["test"]
     if settings.eval_limit:
         rows = rows.select(range(min(settings.eval_limit, len(rows))))
-    thinking_budget = (summary.get("grpo") or {}).get("max_completion_length") or grpo_config_kwargs(
-        settings, settings.resolved_output_dir(), on_gpu())["max_completion_length"]
     return evaluate_adapter(
-        source,
+        plan.source,
         adapter_dir,
         rows,
         batch_size=settings.eval_batch_size,
         max_new_tokens=settings.eval_max_new_tokens,
-        thinking_max_new_tokens=thinking_budget,
+        thinking=plan.policy,
+        thinking_budget=plan.thinking_budget,
+        greedy=settings.eval_greedy,
+        seed=settings.seed,
         extra_adapters=extra_adapters,
         labels=stage_labels(settings),
         include_base=not settings.skip_base_eval,
-        dtype=None if settings.dtype == "auto" else settings.dtype,
+        dtype=summary["weights_dtype"],
         dataset_name=dataset_label(settings) or str(settings.dataset),
         split="test",
         log=log,
@@ -734,44 +933,64 @@ def commit_message(run: dict) -> str:
     return f"Upload execution-trace LoRA adapter ({' + '.join(parts)})"
 
 
-def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
-    """Everything `train-and-push` does: (SFT warm start,) GRPO, evaluate, write the card and the plot, push."""
+def run(settings: TrainSettings, log=print, callbacks=(), process_started: float | None = None) -> RunResult:
+    """Everything `train-and-push` does: (SFT warm start,) GRPO, evaluate, write the card and the plot, push.
+    With several processes every one trains and evaluates its share; the main process alone writes and pushes.
+    `process_started`: `time.time()` when the process started (the CLI's), for the start-up and total times."""
     from trainer.card import write_card, write_reward_plot
+    from trainer.learning_signal import banner, eval_warnings
 
-    timings = {}
-    started = time.perf_counter()
+    run_started = time.time()
+    process_started = process_started or run_started
+    distributed.start()
+    main = distributed.is_main()
+    say = log if main else (lambda *args, **kwargs: None)
+    threads = set_cpu_threads(settings)
+    timings = {"before_run": round(run_started - process_started, 2)}
     output_dir = settings.resolved_output_dir()
-    source, data = prepare(settings, log)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    rows, described = select_training_rows(settings, data["train"], log)
+    plan = prepare(settings, say)
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir = output_dir / ADAPTER_DIR
     sft_summary = sft_adapter = None
     if settings.does_sft:
-        sft_summary = sft(settings, source, rows, output_dir, log, callbacks)
+        sft_summary = sft(settings, plan, output_dir, say, callbacks)
         sft_adapter = output_dir / SFT_DIR / ADAPTER_DIR
         timings["sft"] = sft_summary["seconds"]
     if settings.does_grpo:
-        summary = train(settings, source, rows, output_dir, log, callbacks, init_adapter=sft_adapter)
+        summary = train(settings, plan, output_dir, say, callbacks, init_adapter=sft_adapter)
         timings["grpo"] = summary["train_seconds"]
     else:
-        summary = sft_only_summary(settings, source, sft_summary, sft_adapter, adapter_dir, len(rows))
+        summary = sft_only_summary(settings, plan, sft_summary, sft_adapter, adapter_dir)
+    first_stage = (sft_summary or summary).get("started_at") or run_started
+    timings["startup"] = round(first_stage - process_started, 2)
     timings["train"] = round(sum(timings.get(k, 0.0) for k in ("sft", "grpo")), 2)
-    summary["model_path"] = source.path
+    summary["model_path"] = plan.source.path
     summary["prompt_style"] = settings.prompt_style
-    summary["weights_dtype"] = str(model_dtype(settings, on_gpu())).replace("torch.", "")
+    summary["cpu_threads"] = threads
     summary["curriculum"] = {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,
-                             "train_limit": settings.train_limit, "programs": described}
+                             "train_limit": settings.train_limit, "programs": plan.described}
     summary["sft"] = {k: v for k, v in sft_summary.items() if k != "log_history"} if sft_summary else None
     t = time.perf_counter()
     extra = {}
     if sft_adapter is not None and settings.does_grpo and not settings.skip_sft_eval:
         extra["sft"] = sft_adapter
-    results = run_evaluation(settings, source, data["test"], adapter_dir, summary, log, extra_adapters=extra)
+    results = run_evaluation(settings, plan, adapter_dir, summary, say, extra_adapters=extra)
     timings["evaluate"] = round(time.perf_counter() - t, 2)
+    if not main:  # the main process writes, warns and pushes; the others are done
+        distributed.finish()
+        return RunResult(output_dir, adapter_dir, None, None, timings)
     for name, metrics in results.get("models", {}).items():
         timings[f"evaluate_{name}"] = metrics.get("seconds")
+    warnings = list(plan.warnings) + (sft_summary or {}).get("warnings", []) + (
+        summary.get("warnings", []) if settings.does_grpo else []) + eval_warnings(results)
+    # nothing learned: no stage that ran changed the adapter (SFT that learned and GRPO that did not is a warning)
+    stages = [s.get("learning_signal") or {} for s in ((sft_summary,) if sft_summary else ()) + (
+        (summary,) if settings.does_grpo else ())]
+    no_signal = bool(stages) and all(stage.get("no_signal") for stage in stages)
     history = json.loads((adapter_dir / LOG_FILE).read_text())
     plot = write_reward_plot(history, adapter_dir / PLOT_FILE)
+    timings["total"] = round(time.time() - process_started, 2)  # until this record is written; the push follows
     run_info = {
         "training": summary,
         "evaluation": results,
@@ -779,9 +998,11 @@ def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
             "source": str(settings.dataset),
             "hub_id": dataset_label(settings),
             "train_rows": summary["train_rows"],
-            "train_split_rows": len(data["train"]),
-            "test_rows": len(data["test"]),
+            "train_split_rows": len(plan.data["train"]),
+            "test_rows": len(plan.data["test"]),
         },
+        "warnings": warnings,
+        "no_signal": no_signal,
         "timings": dict(timings),
         "license": settings.license,
         "plot": PLOT_FILE if plot else None,
@@ -789,34 +1010,46 @@ def run(settings: TrainSettings, log=print, callbacks=()) -> RunResult:
     write_run(adapter_dir, run_info)
     write_card(adapter_dir, run_info, settings.repo_id or f"your-name/{output_dir.name}")
     log(f"Adapter, metrics and card saved in {adapter_dir}.")
+    for line in banner(warnings, no_signal):
+        log(line)
+    distributed.finish()
+    if no_signal and settings.fail_on_no_signal:
+        raise NoSignalError(f"the run learned nothing ({warnings[0].rstrip('.')}), so --fail-on-no-signal stops "
+                            f"it before any push; the adapter, its record and card are in {adapter_dir}.")
     url = None
     if settings.push:
         url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private, log=log)
         log(f"Pushed: {url}")
-    timings["total"] = round(time.perf_counter() - started, 2)
-    return RunResult(output_dir, adapter_dir, results, url, timings)
+    timings["total_with_push"] = round(time.time() - process_started, 2)
+    return RunResult(output_dir, adapter_dir, results, url, timings, warnings)
 
 
-def sft_only_summary(settings: TrainSettings, source: ModelSource, sft_summary: dict, sft_adapter: Path,
-                     adapter_dir: Path, train_rows: int) -> dict:
-    """`--max-steps 0`: no GRPO; the SFT adapter is the adapter (copied to OUTPUT/adapter)."""
+def sft_only_summary(settings: TrainSettings, plan: Plan, sft_summary: dict, sft_adapter: Path,
+                     adapter_dir: Path) -> dict:
+    """`--max-steps 0`: no GRPO; the SFT adapter is the adapter (copied to OUTPUT/adapter by the main process)."""
     import shutil
 
-    shutil.copytree(sft_adapter, adapter_dir, dirs_exist_ok=True)
-    (adapter_dir / SFT_RUN_FILE).unlink(missing_ok=True)
-    (adapter_dir / LOG_FILE).write_text(json.dumps(sft_summary.get("log_history", []), indent=1) + "\n")
+    if distributed.is_main():
+        shutil.copytree(sft_adapter, adapter_dir, dirs_exist_ok=True)
+        (adapter_dir / SFT_RUN_FILE).unlink(missing_ok=True)
+        (adapter_dir / LOG_FILE).write_text(json.dumps(sft_summary.get("log_history", []), indent=1) + "\n")
+    distributed.barrier()
     return {
-        "model": source.spec,
-        "model_kind": source.kind,
-        "base_model": source.base_model_id,
-        "thinking_template": sft_summary.get("thinking_template"),
-        "device": "cuda" if on_gpu() else "cpu",
+        "model": plan.source.spec,
+        "model_kind": plan.source.kind,
+        "base_model": plan.source.base_model_id,
+        "thinking": plan.policy.record(),
+        "thinking_template": plan.policy.opens_think,
+        "device": "cuda" if plan.gpu else "cpu",
+        "weights_dtype": sft_summary.get("weights_dtype"),
+        "world_size": plan.world_size,
         "global_steps": 0,
         "train_seconds": 0.0,
-        "train_rows": train_rows,
+        "train_rows": len(plan.rows),
         "warm_start": str(sft_adapter),
         "trainable_parameters": sft_summary.get("trainable_parameters"),
         "lora": sft_summary.get("lora"),
+        "learning_signal": None,
         "grpo": None,
         "versions": library_versions(),
     }
