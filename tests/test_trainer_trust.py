@@ -201,6 +201,26 @@ def test_hybrid_template_with_thinking_off_end_to_end(tiny_templates, tiny_datas
     assert "enable_thinking=False" in card  # the usage snippet renders the prompt as in training
 
 
+def test_a_budget_past_the_model_context_is_capped_and_warned(tmp_path, model_cache):
+    """The data asks for more completion tokens than tiny's 4096-token context leaves: capped, recorded, warned."""
+    from datasets import Dataset, DatasetDict
+
+    from dataset_builder.trace import Step, format_trace, make_prompt
+    from trainer.train import TrainSettings, completion_budget_record, grpo_config_kwargs, prepare
+
+    steps = [Step(1 + i % 3, state=(("value", repr(list(range(i % 40)))),)) for i in range(400)]
+    row = {"id": ["long"], "code": ["x = 1\n"], "prompt": [make_prompt("x = 1\n")],
+           "expected_trace": [format_trace(steps)]}
+    DatasetDict({"train": Dataset.from_dict(row), "test": Dataset.from_dict(row)}).save_to_disk(str(tmp_path / "d"))
+    settings = TrainSettings(dataset=str(tmp_path / "d"), model="tiny", push=False)
+    plan = prepare(settings, log=lambda *_: None)
+    assert plan.longest_reference > 4096 and plan.room < 4096
+    kwargs = grpo_config_kwargs(settings, tmp_path, gpu=False, plan=plan)
+    assert kwargs["max_completion_length"] == plan.room
+    assert "capped at what the model's context leaves" in completion_budget_record(settings, plan, kwargs)["rule"]
+    assert any("does not fit the model's 4096-token context" in w for w in plan.warnings)
+
+
 @pytest.mark.parametrize("kind, mode, message", [("none", "on", "has no thinking"),
                                                  ("thinking", "off", "no enable_thinking switch")])
 def test_impossible_thinking_modes_are_one_sentence(kind, mode, message, tiny_templates, tiny_dataset, tmp_path):

@@ -129,8 +129,8 @@ def _parse_set(values) -> dict:
               help="Exit with an error, before any push, when the run learned nothing (adapter weights unchanged, "
                    "lora_B all zero); the adapter, record and card stay on disk.")
 @click.option("--cpu-threads", type=int,
-              help="Torch threads per process on a CPU [default: $OMP_NUM_THREADS if set, else the usable cores "
-                   "divided by the processes on this machine].")
+              help="Torch threads per process on a CPU [default: $OMP_NUM_THREADS if set, else 1: steady on a "
+                   "machine shared with other jobs; raise it on a dedicated machine].")
 @click.option("--push-only", is_flag=True,
               help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,

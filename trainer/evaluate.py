@@ -194,7 +194,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
     from trainer import distributed
     from trainer.models import load_model, resolve_model
-    from trainer.thinking import MARGIN, QWEN_SAMPLING, default_thinking_budget, thinking_policy
+    from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
+                                  thinking_policy)
 
     source = resolve_model(base) if isinstance(base, str) else base
     rows = [dict(r, index=i) for i, r in enumerate(rows)]
@@ -214,6 +215,12 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     else:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows)
         rule = f"longest reference trace + {MARGIN} tokens"
+    if rule != "given":
+        _, room = context_room(source.path, prompt_tokens(tokenizer, [r["prompt"] for r in rows],
+                                                          policy.chat_template_kwargs))
+        if room is not None and max_new_tokens > room:
+            max_new_tokens = room
+            rule += ", capped at what the model's context leaves after the longest prompt"
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
     rank, world = distributed.rank(), distributed.world_size()
     mine = rows[rank::world]

@@ -21,7 +21,9 @@ def fingerprint(model) -> dict[str, tuple[float, float]]:
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.requires_grad:
-                data = param.detach().double()
+                # under DeepSpeed ZeRO-3 a process holds only its shard of each weight (`ds_tensor`)
+                data = getattr(param, "ds_tensor", None)
+                data = (param if data is None else data).detach().double()
                 out[name] = (float(data.norm()), float(data.abs().sum()))
     return out
 
@@ -93,11 +95,16 @@ def sft_signal(change: dict) -> dict:
 def eval_warnings(results: dict) -> list[str]:
     """The trained adapter's completions mostly cut off in evaluation."""
     adapter = (results.get("models") or {}).get("adapter") or {}
+    decoding = results.get("decoding") or {}
+    warnings = []
+    if "capped" in (decoding.get("max_new_tokens_rule") or ""):
+        warnings.append(f"Evaluation completions were capped at {decoding.get('max_new_tokens')} new tokens by the "
+                        "model's context, shorter than the longest reference trace (plus thinking).")
     share = adapter.get("cut_off")
     if share is not None and share >= CUT_OFF_WARNING:
-        limit = (results.get("decoding") or {}).get("max_new_tokens")
-        return [f"{100 * share:.0f}% of the adapter's evaluation completions were cut off at {limit} new tokens."]
-    return []
+        warnings.append(f"{100 * share:.0f}% of the adapter's evaluation completions were cut off at "
+                        f"{decoding.get('max_new_tokens')} new tokens.")
+    return warnings
 
 
 def banner(warnings: list[str], no_signal: bool) -> list[str]:

@@ -95,9 +95,36 @@ def reference_tokens(tokenizer, traces) -> int:
     return max((len(tokenizer(t, add_special_tokens=False).input_ids) for t in traces), default=0)
 
 
-def completion_budget(longest_reference: int, policy: ThinkingPolicy, thinking_budget: int) -> int:
-    """Tokens a completion may take: the longest reference trace + the margin (+ the thinking budget)."""
-    return longest_reference + MARGIN + (thinking_budget if policy.enabled else 0)
+def completion_budget(longest_reference: int, policy: ThinkingPolicy, thinking_budget: int,
+                      room: int | None = None) -> int:
+    """Tokens a completion may take: the longest reference trace + the margin (+ the thinking budget), at most
+    `room` (what the model's context leaves after the longest prompt)."""
+    budget = longest_reference + MARGIN + (thinking_budget if policy.enabled else 0)
+    return min(budget, room) if room else budget
+
+
+def prompt_tokens(tokenizer, prompts, chat_template_kwargs: dict | None = None) -> int:
+    """The longest of the chat `prompts` in tokens, rendered as for generation."""
+    longest = 0
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
+                                             **(chat_template_kwargs or {}))
+        longest = max(longest, len(tokenizer(text, add_special_tokens=False).input_ids))
+    return longest
+
+
+def context_room(model_path: str, longest_prompt: int) -> tuple[int | None, int | None]:
+    """(the model's context length, what it leaves for a completion after the longest prompt); None when the
+    config does not say."""
+    from transformers import AutoConfig
+
+    try:
+        context = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+    except Exception:  # an unusual config: no cap rather than no run
+        return None, None
+    if not context:
+        return None, None
+    return int(context), max(int(context) - longest_prompt, 1)
 
 
 def default_thinking_budget(gpu: bool) -> int:

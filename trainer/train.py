@@ -89,8 +89,7 @@ class TrainSettings:
     thinking_budget: int | None = None  # thinking tokens on top of the longest trace; default 8192 GPU, 64 CPU
     eval_greedy: bool = False  # greedy evaluation even for a thinking run (default there: Qwen's sampling)
     fail_on_no_signal: bool = False  # exit non-zero (before any push) when the run learned nothing
-    cpu_threads: int | None = None  # torch threads per process on a CPU; default: $OMP_NUM_THREADS, else cores
-    # per process
+    cpu_threads: int | None = None  # torch threads per process on a CPU; default: $OMP_NUM_THREADS, else 1
     dtype: str = "auto"  # base weights: "auto" (bf16 on a GPU, fp32 on a CPU), "float32", "bfloat16"
     eval_limit: int | None = None  # evaluate on the first N test rows (default: the whole test split)
     eval_batch_size: int | None = None
@@ -142,6 +141,7 @@ class Plan:
     thinking_budget: int
     longest_reference: int  # tokens of the longest reference trace among the training programs
     gpu: bool
+    room: int | None = None  # completion tokens the model's context leaves after the longest training prompt
     world_size: int = 1
     warnings: list = field(default_factory=list)
 
@@ -358,10 +358,12 @@ def progress_callback(log=print):
 
 
 def set_cpu_threads(settings: TrainSettings) -> dict:
-    """Torch's CPU threads per process, set deliberately: `--cpu-threads`, else `$OMP_NUM_THREADS` (torchrun sets
-    1 per process), else the cores this process may use divided by the processes on this machine. On a machine
-    shared with other jobs, fewer threads than cores is steadier: busy-waiting threads that wait for a core
-    another job holds make every step slower. Returns what was set and why (recorded in the run)."""
+    """Torch's CPU threads per process, set deliberately: `--cpu-threads N`, else `$OMP_NUM_THREADS`, else 1.
+    One thread per process is the steady choice: on a machine shared with other jobs, threads that busy-wait for
+    a core another job holds make every step slower (the README's smoke test: about 20 s with 1 thread, 2-7 times
+    that with 2 on this project's shared 2-core machine), and the models trained on a CPU here are small. On a
+    dedicated machine pass `--cpu-threads` (up to the cores per process). Returns what was set and why (recorded
+    in the run)."""
     import torch
 
     if settings.cpu_threads is not None:
@@ -371,9 +373,7 @@ def set_cpu_threads(settings: TrainSettings) -> dict:
     elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         threads, rule = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(cores // max(distributed.local_world_size(), 1), 1)
-        rule = f"{cores} usable cores / {distributed.local_world_size()} process(es) on this machine"
+        threads, rule = 1, "default (1 per process)"
     if not on_gpu():
         torch.set_num_threads(threads)
     return {"cpu_threads": torch.get_num_threads(), "rule": rule}
@@ -443,23 +443,35 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         raise TrainError(str(exc)) from None
     rows, described = select_training_rows(settings, data["train"], log)
     from trainer.models import load_tokenizer
-    from trainer.thinking import ThinkingError, default_thinking_budget, reference_tokens, thinking_policy
+    from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
+                                  prompt_tokens, reference_tokens, thinking_policy)
 
     tokenizer = load_tokenizer(source)
     try:
         policy = thinking_policy(tokenizer, settings.thinking, settings.model)
     except ThinkingError as exc:
         raise TrainError(str(exc)) from None
+    longest_prompt = prompt_tokens(tokenizer, rows["prompt"], policy.chat_template_kwargs)
+    context, room = context_room(source.path, longest_prompt)
     plan = Plan(
         source=source, data=data, rows=rows, described=described, policy=policy,
         thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
         default_thinking_budget(gpu),
-        longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu,
+        longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu, room=room,
         world_size=distributed.world_size(),
     )
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
         f"Longest reference trace: {plan.longest_reference} tokens.")
+    uncapped = completion_budget(plan.longest_reference, policy, plan.thinking_budget)
+    if settings.max_completion_length is None and room is not None and uncapped > room:
+        plan.warnings.append(
+            f"The completion budget the data asks for ({uncapped} tokens: the longest reference trace "
+            f"{plan.longest_reference} + margin{' + thinking' if policy.enabled else ''}) does not fit the model's "
+            f"{context}-token context after the longest prompt ({longest_prompt} tokens), so completions are capped "
+            f"at {room} tokens and the longest traces cannot be written in full (--max-trace-steps N trains on "
+            "shorter ones).")
+        log(f"Warning: {plan.warnings[-1]}")
     return plan
 
 
@@ -481,7 +493,7 @@ def plan_completion_length(plan: Plan) -> int:
     """The completion budget the data asks for: the longest reference trace + a margin (+ the thinking budget)."""
     from trainer.thinking import completion_budget
 
-    return completion_budget(plan.longest_reference, plan.policy, plan.thinking_budget)
+    return completion_budget(plan.longest_reference, plan.policy, plan.thinking_budget, plan.room)
 
 
 def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) -> dict:
@@ -495,6 +507,8 @@ def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) 
         rule = f"longest reference trace + {MARGIN} + thinking budget {plan.thinking_budget}"
     else:
         rule = f"longest reference trace + {MARGIN}"
+    if plan.room is not None and kwargs["max_completion_length"] == plan.room and rule.startswith("longest"):
+        rule += ", capped at what the model's context leaves after the longest prompt"
     return {"max_completion_length": kwargs["max_completion_length"], "rule": rule,
             "longest_reference_tokens": plan.longest_reference,
             "thinking_budget": plan.thinking_budget if plan.policy.enabled else None}
