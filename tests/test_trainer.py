@@ -95,13 +95,13 @@ def test_resolve_model_kinds_and_mistakes(tmp_path):
 
 
 def _settings(**kw):
-    from trainer.train import TrainSettings
+    from trainer.settings import TrainSettings
 
     return TrainSettings(dataset="d", push=False, **kw)
 
 
 def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
-    from trainer.train import grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
 
     kwargs = grpo_config_kwargs(_settings(), tmp_path, gpu=False)
     assert kwargs["use_cpu"] and not kwargs["bf16"] and not kwargs["activation_checkpointing"]
@@ -111,7 +111,7 @@ def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
 
 
 def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp_path):
-    from trainer.train import grpo_config_kwargs
+    from trainer.grpo import grpo_config_kwargs
 
     kwargs = grpo_config_kwargs(_settings(), tmp_path, gpu=True)
     assert kwargs["bf16"] and kwargs["activation_checkpointing"]
@@ -121,7 +121,7 @@ def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp
 
 
 def test_config_file_then_explicit_options_win(tmp_path):
-    from trainer.train import grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
 
     config_file = tmp_path / "grpo.yaml"
     config_file.write_text("save_steps: 7\nlearning_rate: 0.5\nbeta: 0.04\ngradient_checkpointing: false\n")
@@ -135,7 +135,8 @@ def test_config_file_then_explicit_options_win(tmp_path):
 
 
 def test_config_mistakes_are_sentences(tmp_path):
-    from trainer.train import TrainError, grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
+    from trainer.settings import TrainError
 
     with pytest.raises(TrainError, match="unknown GRPOConfig setting.*no_such_thing"):
         grpo_config_kwargs(_settings(grpo_overrides={"no_such_thing": 1}), tmp_path, gpu=False)
@@ -240,7 +241,9 @@ def test_card_renders_with_valid_yaml_the_measured_table_and_a_working_snippet(t
 
 
 def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
-    from trainer.train import TrainSettings, prepare, train
+    from trainer.grpo import train
+    from trainer.prepare import prepare
+    from trainer.settings import TrainSettings
 
     output = trained_run["output"]
     lines = []

@@ -111,9 +111,10 @@ def shaped_reward_class():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_dataset, model_cache):
-    """`trainer.train.run` on `tiny`: 2 GRPO steps, evaluation on 2 test programs, card; no push."""
+    """`trainer.run.run` on `tiny`: 2 GRPO steps, evaluation on 2 test programs, card; no push."""
     import trainer.rewards
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     output = tmp_path_factory.mktemp("run") / "out"
     capture = CaptureModel()

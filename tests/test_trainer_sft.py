@@ -71,7 +71,7 @@ def test_trace_length_without_a_num_steps_column():
 
 
 def _settings(**kw):
-    from trainer.train import TrainSettings
+    from trainer.settings import TrainSettings
 
     return TrainSettings(dataset="d", push=False, **kw)
 
@@ -79,7 +79,9 @@ def _settings(**kw):
 def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
     from trl import SFTConfig
 
-    from trainer.train import grpo_config_kwargs, sft_config_kwargs
+    from trainer.grpo import grpo_config_kwargs
+
+    from trainer.sft import sft_config_kwargs
 
     assert grpo_config_kwargs(_settings(), tmp_path, gpu=False)["shuffle_dataset"] is True
     assert grpo_config_kwargs(_settings(curriculum="short-first"), tmp_path, gpu=False)["shuffle_dataset"] is False
@@ -96,7 +98,8 @@ def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
 
 
 def test_sft_is_off_by_default_and_max_steps_zero_needs_it():
-    from trainer.train import TrainError, prepare
+    from trainer.prepare import prepare
+    from trainer.settings import TrainError
 
     settings = _settings()
     assert not settings.does_sft and settings.does_grpo
@@ -196,7 +199,8 @@ def test_table_with_three_models_uses_their_labels():
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory, tiny_dataset, model_cache):
     import trainer.rewards
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     output = tmp_path_factory.mktemp("sft") / "out"
     lines = []
@@ -278,7 +282,8 @@ def test_run_evaluates_base_sft_and_adapter_and_records_the_stages(sft_run):
 
 
 def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     lines = []
     settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,

@@ -163,7 +163,9 @@ def test_template_kinds_and_the_thinking_policy(tiny_templates):
 def test_the_policy_reaches_the_budget_the_trainer_and_the_evaluation(kind, mode, thinks, tiny_templates,
                                                                       tiny_dataset, tmp_path):
     from trainer.thinking import MARGIN
-    from trainer.train import TrainSettings, grpo_config_kwargs, make_grpo_config, prepare
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
+    from trainer.prepare import prepare
+    from trainer.settings import TrainSettings
 
     settings = TrainSettings(dataset=str(tiny_dataset), model=str(tiny_templates[kind]), push=False,
                              thinking=mode, thinking_budget=40)
@@ -206,7 +208,9 @@ def test_a_budget_past_the_model_context_is_capped_and_warned(tmp_path, model_ca
     from datasets import Dataset, DatasetDict
 
     from dataset_builder.trace import Step, format_trace, make_prompt
-    from trainer.train import TrainSettings, completion_budget_record, grpo_config_kwargs, prepare
+    from trainer.grpo import completion_budget_record, grpo_config_kwargs
+    from trainer.prepare import prepare
+    from trainer.settings import TrainSettings
 
     steps = [Step(1 + i % 3, state=(("value", repr(list(range(i % 40)))),)) for i in range(400)]
     row = {"id": ["long"], "code": ["x = 1\n"], "prompt": [make_prompt("x = 1\n")],
@@ -237,7 +241,8 @@ def test_help_defaults_are_the_real_ones(tmp_path):
     from trl import GRPOConfig
 
     from trainer import cli
-    from trainer.train import DEFAULT_EPOCHS, TrainSettings, grpo_config_kwargs
+    from trainer.grpo import grpo_config_kwargs
+    from trainer.settings import DEFAULT_EPOCHS, TrainSettings
 
     assert cli.DEFAULT_EPOCHS == DEFAULT_EPOCHS
     help_text = _cli(["--help"]).output
@@ -261,7 +266,8 @@ def test_use_vllm_without_vllm_is_one_sentence_before_any_model_loads(tiny_datas
 
 
 def test_sft_max_length_comes_from_the_data_and_cut_examples_are_counted(tiny_dataset, model_cache, tmp_path):
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     def sft_run(name, **kw):
         lines = []

@@ -10,7 +10,7 @@ import sys
 import click
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
-DEFAULT_EPOCHS = 1  # also trainer.train.DEFAULT_EPOCHS (a test keeps them equal)
+DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them equal)
 
 
 def _quiet_library_warnings() -> None:
@@ -24,7 +24,7 @@ def _user_errors():
     """The exception types whose message is a sentence for the user (imported lazily)."""
     from trainer.data import DataError
     from trainer.models import ModelError
-    from trainer.train import PushError, TrainError
+    from trainer.settings import PushError, TrainError
 
     types = [DataError, ModelError, TrainError, PushError]
     try:
@@ -165,7 +165,9 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
 
     errors = _user_errors()
     try:
-        from trainer.train import TrainSettings, push, run
+        from trainer.push import push
+        from trainer.run import run
+        from trainer.settings import TrainSettings
 
         if push_only:
             url = push(Path(output_dir), repo_id, token=token, private=private)
@@ -250,7 +252,7 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
     try:
         from trainer.data import load_trace_dataset
         from trainer.evaluate import evaluate_adapter, format_table
-        from trainer.train import RUN_FILE, TrainError
+        from trainer.settings import RUN_FILE, TrainError
 
         adapter = Path(adapter_dir)
         if not (adapter / "adapter_config.json").is_file():
@@ -286,6 +288,8 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
         )
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None
+    if results is None:  # not the main process (torchrun): the main one writes and prints
+        return
     click.echo(format_table(results))
     click.echo(f"Written: {output or adapter / 'eval_results.json'}")
 

@@ -197,6 +197,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
                                   thinking_policy)
 
+    distributed.start()  # under torchrun without `run` (evaluate-traces): join the process group
     source = resolve_model(base) if isinstance(base, str) else base
     rows = [dict(r, index=i) for i, r in enumerate(rows)]
     on_gpu = torch.cuda.is_available()

@@ -107,6 +107,16 @@ def eval_warnings(results: dict) -> list[str]:
     return warnings
 
 
+def verdict(prepare_warnings: list, sft_summary: dict | None, grpo_summary: dict | None,
+            results: dict) -> tuple[list[str], bool]:
+    """All the run's warnings, and whether it learned nothing: no stage that ran changed the adapter (an SFT warm
+    start that learned followed by a GRPO stage that did not is a warning, not "nothing")."""
+    stages = [s for s in (sft_summary, grpo_summary) if s]
+    warnings = list(prepare_warnings) + [w for s in stages for w in s.get("warnings", [])] + eval_warnings(results)
+    signals = [s.get("learning_signal") or {} for s in stages]
+    return warnings, bool(signals) and all(signal.get("no_signal") for signal in signals)
+
+
 def banner(warnings: list[str], no_signal: bool) -> list[str]:
     """The console lines that nobody scrolls past."""
     if not warnings:
