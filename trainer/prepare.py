@@ -103,7 +103,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
         f"Longest reference trace: {plan.longest_reference} tokens.")
     uncapped = completion_budget(plan.longest_reference, policy, plan.thinking_budget)
-    if settings.max_completion_length is None and room is not None and uncapped > room:
+    if settings.does_grpo and settings.max_completion_length is None and room is not None and uncapped > room:
         plan.warnings.append(
             f"The completion budget the data asks for ({uncapped} tokens: the longest reference trace "
             f"{plan.longest_reference} + margin{' + thinking' if policy.enabled else ''}) does not fit the model's "
@@ -121,10 +121,10 @@ def check_vllm(kwargs: dict, gpu: bool) -> None:
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
-        raise TrainError("use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
+        raise TrainError("the setting use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
                          "machine (pip install -e '.[train,vllm]', see the README) or drop use_vllm.")
     if not gpu:
-        raise TrainError("use_vllm=true needs a GPU, and this machine has none.")
+        raise TrainError("the setting use_vllm=true needs a GPU, and this machine has none.")
 
 
 class main_first:

@@ -20,6 +20,7 @@ from trainer.progress import progress_callback
 from trainer.record import jsonable, library_versions, round4
 from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, SFT_DIR, SFT_RUN_FILE, TrainError, TrainSettings,
                               model_dtype)
+from trainer.thinking import context_room
 
 if TYPE_CHECKING:
     from trainer.prepare import Plan
@@ -111,13 +112,16 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     examples = sft_rows(train_rows, plan.policy.chat_template_kwargs)
     lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
-    kwargs["max_length"] = settings.sft_max_length or max(lengths)  # sized from the data: nothing is cut
+    # sized from the data (nothing is cut), within the model's context
+    context, _ = context_room(source.path, 0)
+    kwargs["max_length"] = settings.sft_max_length or min(max(lengths), context or max(lengths))
     over = sum(n > kwargs["max_length"] for n in lengths)
     warnings = []
     if over:
-        warnings.append(f"{over} of {len(lengths)} SFT examples are longer than --sft-max-length "
-                        f"{kwargs['max_length']} tokens (the longest has {max(lengths)}) and were cut, losing the end "
-                        "of their trace and the end-of-turn token.")
+        limit = "--sft-max-length" if settings.sft_max_length else "the model's context of"
+        warnings.append(f"{over} of {len(lengths)} SFT examples are longer than {limit} {kwargs['max_length']} tokens "
+                        f"(the longest has {max(lengths)}) and were cut, losing the end of their trace and the "
+                        "end-of-turn token.")
         log(f"Warning: {warnings[-1]}")
     try:
         config = SFTConfig(**kwargs)
