@@ -101,6 +101,15 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
     results = json.loads(output.read_text())
     assert results["n"] == 3  # the whole test split
     assert results["base_model"] == "tiny"
+    # the adapter's own thinking policy and dtype, as in training: sampled (tiny thinks), unless --greedy
+    assert results["thinking"]["enabled"] and results["decoding"]["greedy"] is False
+    assert results["decoding"]["dtype"] == "float32"
+    greedy = CliRunner().invoke(evaluate_main, [
+        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
+        "--limit", "1", "--no-base", "--greedy", "--output", str(tmp_path / "greedy.json"),
+    ])
+    assert greedy.exit_code == 0, greedy.output
+    assert json.loads((tmp_path / "greedy.json").read_text())["decoding"]["greedy"] is True
 
 
 def test_evaluate_command_mistakes(tmp_path, tiny_dataset):

@@ -38,15 +38,17 @@ def _torchrun() -> list[str]:
 
 
 def test_two_processes_train_evaluate_once_and_push_once(hub_server, tiny_dataset, model_cache, tmp_path):
-    """torchrun, 2 CPU processes with gloo: both train (DDP), each evaluates its share of the test split, the main
-    process alone writes the adapter, the record, the card and pushes it (one commit)."""
+    """torchrun, 2 CPU processes with gloo: both train (DDP: an SFT warm start, then GRPO continuing the adapter
+    the main process saved), each evaluates its share of the test split, the main process alone writes the
+    adapter, the record, the card and pushes it (one commit)."""
     token = hub_server.add_user("user")
     env = {**os.environ, **hub_server.env(token, hub_server.hf_home), "EWM_CACHE": str(model_cache),
            "OMP_NUM_THREADS": "1"}
     output = tmp_path / "run"
     done = subprocess.run(
-        _torchrun() + ["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "2", "--repo-id", "user/two",
-                       "--output-dir", output, "--eval-max-new-tokens", "8"],
+        _torchrun() + ["--dataset", tiny_dataset, "--model", "tiny", "--sft-steps", "2", "--sft-batch-size", "1",
+                       "--max-steps", "2", "--repo-id", "user/two", "--output-dir", output,
+                       "--eval-max-new-tokens", "8"],
         capture_output=True, text=True, cwd=tmp_path, env={k: str(v) for k, v in env.items()}, timeout=600,
     )
     out = done.stdout + done.stderr
@@ -60,11 +62,13 @@ def test_two_processes_train_evaluate_once_and_push_once(hub_server, tiny_datase
     assert training["world_size"] == 2
     assert training["global_batch"] == 2 * 2  # 2 completions per device, 2 processes
     assert training["prompts_per_step"] == 2
+    assert training["sft"]["world_size"] == 2 and training["sft"]["learning_signal"]["adapter_changed"]
+    assert "GRPO continues the SFT adapter" in done.stdout
     results = run["evaluation"]
     assert results["decoding"]["processes"] == 2
     assert results["n"] == 3 and all(m["n"] == 3 for m in results["models"].values())  # the whole test split
     predictions = [json.loads(line) for line in (output / "adapter" / "eval_predictions.jsonl").read_text().splitlines()]
-    for model in ("base", "adapter"):
+    for model in ("base", "sft", "adapter"):
         assert sorted(p["id"] for p in predictions if p["model"] == model) == ["te0", "te1", "te2"]  # each once
     card = (output / "adapter" / "README.md").read_text()
     assert "| Processes (world size) | 2 |" in card and "| Prompts per step | 2 |" in card

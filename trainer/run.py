@@ -64,7 +64,9 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
         timings["grpo"] = summary["train_seconds"]
     else:
         summary = sft_only_summary(settings, plan, sft_summary, sft_adapter, adapter_dir)
-    timings["startup"] = round(((sft_summary or summary).get("started_at") or run_started) - process_started, 2)
+    # start-up: process start to the first training step of this run (a warm start reused by --resume is older)
+    starts = [t for t in ((sft_summary or {}).get("started_at"), summary.get("started_at")) if t and t >= run_started]
+    timings["startup"] = round((min(starts) if starts else run_started) - process_started, 2)
     timings["train"] = round(sum(timings.get(k, 0.0) for k in ("sft", "grpo")), 2)
 
     # 4. evaluation: every process its share of the test split; the main process gets the results
