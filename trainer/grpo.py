@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 
 def default_grpo_settings(gpu: bool) -> dict:
-    """Defaults for a GPU (bf16, gradient checkpointing, Qwen's sampling, room for thinking) and a CPU (fp32,
-    small everything)."""
+    """Defaults for a GPU (bf16, gradient checkpointing, Qwen's sampling) and a CPU (fp32, small everything). The
+    completion lengths here hold only until `prepare` has measured the data (`grpo_config_kwargs` with a plan)."""
     common = {
         "logging_steps": 1,
         "save_strategy": "steps",
@@ -52,7 +52,7 @@ def default_grpo_settings(gpu: bool) -> dict:
             "activation_checkpointing_kwargs": {"use_reentrant": False},
             "num_generations": 8,
             "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 4,  # 4 prompts x 8 completions per optimizer step
+            "gradient_accumulation_steps": 4,  # 4 prompts x 8 completions per optimizer step, per process
             "max_completion_length": 4096,
         }
     return {
