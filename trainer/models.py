@@ -7,7 +7,7 @@ never a local path. `load_model(source)` loads tokenizer and model for training 
 - A Hub id (`Qwen/Qwen3-4B-Thinking-2507`, the default) loads as is.
 - A local folder loads as is; the base id comes from `--base-model-id`, else from a `base_model_id.txt` the
   folder may hold (written by the GGUF conversion), else the adapter cannot be pushed with a real base id.
-- A `.gguf` file is converted once into a normal fp32 checkpoint in the cache (DESIGN §6: the trainers refuse a
+- A `.gguf` file is converted once into a normal fp32 checkpoint in the cache (the trainers refuse a
   model still marked GGUF-quantized), keyed by the file's content hash.
 - `tiny` is a tiny Qwen3-architecture model (hidden 64, 2 layers) with a byte-level BPE tokenizer trained
   locally and a Qwen3-style thinking chat template, built offline in about a second with fixed seeds (the same
