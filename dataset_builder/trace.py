@@ -469,7 +469,8 @@ def final_error(steps) -> str:
 @dataclass(frozen=True)
 class Comparison:
     exact: bool  # same steps, same lines, same states (Execution Prediction Accuracy)
-    state_accuracy: float  # share of real steps whose state the prediction matches, aligned by position
+    state_accuracy: float  # share of steps right at their position: same event, function, line and state,
+    # over the longer of the two traces (extra steps cost)
     output_match: bool  # same final module state, printed output and uncaught exception
     valid_format: bool  # a closed <execution_trace> block whose every line parsed
     score: float  # gradual 0-1 reward
@@ -488,10 +489,10 @@ def compare_traces(prediction: str, reference: str) -> Comparison:
     denominator = max(len(ref), len(pred), 1)
     score = align_credit(pred_for_alignment, ref) / denominator
     exact = len(pred) == len(ref) and all(same_step(p, r) for p, r in zip(pred, ref)) and parsed.well_formed
-    matched = sum(same_state(p, r) for p, r in zip(pred, ref))
+    matched = sum(same_header(p, r) and same_state(p, r) for p, r in zip(pred, ref))
     return Comparison(
         exact=exact,
-        state_accuracy=matched / len(ref) if ref else float(not pred),
+        state_accuracy=matched / max(len(ref), len(pred)) if ref or pred else 1.0,
         output_match=bool(pred)
         and final_state(pred) == final_state(ref)
         and printed_output(pred) == printed_output(ref)

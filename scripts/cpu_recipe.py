@@ -57,6 +57,9 @@ def parse_args(argv=None):
                         help="GRPO completions (the curriculum gives GRPO the shortest traces first)")
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1,
+                        help="train-and-push --cpu-threads [default: the cores, as the README's figures were "
+                             "measured; 1 is steadier on a machine shared with other jobs]")
     parser.add_argument("--collect-only", action="store_true",
                         help="do not train: collect results/ from an earlier run's --output-dir")
     parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
@@ -217,7 +220,7 @@ def main(argv=None) -> None:
         "--max-steps", str(args.grpo_steps), "--learning-rate", f"{args.grpo_learning_rate:g}",
         "--num-generations", str(args.num_generations),
         "--max-completion-length", str(args.max_completion_length),
-        "--eval-batch-size", str(args.eval_batch_size),
+        "--eval-batch-size", str(args.eval_batch_size), "--cpu-threads", str(args.cpu_threads),
     ]
     if args.eval_limit:
         train += ["--eval-limit", str(args.eval_limit)]

@@ -71,7 +71,12 @@ def test_greedy_generation_is_batched_and_deterministic(model_cache):
 def test_training_run_evaluated_base_and_adapter(trained_run):
     results = json.loads((trained_run["result"].adapter_dir / "eval_results.json").read_text())
     assert set(results["models"]) == {"base", "adapter"}
-    assert results["decoding"]["greedy"] is True and results["split"] == "test"
+    # tiny thinks (its template opens <think>): sampled as Qwen recommends for thinking models, from a fixed seed
+    assert results["decoding"]["greedy"] is False and results["split"] == "test"
+    assert results["decoding"]["sampling"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0}
+    assert results["decoding"]["seed"] == 0 and results["thinking"]["enabled"] is True
+    run = json.loads((trained_run["result"].adapter_dir / "training_run.json").read_text())
+    assert results["decoding"]["dtype"] == run["training"]["weights_dtype"] == "float32"  # evaluated = trained
     for metrics in results["models"].values():
         assert metrics["n"] == 2
         for key in ("execution_prediction_accuracy", "mean_state_accuracy", "output_accuracy", "format_validity",
@@ -96,6 +101,15 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
     results = json.loads(output.read_text())
     assert results["n"] == 3  # the whole test split
     assert results["base_model"] == "tiny"
+    # the adapter's own thinking policy and dtype, as in training: sampled (tiny thinks), unless --greedy
+    assert results["thinking"]["enabled"] and results["decoding"]["greedy"] is False
+    assert results["decoding"]["dtype"] == "float32"
+    greedy = CliRunner().invoke(evaluate_main, [
+        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
+        "--limit", "1", "--no-base", "--greedy", "--output", str(tmp_path / "greedy.json"),
+    ])
+    assert greedy.exit_code == 0, greedy.output
+    assert json.loads((tmp_path / "greedy.json").read_text())["decoding"]["greedy"] is True
 
 
 def test_evaluate_command_mistakes(tmp_path, tiny_dataset):

@@ -97,14 +97,14 @@ def test_resolve_model_kinds_and_mistakes(tmp_path):
 
 
 def _settings(**kw):
-    from trainer.train import TrainSettings
+    from trainer.settings import TrainSettings
 
     return TrainSettings(dataset="d", push=False, **kw)
 
 
 @pytest.mark.training
 def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
-    from trainer.train import grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
 
     kwargs = grpo_config_kwargs(_settings(), tmp_path, gpu=False)
     assert kwargs["use_cpu"] and not kwargs["bf16"] and not kwargs["activation_checkpointing"]
@@ -115,7 +115,7 @@ def test_cpu_defaults_make_a_valid_fp32_config(tmp_path):
 
 @pytest.mark.training
 def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp_path):
-    from trainer.train import grpo_config_kwargs
+    from trainer.grpo import grpo_config_kwargs
 
     kwargs = grpo_config_kwargs(_settings(), tmp_path, gpu=True)
     assert kwargs["bf16"] and kwargs["activation_checkpointing"]
@@ -126,7 +126,7 @@ def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp
 
 @pytest.mark.training
 def test_config_file_then_explicit_options_win(tmp_path):
-    from trainer.train import grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
 
     config_file = tmp_path / "grpo.yaml"
     config_file.write_text("save_steps: 7\nlearning_rate: 0.5\nbeta: 0.04\ngradient_checkpointing: false\n")
@@ -141,7 +141,8 @@ def test_config_file_then_explicit_options_win(tmp_path):
 
 @pytest.mark.training
 def test_config_mistakes_are_sentences(tmp_path):
-    from trainer.train import TrainError, grpo_config_kwargs, make_grpo_config
+    from trainer.grpo import grpo_config_kwargs, make_grpo_config
+    from trainer.settings import TrainError
 
     with pytest.raises(TrainError, match="unknown GRPOConfig setting.*no_such_thing"):
         grpo_config_kwargs(_settings(grpo_overrides={"no_such_thing": 1}), tmp_path, gpu=False)
@@ -246,16 +247,15 @@ def test_card_renders_with_valid_yaml_the_measured_table_and_a_working_snippet(t
 
 
 def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
-    from trainer.models import resolve_model
-    from trainer.train import TrainSettings, train
-    from datasets import load_from_disk
+    from trainer.grpo import train
+    from trainer.prepare import prepare
+    from trainer.settings import TrainSettings
 
     output = trained_run["output"]
     lines = []
     settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(output), max_steps=3,
                              max_completion_length=24, push=False, resume=True, grpo_overrides={"save_steps": 1})
-    summary = train(settings, resolve_model("tiny"), load_from_disk(str(tiny_dataset))["train"], output,
-                    log=lines.append)
+    summary = train(settings, prepare(settings, log=lines.append), output, log=lines.append)
     assert any(line.startswith("Resuming from") and "checkpoint-2" in line for line in lines)
     assert summary["global_steps"] == 3
     assert [line.split()[1] for line in lines if line.startswith("step ")] == ["3/3"]

@@ -111,9 +111,10 @@ def shaped_reward_class():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_dataset, model_cache):
-    """`trainer.train.run` on `tiny`: 2 GRPO steps, evaluation on 2 test programs, card; no push."""
+    """`trainer.run.run` on `tiny`: 2 GRPO steps, evaluation on 2 test programs, card; no push."""
     import trainer.rewards
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     output = tmp_path_factory.mktemp("run") / "out"
     capture = CaptureModel()
@@ -121,7 +122,9 @@ def trained_run(tmp_path_factory, tiny_dataset, model_cache):
     settings = TrainSettings(
         dataset=str(tiny_dataset), model="tiny", output_dir=str(output), max_steps=2, max_completion_length=24,
         learning_rate=5e-3, eval_limit=2, eval_max_new_tokens=12, push=False,
-        grpo_overrides={"save_steps": 1},
+        # tiny thinks (its template opens <think>) and never ends a completion, so with the thinking default of
+        # masking cut-off completions nothing would be trained; these tests need weights that moved
+        grpo_overrides={"save_steps": 1, "mask_truncated_completions": False},
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer.rewards, "ExecutionReward", shaped_reward_class())

@@ -71,7 +71,7 @@ def test_trace_length_without_a_num_steps_column():
 
 
 def _settings(**kw):
-    from trainer.train import TrainSettings
+    from trainer.settings import TrainSettings
 
     return TrainSettings(dataset="d", push=False, **kw)
 
@@ -80,7 +80,9 @@ def _settings(**kw):
 def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
     from trl import SFTConfig
 
-    from trainer.train import grpo_config_kwargs, sft_config_kwargs
+    from trainer.grpo import grpo_config_kwargs
+
+    from trainer.sft import sft_config_kwargs
 
     assert grpo_config_kwargs(_settings(), tmp_path, gpu=False)["shuffle_dataset"] is True
     assert grpo_config_kwargs(_settings(curriculum="short-first"), tmp_path, gpu=False)["shuffle_dataset"] is False
@@ -98,7 +100,8 @@ def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
 
 @pytest.mark.training
 def test_sft_is_off_by_default_and_max_steps_zero_needs_it():
-    from trainer.train import TrainError, prepare
+    from trainer.prepare import prepare
+    from trainer.settings import TrainError
 
     settings = _settings()
     assert not settings.does_sft and settings.does_grpo
@@ -137,7 +140,8 @@ def test_short_prompt_style_rebuilds_prompts_from_code():
 
 
 def test_auto_token_budget_is_the_longest_reference_plus_a_margin(model_cache):
-    from trainer.evaluate import AUTO_MARGIN, auto_max_new_tokens
+    from trainer.evaluate import auto_max_new_tokens
+    from trainer.thinking import MARGIN as AUTO_MARGIN
     from trainer.models import load_model
 
     tokenizer, _ = load_model("tiny")
@@ -197,7 +201,8 @@ def test_table_with_three_models_uses_their_labels():
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory, tiny_dataset, model_cache):
     import trainer.rewards
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     output = tmp_path_factory.mktemp("sft") / "out"
     lines = []
@@ -230,6 +235,13 @@ def test_sft_learns_and_saves_its_adapter(sft_run):
     config = json.loads((sft_dir / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"], config["base_model_name_or_path"]) == (64, 128, "tiny")
     assert any(v.abs().sum() > 0 for v in _lora(sft_dir).values())
+    # the run itself checked that the warm start moved the adapter, and says so in its record
+    assert summary["learning_signal"]["adapter_changed"] and not summary["learning_signal"]["lora_B_all_zero"]
+    run = json.loads((sft_run["result"].adapter_dir / "training_run.json").read_text())
+    assert run["training"]["sft"]["learning_signal"]["no_signal"] is False and run["no_signal"] is False
+    assert not any("SFT" in w for w in run["warnings"])
+    # GRPO at a learning rate of 1e-12, its completions all cut off and masked: truthfully reported as a no-op
+    assert any(w.startswith("GRPO did not change the adapter") for w in run["warnings"])
     printed = [line for line in sft_run["log"] if line.startswith("sft step ")]
     assert len(printed) == 4 and all("loss " in line and "token accuracy" in line for line in printed)
     assert any("shortest traces first" in line for line in sft_run["log"])
@@ -272,7 +284,8 @@ def test_run_evaluates_base_sft_and_adapter_and_records_the_stages(sft_run):
 
 
 def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
-    from trainer.train import TrainSettings, run
+    from trainer.run import run
+    from trainer.settings import TrainSettings
 
     lines = []
     settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,

@@ -68,9 +68,13 @@ def usage_snippet(run: dict, repo_id: str) -> str:
     """Python that loads the adapter, prompts it the way it was trained, and reads the answer after </think>."""
     training = run.get("training", {})
     evaluation = run.get("evaluation") or {}
-    max_new = int((evaluation.get("decoding") or {}).get("max_new_tokens") or 4096)
-    if training.get("thinking_template"):
-        max_new = max(max_new, 1) if training.get("model_kind") == "tiny" else max(max_new, 8192)
+    decoding = evaluation.get("decoding") or {}
+    max_new = int(decoding.get("max_new_tokens") or 4096)
+    thinking = training.get("thinking") or {}
+    template_kwargs = "".join(f", {k}={v!r}" for k, v in (thinking.get("chat_template_kwargs") or {}).items())
+    sampling = decoding.get("sampling")
+    generate_kwargs = (f"do_sample=True, temperature={sampling['temperature']}, top_p={sampling['top_p']}, "
+                       f"top_k={sampling['top_k']}" if sampling else "do_sample=False")
     if training.get("model_kind") == "tiny":
         load_base = (
             "from trainer.models import build_tiny_model  # the smoke-test base (execution-world-model toolkit)\n"
@@ -83,7 +87,7 @@ def usage_snippet(run: dict, repo_id: str) -> str:
         instructions = repr(text)
     else:
         instructions = '"""' + text + '"""'
-    if training.get("thinking_template"):
+    if thinking.get("enabled", training.get("thinking_template")):
         answer = (
             "# The chat template opens the thinking; the answer is what follows the last </think>.\n"
             'answer = text.split("</think>")[-1].strip() if "</think>" in text else ""\n'
@@ -109,9 +113,9 @@ fence = "`" * 3
 messages = [{{"role": "user", "content": f"{{INSTRUCTIONS}}\\n\\nProgram:\\n{{fence}}python\\n{{numbered}}\\n{{fence}}"}}]
 
 inputs = tokenizer.apply_chat_template(
-    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True{template_kwargs}
 ).to(model.device)
-output = model.generate(**inputs, max_new_tokens={max_new}, do_sample=False)
+output = model.generate(**inputs, max_new_tokens={max_new}, {generate_kwargs})
 text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 {answer}'''
 
@@ -135,6 +139,10 @@ def settings_table(run: dict) -> str:
     ]
     if curriculum.get("programs"):
         rows.append(("Training programs", curriculum["programs"]))
+    thinking = training.get("thinking") or {}
+    if thinking:
+        rows.append(("Thinking", f"{'on' if thinking.get('enabled') else 'off'} (chat template: "
+                                 f"{thinking.get('template')}; --thinking {thinking.get('mode')})"))
     rows += [
         ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
         ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
@@ -155,8 +163,14 @@ def settings_table(run: dict) -> str:
             ("GRPO steps", f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
                            f"epochs={grpo.get('num_train_epochs', 'default')})"),
             ("Completions per prompt", grpo.get("num_generations")),
-            ("Prompts per step", _prompts_per_step(grpo)),
-            ("Max completion length", f"{grpo.get('max_completion_length')} tokens"),
+            ("Processes (world size)", training.get("world_size", 1)),
+            ("Completions per optimizer step (all processes)", training.get("global_batch", "?")),
+            ("Prompts per step", training.get("prompts_per_step", _prompts_per_step(grpo))),
+            ("Max completion length", f"{grpo.get('max_completion_length')} tokens"
+                                      + (f" ({budget['rule']})" if (budget := training.get("completion_budget"))
+                                         else "")),
+            ("Cut-off completions", "masked out of the loss" if grpo.get("mask_truncated_completions")
+             else "trained on"),
             ("Sampling", f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
                          f"min_p {grpo.get('min_p')}"),
             ("Learning rate", f"{grpo.get('learning_rate')} ({grpo.get('lr_scheduler_type')})"),
@@ -168,7 +182,10 @@ def settings_table(run: dict) -> str:
         ]
     else:
         rows += [("Precision", _precision(training, sft_config)), ("Seed", sft_config.get("seed"))]
-    rows.append(("Hardware", training.get("device")))
+    rows.append(("Hardware", f"{training.get('device')}, {training.get('world_size', 1)} process(es)"
+                             + (f", {threads['cpu_threads']} CPU thread(s) each"
+                                if (threads := training.get("cpu_threads")) and training.get("device") == "cpu"
+                                else "")))
     lines = ["| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
@@ -192,9 +209,10 @@ def method_text(training: dict) -> str:
 
 
 def _precision(training: dict, config: dict) -> str:
+    weights = "bf16" if training.get("weights_dtype") == "bfloat16" else "fp32"
     if config.get("bf16"):
-        return "bf16 mixed precision"
-    if training.get("weights_dtype") == "bfloat16":
+        return f"bf16 mixed precision, {weights} base weights"
+    if weights == "bf16":
         return "bf16 base weights, fp32 LoRA weights and optimizer"
     return "fp32"
 
@@ -228,7 +246,18 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
         eval_scope = f"the first {n} programs of the test split" + (f" (of {test_rows})" if test_rows else "")
     env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
     text = Path(template or TEMPLATE).read_text()
+    decoding = evaluation.get("decoding") or {}
+    sampling = decoding.get("sampling")
+    if sampling:
+        decoding_text = (f"sampled as the model makers recommend for thinking models (temperature "
+                         f"{sampling['temperature']}, top-p {sampling['top_p']}, top-k {sampling['top_k']}, seed "
+                         f"{decoding.get('seed')})")
+    else:
+        decoding_text = "greedy decoding"
     return env.from_string(text).render(
+        decoding_text=decoding_text,
+        warnings=run.get("warnings") or [],
+        no_signal=bool(run.get("no_signal")),
         card_yaml=yaml.safe_dump(card_metadata(run, repo_id), sort_keys=False, allow_unicode=True).strip(),
         repo_name=repo_id.split("/")[-1],
         base_label=training.get("base_model") or training.get("model"),

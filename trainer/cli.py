@@ -10,6 +10,7 @@ import sys
 import click
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
+DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them equal)
 
 
 def _quiet_library_warnings() -> None:
@@ -23,7 +24,7 @@ def _user_errors():
     """The exception types whose message is a sentence for the user (imported lazily)."""
     from trainer.data import DataError
     from trainer.models import ModelError
-    from trainer.train import PushError, TrainError
+    from trainer.settings import PushError, TrainError
 
     types = [DataError, ModelError, TrainError, PushError]
     try:
@@ -67,13 +68,21 @@ def _parse_set(values) -> dict:
               help="Where checkpoints and the adapter go [default: outputs/NAME].")
 @click.option("--max-steps", type=int,
               help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only).")
-@click.option("--epochs", type=float, help="Passes over the training split [default: 1].")
+@click.option("--epochs", type=float, help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].")
 @click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
 @click.option("--lora-dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
 @click.option("--num-generations", type=int, help="Completions per prompt [default: 8 on a GPU, 2 on a CPU].")
 @click.option("--max-completion-length", type=int,
-              help="Tokens per completion, thinking included [default: 4096 on a GPU, 256 on a CPU].")
+              help="Tokens per GRPO completion, thinking included [default: the longest reference trace of the "
+                   "training programs + 32, plus --thinking-budget when the model thinks].")
+@click.option("--thinking", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Let the model think before its trace: auto follows the chat template (a thinking-only template "
+                   "thinks, a hybrid one (enable_thinking) follows its default, others do not); on/off set "
+                   "enable_thinking on a hybrid template and are refused where the template cannot do them.")
+@click.option("--thinking-budget", type=int,
+              help="Thinking tokens on top of the longest reference trace, for a thinking run "
+                   "[default: 8192 on a GPU, 64 on a CPU].")
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
@@ -88,6 +97,9 @@ def _parse_set(values) -> dict:
 @click.option("--sft-learning-rate", type=float, default=2e-4, show_default=True)
 @click.option("--sft-batch-size", type=int, default=4, show_default=True,
               help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).")
+@click.option("--sft-max-length", type=int,
+              help="Tokens per SFT example; longer ones are cut (counted and warned about) [default: the longest "
+                   "example, so none is cut].")
 @click.option("--curriculum", type=click.Choice(["none", "short-first"]), default="none", show_default=True,
               help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
 @click.option("--max-trace-steps", type=int, help="Train only on programs whose trace has at most N steps.")
@@ -100,8 +112,12 @@ def _parse_set(values) -> dict:
 @click.option("--eval-limit", type=int, help="Evaluate on the first N test programs [default: all of them].")
 @click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
 @click.option("--eval-max-new-tokens", type=int,
-              help="[default: the longest reference trace + 32 for a model that answers directly; "
-                   "--max-completion-length for a thinking model]")
+              help="[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
+                   "when the model thinks]")
+@click.option("--eval-greedy", is_flag=True,
+              help="Greedy evaluation of a thinking run too [default there: temperature 0.6, top-p 0.95, top-k 20, "
+                   "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
+                   "directly].")
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
 @click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
 @click.option("--dataset-id", metavar="USER/NAME",
@@ -111,13 +127,20 @@ def _parse_set(values) -> dict:
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
 @click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
 @click.option("--no-push", is_flag=True, help="Train, evaluate and write the card, but keep everything local.")
+@click.option("--fail-on-no-signal", is_flag=True,
+              help="Exit with an error, before any push, when the run learned nothing (adapter weights unchanged, "
+                   "lora_B all zero); the adapter, record and card stay on disk.")
+@click.option("--cpu-threads", type=int,
+              help="Torch threads per process on a CPU [default: $OMP_NUM_THREADS if set, else 1: steady on a "
+                   "machine shared with other jobs; raise it on a dedicated machine].")
 @click.option("--push-only", is_flag=True,
               help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
          num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, sft_epochs,
          sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
-         private, token, no_push, push_only):
+         private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
+         cpu_threads):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -125,7 +148,9 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
     train-and-push --dataset data/execution-traces --repo-id you/qwen3-4b-exec-lora
     train-and-push --dataset data/execution-traces --model tiny --max-steps 2 --no-push
     train-and-push --dataset DIR --model M.gguf --sft-epochs 1 --curriculum short-first --max-steps 8 --no-push
+    torchrun --standalone --nproc_per_node 2 $(which train-and-push) --dataset DIR --model tiny --no-push
     """
+    process_started = _process_start_time()
     if push_only:
         if not repo_id or not output_dir:
             raise click.UsageError("--push-only needs --output-dir (the earlier run's) and --repo-id.")
@@ -142,7 +167,9 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
 
     errors = _user_errors()
     try:
-        from trainer.train import TrainSettings, push, run
+        from trainer.push import push
+        from trainer.run import run
+        from trainer.settings import TrainSettings
 
         if push_only:
             url = push(Path(output_dir), repo_id, token=token, private=private, dataset_id=dataset_id)
@@ -158,11 +185,13 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,
             eval_batch_size=eval_batch_size, eval_max_new_tokens=eval_max_new_tokens,
             skip_base_eval=skip_base_eval, skip_sft_eval=skip_sft_eval, dataset_id=dataset_id, license=license_,
-            private=private, push=not no_push, token=token,
+            private=private, push=not no_push, token=token, thinking=thinking, thinking_budget=thinking_budget,
+            sft_max_length=sft_max_length, eval_greedy=eval_greedy, fail_on_no_signal=fail_on_no_signal,
+            cpu_threads=cpu_threads,
         )
         output = settings.resolved_output_dir()
         try:
-            result = run(settings)
+            result = run(settings, process_started=process_started)
         except errors as exc:
             if type(exc).__name__ == "PushError":
                 raise click.ClickException(
@@ -176,7 +205,20 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
     except KeyboardInterrupt:
         click.echo("Interrupted; checkpoints so far are kept (continue with --resume).", err=True)
         sys.exit(130)
-    click.echo(f"Done in {result.seconds.get('total', 0):.0f} s. Adapter: {result.adapter_dir}")
+    if result.results is not None:  # the main process
+        click.echo(f"Done in {result.seconds.get('total_with_push', 0):.0f} s. Adapter: {result.adapter_dir}")
+
+
+def _process_start_time() -> float:
+    """When this process started (`time.time()` scale), for the start-up time in the run record."""
+    import time
+
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # psutil comes with accelerate; without it the clock starts here
+        return time.time()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -188,18 +230,22 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
 @click.option("--limit", type=int, help="Evaluate on the first N programs [default: the whole split].")
 @click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
 @click.option("--max-new-tokens", type=int,
-              help="[default: the longest reference trace + 32 for a model that answers directly; the completion "
-                   "length used in training for a thinking model]")
+              help="[default: the longest reference trace + 32, plus the run's thinking budget when the model "
+                   "thinks]")
+@click.option("--greedy", is_flag=True,
+              help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (thinking models).")
 @click.option("--prompt-style", type=click.Choice(["dataset", "short"]),
               help="[default: the one the adapter was trained with]")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
-              help="Model weights: auto is bf16 on a GPU, fp32 on a CPU.")
+              help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Results JSON [default: ADAPTER/eval_results.json].")
-def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, prompt_style, dtype,
-                  no_base, output):
-    """Evaluate a trained adapter and its base model on a dataset split: greedy, batched; prints the table of
-    Execution Prediction Accuracy, Mean State Accuracy, output accuracy, format validity and mean reward."""
+def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, greedy, seed, prompt_style,
+                  dtype, no_base, output):
+    """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
+    trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
+    Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit."""
     import json
     from pathlib import Path
 
@@ -208,7 +254,7 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
     try:
         from trainer.data import load_trace_dataset
         from trainer.evaluate import evaluate_adapter, format_table
-        from trainer.train import RUN_FILE, TrainError
+        from trainer.settings import RUN_FILE, TrainError
 
         adapter = Path(adapter_dir)
         if not (adapter / "adapter_config.json").is_file():
@@ -219,7 +265,12 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
             model = training.get("model") or json.loads((adapter / "adapter_config.json").read_text()).get(
                 "base_model_name_or_path"
             )
-        thinking_budget = (training.get("grpo") or {}).get("max_completion_length") or 1024
+        policy = None
+        if training.get("thinking"):
+            from trainer.thinking import ThinkingPolicy
+
+            policy = ThinkingPolicy(**training["thinking"])
+        thinking_budget = (training.get("completion_budget") or {}).get("thinking_budget")
         data = load_trace_dataset(dataset, splits=(split,))
         from trainer.prompts import apply_prompt_style
 
@@ -233,11 +284,14 @@ def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new
 
         results = evaluate_adapter(
             resolve_model(model, training.get("base_model")), adapter, rows, batch_size=batch_size,
-            max_new_tokens=max_new_tokens, thinking_max_new_tokens=thinking_budget, include_base=not no_base,
-            dataset_name=dataset, split=split, output=output, dtype=None if dtype == "auto" else dtype,
+            max_new_tokens=max_new_tokens, thinking=policy, thinking_budget=thinking_budget, greedy=greedy,
+            seed=seed, include_base=not no_base, dataset_name=dataset, split=split, output=output,
+            dtype=training.get("weights_dtype") if dtype == "auto" else dtype,
         )
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None
+    if results is None:  # not the main process (torchrun): the main one writes and prints
+        return
     click.echo(format_table(results))
     click.echo(f"Written: {output or adapter / 'eval_results.json'}")
 

@@ -1,10 +1,12 @@
-"""Honest evaluation: the whole test split, greedy decoding, batched, base model and adapter side by side.
+"""Honest evaluation: the whole test split, batched, base model and adapter side by side; greedy decoding for a
+model that answers directly, Qwen's recommended sampling (fixed seed) for a thinking one.
 
 Every number comes from `dataset_builder.trace.compare_traces` (via `trainer.rewards.compare_completion`), the
-same comparison the reward uses (DESIGN §7):
+same comparison the reward uses:
 
 - execution_prediction_accuracy: share of programs whose predicted trace matches exactly
-- mean_state_accuracy: mean over programs of the share of real steps whose state the prediction matches
+- mean_state_accuracy: mean over programs of the share of steps right at their position (same event, function,
+  line and state), over the longer of the predicted and the real trace (extra steps cost)
 - output_accuracy: share with the right final module state, printed output and uncaught exception
 - format_validity: share with a closed <execution_trace> block whose every line parsed
 - mean_reward: mean of the gradual reward
@@ -40,38 +42,54 @@ class ModelEvaluation:
 
 def summarize(comparisons, cut_off=None) -> dict[str, float]:
     """The metrics of a list of `Comparison`s (and, optionally, per-row cut-off flags)."""
+    cut = list(cut_off) if cut_off is not None else [None] * len(comparisons)
+    return summarize_predictions([prediction_scores(c, flag) for c, flag in zip(comparisons, cut)],
+                                 with_cut_off=cut_off is not None)
+
+
+def prediction_scores(comparison, cut_off=None) -> dict:
+    """What one prediction scored: the per-row record the metrics are means of."""
     from trainer.rewards import clamp_score
 
-    n = len(comparisons)
+    return {"cut_off": cut_off, "exact": comparison.exact, "state_accuracy": comparison.state_accuracy,
+            "output_match": comparison.output_match, "valid_format": comparison.valid_format,
+            "reward": clamp_score(comparison.score)}
 
-    def mean(values):
-        values = list(values)
+
+def summarize_predictions(predictions, with_cut_off: bool = True) -> dict[str, float]:
+    """The metrics: means over the per-row records of `prediction_scores` (gathered from every process)."""
+
+    def mean(key):
+        values = [float(p[key]) for p in predictions]
         return float(sum(values) / len(values)) if values else 0.0
 
     metrics = {
-        "n": n,
-        "execution_prediction_accuracy": mean(c.exact for c in comparisons),
-        "mean_state_accuracy": mean(c.state_accuracy for c in comparisons),
-        "output_accuracy": mean(c.output_match for c in comparisons),
-        "format_validity": mean(c.valid_format for c in comparisons),
-        "mean_reward": mean(clamp_score(c.score) for c in comparisons),
+        "n": len(predictions),
+        "execution_prediction_accuracy": mean("exact"),
+        "mean_state_accuracy": mean("state_accuracy"),
+        "output_accuracy": mean("output_match"),
+        "format_validity": mean("valid_format"),
+        "mean_reward": mean("reward"),
     }
-    if cut_off is not None:
-        metrics["cut_off"] = mean(cut_off)
+    if with_cut_off:
+        metrics["cut_off"] = mean("cut_off")
     return metrics
 
 
 def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
-             stop_at_trace_end: bool = False):
-    """Greedy completions for chat `prompts`, batched (longest first, so padding stays small). Returns
-    (texts, cut_off flags) in the order of `prompts`. `stop_at_trace_end`: a completion also ends at its first
-    `</execution_trace>` (only for models that answer without thinking: a thinking model may draft a trace while
-    it thinks), so a model that closes its trace and rambles on does not hold its batch up."""
+             stop_at_trace_end: bool = False, sampling: dict | None = None, seed: int = 0,
+             chat_template_kwargs: dict | None = None):
+    """Completions for chat `prompts`, batched (longest first, so padding stays small): greedy, or sampled with
+    `sampling` (temperature, top_p, top_k, min_p) from `seed`. Returns (texts, cut_off flags) in the order of
+    `prompts`. `stop_at_trace_end`: a completion also ends at its first `</execution_trace>` (only for a model that
+    answers without thinking: a thinking model may draft a trace while it thinks), so a model that closes its trace
+    and rambles on does not hold its batch up. `chat_template_kwargs`: e.g. a hybrid template's `enable_thinking`."""
     import torch
 
     from dataset_builder.trace import TRACE_CLOSE
 
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True,
+                                           **(chat_template_kwargs or {})) for p in prompts]
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     completions: list[str] = [""] * len(texts)
@@ -83,6 +101,11 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"
+    if sampling:
+        decoding = {"do_sample": True, **sampling}
+        torch.manual_seed(seed)
+    else:
+        decoding = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "min_p": None}
     try:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
@@ -92,11 +115,7 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
                 output = model.generate(
                     **inputs,
                     max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    min_p=None,
+                    **decoding,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=sorted(eos_ids),
                     **({"stop_strings": [TRACE_CLOSE], "tokenizer": tokenizer} if stop_at_trace_end else {}),
@@ -115,116 +134,146 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
 
 
 def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, max_new_tokens: int,
-                   label: str = "", progress=None) -> ModelEvaluation:
-    """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id`) and compare."""
-    from trainer.rewards import clamp_score, compare_completion
+                   label: str = "", progress=None, opens_think: bool | None = None, sampling: dict | None = None,
+                   seed: int = 0, chat_template_kwargs: dict | None = None) -> ModelEvaluation:
+    """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id` and `index`) and compare.
+    `thinking`: the model thinks first (no early stop at the first `</execution_trace>`); `opens_think`: the prompt
+    already opened the `<think>` block (default: as `thinking`)."""
+    from trainer.rewards import compare_completion
 
     started = time.perf_counter()
     completions, cut_off = generate(
         model, tokenizer, [r["prompt"] for r in rows], batch_size=batch_size, max_new_tokens=max_new_tokens,
-        progress=progress, stop_at_trace_end=not thinking,
+        progress=progress, stop_at_trace_end=not thinking, sampling=sampling, seed=seed,
+        chat_template_kwargs=chat_template_kwargs,
     )
-    comparisons = [
-        compare_completion(c, r["expected_trace"], thinking=thinking) for c, r in zip(completions, rows)
-    ]
-    predictions = [
-        {
-            "model": label,
-            "id": r.get("id", i),
-            "completion": c,
-            "cut_off": cut,
-            "exact": cmp.exact,
-            "state_accuracy": cmp.state_accuracy,
-            "output_match": cmp.output_match,
-            "valid_format": cmp.valid_format,
-            "reward": clamp_score(cmp.score),
-        }
-        for i, (r, c, cut, cmp) in enumerate(zip(rows, completions, cut_off, comparisons))
-    ]
-    return ModelEvaluation(summarize(comparisons, cut_off), predictions, time.perf_counter() - started)
+    opens = thinking if opens_think is None else opens_think
+    predictions = []
+    for i, (r, c, cut) in enumerate(zip(rows, completions, cut_off)):
+        comparison = compare_completion(c, r["expected_trace"], thinking=opens)
+        predictions.append({"model": label, "id": r.get("id", i), "index": r.get("index", i), "completion": c,
+                            **prediction_scores(comparison, cut)})
+    return ModelEvaluation(summarize_predictions(predictions), predictions, time.perf_counter() - started)
 
 
 def default_batch_size(on_gpu: bool) -> int:
     return 16 if on_gpu else 4
 
 
-AUTO_MARGIN = 32  # tokens past the longest reference trace: room for the end of turn and small differences
-
-
-def auto_max_new_tokens(tokenizer, rows, margin: int = AUTO_MARGIN) -> int:
+def auto_max_new_tokens(tokenizer, rows, margin: int | None = None) -> int:
     """The token budget that cuts off no right answer: the longest reference trace of `rows` in tokens, plus a
     margin. (A completion longer than that is longer than every reference, so it cannot be exact.)"""
-    longest = max((len(tokenizer(r["expected_trace"], add_special_tokens=False).input_ids) for r in rows), default=0)
-    return longest + margin
+    from trainer.thinking import MARGIN, reference_tokens
+
+    return reference_tokens(tokenizer, [r["expected_trace"] for r in rows]) + (MARGIN if margin is None else margin)
 
 
 def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int | None = None,
-                     thinking_max_new_tokens: int = 1024, extra_adapters: dict | None = None,
-                     labels: dict | None = None, include_base: bool = True, dataset_name: str = "",
-                     split: str = "test", output: str | Path | None = None, dtype: str | None = None,
-                     log=print) -> dict:
+                     thinking=None, thinking_budget: int | None = None, greedy: bool = False, seed: int = 0,
+                     extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
+                     dataset_name: str = "", split: str = "test", output: str | Path | None = None,
+                     dtype: str | None = None, log=print) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
-    adapter in `adapter_dir` on `rows`, on one loaded base model; write the results JSON (default: next to the
-    adapter) and the per-row predictions; return the results.
+    adapter in `adapter_dir` on `rows`; write the results JSON (default: next to the adapter) and the per-row
+    predictions; return the results.
 
-    `max_new_tokens=None`: for a model that answers directly, the longest reference trace plus a margin
-    (`auto_max_new_tokens`); for a thinking model, `thinking_max_new_tokens` (its thinking needs the room).
+    With several processes each evaluates every world_size-th row (each program exactly once), the main process
+    gathers the per-row scores, computes the metrics, writes the files and returns the results; the others
+    return None.
+
+    `thinking`: the `ThinkingPolicy` the adapter was trained with (default: `auto` on this tokenizer). A thinking
+    run decodes as Qwen recommends for its thinking models (temperature 0.6, top-p 0.95, top-k 20, from `seed`)
+    unless `greedy`; a model that answers directly decodes greedily. `max_new_tokens=None`: the longest reference
+    trace plus a margin, plus `thinking_budget` for a thinking run.
 
     Each adapter is merged into a freshly loaded base model for its evaluation (the same numbers as the unmerged
-    adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights
-    [default: bf16 on a GPU that supports it, else fp32]."""
+    adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights, the
+    trained ones [default: bf16 on a GPU that supports it, else fp32]."""
     import torch
     from peft import PeftModel
 
-    from trainer.models import load_model, resolve_model, thinking_template
+    from trainer import distributed
+    from trainer.models import load_model, resolve_model
+    from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
+                                  thinking_policy)
 
+    distributed.start()  # under torchrun without `run` (evaluate-traces): join the process group
     source = resolve_model(base) if isinstance(base, str) else base
-    rows = [dict(r) for r in rows]
+    rows = [dict(r, index=i) for i, r in enumerate(rows)]
     on_gpu = torch.cuda.is_available()
     batch_size = batch_size or default_batch_size(on_gpu)
     torch_dtype = getattr(torch, dtype) if dtype else None
-    tokenizer, model = load_model(source, dtype=torch_dtype)
-    thinking = thinking_template(tokenizer)
+    device = distributed.device()
+    tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
+    policy = thinking if thinking is not None else thinking_policy(tokenizer, "auto")
+    if thinking_budget is None:
+        thinking_budget = default_thinking_budget(on_gpu)
     if max_new_tokens:
         rule = "given"
-    elif thinking:
-        max_new_tokens, rule = thinking_max_new_tokens, "thinking budget (the training completion length)"
+    elif policy.enabled:
+        max_new_tokens = auto_max_new_tokens(tokenizer, rows) + thinking_budget
+        rule = f"longest reference trace + {MARGIN} + thinking budget {thinking_budget}"
     else:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows)
-        rule = f"longest reference trace + {AUTO_MARGIN} tokens"
+        rule = f"longest reference trace + {MARGIN} tokens"
+    if rule != "given":
+        _, room = context_room(source.path, prompt_tokens(tokenizer, [r["prompt"] for r in rows],
+                                                          policy.chat_template_kwargs))
+        if room is not None and max_new_tokens > room:
+            max_new_tokens = room
+            rule += ", capped at what the model's context leaves after the longest prompt"
+    sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
+    rank, world = distributed.rank(), distributed.world_size()
+    mine = rows[rank::world]
     names = (["base"] if include_base else []) + list(extra_adapters or {}) + ["adapter"]
     titles = {"base": "Base", "adapter": "Adapter", **(labels or {})}
     results: dict = {
         "dataset": dataset_name,
         "split": split,
         "n": len(rows),
-        "decoding": {"greedy": True, "max_new_tokens": max_new_tokens, "max_new_tokens_rule": rule,
-                     "batch_size": batch_size, "stop_at_trace_end": not thinking,
-                     "dtype": str(next(model.parameters()).dtype).replace("torch.", "")},
-        "thinking_template": thinking,
+        "decoding": {"greedy": sampling is None, "sampling": sampling, "seed": None if sampling is None else seed,
+                     "seed_rule": None if sampling is None else "seed + process rank, set before each model's pass",
+                     "max_new_tokens": max_new_tokens, "max_new_tokens_rule": rule, "batch_size": batch_size,
+                     "stop_at_trace_end": not policy.enabled,
+                     "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                     "processes": world},
+        "thinking": policy.record(),
+        "thinking_template": policy.opens_think,
         "base_model": source.base_model_id or source.spec,
         "labels": {name: titles.get(name, name) for name in names},
         "models": {},
     }
+    say = log if distributed.is_main() else (lambda *args, **kwargs: None)
 
     def progress_for(name):
         def report(done, total):
-            log(f"  {name}: {done}/{total} programs")
+            say(f"  {name}: {done}/{total} programs" + (" (this process's share)" if world > 1 else ""))
 
         return report
 
     predictions = []
 
     def evaluate(name):
-        log(f"Evaluating {titles.get(name, name)} on {len(rows)} programs (greedy, up to {max_new_tokens} new "
-            "tokens)...")
-        evaluation = evaluate_model(model, tokenizer, rows, thinking=thinking, batch_size=batch_size,
-                                    max_new_tokens=max_new_tokens, label=name, progress=progress_for(name))
-        results["models"][name] = {**evaluation.metrics, "seconds": round(evaluation.seconds, 2)}
-        predictions.extend(evaluation.predictions)
-        log(f"  {titles.get(name, name)}: exact {100 * evaluation.metrics['execution_prediction_accuracy']:.1f}%, "
-            f"state accuracy {100 * evaluation.metrics['mean_state_accuracy']:.1f}%, "
-            f"mean reward {evaluation.metrics['mean_reward']:.3f} ({evaluation.seconds:.0f} s)")
+        how = "greedy" if sampling is None else f"sampled: temperature {sampling['temperature']}, top-p " \
+            f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
+        say(f"Evaluating {titles.get(name, name)} on {len(rows)} programs ({how}, up to {max_new_tokens} new "
+            f"tokens{f', over {world} processes' if world > 1 else ''})...")
+        started = time.perf_counter()
+        evaluation = evaluate_model(model, tokenizer, mine, thinking=policy.enabled, opens_think=policy.opens_think,
+                                    batch_size=batch_size, max_new_tokens=max_new_tokens, label=name,
+                                    progress=progress_for(name), sampling=sampling, seed=seed + rank,
+                                    chat_template_kwargs=policy.chat_template_kwargs)
+        shares = distributed.gather(evaluation.predictions)
+        if shares is None:
+            return
+        gathered = sorted((p for share in shares for p in share), key=lambda p: p["index"])
+        metrics = summarize_predictions(gathered)
+        seconds = time.perf_counter() - started
+        results["models"][name] = {**metrics, "seconds": round(seconds, 2)}
+        predictions.extend(gathered)
+        say(f"  {titles.get(name, name)}: exact {100 * metrics['execution_prediction_accuracy']:.1f}%, "
+            f"state accuracy {100 * metrics['mean_state_accuracy']:.1f}%, mean reward {metrics['mean_reward']:.3f}, "
+            f"cut off {100 * metrics['cut_off']:.0f}% ({seconds:.0f} s)")
 
     if include_base:
         evaluate("base")
@@ -232,17 +281,18 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     for name, folder in adapters.items():
         if include_base or name != next(iter(adapters)):
             del model
-            _, model = load_model(source, dtype=torch_dtype)
+            _, model = load_model(source, dtype=torch_dtype, device=device)
         model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         evaluate(name)
-
+    del model
+    if not distributed.is_main():
+        return None
     output = Path(output) if output else Path(adapter_dir) / RESULTS_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     with open(output.with_name(PREDICTIONS_FILE), "w") as handle:
         for p in predictions:
-            handle.write(json.dumps(p) + "\n")
-    del model
+            handle.write(json.dumps({k: v for k, v in p.items() if k != "index"}) + "\n")
     return results
 
 

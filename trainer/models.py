@@ -7,7 +7,7 @@ never a local path. `load_model(source)` loads tokenizer and model for training 
 - A Hub id (`Qwen/Qwen3-4B-Thinking-2507`, the default) loads as is.
 - A local folder loads as is; the base id comes from `--base-model-id`, else from a `base_model_id.txt` the
   folder may hold (written by the GGUF conversion), else the adapter cannot be pushed with a real base id.
-- A `.gguf` file is converted once into a normal fp32 checkpoint in the cache (DESIGN §6: the trainers refuse a
+- A `.gguf` file is converted once into a normal fp32 checkpoint in the cache (the trainers refuse a
   model still marked GGUF-quantized), keyed by the file's content hash.
 - `tiny` is a tiny Qwen3-architecture model (hidden 64, 2 layers) with a byte-level BPE tokenizer trained
   locally and a Qwen3-style thinking chat template, built offline in about a second with fixed seeds (the same
@@ -86,6 +86,18 @@ def _read_base_id(folder: Path) -> str | None:
         text = marker.read_text().strip()
         return text or None
     return None
+
+
+def load_tokenizer(source: ModelSource | str):
+    """The tokenizer alone (no weights): enough to read the chat template and count tokens."""
+    from transformers import AutoTokenizer
+
+    if isinstance(source, str):
+        source = resolve_model(source)
+    try:
+        return AutoTokenizer.from_pretrained(source.path, padding_side="left")
+    except OSError as exc:
+        raise ModelError(f"could not load model {source.spec!r}: {_first_line(exc)}") from exc
 
 
 def load_model(source: ModelSource | str, *, dtype=None, device: str | None = None):
@@ -220,9 +232,8 @@ def _gguf_base_id(path: Path) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # tiny: a Qwen3-architecture model built offline for smoke tests
 
-# Like Qwen3-Thinking's: an assistant turn renders as `<think>\n{reasoning}\n</think>\n\n{answer}`, so the
-# generation prompt (ending in `<think>\n`) is a prefix of prompt + answer, as SFT needs.
-TINY_CHAT_TEMPLATE = (
+# The conversation: an assistant turn renders as `<think>\n{reasoning}\n</think>\n\n{answer}` (Qwen3's way).
+_TINY_TURNS = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'assistant' %}"
     "{%- set content = message['content'] %}{%- set reasoning = '' %}"
@@ -234,8 +245,27 @@ TINY_CHAT_TEMPLATE = (
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- endfor %}"
+)
+# Like Qwen3-Thinking's: the generation prompt opens the thinking (ending in `<think>\n`), and is a prefix of
+# prompt + answer, as SFT needs.
+TINY_CHAT_TEMPLATE = _TINY_TURNS + (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
 )
+# Like Qwen3's hybrid models: thinking by default (the model opens <think> itself); `enable_thinking=False`
+# pre-fills an empty thinking block.
+TINY_HYBRID_TEMPLATE = _TINY_TURNS + (
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}{%- endif %}"
+)
+# No thinking at all (like most instruct models).
+TINY_PLAIN_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+TINY_TEMPLATES = {"thinking": TINY_CHAT_TEMPLATE, "hybrid": TINY_HYBRID_TEMPLATE, "none": TINY_PLAIN_TEMPLATE}
 TINY_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 TINY_ADDED = ["<think>", "</think>", "<execution_trace>", "</execution_trace>"]
 
@@ -265,8 +295,12 @@ def _tiny_corpus() -> list[str]:
     return texts
 
 
-def build_tiny_model(folder: Path | str | None = None) -> Path:
-    """Build (once; cached by version) the tiny model into `folder` and return it. About a second, offline."""
+def build_tiny_model(folder: Path | str | None = None, template: str = "thinking") -> Path:
+    """Build (once; cached by version) the tiny model into `folder` and return it. About a second, offline.
+    `template`: the kind of chat template it carries, "thinking" (the default, like Qwen3-Thinking), "hybrid"
+    (like Qwen3's hybrid models, `enable_thinking`) or "none" (the same weights; for tests of the thinking policy)."""
+    if template not in TINY_TEMPLATES:
+        raise ValueError(f"unknown tiny template {template!r}")
     folder = Path(folder) if folder else cache_dir() / f"tiny-qwen3-v{TINY_VERSION}"
     if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
         return folder
@@ -291,7 +325,7 @@ def build_tiny_model(folder: Path | str | None = None) -> Path:
         additional_special_tokens=["<|im_start|>"],
     )
     tokenizer.add_tokens(TINY_ADDED)  # not special: decoding keeps them, as Qwen3's <think> tokens
-    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    tokenizer.chat_template = TINY_TEMPLATES[template]
     tokenizer.model_max_length = 4096
 
     config = Qwen3Config(

@@ -1,7 +1,7 @@
 """The reward: one completion, one reference trace, one number in [0, 1].
 
 All scoring lives in `dataset_builder.trace.compare_traces` (the one definition behind the reward and every
-metric, DESIGN §7); this module only adapts it to what TRL's `GRPOTrainer` hands a reward function:
+metric); this module only adapts it to what TRL's `GRPOTrainer` hands a reward function:
 
     reward(prompts=[...], completions=[...], completion_ids=[...], expected_trace=[...], <other columns>...)
 

@@ -1,0 +1,154 @@
+"""Before any model loads: check the settings, resolve the model (the main process first), load the data in the
+chosen prompt style, pick and order the training programs, read the chat template's thinking policy and measure
+what the completion budget needs. Everything that would fail late fails here, in one sentence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainer import distributed
+from trainer.grpo import grpo_config_kwargs, make_grpo_config
+from trainer.models import ModelSource, resolve_model
+from trainer.settings import TrainError, TrainSettings, on_gpu
+from trainer.thinking import ThinkingPolicy
+
+
+@dataclass
+class Plan:
+    """What `prepare` found out before any model loads: the model, the data, the thinking policy and the
+    completion budget derived from the data."""
+
+    source: ModelSource
+    data: object  # DatasetDict
+    rows: object  # the training programs (after filter, limit and curriculum order)
+    described: str
+    policy: ThinkingPolicy
+    thinking_budget: int
+    longest_reference: int  # tokens of the longest reference trace among the training programs
+    gpu: bool
+    room: int | None = None  # completion tokens the model's context leaves after the longest training prompt
+    world_size: int = 1
+    warnings: list = field(default_factory=list)
+
+
+def prepare(settings: TrainSettings, log=print) -> Plan:
+    """Resolve the model and the dataset, decide the thinking policy and the completion budget, and check
+    everything that would otherwise fail after training (or after a model loaded)."""
+    from trainer.data import load_trace_dataset
+
+    if settings.push:
+        if not settings.repo_id:
+            raise TrainError("--repo-id USER/NAME is required unless --no-push is given.")
+        # fail now, not after training: no token, or a malformed id
+        from hub.auth import check_repo_id, resolve_token
+
+        check_repo_id(settings.repo_id)
+        settings.token = resolve_token(settings.token)
+    if settings.lora_r < 1 or settings.lora_alpha <= 0:
+        raise TrainError("--lora-r and --lora-alpha must be positive.")
+    if settings.max_steps is not None and settings.max_steps < 0:
+        raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
+    if not settings.does_grpo and not settings.does_sft:
+        raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
+    if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
+        raise TrainError("--sft-steps, --sft-epochs and --sft-batch-size must be positive.")
+    if settings.sft_max_length is not None and settings.sft_max_length < 1:
+        raise TrainError("--sft-max-length must be positive.")
+    if settings.max_trace_steps is not None and settings.max_trace_steps < 1:
+        raise TrainError("--max-trace-steps must be at least 1.")
+    if settings.thinking_budget is not None and settings.thinking_budget < 0:
+        raise TrainError("--thinking-budget must be 0 or more.")
+    gpu = on_gpu()
+    kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
+    check_vllm(kwargs, gpu)
+    make_grpo_config(kwargs)  # bad settings: now
+    # the main process builds or converts the model first (a GGUF conversion writes the cache), then the others
+    with main_first():
+        source = resolve_model(settings.model, settings.base_model_id)
+    if settings.push and not source.base_model_id:
+        raise TrainError(
+            f"the adapter must name its base model's Hub id, which {settings.model} does not tell: pass "
+            "--base-model-id ID or --no-push."
+        )
+    log(f"Loading dataset {settings.dataset}...")
+    data = load_trace_dataset(settings.dataset)
+    if len(data["train"]) == 0:
+        raise TrainError(f"the train split of {settings.dataset} is empty.")
+    from trainer.prompts import apply_prompt_style
+
+    try:
+        data = type(data)({name: apply_prompt_style(split, settings.prompt_style) for name, split in data.items()})
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+    rows, described = select_training_rows(settings, data["train"], log)
+    from trainer.models import load_tokenizer
+    from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
+                                  prompt_tokens, reference_tokens, thinking_policy)
+
+    tokenizer = load_tokenizer(source)
+    try:
+        policy = thinking_policy(tokenizer, settings.thinking, settings.model)
+    except ThinkingError as exc:
+        raise TrainError(str(exc)) from None
+    longest_prompt = prompt_tokens(tokenizer, rows["prompt"], policy.chat_template_kwargs)
+    context, room = context_room(source.path, longest_prompt)
+    plan = Plan(
+        source=source, data=data, rows=rows, described=described, policy=policy,
+        thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
+        default_thinking_budget(gpu),
+        longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu, room=room,
+        world_size=distributed.world_size(),
+    )
+    log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
+        f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
+        f"Longest reference trace: {plan.longest_reference} tokens.")
+    uncapped = completion_budget(plan.longest_reference, policy, plan.thinking_budget)
+    if settings.does_grpo and settings.max_completion_length is None and room is not None and uncapped > room:
+        plan.warnings.append(
+            f"The completion budget the data asks for ({uncapped} tokens: the longest reference trace "
+            f"{plan.longest_reference} + margin{' + thinking' if policy.enabled else ''}) does not fit the model's "
+            f"{context}-token context after the longest prompt ({longest_prompt} tokens), so completions are capped "
+            f"at {room} tokens and the longest traces cannot be written in full (--max-trace-steps N trains on "
+            "shorter ones).")
+        log(f"Warning: {plan.warnings[-1]}")
+    return plan
+
+
+def check_vllm(kwargs: dict, gpu: bool) -> None:
+    """`use_vllm` needs vLLM (an optional extra) and a GPU: say so before any model loads."""
+    if not kwargs.get("use_vllm"):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise TrainError("the setting use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
+                         "machine (pip install -e '.[train,vllm]', see the README) or drop use_vllm.")
+    if not gpu:
+        raise TrainError("the setting use_vllm=true needs a GPU, and this machine has none.")
+
+
+class main_first:
+    """`with main_first():` the main process runs the block, then the others do."""
+
+    def __enter__(self):
+        distributed.start()
+        if not distributed.is_main():
+            distributed.barrier()
+
+    def __exit__(self, *exc):
+        if distributed.is_main():
+            distributed.barrier()
+        return False
+
+
+def select_training_rows(settings: TrainSettings, train_split, log=print):
+    """The training programs after --max-trace-steps, --train-limit and the curriculum's order."""
+    from trainer.data import DataError, training_rows
+
+    try:
+        rows, described = training_rows(train_split, max_trace_steps=settings.max_trace_steps,
+                                        limit=settings.train_limit, curriculum=settings.curriculum)
+    except DataError as exc:
+        raise TrainError(str(exc)) from None
+    log(f"Training programs: {described}.")
+    return rows, described

@@ -1,0 +1,145 @@
+"""`train-and-push` from top to bottom: `run(settings)`.
+
+    prepare   → check the settings, resolve the model, load the data, pick and order the training programs, the
+                thinking policy and the completion budget (trainer.prepare)
+    sft       → optional warm start in OUTPUT/sft/adapter (trainer.sft; `--sft-epochs` / `--sft-steps`)
+    grpo      → GRPO continuing that adapter or a fresh LoRA; OUTPUT/adapter (trainer.grpo; `--max-steps 0`: none,
+                the SFT adapter is the adapter)
+    evaluate  → base vs (SFT only vs) adapter on the test split, sharded across processes (trainer.evaluate)
+    record    → OUTPUT/adapter/training_run.json with the learning signal and its warnings (trainer.record)
+    card      → OUTPUT/adapter/README.md and reward_curve.png (trainer.card)
+    push      → OUTPUT/adapter to the Hub (trainer.push), unless the run learned nothing and --fail-on-no-signal
+
+With several processes (torchrun, accelerate launch) every one trains and evaluates its share; the main process
+alone writes and pushes (trainer.distributed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from trainer import distributed
+from trainer.grpo import train
+from trainer.prepare import Plan, prepare
+from trainer.push import push
+from trainer.record import dataset_label, run_record, write_run
+from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLOT_FILE, SFT_DIR, NoSignalError, RunResult, TrainSettings,
+                              set_cpu_threads)
+from trainer.sft import sft, sft_only_summary
+
+
+def run(settings: TrainSettings, log=print, callbacks=(), process_started: float | None = None) -> RunResult:
+    """Everything `train-and-push` does: (SFT warm start,) GRPO, evaluate, write the record, the card and the plot,
+    push. With several processes every one trains and evaluates its share; the main process alone writes and
+    pushes. `process_started`: `time.time()` when the process started (the CLI's), for the start-up and total
+    times."""
+    from trainer.card import write_card, write_reward_plot
+    from trainer.learning_signal import banner, verdict
+
+    run_started = time.time()
+    process_started = process_started or run_started
+    distributed.start()
+    main = distributed.is_main()
+    say = log if main else (lambda *args, **kwargs: None)
+    threads = set_cpu_threads(settings)
+    timings = {"before_run": round(run_started - process_started, 2)}
+    output_dir = settings.resolved_output_dir()
+    adapter_dir = output_dir / ADAPTER_DIR
+
+    # 1. prepare: the settings checked, the model resolved, the data loaded, the thinking policy and the budget
+    plan = prepare(settings, say)
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    # 2. the SFT warm start (optional), then 3. GRPO continuing its adapter (or only the SFT adapter)
+    sft_summary = sft_adapter = None
+    if settings.does_sft:
+        sft_summary = sft(settings, plan, output_dir, say, callbacks)
+        sft_adapter = output_dir / SFT_DIR / ADAPTER_DIR
+        timings["sft"] = sft_summary["seconds"]
+    if settings.does_grpo:
+        summary = train(settings, plan, output_dir, say, callbacks, init_adapter=sft_adapter)
+        timings["grpo"] = summary["train_seconds"]
+    else:
+        summary = sft_only_summary(settings, plan, sft_summary, sft_adapter, adapter_dir)
+    # start-up: process start to the first training step of this run (a warm start reused by --resume is older)
+    starts = [t for t in ((sft_summary or {}).get("started_at"), summary.get("started_at")) if t and t >= run_started]
+    timings["startup"] = round((min(starts) if starts else run_started) - process_started, 2)
+    timings["train"] = round(sum(timings.get(k, 0.0) for k in ("sft", "grpo")), 2)
+
+    # 4. evaluation: every process its share of the test split; the main process gets the results
+    started = time.perf_counter()
+    extra = {}
+    if sft_adapter is not None and settings.does_grpo and not settings.skip_sft_eval:
+        extra["sft"] = sft_adapter
+    results = run_evaluation(settings, plan, adapter_dir, summary, say, extra_adapters=extra)
+    timings["evaluate"] = round(time.perf_counter() - started, 2)
+    if not main:  # the main process writes, warns and pushes; the others are done
+        distributed.finish()
+        return RunResult(output_dir, adapter_dir, None, None, timings)
+    for name, metrics in results.get("models", {}).items():
+        timings[f"evaluate_{name}"] = metrics.get("seconds")
+
+    # 5. the record, the plot and the card, with what the run learned (or did not)
+    warnings, no_signal = verdict(plan.warnings, sft_summary, summary if settings.does_grpo else None, results)
+    plot = write_reward_plot(json.loads((adapter_dir / LOG_FILE).read_text()), adapter_dir / PLOT_FILE)
+    timings["total"] = round(time.time() - process_started, 2)  # until this record is written; the push follows
+    run_info = run_record(settings, plan, summary, sft_summary, results, threads=threads, warnings=warnings,
+                          no_signal=no_signal, timings=timings, plot=PLOT_FILE if plot else None)
+    write_run(adapter_dir, run_info)
+    write_card(adapter_dir, run_info, settings.repo_id or f"your-name/{output_dir.name}")
+    log(f"Adapter, metrics and card saved in {adapter_dir}.")
+    for line in banner(warnings, no_signal):
+        log(line)
+    distributed.finish()
+
+    # 6. the push, unless the run learned nothing and --fail-on-no-signal
+    if no_signal and settings.fail_on_no_signal:
+        raise NoSignalError(f"the run learned nothing ({warnings[0].rstrip('.')}), so --fail-on-no-signal stops "
+                            f"it before any push; the adapter, its record and card are in {adapter_dir}.")
+    url = None
+    if settings.push:
+        url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private, log=log)
+        log(f"Pushed: {url}")
+    timings["total_with_push"] = round(time.time() - process_started, 2)
+    return RunResult(output_dir, adapter_dir, results, url, timings, warnings)
+
+
+def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print,
+                   extra_adapters: dict | None = None) -> dict | None:
+    """Every process evaluates its share of the test programs; the main process gathers them, writes the files
+    and gets the results (the others get None)."""
+    from trainer.evaluate import evaluate_adapter
+
+    rows = plan.data["test"]
+    if settings.eval_limit:
+        rows = rows.select(range(min(settings.eval_limit, len(rows))))
+    return evaluate_adapter(
+        plan.source,
+        adapter_dir,
+        rows,
+        batch_size=settings.eval_batch_size,
+        max_new_tokens=settings.eval_max_new_tokens,
+        thinking=plan.policy,
+        thinking_budget=plan.thinking_budget,
+        greedy=settings.eval_greedy,
+        seed=settings.seed,
+        extra_adapters=extra_adapters,
+        labels=stage_labels(settings),
+        include_base=not settings.skip_base_eval,
+        dtype=summary["weights_dtype"],
+        dataset_name=dataset_label(settings) or str(settings.dataset),
+        split="test",
+        log=log,
+    )
+
+
+def stage_labels(settings: TrainSettings) -> dict | None:
+    """Column titles of the results table for what was trained."""
+    if settings.does_sft and settings.does_grpo:
+        return {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"}
+    if settings.does_sft:
+        return {"base": "Base", "adapter": "SFT only"}
+    return None

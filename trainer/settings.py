@@ -1,0 +1,144 @@
+"""What `train-and-push` takes (`TrainSettings`), where it writes, its errors, and the device-level choices every
+stage shares: the dtype of the base weights and the CPU threads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.models import DEFAULT_MODEL
+
+ADAPTER_DIR = "adapter"
+SFT_DIR = "sft"
+SFT_RUN_FILE = "sft_run.json"
+CHECKPOINT_DIR = "checkpoints"
+RUN_FILE = "training_run.json"
+LOG_FILE = "training_log.json"
+PLOT_FILE = "reward_curve.png"
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_EPOCHS = 1.0  # GRPO passes over the training programs when neither --max-steps nor --epochs is given
+
+
+class TrainError(Exception):
+    """A user mistake found while preparing or running training; its message is one sentence."""
+
+
+class PushError(Exception):
+    """The push failed; the adapter is still on disk and the push alone can be retried."""
+
+
+class NoSignalError(TrainError):
+    """`--fail-on-no-signal` and the run learned nothing: nothing was pushed."""
+
+
+@dataclass
+class TrainSettings:
+    """What `train-and-push` takes. `None` means: the default for the device this runs on."""
+
+    dataset: str
+    repo_id: str | None = None
+    model: str = DEFAULT_MODEL
+    base_model_id: str | None = None  # the Hub id the adapter names as its base (folders and GGUF files)
+    output_dir: str | None = None
+    max_steps: int | None = None
+    epochs: float | None = None
+    lora_r: int = 64
+    lora_alpha: int = 128
+    lora_dropout: float = 0.05
+    num_generations: int | None = None
+    max_completion_length: int | None = None
+    learning_rate: float | None = None
+    seed: int = 0
+    resume: bool = False
+    config_file: str | None = None  # YAML of further GRPOConfig settings
+    grpo_overrides: dict = field(default_factory=dict)  # further GRPOConfig settings (after the file)
+    train_limit: int | None = None  # use only the first N training rows (after --max-trace-steps)
+    max_trace_steps: int | None = None  # train only on programs whose trace has at most N steps
+    curriculum: str = "none"  # "none" | "short-first" (by trace length in steps)
+    prompt_style: str = "dataset"  # "dataset" | "short" (trainer.prompts)
+    sft_epochs: float | None = None  # SFT warm start: passes over the training programs
+    sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
+    sft_learning_rate: float = 2e-4
+    sft_batch_size: int = 4  # programs per SFT optimizer step
+    sft_max_length: int | None = None  # tokens per SFT example (prompt + trace); default: the longest example
+    thinking: str = "auto"  # "auto" | "on" | "off" (trainer.thinking)
+    thinking_budget: int | None = None  # thinking tokens on top of the longest trace; default 8192 GPU, 64 CPU
+    eval_greedy: bool = False  # greedy evaluation even for a thinking run (default there: Qwen's sampling)
+    fail_on_no_signal: bool = False  # exit non-zero (before any push) when the run learned nothing
+    cpu_threads: int | None = None  # torch threads per process on a CPU; default: $OMP_NUM_THREADS, else 1
+    dtype: str = "auto"  # base weights: "auto" (bf16 on a GPU, fp32 on a CPU), "float32", "bfloat16"
+    eval_limit: int | None = None  # evaluate on the first N test rows (default: the whole test split)
+    eval_batch_size: int | None = None
+    eval_max_new_tokens: int | None = None  # default: the longest reference trace (+32) without thinking, else
+    # the completion length used in training
+    skip_base_eval: bool = False
+    skip_sft_eval: bool = False  # with a warm start, do not evaluate the SFT-only adapter separately
+    dataset_id: str | None = None  # the dataset's Hub id for the card when --dataset is a folder
+    license: str = "apache-2.0"
+    private: bool = False
+    push: bool = True
+    token: str | None = None
+
+    @property
+    def does_sft(self) -> bool:
+        return bool(self.sft_steps) or bool(self.sft_epochs)
+
+    @property
+    def does_grpo(self) -> bool:
+        return self.max_steps != 0
+
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir).expanduser()
+        name = (self.repo_id or "adapter").split("/")[-1]
+        return Path("outputs") / name
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    adapter_dir: Path
+    results: dict | None
+    url: str | None
+    seconds: dict
+    warnings: list = field(default_factory=list)
+
+
+def model_dtype(settings: "TrainSettings", mixed_precision_bf16: bool = False):
+    """The dtype the base model's weights are loaded in. `auto`: bf16 when training runs in bf16 mixed precision
+    (GPU), else fp32. `bfloat16` on a CPU: bf16 base weights (about 2x faster matmuls where the CPU has bf16
+    instructions) with the LoRA weights and the optimizer in fp32."""
+    import torch
+
+    if settings.dtype == "bfloat16" or (settings.dtype == "auto" and mixed_precision_bf16):
+        return torch.bfloat16
+    return torch.float32
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def set_cpu_threads(settings: TrainSettings) -> dict:
+    """Torch's CPU threads per process, set deliberately: `--cpu-threads N`, else `$OMP_NUM_THREADS`, else 1.
+    One thread per process is the steady choice: on a machine shared with other jobs, threads that busy-wait for
+    a core another job holds make every step slower (the README's smoke test: about 20 s with 1 thread, 2-7 times
+    that with 2 on this project's shared 2-core machine), and the models trained on a CPU here are small. On a
+    dedicated machine pass `--cpu-threads` (up to the cores per process). Returns what was set and why (recorded
+    in the run)."""
+    import torch
+
+    if settings.cpu_threads is not None:
+        if settings.cpu_threads < 1:
+            raise TrainError("--cpu-threads must be at least 1.")
+        threads, rule = settings.cpu_threads, "--cpu-threads"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads, rule = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    else:
+        threads, rule = 1, "default (1 per process)"
+    if not on_gpu():
+        torch.set_num_threads(threads)
+    return {"cpu_threads": torch.get_num_threads(), "rule": rule}
