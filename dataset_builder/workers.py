@@ -75,7 +75,7 @@ def serve() -> None:
     job = ProgramJob.from_config(config["job"])
     limits = WorkerLimits(**config["limits"])
     scratch = config["scratch_dirs"] or [os.getcwd()]
-    _become_template()
+    _become_template(limits)
     send_frame(channel, {"kind": "ready"})
     while (message := receive_frame(channel)) is not None and message[0]["kind"] == "batch":
         items = message[0]["items"]
@@ -102,9 +102,12 @@ def _prctl(option: int, value: int) -> None:
 _SAVED_HANDLERS: dict = {}  # what the template replaced, put back in each program's process
 
 
-def _become_template() -> None:
+def _become_template(limits: WorkerLimits) -> None:
     import gc
+    import resource
 
+    memory = limits.memory_mb << 20  # `prepare` parses a user's code here: a huge one fails, not the machine
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
     _prctl(_PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or ptrace of the template by its children
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphaned grandchildren come back to us, to be killed
