@@ -78,6 +78,11 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
     assert results["n"] == 3  # the whole test split of the built dataset
     card = (local / "README.md").read_text()
     assert "| Metric | Base | Adapter |" in card and str(built_dataset) not in card
+    # no local path in anything published: the records name local folders by their names only
+    for name in ("training_run.json", "eval_results.json", "README.md"):
+        text = (local / name).read_text()
+        assert str(tmp_path) not in text and str(built_dataset) not in text, name
+    assert json.loads((local / "training_run.json").read_text())["dataset"]["source"] == built_dataset.name
     adapter = results["models"]["adapter"]
     assert f"| Mean State Accuracy | {100 * results['models']['base']['mean_state_accuracy']:.1f}% | " \
            f"{100 * adapter['mean_state_accuracy']:.1f}% |" in card

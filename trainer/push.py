@@ -29,6 +29,7 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
         run["dataset"] = {**(run.get("dataset") or {}), "hub_id": dataset_id}
         write_run(adapter_dir, run)
     write_card(adapter_dir, run, repo_id)
+    _drop_local_paths(adapter_dir)
     try:
         from hub.errors import HubError
         from hub.publish import upload_model_folder
@@ -44,6 +45,30 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
         raise PushError(str(exc)) from exc
     except OSError as exc:  # connection errors that the hub layer did not wrap
         raise PushError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _drop_local_paths(adapter_dir: Path) -> None:
+    """The records that travel with the adapter name local folders (the dataset, the model cache, a warm start)
+    by their folder name only: a path such as /home/NAME/... says nothing to a reader and tells who trained it."""
+    import json
+    import os
+
+    def public(value):
+        if isinstance(value, dict):
+            return {k: public(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [public(v) for v in value]
+        if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+            return Path(value).name
+        return value
+
+    for name in ("training_run.json", "eval_results.json"):
+        path = adapter_dir / name
+        if path.is_file():
+            record = json.loads(path.read_text())
+            cleaned = public(record)
+            if cleaned != record:
+                path.write_text(json.dumps(cleaned, indent=2) + "\n")
 
 
 def commit_message(run: dict) -> str:
