@@ -165,14 +165,17 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
         os.close(channel_fd)
         _child(job, programs, limits, write_end)  # never returns
     os.close(write_end)
-    pidfd = os.pidfd_open(pid)
+    # Linux tells the exit through a pidfd; elsewhere, poll for it.
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    watch = [read_end] if pidfd is None else [read_end, pidfd]
     deadline = started + timeout
     chunks, size, failure = [], 0, ""
     while True:  # read what it writes as it comes (a pipe holds only 64 KiB) until it exits
-        ready, _, _ = select.select([read_end, pidfd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             failure = "timeout"
             break
+        ready, _, _ = select.select(watch, [], [], remaining if pidfd is not None else min(remaining, 0.01))
         if read_end in ready:
             chunk = os.read(read_end, 1 << 20)
             size += len(chunk)
@@ -180,16 +183,15 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
             if size > MAX_BODY_BYTES:
                 failure = "result too large"
                 break
-            if not chunk and pidfd not in ready:  # closed its end but still running: wait for the exit
-                ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
-                failure = "" if ready else "timeout"
-                break
-        if pidfd in ready:
+            if not chunk:  # closed its end: now only its exit matters
+                watch.remove(read_end)
+        if (pidfd in ready) if pidfd is not None else _exited(pid):
             break
     if failure:
         os.kill(pid, signal.SIGKILL)
     _, status, usage = os.wait4(pid, 0)
-    os.close(pidfd)
+    if pidfd is not None:
+        os.close(pidfd)
     if _kill_descendants():  # also closes any copy of the pipe they held
         failure = failure or "left a process running"
     if not failure:
@@ -205,6 +207,11 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
     if records is None:
         return failure or "malformed result", []
     return "", records
+
+
+def _exited(pid: int) -> bool:
+    """Whether child `pid` has exited, without reaping it."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 def _exit_reason(status: int, usage, limits: WorkerLimits) -> str:
@@ -250,14 +257,30 @@ def _kill_descendants() -> bool:
 
 
 def _children() -> list[int]:
+    """This process's children (Linux; elsewhere none are seen, and the worker's process group is killed at the
+    end of the build instead)."""
     pids = []
-    for task in os.listdir("/proc/self/task"):
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return []
+    for task in tasks:
         try:
             with open(f"/proc/self/task/{task}/children") as f:
                 pids += [int(p) for p in f.read().split()]
         except OSError:
             pass
     return pids
+
+
+def _thread_count() -> int:
+    """This process's threads, native ones too (Linux); elsewhere, Python's."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
 
 
 def _left_behind(scratch_dirs: list[str]) -> bool:
@@ -301,7 +324,7 @@ def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
             sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
             random.seed(0)  # a program that uses `random` gets the same trace on every run
             result = job.trace(result, program)
-            if len(os.listdir("/proc/self/task")) > 1:  # its threads ran untraced beside it
+            if _thread_count() > 1:  # its threads ran untraced beside it
                 if len(programs) > 1:
                     break  # the template traces each again alone and blames the right one
                 result = job.failed(result, "left a thread running")
