@@ -453,3 +453,22 @@ def test_a_programs_file_that_is_not_utf8_is_one_sentence(tmp_path):
     _, err = build.communicate(timeout=60)
     assert build.returncode == 1
     assert err.strip() == f"Error: --programs file {programs} is not UTF-8 text (byte 25)."
+
+
+@needs_bwrap
+def test_files_left_in_the_sandbox_are_gone_before_the_next_program(tmp_path):
+    """A program that fills the sandbox's /tmp and HOME and then runs past the timeout: its worker is replaced, so
+    the next program starts with empty scratch space and nothing was ever written outside."""
+    from dataset_builder.tracer import TraceLimits
+    from dataset_builder.workers import WorkerLimits, trace_in_workers
+    from sandboxes import BWRAP
+
+    filler = ("import os, time\nfor d in ('/tmp', os.path.expanduser('~'), '/dev/shm'):\n"
+              "    open(os.path.join(d, 'canary-fill'), 'wb').write(b'x' * (8 << 20))\ntime.sleep(60)")
+    reader = "import os\nfound = os.listdir('/tmp') + os.listdir(os.path.expanduser('~')) + os.listdir('/dev/shm')"
+    before = set(os.listdir("/tmp"))
+    results = dict(trace_in_workers([(0, filler), (1, reader)], workers=1, trace_limits=TraceLimits(),
+                                    limits=WorkerLimits(timeout=1.0), sandbox=BWRAP))
+    assert results[0].failure == "timeout"
+    assert dict(results[1].steps[-1].state)["found"] == "[]"
+    assert not [name for name in set(os.listdir("/tmp")) - before if "canary" in name]
