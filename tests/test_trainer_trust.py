@@ -13,6 +13,8 @@ import pytest
 
 from test_trainer_fixtures import model_cache, tiny_dataset  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.training  # every test here trains, evaluates or loads the trainer's settings (torch)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
