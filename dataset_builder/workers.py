@@ -1,20 +1,15 @@
-"""Trace many programs in sandboxed worker processes, one fresh process per program.
+"""The parent's side of tracing: a pool of sandboxed workers, each fed batches of programs.
 
 Process model (docs/design.md §5):
 
-    build (parent) ──socket──> worker = bwrap sandbox ─> template interpreter ─fork─> one process per program
+    build (parent) ──socket──> worker = bwrap sandbox ─> template interpreter ─fork─> a process per program
 
-- The **worker** is a plain interpreter started inside the sandbox (`sandbox.py`) with a fixed PYTHONHASHSEED.
-  Its first process is a **template**: it imports the tracer and the generator once, then, for each program,
-  forks a child that applies the per-program limits, seeds `random`, runs the program under the tracer,
-  writes its result (JSON) to a pipe and exits. Whatever a program patches, hooks, starts or leaves open dies
-  with its own process, so no program can touch another's row; a program that leaves files or IPC objects
-  behind gets its worker replaced (row kept), one that leaves processes gets them killed and its row rejected.
-- The template is a subreaper and non-dumpable (a program cannot read its memory), ignores the catchable
-  signals, kills a program at the wall-clock timeout, and forwards the child's bytes without reading them.
-- The **parent** trusts nothing from a worker: frames of bounded size, JSON only, every result checked
-  (`protocol.py`) and matched to the program that worker is on. A malformed message, a worker that dies or one
-  that stops answering (killed or SIGSTOPped by its program) rejects that one program and the worker is
+- The **worker** is a plain interpreter started inside the sandbox (`sandbox.py`) with a fixed PYTHONHASHSEED;
+  what runs in it is `template.py`: one fresh process per program (the generator's own programs, which cannot
+  be hostile, share one per batch), so no program can touch another's row.
+- The **parent** (this module) trusts nothing from a worker: frames of bounded size, JSON only, every result
+  checked (`protocol.py`) and matched to the program that worker is on. A malformed message, a worker that dies
+  or one that stops answering (killed or SIGSTOPped by its program) rejects that one program and the worker is
   replaced; the rest of its batch goes to a new one. No process outlives `run_in_workers`.
 """
 
@@ -28,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
-from .protocol import MAX_BODY_BYTES, FrameReader, ProtocolError, decode_result, encode_frame
+from .protocol import FrameReader, ProtocolError, decode_result, encode_frame
 from .sandbox import Sandbox
 from .tracer import TraceLimits, TraceResult
 
@@ -55,289 +50,6 @@ class WorkerStartError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Inside the sandbox: the template and its per-program children
-
-_IGNORED_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE]
-_INTERNAL_ERROR = 70  # a child that failed outside the program (cannot write its result)
-
-
-def serve() -> None:
-    """Entry point of a worker interpreter: `python -c "...serve()" FD`."""
-    import socket
-    import sys
-
-    from .protocol import receive_frame, send_frame
-    from .rows import ProgramJob
-
-    channel = socket.socket(fileno=int(sys.argv[1]))
-    config, _ = receive_frame(channel)
-    job = ProgramJob.from_config(config["job"])
-    limits = WorkerLimits(**config["limits"])
-    scratch = config["scratch_dirs"] or [os.getcwd()]
-    _become_template(limits)
-    send_frame(channel, {"kind": "ready"})
-    while (message := receive_frame(channel)) is not None and message[0]["kind"] == "batch":
-        items = message[0]["items"]
-        for start in range(0, len(items), limits.programs_per_process):
-            chunk = items[start : start + limits.programs_per_process]
-            outcomes = _run_chunk(job, [payload for _, payload in chunk], limits, channel.fileno())
-            for (index, _), (failure, body) in zip(chunk, outcomes):
-                send_frame(channel, {"kind": "result", "index": index, "failure": failure}, body)
-            if any(f == "left a process running" for f, _ in outcomes) or _left_behind(scratch):
-                send_frame(channel, {"kind": "retire"})
-                os._exit(0)
-    os._exit(0)
-
-
-def _prctl(option: int, value: int) -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the sandbox is what protects the template there
-        pass
-
-
-_SAVED_HANDLERS: dict = {}  # what the template replaced, put back in each program's process
-
-
-def _become_template(limits: WorkerLimits) -> None:
-    import gc
-    import resource
-
-    memory = limits.memory_mb << 20  # `prepare` parses a user's code here: a huge one fails, not the machine
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
-    _prctl(_PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or ptrace of the template by its children
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphaned grandchildren come back to us, to be killed
-    for sig in _IGNORED_SIGNALS:
-        _SAVED_HANDLERS[sig] = signal.signal(sig, signal.SIG_IGN)
-    # Modules programs commonly import, loaded once here rather than in every child.
-    import collections, functools, io, itertools, json, math, random, re, resource, string  # noqa: F401,E401
-    gc.freeze()  # children never touch the template's objects in a collection: fewer pages copied
-
-
-CHUNK_DEADLINE_S = 1.0  # a shared process's whole batch; past it, each program is traced again on its own
-
-
-def _run_chunk(job, payloads: list, limits: WorkerLimits, channel_fd: int) -> list[tuple[str, bytes]]:
-    """Prepare programs here, trace them in a forked child; return (failure or "", result bytes) for each."""
-    import json
-
-    prepared = [job.prepare(payload) for payload in payloads]
-    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8")) for result, _ in prepared]
-    runnable = [i for i, (_, program) in enumerate(prepared) if program is not None]
-    if len(runnable) > 1:
-        failure, bodies = _trace_in_child(job, [prepared[i] for i in runnable], limits, channel_fd,
-                                          min(limits.timeout, CHUNK_DEADLINE_S))
-        if not failure:
-            for i, body in zip(runnable, bodies):
-                outcomes[i] = ("", body)
-            return outcomes
-    for i in runnable:  # one program alone, or a shared process that went wrong: find out which
-        failure, bodies = _trace_in_child(job, [prepared[i]], limits, channel_fd, limits.timeout)
-        outcomes[i] = (failure, b"" if failure else bodies[0])
-    return outcomes
-
-
-def _split_records(data: bytes, count: int) -> list[bytes] | None:
-    """The child's `count` length-prefixed records, or None if it wrote anything else."""
-    records, pos = [], 0
-    while pos + 4 <= len(data) and len(records) < count:
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        records.append(data[pos + 4 : pos + 4 + size])
-        pos += 4 + size
-    return records if pos == len(data) and len(records) == count else None
-
-
-def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, timeout: float
-                    ) -> tuple[str, list[bytes]]:
-    """Fork a child that traces `programs` ((result, Prepared) pairs) in order; return (failure or "", one
-    result's bytes per program)."""
-    import select
-
-    read_end, write_end = os.pipe()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        os.close(channel_fd)
-        _child(job, programs, limits, write_end)  # never returns
-    os.close(write_end)
-    # Linux tells the exit through a pidfd; elsewhere, poll for it.
-    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-    watch = [read_end] if pidfd is None else [read_end, pidfd]
-    deadline = started + timeout
-    chunks, size, failure = [], 0, ""
-    while True:  # read what it writes as it comes (a pipe holds only 64 KiB) until it exits
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            failure = "timeout"
-            break
-        ready, _, _ = select.select(watch, [], [], remaining if pidfd is not None else min(remaining, 0.01))
-        if read_end in ready:
-            chunk = os.read(read_end, 1 << 20)
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > MAX_BODY_BYTES:
-                failure = "result too large"
-                break
-            if not chunk:  # closed its end: now only its exit matters
-                watch.remove(read_end)
-        if (pidfd in ready) if pidfd is not None else _exited(pid):
-            break
-    if failure:
-        os.kill(pid, signal.SIGKILL)
-    _, status, usage = os.wait4(pid, 0)
-    if pidfd is not None:
-        os.close(pidfd)
-    if _kill_descendants():  # also closes any copy of the pipe they held
-        failure = failure or "left a process running"
-    if not failure:
-        os.set_blocking(read_end, False)
-        try:
-            while chunk := os.read(read_end, 1 << 20):  # what it wrote just before exiting
-                chunks.append(chunk)
-        except BlockingIOError:
-            pass
-    os.close(read_end)
-    failure = failure or _exit_reason(status, usage, limits)
-    records = None if failure else _split_records(b"".join(chunks), len(programs))
-    if records is None:
-        return failure or "malformed result", []
-    return "", records
-
-
-def _exited(pid: int) -> bool:
-    """Whether child `pid` has exited, without reaping it."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-
-def _exit_reason(status: int, usage, limits: WorkerLimits) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return ""
-    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and usage.ru_utime + usage.ru_stime >= _cpu_budget(limits)):
-        return "cpu limit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    if code == _INTERNAL_ERROR:
-        return "could not record its result"
-    return f"exited with code {code}"
-
-
-def _cpu_budget(limits: WorkerLimits) -> int:
-    return int(limits.timeout) + 1
-
-
-def _kill_descendants() -> bool:
-    """SIGKILL every process below the template, level by level (orphans are reparented to it, a subreaper),
-    until none is left. True if there were any."""
-    found = False
-    for _ in range(1000):
-        children = _children()
-        if not children:
-            return found
-        found = True
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for _ in children:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-    return True
-
-
-def _children() -> list[int]:
-    """This process's children (Linux; elsewhere none are seen, and the worker's process group is killed at the
-    end of the build instead)."""
-    pids = []
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return []
-    for task in tasks:
-        try:
-            with open(f"/proc/self/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        except OSError:
-            pass
-    return pids
-
-
-def _thread_count() -> int:
-    """This process's threads, native ones too (Linux); elsewhere, Python's."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        import threading
-
-        return threading.active_count()
-
-
-def _left_behind(scratch_dirs: list[str]) -> bool:
-    """Files in the sandbox's writable places or System V IPC objects: the next program would see them."""
-    for folder in scratch_dirs:
-        try:
-            if os.listdir(folder):
-                return True
-        except OSError:
-            return True
-    for kind in ("shm", "msg", "sem"):
-        try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                if len(f.read().splitlines()) > 1:
-                    return True
-        except OSError:
-            pass
-    return False
-
-
-def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
-    """A program's process: limits, a clean start, the program, its result on `result_fd` (length-prefixed
-    JSON), exit. Several programs only for the builder's own generated ones (`programs_per_process`)."""
-    import io
-    import json
-    import random
-    import resource
-    import sys
-
-    code = _INTERNAL_ERROR
-    try:
-        for sig, handler in _SAVED_HANDLERS.items():
-            signal.signal(sig, handler)
-        memory = limits.memory_mb << 20
-        for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)),
-                             (resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
-                             (resource.RLIMIT_NOFILE, limits.max_open_files),
-                             (resource.RLIMIT_NPROC, limits.max_processes)):
-            resource.setrlimit(limit, (value, value))  # hard = soft: a program cannot raise its own limits
-        for result, program in programs:
-            sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
-            random.seed(0)  # a program that uses `random` gets the same trace on every run
-            result = job.trace(result, program)
-            if _thread_count() > 1:  # its threads ran untraced beside it
-                if len(programs) > 1:
-                    break  # the template traces each again alone and blames the right one
-                result = job.failed(result, "left a thread running")
-            data = json.dumps(result, ensure_ascii=False).encode("utf-8")
-            view = memoryview(len(data).to_bytes(4, "big") + data)
-            while view:
-                view = view[os.write(result_fd, view):]
-        code = 0
-    finally:
-        os._exit(code)  # never back into the template's loop, whatever the program did
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The parent
 
 
@@ -350,7 +62,7 @@ class _Worker:
         # Without bwrap, a private folder is the worker's HOME, TMPDIR and working directory.
         self.home = tempfile.mkdtemp(prefix="trace-worker-") if sandbox.kind == "none" else ""
         self.process = subprocess.Popen(
-            sandbox.command("from dataset_builder.workers import serve; serve()", str(theirs.fileno())),
+            sandbox.command("from dataset_builder.template import serve; serve()", str(theirs.fileno())),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
