@@ -97,8 +97,9 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
 
     # 6. the push, unless the run learned nothing and --fail-on-no-signal
     if no_signal and settings.fail_on_no_signal:
-        raise NoSignalError(f"the run learned nothing ({warnings[0].rstrip('.')}), so --fail-on-no-signal stops "
-                            f"it before any push; the adapter, its record and card are in {adapter_dir}.")
+        raise NoSignalError(f"the run learned nothing (no stage changed the adapter; the reasons are listed above "
+                            f"and in training_run.json), so --fail-on-no-signal stops it before any push; the "
+                            f"adapter, its record and card are in {adapter_dir}.")
     url = None
     if settings.push:
         url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private, log=log)
