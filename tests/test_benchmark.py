@@ -302,7 +302,7 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
 def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_path):
     from click.testing import CliRunner
 
-    from trainer.cli import evaluate_main
+    from trainer.cli import evaluate_main, main
 
     result = CliRunner().invoke(evaluate_main, ["--tracer-only"])
     assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
@@ -310,3 +310,18 @@ def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_p
     assert result.exit_code == 2 and "--adapter DIR or --model M" in result.output
     result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--dataset", str(tiny_dataset)])
     assert result.exit_code == 2 and "exclude each other" in result.output
+    result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--no-push", "--benchmark-limit", "3"])
+    assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+
+
+def test_train_and_push_refuses_bad_benchmark_data_before_training(tiny_dataset, model_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--output-dir",
+                                       str(output), "--benchmark", "cruxeval", "--benchmark-data", "missing.jsonl"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "The benchmark data missing.jsonl does not exist" in result.output
+    assert not (output / "adapter").exists()  # nothing trained

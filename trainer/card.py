@@ -85,19 +85,15 @@ def benchmark_results(evaluation: dict) -> list[dict]:
     return entries
 
 
-def benchmark_text(evaluation: dict) -> str:
-    """What the CRUXEval line of the results table measured, for the card ("" without one)."""
+def benchmark_facts(evaluation: dict) -> dict | None:
+    """What the card says about the CRUXEval line of its results table (None without one)."""
     crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
     if not crux:
-        return ""
+        return None
     check = crux.get("tracer_check") or {}
-    scope = f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items"
-    return (f"- **CRUXEval-O output accuracy**: {scope} of CRUXEval ({crux.get('dataset')}, split "
-            f"{crux.get('split', 'test')}), each item traced as the program `<code>\\nresult = f(<input>)` with the "
-            "same prompt as the training programs; right when the value of `result` in the last module-level state "
-            "of the predicted trace equals the item's `output` as a Python value. The project's own tracer scores "
-            f"{100 * float(check.get('output_accuracy', 0)):.1f}% on the same items (the harness check). Per-item "
-            "answers are in `cruxeval_predictions.jsonl`.\n")
+    return {"scope": f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items",
+            "dataset": crux.get("dataset"), "split": crux.get("split", "test"),
+            "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%"}
 
 
 def usage_snippet(run: dict, repo_id: str) -> str:
@@ -301,7 +297,7 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
         eval=evaluation or {"decoding": {"max_new_tokens": "?", "batch_size": "?"}},
         eval_scope=eval_scope,
         results_table=format_table(evaluation) if evaluation else "(not evaluated)",
-        benchmark_text=benchmark_text(evaluation),
+        crux=benchmark_facts(evaluation),
         settings_table=settings_table(run),
         plot=run.get("plot"),
         usage=usage_snippet(run, repo_id),

@@ -174,6 +174,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         raise click.UsageError("--dataset is required (a folder saved by build-dataset, or a Hub dataset id).")
     if not no_push and not repo_id:
         raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
+    if (benchmark_data or benchmark_limit) and not benchmark:
+        raise click.UsageError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
     overrides = _parse_set(set_values)
     _quiet_library_warnings()
 
