@@ -246,6 +246,6 @@ def tracer_scores(items: list[dict], traces: list) -> list[dict]:
     for item, trace, text in zip(items, traces, reference_traces(traces)):
         scores = score_completion(text, item["output"]) if text.startswith(TRACE_OPEN) else \
             {"answer": None, "output_match": False, "valid_format": False}
-        predictions.append({"model": "tracer", "id": item["id"], "completion": text, **scores, "expected": item["output"],
-                            **({"failure": trace.failure} if trace.failure else {})})
+        predictions.append({"model": "tracer", "id": item["id"], "completion": text, **scores,
+                            "expected": item["output"], **({"failure": trace.failure} if trace.failure else {})})
     return predictions

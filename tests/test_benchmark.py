@@ -118,6 +118,19 @@ def test_the_model_scorer_reads_a_thinking_completion_as_the_reward_does():
                                          "expected": "'abcabc2'"}
 
 
+def test_the_figures_are_means_over_the_items():
+    from dataset_builder.benchmark import summarize
+
+    trace = "<execution_trace>\nLine 3: State: {result=%s}\n</execution_trace>"
+    completions = [(trace % "[1, 2]", "[1,2]", False), (trace % "(1, 2)", "[1, 2]", False),
+                   ("Line 3: State: {result=3}", "3", True), (trace % "'a'", "'a'", False)]
+    records = [{**score_completion(c, output), "cut_off": cut} for c, output, cut in completions]
+    assert [r["output_match"] for r in records] == [True, False, False, True]
+    assert summarize(records) == {"n": 4, "output_accuracy": 0.5, "valid_format": 0.75, "answered": 0.75,
+                                  "cut_off": 0.25}
+    assert "cut_off" not in summarize([{k: v for k, v in r.items() if k != "cut_off"} for r in records])
+
+
 # --- loading: files, parquet, errors ---------------------------------------------------------------------------
 
 
@@ -164,11 +177,12 @@ def test_tracer_only_scores_every_fixture_item_right_through_the_cli(tmp_path):
     code = ("import sys\nfrom trainer.cli import evaluate_main\n"
             f"evaluate_main(['--benchmark', 'cruxeval', '--tracer-only', '--benchmark-data', {str(FIXTURE)!r}, "
             f"'--output', {str(out)!r}], standalone_mode=False)\n"
-            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))")
+            "heavy = ('torch', 'transformers', 'datasets', 'trl', 'peft')\n"
+            "print('HEAVY', sorted(m for m in heavy if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "HEAVY []" in done.stdout  # no model, no torch: it runs without the training extra
+    assert "HEAVY []" in done.stdout  # no model, no torch, no datasets for a local file: no training extra needed
     results = json.loads(out.read_text())
     n = len(_items())
     assert results["benchmark"] == "cruxeval" and results["n"] == n

@@ -77,7 +77,8 @@ def benchmark_results(evaluation: dict) -> list[dict]:
         if crux.get("dataset") != HUB_ID or crux.get("limit"):
             name += f": {crux.get('n')} items from {crux.get('dataset')}"
         entries.append({
-            "task": {"type": "text-generation", "name": "Code output prediction (CRUXEval-O, through predicted traces)"},
+            "task": {"type": "text-generation",
+                     "name": "Code output prediction (CRUXEval-O, through predicted traces)"},
             "dataset": {"name": name, "type": HUB_ID, "split": crux.get("split", "test")},
             "metrics": [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
                          "value": round(float(adapter["output_accuracy"]), 4)}],
