@@ -58,10 +58,43 @@ def card_metadata(run: dict, repo_id: str) -> dict:
                         },
                         "metrics": metrics,
                     }
-                ],
+                ] + benchmark_results(evaluation),
             }
         ]
     return data
+
+
+def benchmark_results(evaluation: dict) -> list[dict]:
+    """model-index results for the benchmarks the run evaluated (CRUXEval-O: the dataset `cruxeval-org/cruxeval`;
+    a subset or a local copy of its items says so in the dataset's name)."""
+    from dataset_builder.benchmark import HUB_ID
+
+    entries = []
+    crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
+    adapter = ((crux or {}).get("models") or {}).get("adapter")
+    if adapter:
+        name = "CRUXEval"
+        if crux.get("dataset") != HUB_ID or crux.get("limit"):
+            name += f": {crux.get('n')} items from {crux.get('dataset')}"
+        entries.append({
+            "task": {"type": "text-generation",
+                     "name": "Code output prediction (CRUXEval-O, through predicted traces)"},
+            "dataset": {"name": name, "type": HUB_ID, "split": crux.get("split", "test")},
+            "metrics": [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
+                         "value": round(float(adapter["output_accuracy"]), 4)}],
+        })
+    return entries
+
+
+def benchmark_facts(evaluation: dict) -> dict | None:
+    """What the card says about the CRUXEval line of its results table (None without one)."""
+    crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
+    if not crux:
+        return None
+    check = crux.get("tracer_check") or {}
+    return {"scope": f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items",
+            "dataset": crux.get("dataset"), "split": crux.get("split", "test"),
+            "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%"}
 
 
 def usage_snippet(run: dict, repo_id: str) -> str:
@@ -265,6 +298,7 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
         eval=evaluation or {"decoding": {"max_new_tokens": "?", "batch_size": "?"}},
         eval_scope=eval_scope,
         results_table=format_table(evaluation) if evaluation else "(not evaluated)",
+        crux=benchmark_facts(evaluation),
         settings_table=settings_table(run),
         plot=run.get("plot"),
         usage=usage_snippet(run, repo_id),

@@ -26,7 +26,10 @@ def _user_errors():
     from trainer.models import ModelError
     from trainer.settings import PushError, TrainError
 
-    types = [DataError, ModelError, TrainError, PushError]
+    from dataset_builder.benchmark import BenchmarkError
+    from dataset_builder.sandbox import SandboxUnavailable
+
+    types = [DataError, ModelError, TrainError, PushError, BenchmarkError, SandboxUnavailable]
     try:
         from hub.errors import HubError
 
@@ -54,6 +57,12 @@ def _parse_set(values) -> dict:
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
+
+
+_benchmark_data_option = click.option(
+    "--benchmark-data", metavar="PATH_OR_REPO_ID",
+    help="The benchmark's items: a JSONL or parquet file, or a Hub dataset id (split test) "
+         "[default: cruxeval-org/cruxeval].")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -119,6 +128,11 @@ def _parse_set(values) -> dict:
                    "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
                    "directly].")
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
+@click.option("--benchmark", type=click.Choice(["cruxeval"]),
+              help="Also evaluate on a public benchmark: cruxeval is CRUXEval-O through predicted traces (the items "
+                   "traced in the bubblewrap sandbox first); its figures go into the run record and the card.")
+@_benchmark_data_option
+@click.option("--benchmark-limit", type=int, help="Evaluate on the first N benchmark items [default: all of them].")
 @click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
 @click.option("--dataset-id", metavar="USER/NAME",
               help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
@@ -140,7 +154,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
          sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
-         cpu_threads):
+         cpu_threads, benchmark, benchmark_data, benchmark_limit):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -160,6 +174,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         raise click.UsageError("--dataset is required (a folder saved by build-dataset, or a Hub dataset id).")
     if not no_push and not repo_id:
         raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
+    if (benchmark_data or benchmark_limit) and not benchmark:
+        raise click.UsageError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
     overrides = _parse_set(set_values)
     _quiet_library_warnings()
 
@@ -187,7 +203,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             skip_base_eval=skip_base_eval, skip_sft_eval=skip_sft_eval, dataset_id=dataset_id, license=license_,
             private=private, push=not no_push, token=token, thinking=thinking, thinking_budget=thinking_budget,
             sft_max_length=sft_max_length, eval_greedy=eval_greedy, fail_on_no_signal=fail_on_no_signal,
-            cpu_threads=cpu_threads,
+            cpu_threads=cpu_threads, benchmark=benchmark, benchmark_data=benchmark_data,
+            benchmark_limit=benchmark_limit,
         )
         output = settings.resolved_output_dir()
         try:
@@ -222,12 +239,22 @@ def _process_start_time() -> float:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--dataset", required=True, metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
-@click.option("--adapter", "adapter_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
+@click.option("--adapter", "adapter_dir", type=click.Path(file_okay=False),
               help="The adapter folder (OUTPUT/adapter of train-and-push).")
-@click.option("--model", help="Base model [default: the one the adapter was trained on].")
+@click.option("--model", help="Base model [default: the one the adapter was trained on]; with --benchmark and no "
+                              "--adapter, the model to evaluate.")
+@click.option("--benchmark", type=click.Choice(["cruxeval"]),
+              help="A public benchmark instead of a dataset split: cruxeval is CRUXEval-O, each item traced as "
+                   "`<code>\\nresult = f(<input>)` and scored by the value of `result` in the last module-level state.")
+@_benchmark_data_option
+@click.option("--tracer-only", is_flag=True,
+              help="With --benchmark: no model; the project's own tracer answers every item, scored the same way "
+                   "(anything short of 100% is a harness bug).")
+@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]), default="auto", show_default=True,
+              help="With --benchmark: where the items are traced; auto is bubblewrap and refuses to run without it.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", type=int, help="Evaluate on the first N programs [default: the whole split].")
+@click.option("--limit", type=int, help="Evaluate on the first N programs (or benchmark items) [default: all].")
 @click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
 @click.option("--max-new-tokens", type=int,
               help="[default: the longest reference trace + 32, plus the run's thinking budget when the model "
@@ -240,60 +267,141 @@ def _process_start_time() -> float:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Results JSON [default: ADAPTER/eval_results.json].")
-def evaluate_main(dataset, adapter_dir, model, split, limit, batch_size, max_new_tokens, greedy, seed, prompt_style,
-                  dtype, no_base, output):
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Results JSON [default: ADAPTER/eval_results.json; with --benchmark ADAPTER/cruxeval_results.json, "
+                   "or ./cruxeval_results.json without an adapter].")
+def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer_only, sandbox, split, limit,
+                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
-    Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit."""
-    import json
+    Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
+
+    \b
+    evaluate-traces --dataset DIR_OR_REPO --adapter DIR
+    evaluate-traces --benchmark cruxeval --adapter DIR [--benchmark-data FILE_OR_REPO] [--limit N]
+    evaluate-traces --benchmark cruxeval --model M
+    evaluate-traces --benchmark cruxeval --tracer-only
+    """
+    if benchmark:
+        if dataset:
+            raise click.UsageError("--dataset and --benchmark exclude each other: evaluate on one of them.")
+        if tracer_only and (adapter_dir or model):
+            raise click.UsageError("--tracer-only runs no model; leave out --adapter and --model.")
+        if not tracer_only and not (adapter_dir or model):
+            raise click.UsageError("--benchmark needs --adapter DIR or --model M (or --tracer-only).")
+    else:
+        if tracer_only or benchmark_data:
+            raise click.UsageError("--tracer-only and --benchmark-data go with --benchmark cruxeval.")
+        if not dataset or not adapter_dir:
+            raise click.UsageError("--dataset and --adapter are required (or --benchmark cruxeval).")
+    if limit is not None and limit < 1:
+        raise click.UsageError("--limit must be at least 1.")
+    if tracer_only:
+        _tracer_only(benchmark_data, limit, sandbox, output)
+        return
+
     from pathlib import Path
 
     _quiet_library_warnings()
     errors = _user_errors()
     try:
-        from trainer.data import load_trace_dataset
         from trainer.evaluate import evaluate_adapter, format_table
-        from trainer.settings import RUN_FILE, TrainError
-
-        adapter = Path(adapter_dir)
-        if not (adapter / "adapter_config.json").is_file():
-            raise TrainError(f"{adapter} holds no adapter_config.json, so it is not an adapter folder.")
-        run_info = json.loads((adapter / RUN_FILE).read_text()) if (adapter / RUN_FILE).is_file() else {}
-        training = run_info.get("training", {})
-        if not model:
-            model = training.get("model") or json.loads((adapter / "adapter_config.json").read_text()).get(
-                "base_model_name_or_path"
-            )
-        policy = None
-        if training.get("thinking"):
-            from trainer.thinking import ThinkingPolicy
-
-            policy = ThinkingPolicy(**training["thinking"])
-        thinking_budget = (training.get("completion_budget") or {}).get("thinking_budget")
-        data = load_trace_dataset(dataset, splits=(split,))
-        from trainer.prompts import apply_prompt_style
-
-        try:
-            rows = apply_prompt_style(data[split], prompt_style or training.get("prompt_style") or "dataset")
-        except ValueError as exc:
-            raise TrainError(str(exc)) from None
-        if limit:
-            rows = rows.select(range(min(limit, len(rows))))
         from trainer.models import resolve_model
 
-        results = evaluate_adapter(
-            resolve_model(model, training.get("base_model")), adapter, rows, batch_size=batch_size,
-            max_new_tokens=max_new_tokens, thinking=policy, thinking_budget=thinking_budget, greedy=greedy,
-            seed=seed, include_base=not no_base, dataset_name=dataset, split=split, output=output,
-            dtype=training.get("weights_dtype") if dtype == "auto" else dtype,
+        adapter = Path(adapter_dir) if adapter_dir else None
+        context = _adapter_context(adapter, model, prompt_style, dtype)
+        common = dict(
+            batch_size=batch_size, max_new_tokens=max_new_tokens, thinking=context["policy"],
+            thinking_budget=context["thinking_budget"], greedy=greedy, seed=seed, output=output,
+            include_base=not no_base or adapter is None, dtype=context["dtype"],
         )
+        base = resolve_model(context["model"], context["base_model"])
+        if benchmark:
+            from trainer.benchmark import RESULTS_FILE, evaluate_benchmark, prepare_benchmark
+            from trainer.benchmark import format_table as format_benchmark
+
+            bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context["prompt_style"],
+                                      sandbox=sandbox)
+            results = evaluate_benchmark(base, adapter, bench, **common)
+            table, written = format_benchmark, output or (adapter or Path(".")) / RESULTS_FILE
+        else:
+            rows = _split_rows(dataset, split, context["prompt_style"], limit)
+            results = evaluate_adapter(base, adapter, rows, dataset_name=dataset, split=split, **common)
+            table, written = format_table, output or adapter / "eval_results.json"
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None
     if results is None:  # not the main process (torchrun): the main one writes and prints
         return
+    click.echo(table(results))
+    click.echo(f"Written: {written}")
+
+
+def _adapter_context(adapter, model, prompt_style, dtype) -> dict:
+    """What an adapter's run record says about evaluating it: its base model, thinking policy, thinking budget,
+    prompt style and weights dtype (options given on the command line win)."""
+    import json
+
+    from trainer.settings import RUN_FILE, TrainError
+
+    run_info, config = {}, {}
+    if adapter is not None:
+        if not (adapter / "adapter_config.json").is_file():
+            raise TrainError(f"{adapter} holds no adapter_config.json, so it is not an adapter folder.")
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        if (adapter / RUN_FILE).is_file():
+            run_info = json.loads((adapter / RUN_FILE).read_text())
+    training = run_info.get("training", {})
+    policy = None
+    if training.get("thinking"):
+        from trainer.thinking import ThinkingPolicy
+
+        policy = ThinkingPolicy(**training["thinking"])
+    return {
+        "model": model or training.get("model") or config.get("base_model_name_or_path"),
+        "base_model": training.get("base_model"),
+        "policy": policy,
+        "thinking_budget": (training.get("completion_budget") or {}).get("thinking_budget"),
+        "prompt_style": prompt_style or training.get("prompt_style") or "dataset",
+        "dtype": training.get("weights_dtype") if dtype == "auto" else dtype,
+    }
+
+
+def _split_rows(dataset, split, prompt_style, limit):
+    """A dataset split's rows in the prompt style, the first `limit` of them."""
+    from trainer.data import load_trace_dataset
+    from trainer.prompts import apply_prompt_style
+    from trainer.settings import TrainError
+
+    data = load_trace_dataset(dataset, splits=(split,))
+    try:
+        rows = apply_prompt_style(data[split], prompt_style)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+    return rows.select(range(min(limit, len(rows)))) if limit else rows
+
+
+def _tracer_only(benchmark_data, limit, sandbox, output) -> None:
+    """`--tracer-only`: the items traced in sandboxed workers and the tracer's own answers scored (no torch)."""
+    import json
+    from pathlib import Path
+
+    from dataset_builder.benchmark import BenchmarkError
+    from dataset_builder.sandbox import SandboxUnavailable
+
+    from trainer.benchmark import PREDICTIONS_FILE, RESULTS_FILE, format_table, prepare_benchmark, tracer_results
+    from trainer.benchmark import write_tracer_predictions
+
+    try:
+        bench = prepare_benchmark(benchmark_data, limit=limit, sandbox=sandbox)
+    except (BenchmarkError, SandboxUnavailable) as exc:
+        raise click.ClickException(_sentence(exc)) from None
+    results = tracer_results(bench)
+    path = Path(output or RESULTS_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_tracer_predictions(bench, path.with_name(PREDICTIONS_FILE))
     click.echo(format_table(results))
-    click.echo(f"Written: {output or adapter / 'eval_results.json'}")
+    click.echo(f"Written: {path}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 RESULTS_FILE = "eval_results.json"
 PREDICTIONS_FILE = "eval_predictions.jsonl"
+BENCHMARK_TITLES = {"cruxeval": "CRUXEval-O output accuracy"}
 METRICS = (
     ("execution_prediction_accuracy", "Execution Prediction Accuracy"),
     ("mean_state_accuracy", "Mean State Accuracy"),
@@ -56,6 +58,19 @@ def prediction_scores(comparison, cut_off=None) -> dict:
             "reward": clamp_score(comparison.score)}
 
 
+def trace_scores(row: dict, completion: str, thinking: bool) -> dict:
+    """One completion scored against the row's reference trace (`expected_trace`)."""
+    from trainer.rewards import compare_completion
+
+    return prediction_scores(compare_completion(completion, row["expected_trace"], thinking=thinking))
+
+
+def describe_trace_metrics(metrics: dict) -> str:
+    return (f"exact {100 * metrics['execution_prediction_accuracy']:.1f}%, state accuracy "
+            f"{100 * metrics['mean_state_accuracy']:.1f}%, mean reward {metrics['mean_reward']:.3f}, cut off "
+            f"{100 * metrics['cut_off']:.0f}%")
+
+
 def summarize_predictions(predictions, with_cut_off: bool = True) -> dict[str, float]:
     """The metrics: means over the per-row records of `prediction_scores` (gathered from every process)."""
 
@@ -74,6 +89,23 @@ def summarize_predictions(predictions, with_cut_off: bool = True) -> dict[str, f
     if with_cut_off:
         metrics["cut_off"] = mean("cut_off")
     return metrics
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What an evaluation measures: `score(row, completion, opens_think)` gives one completion's per-row record
+    (generation adds `cut_off`), `summarize(records)` the metrics (means over the records of every process),
+    `describe(metrics)` the log line; the files the main process writes."""
+
+    score: Callable[[dict, str, bool], dict]
+    summarize: Callable[[list], dict]
+    describe: Callable[[dict], str]
+    results_file: str = RESULTS_FILE
+    predictions_file: str = PREDICTIONS_FILE
+    unit: str = "programs"
+
+
+TRACE_SCORING = Scoring(trace_scores, summarize_predictions, describe_trace_metrics)
 
 
 def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
@@ -135,12 +167,12 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
 
 def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, max_new_tokens: int,
                    label: str = "", progress=None, opens_think: bool | None = None, sampling: dict | None = None,
-                   seed: int = 0, chat_template_kwargs: dict | None = None) -> ModelEvaluation:
-    """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id` and `index`) and compare.
-    `thinking`: the model thinks first (no early stop at the first `</execution_trace>`); `opens_think`: the prompt
-    already opened the `<think>` block (default: as `thinking`)."""
-    from trainer.rewards import compare_completion
-
+                   seed: int = 0, chat_template_kwargs: dict | None = None,
+                   scoring: Scoring = TRACE_SCORING) -> ModelEvaluation:
+    """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id` and `index`) and score each
+    completion (`scoring`: by default against the reference trace). `thinking`: the model thinks first (no early
+    stop at the first `</execution_trace>`); `opens_think`: the prompt already opened the `<think>` block (default:
+    as `thinking`)."""
     started = time.perf_counter()
     completions, cut_off = generate(
         model, tokenizer, [r["prompt"] for r in rows], batch_size=batch_size, max_new_tokens=max_new_tokens,
@@ -150,10 +182,9 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     opens = thinking if opens_think is None else opens_think
     predictions = []
     for i, (r, c, cut) in enumerate(zip(rows, completions, cut_off)):
-        comparison = compare_completion(c, r["expected_trace"], thinking=opens)
         predictions.append({"model": label, "id": r.get("id", i), "index": r.get("index", i), "completion": c,
-                            **prediction_scores(comparison, cut)})
-    return ModelEvaluation(summarize_predictions(predictions), predictions, time.perf_counter() - started)
+                            **scoring.score(r, c, opens), "cut_off": cut})
+    return ModelEvaluation(scoring.summarize(predictions), predictions, time.perf_counter() - started)
 
 
 def default_batch_size(on_gpu: bool) -> int:
@@ -172,10 +203,12 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      thinking=None, thinking_budget: int | None = None, greedy: bool = False, seed: int = 0,
                      extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
                      dataset_name: str = "", split: str = "test", output: str | Path | None = None,
-                     dtype: str | None = None, log=print) -> dict | None:
+                     dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
+                     record: dict | None = None) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
-    adapter in `adapter_dir` on `rows`; write the results JSON (default: next to the adapter) and the per-row
-    predictions; return the results.
+    adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
+    adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
+    the predicted traces against the reference traces); `record`: further fields for the results' head.
 
     With several processes each evaluates every world_size-th row (each program exactly once), the main process
     gathers the per-row scores, computes the metrics, writes the files and returns the results; the others
@@ -225,9 +258,11 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
     rank, world = distributed.rank(), distributed.world_size()
     mine = rows[rank::world]
-    names = (["base"] if include_base else []) + list(extra_adapters or {}) + ["adapter"]
+    adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
+    names = (["base"] if include_base or not adapters else []) + list(adapters)
     titles = {"base": "Base", "adapter": "Adapter", **(labels or {})}
     results: dict = {
+        **(record or {}),
         "dataset": dataset_name,
         "split": split,
         "n": len(rows),
@@ -247,7 +282,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
     def progress_for(name):
         def report(done, total):
-            say(f"  {name}: {done}/{total} programs" + (" (this process's share)" if world > 1 else ""))
+            say(f"  {name}: {done}/{total} {scoring.unit}" + (" (this process's share)" if world > 1 else ""))
 
         return report
 
@@ -256,30 +291,27 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     def evaluate(name):
         how = "greedy" if sampling is None else f"sampled: temperature {sampling['temperature']}, top-p " \
             f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
-        say(f"Evaluating {titles.get(name, name)} on {len(rows)} programs ({how}, up to {max_new_tokens} new "
+        say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to {max_new_tokens} new "
             f"tokens{f', over {world} processes' if world > 1 else ''})...")
         started = time.perf_counter()
         evaluation = evaluate_model(model, tokenizer, mine, thinking=policy.enabled, opens_think=policy.opens_think,
                                     batch_size=batch_size, max_new_tokens=max_new_tokens, label=name,
                                     progress=progress_for(name), sampling=sampling, seed=seed + rank,
-                                    chat_template_kwargs=policy.chat_template_kwargs)
+                                    chat_template_kwargs=policy.chat_template_kwargs, scoring=scoring)
         shares = distributed.gather(evaluation.predictions)
         if shares is None:
             return
         gathered = sorted((p for share in shares for p in share), key=lambda p: p["index"])
-        metrics = summarize_predictions(gathered)
+        metrics = scoring.summarize(gathered)
         seconds = time.perf_counter() - started
         results["models"][name] = {**metrics, "seconds": round(seconds, 2)}
         predictions.extend(gathered)
-        say(f"  {titles.get(name, name)}: exact {100 * metrics['execution_prediction_accuracy']:.1f}%, "
-            f"state accuracy {100 * metrics['mean_state_accuracy']:.1f}%, mean reward {metrics['mean_reward']:.3f}, "
-            f"cut off {100 * metrics['cut_off']:.0f}% ({seconds:.0f} s)")
+        say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
 
-    if include_base:
+    if "base" in names:
         evaluate("base")
-    adapters = {**(extra_adapters or {}), "adapter": adapter_dir}
     for name, folder in adapters.items():
-        if include_base or name != next(iter(adapters)):
+        if "base" in names or name != next(iter(adapters)):
             del model
             _, model = load_model(source, dtype=torch_dtype, device=device)
         model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
@@ -287,10 +319,10 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     del model
     if not distributed.is_main():
         return None
-    output = Path(output) if output else Path(adapter_dir) / RESULTS_FILE
+    output = Path(output) if output else Path(adapter_dir if adapter_dir is not None else ".") / scoring.results_file
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
-    with open(output.with_name(PREDICTIONS_FILE), "w") as handle:
+    with open(output.with_name(scoring.predictions_file), "w") as handle:
         for p in predictions:
             handle.write(json.dumps({k: v for k, v in p.items() if k != "index"}) + "\n")
     return results
@@ -312,6 +344,12 @@ def format_table(results: dict) -> str:
             value = models[n][key]
             cells.append(f"{value:.3f}" if key == "mean_reward" else f"{100 * value:.1f}%")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    for benchmark, figures in (results.get("benchmarks") or {}).items():  # one line each: its headline figure
+        scores = figures.get("models", {})
+        if all(n in scores for n in names):
+            title = f"{BENCHMARK_TITLES.get(benchmark, benchmark)} ({figures.get('n', 0)} items)"
+            lines.append(f"| {title} | " + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" for n in names)
+                         + " |")
     return "\n".join(lines)
 
 

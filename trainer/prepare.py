@@ -29,6 +29,7 @@ class Plan:
     room: int | None = None  # completion tokens the model's context leaves after the longest training prompt
     world_size: int = 1
     warnings: list = field(default_factory=list)
+    benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
 
 
 def prepare(settings: TrainSettings, log=print) -> Plan:
@@ -58,6 +59,8 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         raise TrainError("--max-trace-steps must be at least 1.")
     if settings.thinking_budget is not None and settings.thinking_budget < 0:
         raise TrainError("--thinking-budget must be 0 or more.")
+    if not settings.benchmark and (settings.benchmark_data or settings.benchmark_limit):
+        raise TrainError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
     gpu = on_gpu()
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
     check_vllm(kwargs, gpu)
@@ -81,6 +84,12 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     except ValueError as exc:
         raise TrainError(str(exc)) from None
     rows, described = select_training_rows(settings, data["train"], log)
+    benchmark = None
+    if settings.benchmark:  # loaded and traced now: a bad file or a missing sandbox fails before training
+        from trainer.benchmark import prepare_benchmark
+
+        benchmark = prepare_benchmark(settings.benchmark_data, limit=settings.benchmark_limit,
+                                      prompt_style=settings.prompt_style, log=log)
     from trainer.models import load_tokenizer
     from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
                                   prompt_tokens, reference_tokens, thinking_policy)
@@ -97,7 +106,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
         default_thinking_budget(gpu),
         longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu, room=room,
-        world_size=distributed.world_size(),
+        world_size=distributed.world_size(), benchmark=benchmark,
     )
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "

@@ -13,7 +13,7 @@ snippet prompt the adapter the same way.
 
 from __future__ import annotations
 
-from dataset_builder.trace import INSTRUCTIONS, number_lines
+from dataset_builder.trace import INSTRUCTIONS, make_prompt, number_lines
 
 PROMPT_STYLES = ("dataset", "short")
 
@@ -39,6 +39,12 @@ def check_style(style: str) -> None:
         raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}.")
 
 
+def prompt_for(style: str, code: str) -> list[dict]:
+    """The chat prompt for `code` in `style` (`dataset`: `make_prompt`, as build-dataset writes it)."""
+    check_style(style)
+    return make_short_prompt(code) if style == "short" else make_prompt(code)
+
+
 def apply_prompt_style(split, style: str):
     """`split` with its `prompt` column in `style` (rebuilt from `code` for `short`; unchanged for `dataset`)."""
     check_style(style)
@@ -47,4 +53,4 @@ def apply_prompt_style(split, style: str):
     if "code" not in split.column_names:
         raise ValueError("the short prompt is built from the 'code' column, which this dataset lacks.")
     split = split.remove_columns("prompt") if "prompt" in split.column_names else split
-    return split.map(lambda row: {"prompt": make_short_prompt(row["code"])}, desc=f"{style} prompts")
+    return split.map(lambda row: {"prompt": prompt_for(style, row["code"])}, desc=f"{style} prompts")

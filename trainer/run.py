@@ -5,7 +5,8 @@
     sft       → optional warm start in OUTPUT/sft/adapter (trainer.sft; `--sft-epochs` / `--sft-steps`)
     grpo      → GRPO continuing that adapter or a fresh LoRA; OUTPUT/adapter (trainer.grpo; `--max-steps 0`: none,
                 the SFT adapter is the adapter)
-    evaluate  → base vs (SFT only vs) adapter on the test split, sharded across processes (trainer.evaluate)
+    evaluate  → base vs (SFT only vs) adapter on the test split, sharded across processes (trainer.evaluate);
+                with --benchmark cruxeval, on CRUXEval-O too (trainer.benchmark)
     record    → OUTPUT/adapter/training_run.json with the learning signal and its warnings (trainer.record)
     card      → OUTPUT/adapter/README.md and reward_curve.png (trainer.card)
     push      → OUTPUT/adapter to the Hub (trainer.push), unless the run learned nothing and --fail-on-no-signal
@@ -81,6 +82,9 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
         return RunResult(output_dir, adapter_dir, None, None, timings)
     for name, metrics in results.get("models", {}).items():
         timings[f"evaluate_{name}"] = metrics.get("seconds")
+    for benchmark, figures in (results.get("benchmarks") or {}).items():
+        for name, metrics in figures.get("models", {}).items():
+            timings[f"evaluate_{benchmark}_{name}"] = metrics.get("seconds")
 
     # 5. the record, the plot and the card, with what the run learned (or did not)
     warnings, no_signal = verdict(plan.warnings, sft_summary, summary if settings.does_grpo else None, results)
@@ -110,17 +114,15 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
 
 def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print,
                    extra_adapters: dict | None = None) -> dict | None:
-    """Every process evaluates its share of the test programs; the main process gathers them, writes the files
-    and gets the results (the others get None)."""
-    from trainer.evaluate import evaluate_adapter
+    """Every process evaluates its share of the test programs (and of the benchmark's items, with --benchmark);
+    the main process gathers them, writes the files and gets the results (the others get None). The benchmark's
+    results go into the test split's under `benchmarks` (and into their own files)."""
+    from trainer.evaluate import RESULTS_FILE, evaluate_adapter
 
     rows = plan.data["test"]
     if settings.eval_limit:
         rows = rows.select(range(min(settings.eval_limit, len(rows))))
-    return evaluate_adapter(
-        plan.source,
-        adapter_dir,
-        rows,
+    common = dict(
         batch_size=settings.eval_batch_size,
         max_new_tokens=settings.eval_max_new_tokens,
         thinking=plan.policy,
@@ -131,10 +133,20 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         labels=stage_labels(settings),
         include_base=not settings.skip_base_eval,
         dtype=summary["weights_dtype"],
-        dataset_name=dataset_label(settings) or str(settings.dataset),
-        split="test",
         log=log,
     )
+    results = evaluate_adapter(plan.source, adapter_dir, rows, dataset_name=dataset_label(settings) or
+                               str(settings.dataset), split="test", **common)
+    if plan.benchmark is None:
+        return results
+    from trainer.benchmark import evaluate_benchmark
+
+    benchmark = evaluate_benchmark(plan.source, adapter_dir, plan.benchmark, **common)
+    if results is None:  # not the main process
+        return None
+    results["benchmarks"] = {benchmark["benchmark"]: benchmark}
+    (adapter_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def stage_labels(settings: TrainSettings) -> dict | None:

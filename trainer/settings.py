@@ -74,6 +74,9 @@ class TrainSettings:
     # the completion length used in training
     skip_base_eval: bool = False
     skip_sft_eval: bool = False  # with a warm start, do not evaluate the SFT-only adapter separately
+    benchmark: str | None = None  # "cruxeval": CRUXEval-O through predicted traces in the evaluation too
+    benchmark_data: str | None = None  # its items: a JSONL or parquet file or a Hub id (default: the Hub's)
+    benchmark_limit: int | None = None  # the first N items only
     dataset_id: str | None = None  # the dataset's Hub id for the card when --dataset is a folder
     license: str = "apache-2.0"
     private: bool = False

@@ -1,0 +1,341 @@
+"""CRUXEval-O through predicted traces: the items of `tests/cruxeval_fixture.jsonl` (CRUXEval's shape: `code`,
+`input`, `output`, `id`) loaded from a file, from parquet and from the local test Hub; the project's own tracer
+answering every one of them through the sandboxed workers (anything short of 100% is a harness bug); the `tiny`
+model, base and adapter, through `evaluate-traces --benchmark cruxeval`; and `train-and-push --benchmark cruxeval`
+writing the figures into the run record and the card."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataset_builder.benchmark import (BenchmarkError, answer_of, literal, load_items, output_matches, program_of,
+                                       score_completion)
+from dataset_builder.trace import answer_text, format_trace, parse_trace
+from sandboxes import BWRAP, needs_bwrap
+from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"
+
+
+def _items():
+    return [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+
+
+def _evaluate_traces(args, env=None, cwd=None):
+    """The real `evaluate-traces` in a subprocess (the console script where installed)."""
+    script = Path(sys.executable).parent / "evaluate-traces"
+    command = [str(script)] if script.exists() else [
+        sys.executable, "-c", "import sys; from trainer.cli import evaluate_main; sys.exit(evaluate_main())"]
+    return subprocess.run(command + args, capture_output=True, text=True, cwd=cwd or ROOT, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+# --- the fixture and the scoring --------------------------------------------------------------------------------
+
+
+def test_the_fixture_has_the_shapes_that_make_cruxeval_hard_to_score():
+    items = _items()
+    assert len(items) >= 20 and len({i["id"] for i in items}) == len(items)
+    assert all(set(i) == {"code", "input", "output", "id"} for i in items)
+    inputs = {i["input"] for i in items}
+    assert "(1, ), (1, ), (1, 2)" in inputs and "'abc', 2" in inputs  # several arguments
+    outputs = [literal(i["output"]) for i in items]
+    assert all(ok for ok, _ in outputs)  # every output is a Python literal
+    values = [v for _, v in outputs]
+
+    def walk(v):
+        yield v
+        if isinstance(v, dict):
+            for k, x in v.items():
+                yield from walk(k)
+                yield from walk(x)
+        elif isinstance(v, (list, tuple, set)):
+            for x in v:
+                yield from walk(x)
+
+    inside = [x for v in values for x in walk(v)]
+    assert {tuple, dict, set, list, str, int, float, bytes} <= {type(x) for x in inside}
+    assert None in inside and True in inside and False in inside
+    assert any(isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0 for x in inside)
+    assert any(isinstance(x, list) and any(isinstance(y, list) for y in x) for x in inside)  # nested containers
+    strings = [x for x in inside if isinstance(x, str)]
+    assert any("'" in s for s in strings) and any('"' in s for s in strings) and any("\\" in s for s in strings)
+    assert any("</execution_trace>" in s for s in strings)  # the block's own tag inside a value
+    assert any(len(s) > 160 for s in strings)  # longer than the builder's value cap
+
+
+@pytest.mark.parametrize("answer, output, right", [
+    ("[(4,1),(4, 1)]", "[(4, 1), (4, 1)]", True),  # spacing does not matter
+    ("{2: None, 1: None}", "{1: None, 2: None}", True),  # a dict is a dict in any order
+    ("{'c', 'a', 'b'}", "{'a', 'b', 'c'}", True),  # so is a set
+    ('"say \'hi\'\\\\n"', "\"say 'hi'\\\\n\"", True),  # the same string, quoted either way
+    ("'say \\'hi\\'\\\\n'", "\"say 'hi'\\\\n\"", True),
+    ("(1, 2)", "[1, 2]", False),  # a tuple is not a list
+    ("'1'", "1", False),
+    ("-0.5", "-0.5", True),
+    ("1.0", "1", True),  # Python's ==, as CRUXEval's own harness compares
+    ("inf", "inf", True),  # not literals on either side: the texts
+    ("inf", "-inf", False),
+    ("<truncated 5000 chars: 'xx'>", "'xx'", False),
+    (None, "None", False),  # no answer at all
+    ("None", "None", True),
+])
+def test_answers_are_compared_as_python_values(answer, output, right):
+    assert output_matches(answer, output) is right
+
+
+def test_the_answer_is_result_in_the_last_module_level_state():
+    trace = ("<execution_trace>\nLine 1: State: {}\n  Call f at line 1: State: {x=1}\n"
+             "  Line 2 in f: State: {x=1, result=99}\n  Return from f at line 2: 2\nLine 3: State: {result=2}\n"
+             "</execution_trace>")
+    assert answer_of(parse_trace(answer_text(trace))) == "2"
+    assert answer_of(parse_trace(answer_text("Line 3: State: {result=2}"))) is None  # no trace block: no answer
+    assert answer_of(parse_trace(answer_text(trace.replace("result=2", "r=2")))) is None
+    # a thinking model: the answer is read after the last </think>, a draft in the thinking does not count
+    drafted = "<think>\n" + trace.replace("result=2", "result=5") + "</think>\n\n" + trace
+    assert score_completion(drafted, "2")["output_match"] is True
+    assert score_completion("<think>\n" + trace, "2") == {"answer": None, "output_match": False, "valid_format": False}
+
+
+def test_the_model_scorer_reads_a_thinking_completion_as_the_reward_does():
+    """`trainer.benchmark`'s per-item scorer (what base and adapter are scored with): with a template that opens
+    `<think>` the completion starts inside it."""
+    from trainer.benchmark import _score
+
+    row = {"output": "'abcabc2'"}
+    trace = "<execution_trace>\nLine 3: State: {result='abcabc2'}\n</execution_trace>"
+    assert _score(row, "thinking...</think>\n\n" + trace, True)["output_match"] is True
+    assert _score(row, trace, True)["output_match"] is False  # still thinking: cut off before </think>
+    assert _score(row, trace, False) == {"answer": "'abcabc2'", "output_match": True, "valid_format": True,
+                                         "expected": "'abcabc2'"}
+
+
+def test_the_figures_are_means_over_the_items():
+    from dataset_builder.benchmark import summarize
+
+    trace = "<execution_trace>\nLine 3: State: {result=%s}\n</execution_trace>"
+    completions = [(trace % "[1, 2]", "[1,2]", False), (trace % "(1, 2)", "[1, 2]", False),
+                   ("Line 3: State: {result=3}", "3", True), (trace % "'a'", "'a'", False)]
+    records = [{**score_completion(c, output), "cut_off": cut} for c, output, cut in completions]
+    assert [r["output_match"] for r in records] == [True, False, False, True]
+    assert summarize(records) == {"n": 4, "output_accuracy": 0.5, "valid_format": 0.75, "answered": 0.75,
+                                  "cut_off": 0.25}
+    assert "cut_off" not in summarize([{k: v for k, v in r.items() if k != "cut_off"} for r in records])
+
+
+# --- loading: files, parquet, errors ---------------------------------------------------------------------------
+
+
+def test_items_load_from_jsonl_and_parquet_alike(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    items = load_items(str(FIXTURE))
+    assert items == [{"id": i["id"], "code": i["code"], "input": i["input"], "output": i["output"]} for i in _items()]
+    pq.write_table(pa.Table.from_pylist(_items()), tmp_path / "crux.parquet")
+    assert load_items(str(tmp_path / "crux.parquet")) == items
+    assert load_items(str(FIXTURE), limit=3) == items[:3]
+    assert program_of(items[2]) == items[2]["code"] + "\nresult = f('abc', 2)"
+
+
+@pytest.mark.parametrize("content, name, message", [
+    (None, "missing.jsonl", "does not exist"),
+    ('{"code": "def f(x):\\n    return x", "input": "1"}\n', "no_output.jsonl", "has no output column"),
+    ('{"code": "def f(x): return x", "input": "1", "output": "1"}\nnot json\n', "bad.jsonl", "line 2 of"),
+    ('{"code": "def f(x): return x", "input": 1, "output": "1"}\n', "number.jsonl", "must be text"),
+    ("", "empty.jsonl", "holds no benchmark items"),
+    ("x", "items.csv", "neither a .jsonl nor a .parquet file"),
+    ("not parquet", "broken.parquet", "is not a readable parquet file"),
+    (None, "a/b/c", "does not exist"),
+    (None, "nobody/no-such-benchmark", "could not load the benchmark nobody/no-such-benchmark"),  # offline Hub
+])
+def test_bad_benchmark_data_is_one_sentence_and_exit_1(tmp_path, content, name, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(BenchmarkError, match=message):
+        load_items(str(tmp_path / name) if content is not None else name)
+    done = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", name], cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and message.lower() in done.stderr.lower()
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# --- the tracer-only check --------------------------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_tracer_only_scores_every_fixture_item_right_through_the_cli(tmp_path):
+    out = tmp_path / "tracer.json"
+    code = ("import sys\nfrom trainer.cli import evaluate_main\n"
+            f"evaluate_main(['--benchmark', 'cruxeval', '--tracer-only', '--benchmark-data', {str(FIXTURE)!r}, "
+            f"'--output', {str(out)!r}], standalone_mode=False)\n"
+            "heavy = ('torch', 'transformers', 'datasets', 'trl', 'peft')\n"
+            "print('HEAVY', sorted(m for m in heavy if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HEAVY []" in done.stdout  # no model, no torch, no datasets for a local file: no training extra needed
+    results = json.loads(out.read_text())
+    n = len(_items())
+    assert results["benchmark"] == "cruxeval" and results["n"] == n
+    assert results["models"] == {"tracer": {"n": n, "output_accuracy": 1.0, "valid_format": 1.0, "answered": 1.0}}
+    assert "bubblewrap" in done.stdout and "| CRUXEval-O output accuracy | 100.0% |" in done.stdout
+    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [i["id"] for i in _items()]
+    for p, item in zip(predictions, _items()):  # the tracer's answer is the value the function returns
+        assert literal(p["answer"])[1] == literal(item["output"])[1], p
+
+
+@needs_bwrap
+def test_benchmark_items_run_in_the_sandbox_never_in_this_process(tmp_path):
+    """An item is code from elsewhere: the one that writes a file beside the tests writes nothing here."""
+    from dataset_builder.benchmark import trace_items, tracer_scores
+
+    target = tmp_path / "written"
+    items = [{"id": "w", "code": "def f(p):\n    open(p, 'w').write('x')\n    return 'wrote'",
+              "input": repr(str(target)), "output": "'wrote'"}]
+    traces = trace_items(items, sandbox=BWRAP)
+    assert not target.exists()
+    assert "FileNotFoundError" in traces[0].error or "PermissionError" in traces[0].error or \
+        "OSError" in traces[0].error, traces[0]
+    assert tracer_scores(items, traces)[0]["output_match"] is False
+
+
+@needs_bwrap
+def test_the_hub_loader_reads_a_dataset_pushed_to_the_test_hub(hub_server, tmp_path):
+    from datasets import Dataset
+
+    token = hub_server.add_user("user")
+    Dataset.from_list(_items()).push_to_hub("user/cruxeval", split="test", token=token)
+    env = hub_server.env(token, tmp_path / "home")
+    out = tmp_path / "hub.json"
+    done = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/cruxeval",
+                             "--output", str(out), "--limit", "21"], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert results["dataset"] == "user/cruxeval" and results["n"] == 21 and results["limit"] == 21
+    assert results["models"]["tracer"]["output_accuracy"] == 1.0
+    missing = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/nothing"],
+                               env=env, cwd=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "Could not load the benchmark user/nothing (split test) from the Hub" in missing.stderr
+    wrong = Dataset.from_list([{"code": i["code"], "answer": i["output"]} for i in _items()])
+    wrong.push_to_hub("user/wrong-columns", split="test", token=token)
+    bad = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/wrong-columns"],
+                           env=env, cwd=tmp_path)
+    assert bad.returncode == 1 and "has no input, output columns" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- models: evaluate-traces and train-and-push -----------------------------------------------------------------
+
+
+def _recomputed(predictions, model):
+    """The benchmark's figures for `model`, recomputed from its completions with the trace contract alone."""
+    from trainer.rewards import THINK_OPEN
+
+    rows = [p for p in predictions if p["model"] == model]
+    right = [output_matches(answer_of(parse_trace(answer_text(THINK_OPEN + p["completion"]))), p["expected"])
+             for p in rows]
+    valid = [parse_trace(answer_text(THINK_OPEN + p["completion"])).valid for p in rows]
+    return {"output_accuracy": sum(right) / len(rows), "valid_format": sum(valid) / len(rows),
+            "cut_off": sum(p["cut_off"] for p in rows) / len(rows)}
+
+
+@needs_bwrap
+def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import evaluate_main
+
+    adapter = trained_run["result"].adapter_dir
+    out = tmp_path / "crux.json"
+    result = CliRunner().invoke(evaluate_main, [
+        "--benchmark", "cruxeval", "--adapter", str(adapter), "--benchmark-data", str(FIXTURE), "--limit", "4",
+        "--max-new-tokens", "8", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    assert results["benchmark"] == "cruxeval" and results["n"] == 4 and set(results["models"]) == {"base", "adapter"}
+    assert results["tracer_check"]["output_accuracy"] == 1.0
+    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 8
+    for model in ("base", "adapter"):
+        figures = results["models"][model]
+        assert figures["n"] == 4
+        for key, value in _recomputed(predictions, model).items():
+            assert figures[key] == pytest.approx(value), (model, key)
+    assert "| Metric | Base | Adapter |" in result.output and "CRUXEval-O output accuracy" in result.output
+    # the test split's files next to the adapter are left alone
+    assert json.loads((adapter / "eval_results.json").read_text()).get("benchmark") is None
+
+
+@needs_bwrap
+def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_card(tiny_dataset, model_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "--dataset", str(tiny_dataset), "--model", "tiny", "--max-steps", "1", "--max-completion-length", "8",
+        "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output),
+        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE)])
+    assert result.exit_code == 0, result.output
+    adapter = output / "adapter"
+    run = json.loads((adapter / "training_run.json").read_text())
+    crux = run["evaluation"]["benchmarks"]["cruxeval"]
+    assert crux["n"] == 3 and crux["limit"] == 3 and crux["dataset"] == "cruxeval_fixture.jsonl (a local file)"
+    assert set(crux["models"]) == {"base", "adapter"} and crux["tracer_check"]["output_accuracy"] == 1.0
+    assert json.loads((adapter / "eval_results.json").read_text())["benchmarks"]["cruxeval"] == crux
+    assert json.loads((adapter / "cruxeval_results.json").read_text()) == crux
+    predictions = [json.loads(line) for line in (adapter / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    for model in ("base", "adapter"):
+        assert crux["models"][model]["output_accuracy"] == pytest.approx(
+            _recomputed(predictions, model)["output_accuracy"])
+    assert {"evaluate_cruxeval_base", "evaluate_cruxeval_adapter"} <= set(run["timings"])
+
+    card = (adapter / "README.md").read_text()
+    base, trained = (100 * crux["models"][m]["output_accuracy"] for m in ("base", "adapter"))
+    assert f"| CRUXEval-O output accuracy (3 items) | {base:.1f}% | {trained:.1f}% |" in card
+    assert "the first 3 items of CRUXEval" in card and str(FIXTURE) not in card
+    meta = yaml.safe_load(card.split("---")[1])
+    entry = meta["model-index"][0]["results"][1]
+    assert entry["dataset"]["type"] == "cruxeval-org/cruxeval" and entry["dataset"]["split"] == "test"
+    assert "3 items from cruxeval_fixture.jsonl" in entry["dataset"]["name"]
+    assert entry["metrics"] == [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
+                                 "value": round(crux["models"]["adapter"]["output_accuracy"], 4)}]
+
+
+def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import evaluate_main, main
+
+    result = CliRunner().invoke(evaluate_main, ["--tracer-only"])
+    assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval"])
+    assert result.exit_code == 2 and "--adapter DIR or --model M" in result.output
+    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--dataset", str(tiny_dataset)])
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--no-push", "--benchmark-limit", "3"])
+    assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+
+
+def test_train_and_push_refuses_bad_benchmark_data_before_training(tiny_dataset, model_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--output-dir",
+                                       str(output), "--benchmark", "cruxeval", "--benchmark-data", "missing.jsonl"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "The benchmark data missing.jsonl does not exist" in result.output
+    assert not (output / "adapter").exists()  # nothing trained
