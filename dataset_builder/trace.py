@@ -25,6 +25,12 @@ Text format (the seed's format for straight-line code, extended for calls, retur
 - `Exception[ in F] at line N: Type: message`: an exception raised in (or passing through) that frame.
 - `Output: '...'`: what the step just above it printed, as a Python string literal.
 
+The compact notation (`format_trace(steps, compact=True)`, a shorter target to train on) writes a line step as
+`Line N[ in F]: {name=value, ...}`: only the variables the line changed since the frame's previous step (all of
+them at a frame's first line step), plus ` del a, b` for names it removed; everything else is as above. The parser
+reads both notations, expanding compact steps back to full states, so the comparison, the reward and every metric
+mean the same thing whichever notation a model writes.
+
 Values are `repr` strings, made single-line and bracket-balanced by `encode_value` so that a value never
 needs escaping: commas, `=` and braces inside lists, dicts and strings are part of the value.
 
@@ -239,10 +245,17 @@ def format_state(state) -> str:
     return "{" + ", ".join(f"{name}={value}" for name, value in state) + "}"
 
 
-def format_step(step: Step) -> str:
+def format_step(step: Step, before: dict[str, str] | None = None) -> str:
+    """One step as text. `before` (compact notation, line steps only): the frame's variables at its previous step;
+    the line then shows only what changed (`{}` if nothing did) and ` del NAMES` for names that went away."""
     pad = INDENT * step.depth
     where = "" if step.function == MODULE else f" in {step.function}"
-    if step.event == "line":
+    if step.event == "line" and before is not None:
+        changed = [(name, value) for name, value in step.state if before.get(name) != value]
+        now = {name for name, _ in step.state}
+        gone = [name for name in before if name not in now]
+        text = f"{pad}Line {step.line}{where}: {format_state(changed)}" + (f" del {', '.join(gone)}" if gone else "")
+    elif step.event == "line":
         text = f"{pad}Line {step.line}{where}: State: {format_state(step.state)}"
     elif step.event == "call":
         text = f"{pad}Call {step.function} at line {step.line}: State: {format_state(step.state)}"
@@ -257,9 +270,35 @@ def format_step(step: Step) -> str:
     return text
 
 
-def format_trace(steps) -> str:
-    body = "\n".join(format_step(s) for s in steps)
+def format_trace(steps, compact: bool = False) -> str:
+    """The trace text of `steps`; `compact=True`: line steps show only what changed (the module docstring)."""
+    if compact:
+        frames = _Frames()
+        lines = []
+        for step in steps:
+            lines.append(format_step(step, frames.state(step.depth)) if step.event == "line" else format_step(step))
+            frames.update(step)
+        body = "\n".join(lines)
+    else:
+        body = "\n".join(format_step(s) for s in steps)
     return f"{TRACE_OPEN}\n{body}\n{TRACE_CLOSE}" if body else f"{TRACE_OPEN}\n{TRACE_CLOSE}"
+
+
+class _Frames:
+    """The variables of each live frame, by call depth, as the trace so far left them: what a compact line step
+    is written against and expanded from. A call starts its frame with the arguments; a return ends it."""
+
+    def __init__(self):
+        self._by_depth: dict[int, dict[str, str]] = {}
+
+    def state(self, depth: int) -> dict[str, str]:
+        return self._by_depth.get(depth, {})
+
+    def update(self, step: Step) -> None:
+        if step.event in ("line", "call"):
+            self._by_depth[step.depth] = dict(step.state)
+        elif step.event == "return":
+            self._by_depth.pop(step.depth, None)
 
 
 def one_line_message(exc: BaseException) -> str:
@@ -278,6 +317,8 @@ def one_line_message(exc: BaseException) -> str:
 
 _FUNC = r"(\S+)"
 _LINE_RE = re.compile(rf"Line (\d+)(?: in {_FUNC})?: State: (.*)$")
+_COMPACT_LINE_RE = re.compile(rf"Line (\d+)(?: in {_FUNC})?: (\{{.*)$")
+_DELETED_RE = re.compile(r"del ([^\W\d]\w*(?:, [^\W\d]\w*)*)$")
 _CALL_RE = re.compile(rf"Call {_FUNC} at line (\d+): State: (.*)$")
 _RETURN_RE = re.compile(rf"Return from {_FUNC} at line (\d+): ?(.*)$")
 _EXCEPTION_RE = re.compile(rf"Exception(?: in {_FUNC})? at line (\d+): ?(.*)$")
@@ -306,6 +347,22 @@ def parse_state(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
         if end >= len(text):
             return tuple(pairs), False
         pos = end if text[end] == "}" else end + 1
+
+
+def parse_changes(text: str, before: dict[str, str]) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """A compact line step's `{changed...}[ del a, b]` applied to the frame's previous variables `before`;
+    returns (the full state, well_formed)."""
+    end, _ = _scan(text, 1, lambda t, i: t[i] == "}")
+    changes, good = parse_state(text[: end + 1])
+    rest = text[end + 1 :].strip()
+    deleted: set[str] = set()
+    if rest:
+        match = _DELETED_RE.fullmatch(rest)
+        good &= match is not None
+        deleted = set(match.group(1).split(", ")) if match else set()
+    state = {name: value for name, value in before.items() if name not in deleted}
+    state.update(changes)
+    return tuple(state.items()), good
 
 
 @dataclass
@@ -341,6 +398,7 @@ def parse_trace(text: str) -> ParsedTrace:
     if closed:
         text = text[:end]
     ok = closed and result.found_block
+    frames = _Frames()
     for raw in text.splitlines():
         if not raw.strip():
             continue
@@ -350,6 +408,10 @@ def parse_trace(text: str) -> ParsedTrace:
         step = None
         if m := _LINE_RE.match(stripped):
             state, good = parse_state(m.group(3))
+            ok &= good
+            step = Step(int(m.group(1)), "line", m.group(2) or MODULE, depth, state)
+        elif m := _COMPACT_LINE_RE.match(stripped):
+            state, good = parse_changes(m.group(3), frames.state(depth))
             ok &= good
             step = Step(int(m.group(1)), "line", m.group(2) or MODULE, depth, state)
         elif m := _CALL_RE.match(stripped):
@@ -376,6 +438,7 @@ def parse_trace(text: str) -> ParsedTrace:
         else:
             ok = False
             continue
+        frames.update(step)
         result.steps.append(step)
     result.well_formed = ok
     return result

@@ -64,6 +64,16 @@ def parse_args(argv=None):
                         help="do not train: collect results/ from an earlier run's --output-dir")
     parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
                         "numbers are on the whole test split")
+    parser.add_argument("--prompt-style", default="compact", choices=["dataset", "short", "compact"],
+                        help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
+                             "variables; scored on the expanded full states)")
+    parser.add_argument("--eval-max-new-tokens", type=int, default=None,
+                        help="train-and-push --eval-max-new-tokens [default: the longest reference + 32]")
+    parser.add_argument("--benchmark-data", default=None,
+                        help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval "
+                             "from the Hub]")
+    parser.add_argument("--benchmark-limit", type=int, default=None,
+                        help="CRUXEval-O on the first N items (0: no benchmark) [default: all that were given]")
     return parser.parse_args(argv)
 
 
@@ -123,28 +133,35 @@ def convert(gguf: Path) -> tuple[str, float]:
     return out.stdout.strip().splitlines()[-1], round(time.perf_counter() - started, 1)
 
 
-def trace_token_stats(dataset: str, checkpoint: str) -> dict:
-    """Tokens per reference trace and per prompt (short style) in each split, with the model's tokenizer."""
+def trace_token_stats(dataset: str, checkpoint: str, prompt_style: str) -> dict:
+    """Tokens per reference trace (full and compact notation) and per prompt (in `prompt_style`) in each split,
+    with the model's tokenizer: what SFT trains on and evaluation generates."""
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    from trainer.prompts import make_short_prompt
+    from trainer.prompts import prompt_for, target_for
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     data = load_from_disk(str(ROOT / dataset))
+
+    def count(text):
+        return len(tokenizer(text, add_special_tokens=False).input_ids)
+
     stats = {}
     for name in data:
         split = data[name]
-        traces = sorted(len(tokenizer(t, add_special_tokens=False).input_ids) for t in split["expected_trace"])
-        prompts = [len(tokenizer(tokenizer.apply_chat_template(make_short_prompt(c), tokenize=False,
-                                                                 add_generation_prompt=True),
-                                 add_special_tokens=False).input_ids) for c in split["code"]]
+        full = sorted(count(t) for t in split["expected_trace"])
+        compact = sorted(count(target_for("compact", t)) for t in split["expected_trace"])
+        prompts = [count(tokenizer.apply_chat_template(prompt_for(prompt_style, c), tokenize=False,
+                                                       add_generation_prompt=True)) for c in split["code"]]
         steps = list(split["num_steps"])
         stats[name] = {
             "programs": len(split),
-            "trace_tokens_mean": round(sum(traces) / len(traces), 1),
-            "trace_tokens_median": traces[len(traces) // 2],
-            "trace_tokens_max": traces[-1],
+            "trace_tokens_mean": round(sum(full) / len(full), 1),
+            "trace_tokens_median": full[len(full) // 2],
+            "trace_tokens_max": full[-1],
+            "compact_trace_tokens_mean": round(sum(compact) / len(compact), 1),
+            "compact_trace_tokens_max": compact[-1],
             "prompt_tokens_mean": round(sum(prompts) / len(prompts), 1),
             "steps_mean": round(sum(steps) / len(steps), 2),
             "steps_max": max(steps),
@@ -155,7 +172,7 @@ def trace_token_stats(dataset: str, checkpoint: str) -> dict:
 METRIC_ROWS = (
     ("execution_prediction_accuracy", "Execution Prediction Accuracy (exact traces)"),
     ("mean_state_accuracy", "Mean State Accuracy"),
-    ("output_accuracy", "Output accuracy"),
+    ("output_accuracy", "Output accuracy (final state, output, error)"),
     ("format_validity", "Format validity"),
     ("mean_reward", "Mean reward"),
 )
@@ -166,24 +183,36 @@ def results_table(record: dict) -> str:
     models = evaluation["models"]
     names = [n for n in ("base", "sft", "adapter") if n in models]
     labels = evaluation.get("labels", {})
+    test_n = evaluation.get("n")
     lines = ["| | " + " | ".join(labels.get(n, n) for n in names) + " |",
              "| --- | " + " | ".join("---:" for _ in names) + " |"]
     for key, title in METRIC_ROWS:
         cells = [f"{models[n][key]:.3f}" if key == "mean_reward" else f"{100 * models[n][key]:.1f}%" for n in names]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
+    if crux:
+        scores = crux["models"]
+        lines.append(f"| CRUXEval-O output accuracy ({crux['n']} items) | "
+                     + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" if n in scores else "—"
+                                  for n in names) + " |")
     times = record["wall_seconds"]
+    sft = record["training"].get("sft") or {}
     train_cells = []
     for n in names:
         if n == "base":
             train_cells.append("—")
         elif n == "sft":
-            train_cells.append(f"{times['sft']:.0f} s (SFT)")
+            train_cells.append(f"{times['sft']:.0f} s SFT ({sft.get('tokens_per_second', 0):.0f} tokens/s)")
         else:
-            train_cells.append(f"+ {times.get('grpo', 0):.0f} s (GRPO)" if "sft" in names else
+            train_cells.append(f"+ {times.get('grpo', 0):.0f} s GRPO" if "sft" in names else
                                f"{times.get('train', 0):.0f} s")
     lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
-    lines.append("| Evaluation wall time (whole test split) | "
-                 + " | ".join(f"{models[n]['seconds']:.0f} s" for n in names) + " |")
+    lines.append(f"| Evaluation wall time ({test_n} test programs) | "
+                 + " | ".join(f"{models[n]['seconds']:.0f} s ({models[n].get('tokens_per_second', 0):.0f} "
+                              "tokens/s)" for n in names) + " |")
+    if crux:
+        lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
+                     + " | ".join(f"{scores[n]['seconds']:.0f} s" if n in scores else "—" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -214,7 +243,7 @@ def main(argv=None) -> None:
     train = [
         str(bin_dir / "train-and-push"), "--dataset", args.dataset, "--model", str(gguf),
         "--base-model-id", BASE_ID, "--no-push", "--output-dir", args.output_dir,
-        "--prompt-style", "short", "--curriculum", "short-first", "--dtype", args.dtype,
+        "--prompt-style", args.prompt_style, "--curriculum", "short-first", "--dtype", args.dtype,
         "--sft-epochs", f"{args.sft_epochs:g}", "--sft-batch-size", str(args.sft_batch_size),
         "--sft-learning-rate", f"{args.sft_learning_rate:g}",
         "--max-steps", str(args.grpo_steps), "--learning-rate", f"{args.grpo_learning_rate:g}",
@@ -224,6 +253,14 @@ def main(argv=None) -> None:
     ]
     if args.eval_limit:
         train += ["--eval-limit", str(args.eval_limit)]
+    if args.eval_max_new_tokens:
+        train += ["--eval-max-new-tokens", str(args.eval_max_new_tokens)]
+    if args.benchmark_limit != 0:
+        train += ["--benchmark", "cruxeval"]
+        if args.benchmark_data:
+            train += ["--benchmark-data", args.benchmark_data]
+        if args.benchmark_limit:
+            train += ["--benchmark-limit", str(args.benchmark_limit)]
     if not args.collect_only:
         if os.path.exists(output_dir):
             import shutil
@@ -237,6 +274,9 @@ def main(argv=None) -> None:
     times.update({k: timings[k] for k in ("sft", "grpo", "train") if k in timings})
     for name, metrics in run_info["evaluation"]["models"].items():
         times[f"evaluate_{name}"] = metrics["seconds"]
+    for name, metrics in ((run_info["evaluation"].get("benchmarks") or {}).get("cruxeval") or {}).get(
+            "models", {}).items():
+        times[f"cruxeval_{name}"] = metrics["seconds"]
     times["total"] = round(time.perf_counter() - started, 1)
     training = run_info["training"]
     record = {
@@ -260,7 +300,7 @@ def main(argv=None) -> None:
             "versions": training.get("versions"),
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
-        "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint),
+        "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint, args.prompt_style),
                     "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps}},
         "training": {k: training.get(k) for k in ("base_model", "prompt_style", "weights_dtype", "curriculum",
                                                    "sft", "global_steps", "train_seconds", "trainable_parameters",

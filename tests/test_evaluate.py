@@ -54,6 +54,25 @@ def test_evaluate_model_scores_what_the_model_wrote(model_cache, monkeypatch):
     assert [p["exact"] for p in result.predictions] == [True, False]
 
 
+def test_a_compact_answer_is_scored_on_its_expanded_states(model_cache, monkeypatch):
+    """A model trained on the compact notation is scored against the full reference, exactly as a full trace:
+    the compact form of the reference is exact; a wrong changed value is wrong."""
+    import trainer.evaluate as evaluate
+    from trainer.models import load_model
+
+    tokenizer, model = load_model("tiny")
+    steps = PROGRAMS[0][1]
+    compact = format_trace(steps, compact=True)
+    wrong = compact.replace(f"{steps[-1].state[-1][0]}={steps[-1].state[-1][1]}",
+                            f"{steps[-1].state[-1][0]}=12345")
+    assert wrong != compact
+    rows = [{"id": i, "prompt": [{"role": "user", "content": "p"}], "expected_trace": REF} for i in "ab"]
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: ([compact, wrong], [False, False]))
+    result = evaluate.evaluate_model(model, tokenizer, rows, thinking=False, batch_size=2, max_new_tokens=8)
+    assert [p["exact"] for p in result.predictions] == [True, False]
+    assert result.predictions[1]["state_accuracy"] == pytest.approx((len(steps) - 1) / len(steps))
+
+
 def test_greedy_generation_is_batched_and_deterministic(model_cache):
     from dataset_builder.trace import make_prompt
     from trainer.evaluate import generate

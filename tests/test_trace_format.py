@@ -73,3 +73,5 @@ def test_any_value_output_or_message_round_trips_and_never_ends_the_block():
         parsed = parse_trace(text)
         assert parsed.steps == steps, text
         assert parsed.valid
+        compact = parse_trace(format_trace(steps, compact=True))  # the shorter notation reads back the same
+        assert compact.steps == steps and compact.valid

@@ -269,3 +269,37 @@ def test_every_trace_round_trips_through_its_text():
         steps = trace_program(code).steps
         assert parse_trace(format_trace(steps)).steps == steps
         assert all(isinstance(s, Step) for s in steps)
+
+
+COMPACT_CASES = [
+    "x = 1\ny = x + 1\ndel x\nx = [y]\nx.append(3)",
+    "def fact(n):\n    if n <= 1:\n        return 1\n    r = n * fact(n - 1)\n    return r\nv = fact(3)\nw = v",
+    "def gen(k):\n    for i in range(k):\n        yield i * 2\ntotal = 0\nfor g in gen(3):\n    total += g",
+    "try:\n    z = 1 / 0\nexcept ZeroDivisionError as problem:\n    note = str(problem)\nafter = note[:4]",
+    "def f(a):\n    print(a)\n    return [a, {'k': a}]\nr = f('x, y=1')\nq = 1 / 0",
+]
+
+
+@pytest.mark.parametrize("code", STRAIGHT_LINE + COMPACT_CASES)
+def test_compact_notation_expands_back_to_the_full_trace(code):
+    """The compact target (only changed variables per line step) scores exactly as the full trace it came from,
+    through recursion (a frame per depth), generator resumes and deleted names."""
+    from dataset_builder.trace import compare_traces
+
+    steps = trace_program(code).steps
+    full, compact = format_trace(steps), format_trace(steps, compact=True)
+    assert len(compact) < len(full) or len(steps) < 2
+    comparison = compare_traces(compact, full)
+    assert comparison.exact and comparison.valid_format, compact
+
+
+def test_compact_notation_shows_changes_and_deletions_only():
+    compact = format_trace(run("a = 1\nb = [a]\nb.append(2)\ndel a\nc = 3").steps, compact=True)
+    assert compact.splitlines()[1:-1] == [
+        "Line 1: {a=1}", "Line 2: {b=[1]}", "Line 3: {b=[1, 2]}", "Line 4: {} del a", "Line 5: {c=3}"]
+
+
+@pytest.mark.parametrize("line", ["Line 2: {b=2} junk", "Line 2: {b=2} del 3x", "Line 2: {b=2"])
+def test_a_malformed_compact_step_makes_the_trace_invalid(line):
+    parsed = parse_trace(f"<execution_trace>\nLine 1: {{a=1}}\n{line}\n</execution_trace>")
+    assert not parsed.valid

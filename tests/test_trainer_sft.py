@@ -136,6 +136,26 @@ def test_short_prompt_style_rebuilds_prompts_from_code():
         apply_prompt_style(split, "long")
 
 
+def test_compact_prompt_style_asks_for_and_trains_on_the_compact_trace():
+    """`compact`: the prompt asks for changed variables only, the SFT target is the compact form of the reference,
+    and that target scores exactly against the full reference (what every metric compares with)."""
+    from dataset_builder.trace import compare_traces
+    from trainer.prompts import COMPACT_INSTRUCTIONS, TARGET_COLUMN, apply_prompt_style, target_traces
+    from trainer.sft import sft_rows
+
+    split = _split([3, 1])
+    compact = apply_prompt_style(split, "compact")
+    assert compact[0]["prompt"][0]["content"].startswith(COMPACT_INSTRUCTIONS)
+    assert compact[0]["expected_trace"] == split[0]["expected_trace"]  # the full reference stays the reference
+    target = compact[0][TARGET_COLUMN]
+    assert target.splitlines()[1:-1] == ["Line 1: {x=0}", "Line 2: {x=1}", "Line 3: {x=2}"]
+    assert compare_traces(target, compact[0]["expected_trace"]).exact
+    assert target_traces(compact) == list(compact[TARGET_COLUMN]) and target_traces(split) == list(
+        split["expected_trace"])
+    assert sft_rows(compact)[0]["completion"] == [{"role": "assistant", "content": target}]
+    assert sft_rows(split)[0]["completion"][0]["content"] == split[0]["expected_trace"]
+
+
 # --- evaluation helpers --------------------------------------------------------------------------------------------
 
 
@@ -148,6 +168,11 @@ def test_auto_token_budget_is_the_longest_reference_plus_a_margin(model_cache):
     rows = [{"expected_trace": format_trace([Step(1, state=(("x", "1"),))] * n)} for n in (1, 4, 2)]
     longest = len(tokenizer(rows[1]["expected_trace"], add_special_tokens=False).input_ids)
     assert auto_max_new_tokens(tokenizer, rows) == longest + AUTO_MARGIN
+    # a model asked for the compact notation gets the budget of its (shorter) target
+    target = format_trace([Step(1, state=(("x", "1"),))] * 4, compact=True)
+    compact = [dict(row, target_trace=target) for row in rows]
+    shorter = len(tokenizer(target, add_special_tokens=False).input_ids)
+    assert shorter < longest and auto_max_new_tokens(tokenizer, compact) == shorter + AUTO_MARGIN
 
 
 def test_models_answering_directly_stop_at_the_end_of_their_trace(model_cache, monkeypatch):
@@ -281,6 +306,20 @@ def test_run_evaluates_base_sft_and_adapter_and_records_the_stages(sft_run):
     assert "Trace this Python program" in card  # the usage snippet prompts the way it was trained (short)
     predictions = (adapter / "eval_predictions.jsonl").read_text().splitlines()
     assert sorted({json.loads(p)["model"] for p in predictions}) == ["adapter", "base", "sft"]
+
+
+def test_compact_run_records_its_style_and_the_card_explains_it(tmp_path, tiny_dataset, model_cache):
+    from trainer.run import run
+    from trainer.settings import TrainSettings
+
+    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,
+                             sft_steps=1, sft_batch_size=1, max_steps=0, eval_limit=1, eval_max_new_tokens=4,
+                             prompt_style="compact")
+    result = run(settings, log=lambda *a, **k: None)
+    run_info = json.loads((result.adapter_dir / "training_run.json").read_text())
+    assert run_info["training"]["prompt_style"] == "compact"
+    card = (result.adapter_dir / "README.md").read_text()
+    assert "only the variables each line changed" in card and "changed since the previous step" in card
 
 
 def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):

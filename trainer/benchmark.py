@@ -65,7 +65,7 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     from dataset_builder.sandbox import SandboxUnavailable, resolve
     from dataset_builder.workers import WorkerStartError
 
-    from trainer.prompts import prompt_for
+    from trainer.prompts import TARGET_COLUMN, prompt_for, target_for
 
     try:
         items = crux.load_items(spec, limit=limit)
@@ -83,7 +83,8 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     for index, (item, reference) in enumerate(zip(items, references)):
         program = crux.program_of(item)
         rows.append({"id": item["id"], "index": index, "code": program, "prompt": prompt_for(prompt_style, program),
-                     "expected_trace": reference, "output": item["output"]})
+                     "expected_trace": reference, TARGET_COLUMN: target_for(prompt_style, reference),
+                     "output": item["output"]})
     tracer = crux.tracer_scores(items, traces)
     check = crux.summarize(tracer)
     log(f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "

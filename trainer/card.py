@@ -153,6 +153,15 @@ text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_t
 {answer}'''
 
 
+PROMPT_DESCRIPTIONS = {
+    "dataset": "the dataset's `prompt` column",
+    "short": "the short fixed prompt of `trainer.prompts` (shown in the usage snippet)",
+    "compact": "the compact prompt of `trainer.prompts` (shown in the usage snippet): the trace asked for shows only "
+               "the variables each line changed; `dataset_builder.trace.parse_trace` expands it back to full states, "
+               "and every score here was computed on the expanded trace",
+}
+
+
 def settings_table(run: dict) -> str:
     training = run.get("training", {})
     grpo = training.get("grpo") or {}
@@ -167,8 +176,7 @@ def settings_table(run: dict) -> str:
         ("Base model", f"`{training.get('base_model') or training.get('model')}`"),
         ("Dataset", f"{dataset_label(dataset)} ({dataset.get('train_rows')} train / {dataset.get('test_rows')} test programs)"),
         ("Method", method_text(training)),
-        ("Prompt", "the dataset's `prompt` column" if (training.get("prompt_style") or "dataset") == "dataset"
-         else "the short fixed prompt of `trainer.prompts` (shown in the usage snippet)"),
+        ("Prompt", PROMPT_DESCRIPTIONS.get(training.get("prompt_style") or "dataset", PROMPT_DESCRIPTIONS["short"])),
     ]
     if curriculum.get("programs"):
         rows.append(("Training programs", curriculum["programs"]))

@@ -113,8 +113,11 @@ _benchmark_data_option = click.option(
               help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
 @click.option("--max-trace-steps", type=int, help="Train only on programs whose trace has at most N steps.")
 @click.option("--train-limit", type=int, help="Train on the first N training programs only (after --max-trace-steps).")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short"]), default="dataset", show_default=True,
-              help="The dataset's prompt (full instructions), or a short fixed one (~170 fewer tokens per program).")
+@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact"]), default="dataset",
+              show_default=True,
+              help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); or "
+                   "compact: short, and the trace asked for shows only changed variables (about half the tokens; "
+                   "expanded back to full states before scoring).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
                    "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).")
@@ -262,7 +265,7 @@ def _process_start_time() -> float:
 @click.option("--greedy", is_flag=True,
               help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (thinking models).")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short"]),
+@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact"]),
               help="[default: the one the adapter was trained with]")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")

@@ -183,7 +183,8 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     predictions = []
     for i, (r, c, cut) in enumerate(zip(rows, completions, cut_off)):
         predictions.append({"model": label, "id": r.get("id", i), "index": r.get("index", i), "completion": c,
-                            **scoring.score(r, c, opens), "cut_off": cut})
+                            **scoring.score(r, c, opens), "cut_off": cut,
+                            "tokens": len(tokenizer(c, add_special_tokens=False).input_ids)})
     return ModelEvaluation(scoring.summarize(predictions), predictions, time.perf_counter() - started)
 
 
@@ -192,11 +193,12 @@ def default_batch_size(on_gpu: bool) -> int:
 
 
 def auto_max_new_tokens(tokenizer, rows, margin: int | None = None) -> int:
-    """The token budget that cuts off no right answer: the longest reference trace of `rows` in tokens, plus a
-    margin. (A completion longer than that is longer than every reference, so it cannot be exact.)"""
+    """The token budget that cuts off no right answer: the longest reference trace of `rows` in tokens (in the
+    notation the model is asked for), plus a margin. (A completion longer than that is longer than every reference, so it cannot be exact.)"""
+    from trainer.prompts import target_traces
     from trainer.thinking import MARGIN, reference_tokens
 
-    return reference_tokens(tokenizer, [r["expected_trace"] for r in rows]) + (MARGIN if margin is None else margin)
+    return reference_tokens(tokenizer, target_traces(rows)) + (MARGIN if margin is None else margin)
 
 
 def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int | None = None,
@@ -304,7 +306,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         gathered = sorted((p for share in shares for p in share), key=lambda p: p["index"])
         metrics = scoring.summarize(gathered)
         seconds = time.perf_counter() - started
-        results["models"][name] = {**metrics, "seconds": round(seconds, 2)}
+        generated = sum(p.get("tokens", 0) for p in gathered)  # what decoding cost: tokens written, per second
+        results["models"][name] = {**metrics, "seconds": round(seconds, 2), "generated_tokens": generated,
+                                   "tokens_per_second": round(generated / max(seconds, 1e-9), 1)}
         predictions.extend(gathered)
         say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
 

@@ -77,7 +77,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     data = load_trace_dataset(settings.dataset)
     if len(data["train"]) == 0:
         raise TrainError(f"the train split of {settings.dataset} is empty.")
-    from trainer.prompts import apply_prompt_style
+    from trainer.prompts import apply_prompt_style, target_traces
 
     try:
         data = type(data)({name: apply_prompt_style(split, settings.prompt_style) for name, split in data.items()})
@@ -105,7 +105,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         source=source, data=data, rows=rows, described=described, policy=policy,
         thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
         default_thinking_budget(gpu),
-        longest_reference=reference_tokens(tokenizer, rows["expected_trace"]), gpu=gpu, room=room,
+        longest_reference=reference_tokens(tokenizer, target_traces(rows)), gpu=gpu, room=room,
         world_size=distributed.world_size(), benchmark=benchmark,
     )
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "

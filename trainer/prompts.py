@@ -6,6 +6,13 @@
   instructions, no example). Prompt tokens are paid in every SFT example, every GRPO generation and every
   evaluation prefill, so on a CPU this is a real saving (about 40% of the tokens of a 10-step program); after an
   SFT warm start the model has learned the format anyway.
+- `compact`: a short prompt that asks for the trace in the compact notation (`dataset_builder.trace`: a line step
+  shows only the variables it changed), and SFT targets written in it: about half the tokens of the full trace to
+  learn and to generate, and nothing to copy from step to step. The parser expands compact steps back to full
+  states, so the reward and every metric are computed exactly as for a full trace.
+
+`target_trace` is what the model is asked to write for a row (the SFT target and the token budgets);
+`expected_trace` stays the full reference every score is computed against.
 
 The style used in training is recorded in the run (`training_run.json`), so evaluation and the model card's usage
 snippet prompt the adapter the same way.
@@ -13,25 +20,47 @@ snippet prompt the adapter the same way.
 
 from __future__ import annotations
 
-from dataset_builder.trace import INSTRUCTIONS, make_prompt, number_lines
+from dataset_builder.trace import INSTRUCTIONS, format_trace, make_prompt, number_lines, parse_trace
 
-PROMPT_STYLES = ("dataset", "short")
+PROMPT_STYLES = ("dataset", "short", "compact")
+TARGET_COLUMN = "target_trace"
 
 SHORT_INSTRUCTIONS = """Trace this Python program inside <execution_trace> ... </execution_trace>: after each executed \
 line write `Line N: State: {name=value, ...}` with every variable's repr; also `Call F at line N: State: {args}`, \
 `Line N in F: ...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: \
 message`, `Output: '...'`."""
 
+COMPACT_INSTRUCTIONS = """Trace this Python program inside <execution_trace> ... </execution_trace>: after each executed \
+line write `Line N: {name=value, ...}` with the repr of each variable that changed since the previous step of the \
+same frame (`{}` if none, then ` del NAME` for a removed one); also `Call F at line N: State: {args}`, `Line N in F: \
+...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: message`, `Output: \
+'...'`."""
+
 
 def instructions_for(style: str) -> str:
     """The instruction text a prompt style puts before the program."""
     check_style(style)
-    return SHORT_INSTRUCTIONS if style == "short" else INSTRUCTIONS
+    return {"short": SHORT_INSTRUCTIONS, "compact": COMPACT_INSTRUCTIONS}.get(style, INSTRUCTIONS)
 
 
-def make_short_prompt(code: str) -> list[dict]:
+def make_short_prompt(code: str, instructions: str = SHORT_INSTRUCTIONS) -> list[dict]:
     """The `short` chat prompt for one program (one user turn, like `make_prompt`)."""
-    return [{"role": "user", "content": f"{SHORT_INSTRUCTIONS}\n\nProgram:\n```python\n{number_lines(code)}\n```"}]
+    return [{"role": "user", "content": f"{instructions}\n\nProgram:\n```python\n{number_lines(code)}\n```"}]
+
+
+def target_for(style: str, expected_trace: str) -> str:
+    """The trace text a model prompted in `style` is asked to write for a program whose full reference trace is
+    `expected_trace` (the compact notation for `compact`: it reads back as the same steps)."""
+    if style != "compact" or not expected_trace:
+        return expected_trace
+    return format_trace(parse_trace(expected_trace).steps, compact=True)
+
+
+def target_traces(rows) -> list[str]:
+    """The target text of every row (a split or a list of dicts): `target_trace` where the style set one."""
+    if isinstance(rows, list):
+        return [r.get(TARGET_COLUMN) or r["expected_trace"] for r in rows]
+    return list(rows[TARGET_COLUMN] if TARGET_COLUMN in rows.column_names else rows["expected_trace"])
 
 
 def check_style(style: str) -> None:
@@ -42,15 +71,23 @@ def check_style(style: str) -> None:
 def prompt_for(style: str, code: str) -> list[dict]:
     """The chat prompt for `code` in `style` (`dataset`: `make_prompt`, as build-dataset writes it)."""
     check_style(style)
-    return make_short_prompt(code) if style == "short" else make_prompt(code)
+    return make_prompt(code) if style == "dataset" else make_short_prompt(code, instructions_for(style))
 
 
 def apply_prompt_style(split, style: str):
-    """`split` with its `prompt` column in `style` (rebuilt from `code` for `short`; unchanged for `dataset`)."""
+    """`split` with its `prompt` column in `style` (rebuilt from `code` for `short` and `compact`; unchanged for
+    `dataset`) and, for `compact`, a `target_trace` column (the compact form of `expected_trace`)."""
     check_style(style)
     if style == "dataset":
         return split
     if "code" not in split.column_names:
-        raise ValueError("the short prompt is built from the 'code' column, which this dataset lacks.")
-    split = split.remove_columns("prompt") if "prompt" in split.column_names else split
-    return split.map(lambda row: {"prompt": prompt_for(style, row["code"])}, desc=f"{style} prompts")
+        raise ValueError(f"the {style} prompt is built from the 'code' column, which this dataset lacks.")
+    split = split.remove_columns([c for c in ("prompt", TARGET_COLUMN) if c in split.column_names])
+
+    def restyle(row):
+        out = {"prompt": prompt_for(style, row["code"])}
+        if style == "compact":
+            out[TARGET_COLUMN] = target_for(style, row["expected_trace"])
+        return out
+
+    return split.map(restyle, desc=f"{style} prompts")
