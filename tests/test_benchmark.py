@@ -195,6 +195,21 @@ def test_tracer_only_scores_every_fixture_item_right_through_the_cli(tmp_path):
 
 
 @needs_bwrap
+def test_compact_traces_answer_every_fixture_item_as_the_full_ones_do():
+    """A model trained on the compact notation is scored on the benchmark the same way: the compact form of each
+    item's reference trace still answers it right (`result` read from the expanded last module-level state)."""
+    from dataset_builder.benchmark import reference_traces, trace_items
+    from trainer.prompts import target_for
+
+    items = _items()
+    references = reference_traces(trace_items(items, sandbox=BWRAP))
+    compact = [target_for("compact", reference) for reference in references]
+    assert sum(map(len, compact)) < sum(map(len, references))
+    assert [score_completion(c, item["output"])["output_match"] for c, item in zip(compact, items)] == [True] * len(
+        items)
+
+
+@needs_bwrap
 def test_benchmark_items_run_in_the_sandbox_never_in_this_process(tmp_path):
     """An item is code from elsewhere: the one that writes a file beside the tests writes nothing here."""
     from dataset_builder.benchmark import trace_items, tracer_scores

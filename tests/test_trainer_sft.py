@@ -320,6 +320,7 @@ def test_compact_run_records_its_style_and_the_card_explains_it(tmp_path, tiny_d
     assert run_info["training"]["prompt_style"] == "compact"
     card = (result.adapter_dir / "README.md").read_text()
     assert "only the variables each line changed" in card and "changed since the previous step" in card
+    assert "parse_trace(text).steps" in card  # the usage snippet says how to get full states back
 
 
 def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):

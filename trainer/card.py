@@ -128,6 +128,9 @@ def usage_snippet(run: dict, repo_id: str) -> str:
         )
     else:
         answer = "print(text)  # the <execution_trace> block"
+    if training.get("prompt_style") == "compact":
+        answer += ("\n# Compact notation: each line step shows only the variables it changed. Full states:\n"
+                   "# from dataset_builder.trace import parse_trace; parse_trace(text).steps  (this toolkit)")
     return f'''from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
