@@ -194,7 +194,8 @@ def default_batch_size(on_gpu: bool) -> int:
 
 def auto_max_new_tokens(tokenizer, rows, margin: int | None = None) -> int:
     """The token budget that cuts off no right answer: the longest reference trace of `rows` in tokens (in the
-    notation the model is asked for), plus a margin. (A completion longer than that is longer than every reference, so it cannot be exact.)"""
+    notation the model is asked for), plus a margin. (A completion longer than that is longer than every
+    reference, so it cannot be exact.)"""
     from trainer.prompts import target_traces
     from trainer.thinking import MARGIN, reference_tokens
 

@@ -30,11 +30,11 @@ line write `Line N: State: {name=value, ...}` with every variable's repr; also `
 `Line N in F: ...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: \
 message`, `Output: '...'`."""
 
-COMPACT_INSTRUCTIONS = """Trace this Python program inside <execution_trace> ... </execution_trace>: after each executed \
-line write `Line N: {name=value, ...}` with the repr of each variable that changed since the previous step of the \
-same frame (`{}` if none, then ` del NAME` for a removed one); also `Call F at line N: State: {args}`, `Line N in F: \
-...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: message`, `Output: \
-'...'`."""
+COMPACT_INSTRUCTIONS = """Trace this Python program inside <execution_trace> ... </execution_trace>: after each \
+executed line write `Line N: {name=value, ...}` with the repr of each variable that changed since the previous step \
+of the same frame (`{}` if none, then ` del NAME` for a removed one); also `Call F at line N: State: {args}`, `Line \
+N in F: ...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: message`, \
+`Output: '...'`."""
 
 
 def instructions_for(style: str) -> str:
@@ -56,10 +56,16 @@ def target_for(style: str, expected_trace: str) -> str:
     return format_trace(parse_trace(expected_trace).steps, compact=True)
 
 
+def target_of(row: dict) -> str:
+    """What the model is asked to write for one row: its `target_trace` where the style set one, else the full
+    reference trace."""
+    return row.get(TARGET_COLUMN) or row["expected_trace"]
+
+
 def target_traces(rows) -> list[str]:
-    """The target text of every row (a split or a list of dicts): `target_trace` where the style set one."""
+    """The target text of every row (a split or a list of dicts)."""
     if isinstance(rows, list):
-        return [r.get(TARGET_COLUMN) or r["expected_trace"] for r in rows]
+        return [target_of(r) for r in rows]
     return list(rows[TARGET_COLUMN] if TARGET_COLUMN in rows.column_names else rows["expected_trace"])
 
 

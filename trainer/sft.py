@@ -66,14 +66,13 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
 
 def sft_rows(train_rows, chat_template_kwargs: dict | None = None):
     """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
-    assistant's turn holding the reference trace, in the prompt style's notation; the loss covers only it). A hybrid template's `enable_thinking`
-    travels as TRL's per-example `chat_template_kwargs`."""
+    assistant's turn holding the reference trace, in the prompt style's notation; the loss covers only it). A
+    hybrid template's `enable_thinking` travels as TRL's per-example `chat_template_kwargs`."""
 
-    from trainer.prompts import TARGET_COLUMN
+    from trainer.prompts import target_of
 
     def example(row):
-        target = row.get(TARGET_COLUMN) or row["expected_trace"]  # the compact style's target, else the full trace
-        out = {"completion": [{"role": "assistant", "content": target}]}
+        out = {"completion": [{"role": "assistant", "content": target_of(row)}]}
         if chat_template_kwargs:
             out["chat_template_kwargs"] = dict(chat_template_kwargs)
         return out
