@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Callable
 
 from .rows import ProgramJob
+from .cgroups import TreeLimits
+from .cgroups import probe as probe_cgroups
 from .sandbox import Sandbox, SandboxUnavailable, resolve
 from .trace import storable
 from .tracer import TraceLimits
@@ -66,7 +68,8 @@ class BuildReport:
     source: str
     seed: int | None
     python_version: str
-    sandbox: str  # what isolated the traced programs: "bubblewrap 0.8.0" or "none"
+    sandbox: str  # what isolated the traced programs: "bubblewrap 0.8.0 + seccomp" or "none"
+    process_limits: str  # what bounded a worker's whole process tree: a cgroup, or rlimits per process only
     options: dict
     counts: dict
     rejected: list[dict]
@@ -110,20 +113,24 @@ def dataset_features():
 def read_programs_file(path: Path) -> list[tuple[str | None, str]]:
     """`(id or None, code)` pairs from a JSONL file; a bad file is a BuildError naming the line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark at the start is allowed
     except UnicodeDecodeError as exc:
         raise BuildError(f"--programs file {path} is not UTF-8 text (byte {exc.start}).") from None
     except OSError as exc:
         raise BuildError(f"Cannot read --programs file {path}: {exc.strerror or exc}.") from None
     programs = []
     ids = set()
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: str.splitlines would also break at U+2028 and other characters that JSON strings
+    # may hold raw.
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             raise BuildError(f"{path}, line {number}: not valid JSON.") from None
+        except RecursionError:
+            raise BuildError(f"{path}, line {number}: JSON nested too deeply.") from None
         if not isinstance(record, dict) or not isinstance(record.get("code"), str):
             raise BuildError(f'{path}, line {number}: expected an object with a string "code".')
         program_id = record.get("id")
@@ -198,32 +205,21 @@ def _select(outcomes: dict[int, _Outcome], limit: int | None) -> tuple[list[int]
     return kept, rejected
 
 
-def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, sink: _RowSink, outcomes: dict,
-               on_traced) -> None:
+def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, tree: TreeLimits, sink: _RowSink,
+               outcomes: dict, on_traced) -> None:
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
     if job.seed is not None:  # the generator's own programs cannot be hostile: a process per batch, not per program
         limits.batch_size = limits.programs_per_process = GENERATED_PER_PROCESS
-    payloads = dict(items)
-    results = run_in_workers(items, job, workers=options.workers, limits=limits, sandbox=sandbox)
+    results = run_in_workers(items, job, workers=options.workers, limits=limits, sandbox=sandbox, tree=tree)
     for position, result in results:
-        if not result.get("id"):  # its worker died before naming it (rare): name it here
-            result["id"] = _name(job, payloads[position]) or f"#{position}"
+        # The parent never parses a program: one whose worker died before naming it is named by its place.
+        result["id"] = result.get("id") or f"#{position}"
         outcomes[position] = sink.add(result)
         on_traced(not outcomes[position].failure)
 
 
-def _name(job: ProgramJob, payload) -> str | None:
-    from .generator import program_at
-    from .normalize import program_id
-
-    given_id, code = payload if job.seed is None else (None, program_at(job.seed, payload).code)
-    try:
-        return given_id or program_id(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
-def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, sink: _RowSink, on_traced) -> dict[int, _Outcome]:
+def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits, sink: _RowSink,
+               on_traced) -> dict[int, _Outcome]:
     """Trace stream positions in rounds until `n` unique programs are kept. A shard `i/k` takes positions
     i, i + k, i + 2k, ...: shards of one seed never overlap, and `merge_datasets` joins them."""
     index, count = options.shard
@@ -238,14 +234,14 @@ def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, sink: _
         want = math.ceil((options.n - len(kept)) * 1.05) + 8
         positions = [index + count * c for c in range(next_position, next_position + want)]
         next_position += want
-        _trace_all([(p, p) for p in positions], job, options, sandbox, sink, outcomes, on_traced)
+        _trace_all([(p, p) for p in positions], job, options, sandbox, tree, sink, outcomes, on_traced)
 
 
-def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, sink: _RowSink,
-               on_traced) -> dict[int, _Outcome]:
+def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits,
+               sink: _RowSink, on_traced) -> dict[int, _Outcome]:
     on_traced.total = len(programs)
     outcomes: dict[int, _Outcome] = {}
-    _trace_all(list(enumerate(programs)), job, options, sandbox, sink, outcomes, on_traced)
+    _trace_all(list(enumerate(programs)), job, options, sandbox, tree, sink, outcomes, on_traced)
     return outcomes
 
 
@@ -373,6 +369,7 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         sandbox, note = resolve(options.sandbox, untrusted=not generated)
     except SandboxUnavailable as exc:
         raise BuildError(str(exc)) from None
+    tree = probe_cgroups()
     output.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(output)
     workdir = output.parent / f".{output.name}.partial-{os.getpid()}"
@@ -384,9 +381,9 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         on_traced = _Progress(progress, generated, options.n)
         try:
             if generated:
-                outcomes = _generated(options, job, sandbox, sink, on_traced)
+                outcomes = _generated(options, job, sandbox, tree, sink, on_traced)
             else:
-                outcomes = _from_file(programs, options, job, sandbox, sink, on_traced)
+                outcomes = _from_file(programs, options, job, sandbox, tree, sink, on_traced)
         except WorkerStartError as exc:
             raise BuildError(f"The tracing workers could not start: {exc}.") from None
         sink.close()
@@ -402,6 +399,7 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             seed=options.seed if generated else None,
             python_version=platform.python_version(),
             sandbox=sandbox.describe(),
+            process_limits=tree.describe(),
             options={
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in asdict(options).items()

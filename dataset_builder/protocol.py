@@ -179,5 +179,13 @@ def _check_row(row) -> None:
         _text(kind, "a construct", 100)
 
 
+def check_name(header: dict) -> dict:
+    """The id and normal form a worker's template sent with a result, checked: {"id": str | None, "norm": str}."""
+    program_id, norm = header.get("id"), header.get("norm")
+    if program_id is not None:
+        _text(program_id, "id", 100_000)
+    return {"id": program_id, "norm": _text(norm, "norm", 128)}
+
+
 def decode_result(body: bytes) -> dict:
     return check_result(_decode(body))

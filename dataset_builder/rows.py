@@ -15,6 +15,8 @@ from . import generator, normalize
 from .trace import format_trace, make_prompt
 from .tracer import TraceLimits, trace_program
 
+MAX_CODE_CHARS = 100_000  # a longer program is rejected unparsed
+
 
 @dataclass
 class Prepared:
@@ -54,6 +56,9 @@ class ProgramJob:
         generated_at = time.perf_counter()
         result = {"id": given_id, "norm": "", "failure": "", "row": None,
                   "seconds": {"generate": generated_at - clock}}
+        if len(code) > MAX_CODE_CHARS:  # not even parsed: a program this long is no short program
+            result["failure"] = f"too long ({len(code)} characters > {MAX_CODE_CHARS})"
+            return result, None
         try:
             normalized, skeleton = normalize.forms(code)
         except SyntaxError as exc:
@@ -85,6 +90,10 @@ class ProgramJob:
         if trace.failure:
             result["failure"] = trace.failure
             return result
+        expected_trace = format_trace(trace.steps)
+        if len(expected_trace) > self.trace_limits.max_trace_chars:
+            result["failure"] = f"trace too long ({len(expected_trace)} characters > {self.trace_limits.max_trace_chars})"
+            return result
         result["row"] = {
             "id": result["id"],
             "code": code,
@@ -92,7 +101,7 @@ class ProgramJob:
             "stdout": trace.stdout,
             "error": trace.error,
             "prompt": make_prompt(code),
-            "expected_trace": format_trace(trace.steps),
+            "expected_trace": expected_trace,
             "num_lines": program.num_lines,
             "num_steps": len(trace.steps),
             "constructs": program.constructs,
@@ -105,6 +114,20 @@ class ProgramJob:
         """Both steps in this process: for trusted code only (tests, tools); workers split them."""
         result, program = self.prepare(payload)
         return result if program is None else self.trace(result, program)
+
+    def given_id(self, payload) -> str | None:
+        """The id the user gave this program (None for generated programs and lines without one)."""
+        return None if self.seed is not None else payload[0]
+
+    def forgery(self, result: dict, name: dict, payload) -> str:
+        """Why a result that a program's process wrote is not that program's own, or "". `name` is the id and
+        normal form its worker computed before the program ran; for a user's program the code must be the one
+        the parent sent."""
+        if result["id"] != name["id"] or result["norm"] != name["norm"] or (
+            self.seed is None and result["row"] is not None and result["row"]["code"] != payload[1]
+        ):
+            return "its process reported a result that is not its own"
+        return ""
 
     def failed(self, result: dict | None, reason: str) -> dict:
         """The result of a program that did not finish cleanly (its worker died, or it altered the worker)."""

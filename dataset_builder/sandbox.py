@@ -3,11 +3,18 @@
 A program given to the builder may be hostile. Under bwrap each worker gets every namespace unshared: no
 network at all (its own empty loopback), its own PID namespace (it can signal nothing outside, and every
 process inside dies with it), its own IPC and UTS namespaces, no capabilities, a new session (no terminal to
-push keystrokes into). The file system it sees is built from nothing: read-only binds of the interpreter's
-installation, the system libraries and this package's `dataset_builder` folder (never the repository, the
-user's home, the working directory, the output or the Hub cache), a fresh /proc and /dev, and size-capped
-tmpfs for /tmp, HOME and /dev/shm. Its environment is cleared to what the interpreter needs; bwrap itself is
-started with that same environment, so no secret is readable even from the sandbox's pid 1.
+push keystrokes into). The worker's interpreter is the sandbox's pid 1 (`--as-pid-1`: there is no bwrap init
+inside for a program to reach) and a seccomp filter (`seccomp.py`) denies ptrace, cross-process memory access,
+namespaces, mounts, keyrings, BPF and io_uring.
+
+The file system it sees is read-only except for a few small scratch mounts: read-only binds of the
+interpreter's installation, the system libraries and this package's `dataset_builder` folder (never the
+repository, the user's home, the working directory, the output or the Hub cache), a fresh /proc, a /dev of
+device nodes, and size-capped tmpfs for /tmp, HOME and /dev/shm plus a POSIX message-queue mount
+(`SCRATCH_BYTES`). The root, /dev and every folder bwrap creates are remounted read-only, so nothing on
+`sys.path` can be written; the scratch mounts are checked after every program and a worker whose program left
+anything there is replaced. Its environment is cleared to what the interpreter needs; bwrap itself is started
+with that same environment, so no secret is readable even from inside.
 
 `--sandbox none` runs the same worker code as plain processes: a cleared environment, rlimits and one process
 per program still apply, but a program can read and write what the user can, reach the network and signal
@@ -17,17 +24,22 @@ the build. It is for generated programs on machines without bwrap, or code you t
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .seccomp import filter_program
+
 MODES = ("auto", "bwrap", "none")
 PACKAGE_DIR = Path(__file__).resolve().parent  # the dataset_builder folder: the only part of us a worker sees
 SANDBOX_PACKAGE_ROOT = "/opt/execution-traces"  # where it appears inside the sandbox
 SANDBOX_HOME = "/home/tracer"
-TMPFS_BYTES = {"/tmp": 64 << 20, SANDBOX_HOME: 16 << 20, "/dev/shm": 16 << 20}
+# The only writable places inside the sandbox, each capped (a program's files are limited by RLIMIT_FSIZE too).
+SCRATCH_BYTES = {"/tmp": 16 << 20, SANDBOX_HOME: 4 << 20, "/dev/shm": 8 << 20}
+MQUEUE_DIR = "/dev/mqueue"  # POSIX message queues of the sandbox's IPC namespace, mounted so they can be seen
 HASH_SEED = "0"  # set order must be the same on every run and in every worker
 
 
@@ -43,22 +55,33 @@ class Sandbox:
     @property
     def scratch_dirs(self) -> list[str]:
         """Writable places a program may leave files in: a worker whose program left any is replaced."""
-        return list(TMPFS_BYTES) if self.kind == "bwrap" else []
+        return [*SCRATCH_BYTES, MQUEUE_DIR] if self.kind == "bwrap" else []
 
     def describe(self) -> str:
-        return f"bubblewrap {self.version}".strip() if self.kind == "bwrap" else "none"
+        return f"bubblewrap {self.version} + seccomp".replace("  ", " ") if self.kind == "bwrap" else "none"
 
-    def command(self, python_code: str, *args: str) -> list[str]:
-        """The command line that runs `python -c python_code *args` as a worker."""
+    def start(self, python_code: str, *args: str, home: str = "", pass_fds: tuple = (), prefix: tuple = (),
+              **popen_options) -> subprocess.Popen:
+        """Start `python -c python_code *args` in this sandbox (with a private `home` without one), behind the
+        command words `prefix` (a launcher that must exec the rest). The seccomp filter travels on a pipe."""
         python = os.path.realpath(sys.executable)
         package_root = SANDBOX_PACKAGE_ROOT if self.kind == "bwrap" else str(PACKAGE_DIR.parent)
         # -S: no site-packages (programs see the standard library only, the same with and without bwrap);
-        # -s: no user site. Not -I/-E: they would drop PYTHONHASHSEED.
+        # -s: no user site; -P: not the working directory either. Not -I/-E: they would drop PYTHONHASHSEED.
         bootstrap = f"import sys; sys.path.insert(0, {package_root!r}); {python_code}"
-        inner = [python, "-S", "-s", "-c", bootstrap, *args]
+        command = [*prefix, python, "-S", "-s", "-P", "-c", bootstrap, *args]
         if self.kind == "none":
-            return inner
-        return _bwrap_arguments(python) + inner
+            return subprocess.Popen(command, env=self.environment(home), pass_fds=pass_fds, **popen_options)
+        program = filter_program()
+        read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, program)  # a few hundred bytes: the pipe holds them until bwrap reads them
+            os.close(write_end)
+            command[len(prefix):len(prefix)] = _bwrap_arguments(python, read_end)
+            return subprocess.Popen(command, env=self.environment(home), pass_fds=(*pass_fds, read_end),
+                                    **popen_options)
+        finally:
+            os.close(read_end)
 
     def environment(self, home: str) -> dict[str, str]:
         """The whole environment of a worker (and of bwrap): nothing of the user's."""
@@ -84,42 +107,65 @@ def _read_only_roots(python: str) -> list[str]:
     return [r for i, r in enumerate(ordered) if not any(r.startswith(o.rstrip("/") + "/") for o in ordered[:i])]
 
 
-def _bwrap_arguments(python: str) -> list[str]:
+def _bwrap_arguments(python: str, seccomp_fd: int) -> list[str]:
     args = [
         shutil.which("bwrap") or "bwrap",
         "--unshare-all",  # user, ipc, pid, net, uts, cgroup: no network, nothing outside to signal
         "--die-with-parent",
         "--new-session",
+        "--as-pid-1",  # the worker is pid 1: no bwrap init inside that a program could take over
         "--cap-drop", "ALL",
         "--clearenv",
     ]
     for root in _read_only_roots(python):
         args += ["--ro-bind", root, root]
     args += ["--ro-bind", str(PACKAGE_DIR), f"{SANDBOX_PACKAGE_ROOT}/{PACKAGE_DIR.name}"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    for path, size in TMPFS_BYTES.items():
+    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", MQUEUE_DIR]
+    for path, size in SCRATCH_BYTES.items():
         args += ["--size", str(size), "--tmpfs", path]
+    # Everything else read-only: the root bwrap built (and the folders it made for the mounts) and /dev (device
+    # nodes stay usable: a read-only mount forbids creating files, not writing to /dev/null).
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     for name, value in Sandbox("bwrap").environment("").items():
         args += ["--setenv", name, value]
-    return args + ["--chdir", "/tmp"]
+    return args + ["--seccomp", str(seccomp_fd), "--chdir", "/tmp"]
+
+
+_PROBE = """
+import ctypes, errno, os, socket
+unreachable = socket.socket().connect_ex(("127.0.0.1", 9)) != 0
+ctypes.CDLL(None, use_errno=True).ptrace(0x4206, 2 ** 22, 0, 0)  # PTRACE_SEIZE of no process: ESRCH unfiltered
+filtered = ctypes.get_errno() == errno.EPERM
+try:
+    open("/probe", "w")
+    read_only = False
+except OSError:
+    read_only = True
+print(unreachable, os.getpid(), filtered, read_only)
+"""
 
 
 def probe_bwrap() -> tuple[bool, str]:
     """(works, version or why not): start a real sandboxed interpreter once and check what it sees."""
     if shutil.which("bwrap") is None:
         return False, "bwrap is not installed"
-    sandbox = Sandbox("bwrap")
-    check = "import os, socket; s = socket.socket(); print(s.connect_ex(('127.0.0.1', 9)) != 0, os.getpid())"
+    if filter_program() is None:
+        return False, f"no seccomp filter for this processor ({platform.machine()})"
     try:
-        done = subprocess.run(sandbox.command(check), capture_output=True, text=True, timeout=30,
-                              env=sandbox.environment(""), stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        process = Sandbox("bwrap").start(_PROBE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+        out, err = process.communicate(timeout=30)
+    except OSError as exc:
         return False, f"bwrap did not start ({type(exc).__name__})"
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False, "bwrap did not answer within 30 s"
+    if process.returncode != 0:
+        last = (err.strip().splitlines() or ["no message"])[-1]
         return False, f"bwrap failed: {last}"
-    if done.stdout.split() != ["True", "2"]:  # no network, and pid 2 in a fresh PID namespace
-        return False, "bwrap started but did not isolate the network and processes"
+    if out.split() != ["True", "1", "True", "True"]:  # no network, pid 1 of its own namespace, filtered, read-only
+        return False, "bwrap started but did not isolate the network, processes, system calls and files"
     version = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.split()
     return True, version[-1] if version else ""
 

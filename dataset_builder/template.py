@@ -45,9 +45,10 @@ def serve() -> None:
         for start in range(0, len(items), limits.programs_per_process):
             chunk = items[start : start + limits.programs_per_process]
             outcomes = _run_chunk(job, [payload for _, payload in chunk], limits, channel.fileno())
-            for (index, _), (failure, body) in zip(chunk, outcomes):
-                send_frame(channel, {"kind": "result", "index": index, "failure": failure}, body)
-            if any(f == "left a process running" for f, _ in outcomes) or _left_behind(scratch):
+            for (index, _), (failure, body, name) in zip(chunk, outcomes):
+                # id and normal form as this process computed them: the program's own bytes cannot name them
+                send_frame(channel, {"kind": "result", "index": index, "failure": failure, **name}, body)
+            if any(f == "left a process running" for f, _, _ in outcomes) or _left_behind(scratch):
                 send_frame(channel, {"kind": "retire"})
                 os._exit(0)
     os._exit(0)
@@ -84,24 +85,30 @@ def _become_template(limits: WorkerLimits) -> None:
 CHUNK_DEADLINE_S = 1.0  # a shared process's whole batch; past it, each program is traced again on its own
 
 
-def _run_chunk(job, payloads: list, limits: WorkerLimits, channel_fd: int) -> list[tuple[str, bytes]]:
-    """Prepare programs here, trace them in a forked child; return (failure or "", result bytes) for each."""
+def _run_chunk(job, payloads: list, limits: WorkerLimits, channel_fd: int) -> list[tuple[str, bytes, dict]]:
+    """Prepare programs here, trace them in a forked child; return (failure or "", result bytes, {id, norm})
+    for each."""
     import json
 
     prepared = [job.prepare(payload) for payload in payloads]
-    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8")) for result, _ in prepared]
+    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8"), _name(result))
+                for result, _ in prepared]
     runnable = [i for i, (_, program) in enumerate(prepared) if program is not None]
     if len(runnable) > 1:
         failure, bodies = _trace_in_child(job, [prepared[i] for i in runnable], limits, channel_fd,
                                           min(limits.timeout, CHUNK_DEADLINE_S))
         if not failure:
             for i, body in zip(runnable, bodies):
-                outcomes[i] = ("", body)
+                outcomes[i] = ("", body, outcomes[i][2])
             return outcomes
     for i in runnable:  # one program alone, or a shared process that went wrong: find out which
         failure, bodies = _trace_in_child(job, [prepared[i]], limits, channel_fd, limits.timeout)
-        outcomes[i] = (failure, b"" if failure else bodies[0])
+        outcomes[i] = (failure, b"" if failure else bodies[0], outcomes[i][2])
     return outcomes
+
+
+def _name(result: dict) -> dict:
+    return {"id": result["id"], "norm": result["norm"]}
 
 
 def _split_records(data: bytes, count: int) -> list[bytes] | None:

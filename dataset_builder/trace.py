@@ -301,12 +301,17 @@ class _Frames:
             self._by_depth.pop(step.depth, None)
 
 
+MAX_MESSAGE_CHARS = 1000  # of an exception's message, in the `error` column and exception steps
+
+
 def one_line_message(exc: BaseException) -> str:
     """An exception as "Type: message" on one line (the `error` column and exception steps)."""
     try:
         message = str(exc)
     except BaseException:  # a user __str__ may raise anything
         message = "<str failed>"
+    if len(message) > MAX_MESSAGE_CHARS:  # one line of code can raise a 30 MB message
+        message = f"{message[:MAX_MESSAGE_CHARS]} <truncated {len(message)} chars>"
     message = message.replace("\\", "\\\\").translate(_BREAKS_ESCAPED).strip()  # one line, as the parser reads it
     name = type(exc).__name__
     return storable(escape_tags(f"{name}: {message}" if message else name))

@@ -37,6 +37,7 @@ class TraceLimits:
     max_steps: int = 1000
     max_value_chars: int = 160
     max_output_chars: int = 8192
+    max_trace_chars: int = 100_000  # of the formatted trace: 999-character names can make one line huge
 
 
 @dataclass

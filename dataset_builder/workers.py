@@ -23,11 +23,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
-from .protocol import FrameReader, ProtocolError, decode_result, encode_frame
+from .cgroups import TEMPLATE_HEADROOM_BYTES, TreeLimits
+from .cgroups import probe as probe_cgroups
+from .protocol import FrameReader, ProtocolError, check_name, decode_result, encode_frame
 from .sandbox import Sandbox
 from .tracer import TraceLimits, TraceResult
 
 PARENT_GRACE_S = 2.0  # the template kills at the timeout; the parent waits this much longer for its report
+KILL_WAIT_S = 5.0  # how long the parent waits for a SIGKILLed worker to be gone before it moves on
 START_TIMEOUT_S = 60.0  # a worker that is not ready by then (a broken interpreter, a wedged sandbox) failed to start
 
 
@@ -35,7 +38,9 @@ START_TIMEOUT_S = 60.0  # a worker that is not ready by then (a broken interpret
 class WorkerLimits:
     timeout: float = 5.0  # wall-clock seconds per program
     memory_mb: int = 1024  # address space of one program's process
-    batch_size: int = 16
+    # Programs handed to a worker at once: 2 keeps it busy while the parent answers, and a slow program holds
+    # back at most one other (a worker given 16 timeouts at once kept them from an idle neighbour).
+    batch_size: int = 2
     max_processes: int = 64  # RLIMIT_NPROC of a program (not enforced by the kernel for root)
     max_file_mb: int = 16  # RLIMIT_FSIZE: the largest file a program may write
     max_open_files: int = 64  # RLIMIT_NOFILE
@@ -43,6 +48,9 @@ class WorkerLimits:
     # hostile, so they share one process per batch (a fork costs more than tracing a small program); if one of
     # them fails, each is traced again in its own process, so results never depend on the sharing.
     programs_per_process: int = 1
+
+
+DIED = "died"  # `replace`'s failure for a worker that ended by itself: the reason is read from its exit
 
 
 class WorkerStartError(RuntimeError):
@@ -54,20 +62,23 @@ class WorkerStartError(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, job, limits: WorkerLimits, sandbox: Sandbox):
+    def __init__(self, job, limits: WorkerLimits, sandbox: Sandbox, tree: TreeLimits):
         import socket
         import tempfile
 
         ours, theirs = socket.socketpair()
         # Without bwrap, a private folder is the worker's HOME, TMPDIR and working directory.
         self.home = tempfile.mkdtemp(prefix="trace-worker-") if sandbox.kind == "none" else ""
-        self.process = subprocess.Popen(
-            sandbox.command("from dataset_builder.template import serve; serve()", str(theirs.fileno())),
+        # Its whole process tree in a cgroup of its own where the host allows it (cgroups.py).
+        self.leaf = tree.leaf((limits.memory_mb << 20) + TEMPLATE_HEADROOM_BYTES, limits.max_processes)
+        self.process = sandbox.start(
+            "from dataset_builder.template import serve; serve()", str(theirs.fileno()),
+            home=self.home,
+            pass_fds=(theirs.fileno(),),
+            prefix=self.leaf.launcher() if self.leaf else (),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),),
-            env=sandbox.environment(self.home),
             cwd=self.home or None,
             start_new_session=True,  # its own process group: one killpg ends it and whatever it started
         )
@@ -80,6 +91,7 @@ class _Worker:
         self.started_at = time.monotonic()
         self.assigned: collections.deque[tuple[int, object]] = collections.deque()
         self.head_since = 0.0  # when the worker started on assigned[0]
+        self.oom_kills = 0  # the leaf's OOM kills when the current program started
         self._send({"job": asdict(job), "limits": asdict(limits), "scratch_dirs": sandbox.scratch_dirs})
 
     def _send(self, header: dict) -> None:
@@ -97,7 +109,7 @@ class _Worker:
 
     def send(self, batch: list[tuple[int, object]]) -> None:
         if not self.assigned:
-            self.head_since = time.monotonic()
+            self.next_program()
         self.assigned.extend(batch)
         self._send({"kind": "batch", "items": batch})
 
@@ -114,24 +126,43 @@ class _Worker:
     def stop(self) -> None:
         """Let an idle worker exit, then make sure it and anything it started are gone."""
         self.sock.close()  # end of stream: the worker leaves its loop
-        try:
-            self.process.wait(2)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
+        self.kill(grace=2.0)
 
-    def kill(self) -> None:
+    def kill(self, grace: float = 0.0) -> int | None:
+        """End the worker and everything it started, after `grace` seconds to exit by itself; its exit code
+        (None if it never exited). Every wait here has a deadline: nothing a program does can stall it."""
+        try:
+            code = self.process.wait(grace) if grace else self.process.poll()
+        except subprocess.TimeoutExpired:
+            code = None
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.process.kill()
-        self.process.wait()
+        self.process.kill()  # bwrap's monitor: the sandbox's pid 1 gets SIGKILL when it dies (--die-with-parent)
+        if self.leaf:
+            self.leaf.kill()  # and every process of the tree, wherever it went
+        try:
+            self.process.wait(KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass
         self.sock.close()
+        if self.leaf:
+            self.leaf.remove()
         if self.home:
             import shutil
 
             shutil.rmtree(self.home, ignore_errors=True)
+        return code
+
+    def out_of_memory(self) -> bool:
+        """Whether the OOM killer ended a process of this worker's tree since its current program started."""
+        return self.leaf is not None and self.leaf.oom_kills() > self.oom_kills
+
+    def next_program(self) -> None:
+        self.head_since = time.monotonic()
+        if self.leaf:
+            self.oom_kills = self.leaf.oom_kills()
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -146,12 +177,15 @@ def _death_reason(exitcode: int | None) -> str:
 
 
 def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, limits: WorkerLimits,
-                   sandbox: Sandbox = Sandbox("none")) -> Iterator[tuple[int, dict]]:
+                   sandbox: Sandbox = Sandbox("none"), tree: TreeLimits | None = None
+                   ) -> Iterator[tuple[int, dict]]:
     """Run `job.run(payload)` (a `rows.ProgramJob`) for every `(index, payload)` in sandboxed workers; yield
     `(index, result)` in completion order, exactly one per item, even for items that killed their worker
-    (`job.failed(None, reason)`). Payloads must be JSON data. No process is left behind."""
+    (`job.failed(..., reason)`). Payloads must be JSON data. Each worker's process tree is bounded by a cgroup
+    where `tree` (by default what `cgroups.probe()` finds) allows. No process is left behind."""
     import select
 
+    tree = probe_cgroups() if tree is None else tree
     pending = collections.deque(items)
     total = len(pending)
     pool: list[_Worker] = []
@@ -159,17 +193,20 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
     failed_starts = 0
 
     def start_worker() -> None:
-        pool.append(_Worker(job, limits, sandbox))
+        pool.append(_Worker(job, limits, sandbox, tree))
 
-    def replace(worker: _Worker, failure: str | None) -> Iterator:
-        """Retire `worker`; report its current item as failed (if any); requeue the rest of its batch."""
+    def replace(worker: _Worker, failure: str | None, grace: float = 0.0) -> Iterator:
+        """Retire `worker`; report its current item as failed (if any; `failure` DIED: say how the worker
+        ended); requeue the rest of its batch."""
         nonlocal done
-        worker.kill()
+        out_of_memory = worker.out_of_memory()
+        code = worker.kill(grace)
         pool.remove(worker)
         if failure is not None and worker.assigned:
-            index, _ = worker.assigned.popleft()
+            index, payload = worker.assigned.popleft()
             done += 1
-            yield index, job.failed(None, failure)
+            reason = "memory limit" if out_of_memory else _death_reason(code) if failure is DIED else failure
+            yield index, job.failed({"id": job.given_id(payload), "norm": ""}, reason)
         pending.extendleft(reversed(worker.assigned))
         if pending or any(w.assigned for w in pool):
             start_worker()
@@ -180,12 +217,23 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         if kind == "ready" and not worker.ready:
             worker.ready = True
         elif kind == "result" and worker.assigned and header.get("index") == worker.assigned[0][0]:
+            index, payload = worker.assigned[0]
+            name = check_name(header)  # id and normal form from the template, which no program can reach
+            if job.given_id(payload) not in (None, name["id"]):
+                raise ProtocolError("a result under another id")
             failure = header.get("failure")
             if not isinstance(failure, str) or len(failure) > 1000:
                 raise ProtocolError("a result with a malformed failure")
-            result = job.failed(None, failure) if failure else decode_result(body)  # raises: the head is blamed
-            index, _ = worker.assigned.popleft()
-            worker.head_since = time.monotonic()
+            if failure:
+                if failure == "killed by SIGKILL" and worker.out_of_memory():
+                    failure = "memory limit"
+                result = job.failed(name, failure)
+            else:
+                result = decode_result(body)  # raises: the head is blamed
+                forged = job.forgery(result, name, payload)
+                result = job.failed(name, forged) if forged else result
+            worker.assigned.popleft()
+            worker.next_program()
             done += 1
             yield index, result
         elif kind == "retire":
@@ -199,7 +247,8 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         while done < total:
             for worker in pool:
                 if worker.ready and len(worker.assigned) < limits.batch_size and pending:
-                    worker.send([pending.popleft() for _ in range(min(limits.batch_size, len(pending)))])
+                    room = limits.batch_size - len(worker.assigned)
+                    worker.send([pending.popleft() for _ in range(min(room, len(pending)))])
             writable = [w.sock for w in pool if w.outbox]
             ready, can_write, _ = select.select([w.sock for w in pool], writable, [], 0.05)
             for worker in [w for w in pool if w.sock in can_write]:
@@ -208,12 +257,12 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
                 try:
                     frames = worker.receive()
                     if frames is None:  # end of stream: the worker died
-                        reason = _death_reason(worker.process.wait())
                         if not worker.ready:
                             failed_starts += 1
                             if failed_starts > 3:
-                                raise WorkerStartError(f"tracing workers fail to start ({reason})")
-                        yield from replace(worker, reason)
+                                raise WorkerStartError(f"tracing workers fail to start "
+                                                       f"({_death_reason(worker.kill(grace=1.0))})")
+                        yield from replace(worker, DIED, grace=1.0)
                         continue
                     for header, body in frames:
                         if worker not in pool:

@@ -352,8 +352,8 @@ def test_attacks_reach_nothing_of_the_user_the_build_or_other_programs(canaries,
     assert reasons["spy thread"] == "left a thread running"
     assert reasons["forge frames to the parent"] == "malformed result"  # caught by the template already
     assert reasons["forge a well-framed result"].startswith("protocol error")  # caught by the parent
-    for name in ("signal everything", "kill -1", "killpg the parent"):  # they can only end their own worker
-        assert name in reasons or rows[name]["error"], name
+    for name in ("signal everything", "kill -1", "killpg the parent"):  # they can reach their own processes only
+        assert (name in reasons) != (name in rows), name
     # Text that cannot be stored is escaped; tags inside values never end the block.
     assert rows["surrogates"]["stdout"] == "\\udcff\n" and rows["surrogates"]["error"] == "ValueError: \\udcff"
     tagged = rows["closing tag everywhere"]
@@ -455,20 +455,61 @@ def test_a_programs_file_that_is_not_utf8_is_one_sentence(tmp_path):
     assert err.strip() == f"Error: --programs file {programs} is not UTF-8 text (byte 25)."
 
 
+# A program that plants a lying `heapq` module in every folder it can write to (and fills what it can), for the
+# next program in the same worker to import. The walk runs under another file name, so it is not traced step by step.
+PLANT = """
+import os
+planted, visited = [], 0
+for root, dirs, files in os.walk('/'):
+    visited += 1
+    if root.startswith(('/proc', '/sys')):
+        dirs[:] = []
+        continue
+    if not os.access(root, os.W_OK):  # EROFS or EACCES: the open below would fail too, only slower
+        continue
+    try:
+        with open(os.path.join(root, 'heapq.py'), 'w') as f:
+            f.write('def heappush(heap, item):\\n    heap.append(-1)\\n')
+        with open(os.path.join(root, 'canary-fill'), 'wb') as f:
+            f.write(b'x' * (1 << 20))
+        planted.append(root)
+    except OSError:
+        pass
+try:
+    import ctypes
+    ctypes.CDLL(None).mq_open(b'/canary-queue', os.O_CREAT | os.O_RDWR, 0o600, None)
+except (OSError, AttributeError):
+    pass
+"""
+PLANTER = f"import time\nscope = {{}}\nexec(compile({PLANT!r}, 'attack', 'exec'), scope)\nplanted, visited = scope['planted'], scope['visited']\n"
+HONEST = "import heapq, os\nheap = []\nheapq.heappush(heap, 3)\nwhere = heapq.__file__"
+
+
 @needs_bwrap
-def test_files_left_in_the_sandbox_are_gone_before_the_next_program(tmp_path):
-    """A program that fills the sandbox's /tmp and HOME and then runs past the timeout: its worker is replaced, so
-    the next program starts with empty scratch space and nothing was ever written outside."""
+@pytest.mark.parametrize("then", ["exits", "times out"])
+def test_nothing_a_program_writes_reaches_the_next_program_in_its_worker(tmp_path, then):
+    """Only the capped scratch mounts are writable, nothing writable is on sys.path, and whatever a program leaves
+    in them (files, a message queue) retires its worker, whether it ends normally or runs past the timeout."""
+    from dataset_builder.sandbox import SCRATCH_BYTES
     from dataset_builder.tracer import TraceLimits
     from dataset_builder.workers import WorkerLimits, trace_in_workers
     from sandboxes import BWRAP
 
-    filler = ("import os, time\nfor d in ('/tmp', os.path.expanduser('~'), '/dev/shm'):\n"
-              "    open(os.path.join(d, 'canary-fill'), 'wb').write(b'x' * (8 << 20))\ntime.sleep(60)")
-    reader = "import os\nfound = os.listdir('/tmp') + os.listdir(os.path.expanduser('~')) + os.listdir('/dev/shm')"
+    planter = PLANTER + ("time.sleep(60)\n" if then == "times out" else "")
+    reader = ("import os\nfound = sorted(os.listdir('/tmp') + os.listdir(os.path.expanduser('~')) + "
+              "os.listdir('/dev/shm') + os.listdir('/dev/mqueue'))")
+    programs = [(0, planter), (1, HONEST), (2, reader)]
     before = set(os.listdir("/tmp"))
-    results = dict(trace_in_workers([(0, filler), (1, reader)], workers=1, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=1.0), sandbox=BWRAP))
-    assert results[0].failure == "timeout"
-    assert dict(results[1].steps[-1].state)["found"] == "[]"
+    results = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(),
+                                    limits=WorkerLimits(timeout=5.0), sandbox=BWRAP))
+    clean = dict(trace_in_workers([(1, HONEST)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                  sandbox=BWRAP))
+    if then == "times out":
+        assert results[0].failure == "timeout"
+    else:
+        state = dict(results[0].steps[-1].state)
+        assert int(state["visited"]) > 1000  # the walk saw the whole tree: the interpreter, /usr, /dev, /etc ...
+        assert sorted(eval(state["planted"])) == sorted(SCRATCH_BYTES)  # /tmp, HOME, /dev/shm: nothing else
+    assert results[1].steps == clean[1].steps and dict(results[1].steps[-1].state)["heap"] == "[3]"
+    assert dict(results[2].steps[-1].state)["found"] == "[]"
     assert not [name for name in set(os.listdir("/tmp")) - before if "canary" in name]
