@@ -316,7 +316,8 @@ def _summary(values: list[int]) -> dict:
 
 def _reason_kind(reason: str) -> str:
     """"duplicate of X" and "syntax error: ..." count under one name each."""
-    for kind in ("duplicate", "syntax error", "too few lines", "too many lines", "called sys.exit"):
+    for kind in ("duplicate", "syntax error", "too few lines", "too many lines", "called sys.exit", "too long",
+                 "trace too long", "protocol error", "unparsable"):
         if reason.startswith(kind):
             return kind
     return reason

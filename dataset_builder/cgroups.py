@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TEMPLATE_HEADROOM_BYTES = 256 << 20  # the worker's own interpreter and its scratch tmpfs, on top of a program's
-EXTRA_PROCESSES = 4  # bwrap's monitor, the template, and room for bwrap's own helpers
+EXTRA_PROCESSES = 2  # bwrap's monitor and the template: a program and its children get `max_processes`
 
 
 @dataclass

@@ -108,22 +108,30 @@ def _build_with_progress(options):
         return build_dataset(options, lambda done, total: bar.update(task, completed=done, total=total or None))
 
 
+def terminal_text(text: str) -> str:
+    """`text` safe to print with rich: markup escaped, control characters (ESC, OSC, ...) shown as escapes."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
 def _print_summary(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Dataset saved to {report.output}", show_header=False)
+    table = Table(title=terminal_text(f"Dataset saved to {report.output}"), show_header=False)
     counts = report.counts
     table.add_row("kept", f"{counts['kept']} (train {counts['train']}, test {counts['test']})")
     table.add_row("rejected", str(counts["rejected"]))
     for reason, count in report.rejected_by_reason.items():
-        table.add_row(f"  {reason}", str(count))
+        table.add_row(f"  {terminal_text(reason)}", str(count))
     table.add_row("distinct skeletons", str(report.distinct_skeletons))
     if report.construct_kinds:
         table.add_row("construct kinds", str(len(report.construct_kinds)))
     steps = report.steps
     table.add_row("trace steps", f"median {steps['median']}, mean {steps['mean']}, max {steps['max']}")
     table.add_row("sandbox", report.sandbox)
+    table.add_row("process limits", report.process_limits)
     table.add_row("time", f"{report.elapsed_s:.1f} s")
     Console().print(table)
 

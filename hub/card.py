@@ -84,6 +84,26 @@ def _fence(code: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+# Texts that programs control (ids, exception type names, rejection reasons) are escaped for Markdown and HTML:
+# the card is rendered by the Hub, and `<img>`, links or a stray backtick must show as text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def code_span(text: str) -> str:
+    """`text` as inline code, whatever backticks it holds (the delimiter is longer than any run inside)."""
+    text = " ".join(text.split())  # a code span cannot hold a line break
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    tick = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{tick}{pad}{text}{pad}{tick}"
+
+
+def plain_text(text: str) -> str:
+    """`text` as literal Markdown text: HTML characters as entities, Markdown punctuation backslash-escaped."""
+    text = " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def _pick_example(rows: list[dict]) -> dict | None:
     """A short, representative row: prefer one with a function call and printed output, no error."""
 
@@ -130,7 +150,9 @@ def dataset_figures(dsd, report: dict) -> dict:
     example = _pick_example(train_rows or rows)
     if example is not None:
         code = example["code"].rstrip("\n")
-        example = {"id": example["id"], "code": code, "trace": example["expected_trace"].rstrip("\n"), "fence": _fence(code)}
+        trace = example["expected_trace"].rstrip("\n")
+        example = {"id": code_span(example["id"]), "code": code, "fence": _fence(code), "trace": trace,
+                   "trace_fence": _fence(trace)}
     options = report.get("options") or {}
     first_rows = {name: first_rows_bytes(dsd[name]) for name in dsd}
     biggest_row = max((row_bytes(row) for name in dsd for row in dsd[name]), default=0)
@@ -147,7 +169,7 @@ def dataset_figures(dsd, report: dict) -> dict:
         "step_bins": _bins(steps),
         "errors": {"count": sum(errors.values()), "share": f"{100 * sum(errors.values()) / total:.1f}%" if total else "0%",
                    "kinds": len(errors),
-                   "types": [{"type": t, "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)]},
+                   "types": [{"type": code_span(t), "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)]},
         "printing": f"{100 * sum(bool(r['stdout']) for r in rows) / total:.0f}%" if total else "0%",
         "events": dict(sorted(events.items())),
         "python_version": report.get("python_version") or "unknown",
@@ -159,7 +181,8 @@ def dataset_figures(dsd, report: dict) -> dict:
         "max_steps": options.get("max_steps"),
         "timeout": options.get("timeout"),
         "rejected": (report.get("counts") or {}).get("rejected", len(report.get("rejected") or [])),
-        "rejected_by_reason": [{"reason": k, "count": v} for k, v in (report.get("rejected_by_reason") or {}).items()],
+        "rejected_by_reason": [{"reason": plain_text(k), "count": v}
+                               for k, v in (report.get("rejected_by_reason") or {}).items()],
         "example": example,
         "first_rows": FIRST_ROWS,
         "first_rows_kb": {name: round(size / 1000, 1) for name, size in first_rows.items()},

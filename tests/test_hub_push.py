@@ -240,6 +240,28 @@ def test_card_says_it_lists_only_the_most_common_exception_types():
     assert "Uncaught exceptions, all 4 types: 1 `ZeroDivisionError`, 1 `ValueError`, 1 `IndexError`, 1 `KeyError`." in few
 
 
+def test_text_that_programs_control_is_escaped_in_the_card():
+    """Ids, exception type names and rejection reasons come from programs: they show as text, never as HTML,
+    links or code that closes its span early."""
+    from datasets import DatasetDict
+
+    from hub.card import render_card
+
+    rows = _hand_rows(["E = type('<img src=x onerror=alert(1)>', (Exception,), {})\nraise E('x')",
+                       "s = '```'\nprint(s)\nt = s * 2"])
+    rows[1]["id"] = "a`b<script>"
+    report = {"python_version": "3.11.7", "counts": {"rejected": 1},
+              "rejected_by_reason": {"protocol error: an unexpected '[link](http://x) <script>' message": 1}}
+    body = render_card(DatasetDict({"train": _as_dataset(rows[:1] + rows[1:]), "test": _as_dataset(rows[:1])}), report,
+                       "a/b")[0].text
+    prose = re.sub(r"(`+)(.+?)\1", "", re.sub(r"(?ms)^(`{3,})\w*\n.*?^\1$", "", body))  # outside code
+    assert "<img" not in prose and "<script" not in prose and "](http" not in prose
+    assert "2 `<img src=x onerror=alert(1)>`" in body  # a code span shows its text literally
+    assert "(``a`b<script>``)" in body
+    fence = re.search(r"^(`+)\n<execution_trace>", body, re.M).group(1)
+    assert len(fence) == 7  # longer than the ``````  (t = s * 2) inside the trace
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Push, load back, viewer constraints, idempotence, stale files
 
