@@ -144,10 +144,13 @@ def probe() -> TreeLimits:
     if "" in points and "" in own:
         parent = _v2_parent(points[""], own[""])
         if parent is not None and _writable(parent):
+            _remove_stale_leaves(parent)
             return TreeLimits("cgroup v2", {"": parent})
     if "memory" in points and "pids" in points and "memory" in own and "pids" in own:
         parents = {c: _below(points[c], own[c]) for c in ("memory", "pids")}
         if all(p is not None and _writable(p) for p in parents.values()):
+            for parent in parents.values():
+                _remove_stale_leaves(parent)
             return TreeLimits("cgroup v1", parents)
     return TreeLimits(why_not="the cgroup hierarchy is not writable here")
 
@@ -194,6 +197,17 @@ def _v2_parent(point: tuple[str, str], path: str) -> Path | None:
             return None
         folder = folder.parent
     return None
+
+
+def _remove_stale_leaves(parent: Path) -> None:
+    """Empty leaves of builds that were killed (SIGKILL) before they could remove them."""
+    for leaf in parent.glob("execution-traces-*-*"):
+        pid = leaf.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                leaf.rmdir()
+            except OSError:
+                pass
 
 
 def _writable(folder: Path) -> bool:

@@ -49,7 +49,9 @@ def _parse_test_size(ctx, param, value: str) -> float:
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="number of cores",
               help="Worker processes tracing in parallel.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, help="Wall-clock seconds per program.")
-@click.option("--memory-mb", type=click.IntRange(min=128), default=1024, help="Address-space limit of a worker.")
+@click.option("--memory-mb", type=click.IntRange(min=128), default=1024,
+              help="Address-space limit of each program's process; where cgroups can be created, a worker's whole "
+                   "process tree also gets this much memory (+256 MiB for the worker itself).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, help="Programs with longer traces are dropped.")
 @click.option("--max-value-chars", type=click.IntRange(min=8), default=160,
               help="Longer value reprs are truncated, with a visible marker.")

@@ -6,8 +6,10 @@ grandchildren come back to it, to be killed), ignores the catchable signals, the
 For each program it runs `ProgramJob.prepare` (generate, normalize, check length: never the program itself), then
 forks a child that sets the program's rlimits (hard = soft), seeds `random`, traces it and writes its result as
 length-prefixed JSON to a pipe. The template kills the child at the timeout, kills whatever it left running,
-checks that no thread ran beside it, and forwards the bytes to the parent without reading them; when a program
-left files or IPC objects in the sandbox, it retires the whole worker. See `workers.py` for the parent's side and
+checks that no thread ran beside it, and forwards the bytes to the parent without reading them, under a header
+that names the program by the id and normal form computed here (the parent compares them with the bytes); when a
+program left files, message queues or IPC objects in the sandbox, it retires the whole worker. Under bwrap this
+process is the sandbox's pid 1. See `workers.py` for the parent's side and
 docs/design.md §5 for the trust boundaries.
 """
 

@@ -41,7 +41,7 @@ class WorkerLimits:
     # Programs handed to a worker at once: 2 keeps it busy while the parent answers, and a slow program holds
     # back at most one other (a worker given 16 timeouts at once kept them from an idle neighbour).
     batch_size: int = 2
-    max_processes: int = 64  # RLIMIT_NPROC of a program (not enforced by the kernel for root)
+    max_processes: int = 64  # RLIMIT_NPROC of a program, and the cgroup cap of its whole tree (root ignores NPROC)
     max_file_mb: int = 16  # RLIMIT_FSIZE: the largest file a program may write
     max_open_files: int = 64  # RLIMIT_NOFILE
     # 1: every program in a fresh process (anything from a user). The builder's own generated programs cannot be
@@ -247,7 +247,9 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         while done < total:
             for worker in pool:
                 if worker.ready and len(worker.assigned) < limits.batch_size and pending:
-                    room = limits.batch_size - len(worker.assigned)
+                    # top up to batch_size, but never below a shared process's worth (a batch of 1 would be
+                    # traced in a process of its own)
+                    room = max(limits.batch_size - len(worker.assigned), limits.programs_per_process)
                     worker.send([pending.popleft() for _ in range(min(room, len(pending)))])
             writable = [w.sock for w in pool if w.outbox]
             ready, can_write, _ = select.select([w.sock for w in pool], writable, [], 0.05)

@@ -69,6 +69,7 @@ def test_a_program_cannot_pass_off_a_result_as_another_programs(tmp_path, with_i
     rows, report = _build([forger, *honest], tmp_path / "attacked")  # the forger runs first, in the same worker
     clean, _ = _build(honest, tmp_path / "clean")
     assert rows == clean  # every honest row, byte for byte; the victim is not called a duplicate
+    assert report.process_limits == probe_cgroups().describe()  # report.json says what bounded the workers
     assert len(report.rejected) == 1
     rejected = report.rejected[0]
     assert rejected["reason"] == "its process reported a result that is not its own"
