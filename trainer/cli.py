@@ -91,7 +91,7 @@ _benchmark_data_option = click.option(
                    "enable_thinking on a hybrid template and are refused where the template cannot do them.")
 @click.option("--thinking-budget", type=int,
               help="Thinking tokens on top of the longest reference trace, for a thinking run "
-                   "[default: 8192 on a GPU, 64 on a CPU].")
+                   "[default: 4096 on a GPU (see the README's plan of the 4B run), 64 on a CPU].")
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
@@ -152,12 +152,29 @@ _benchmark_data_option = click.option(
                    "machine shared with other jobs; raise it on a dedicated machine].")
 @click.option("--push-only", is_flag=True,
               help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
+@click.option("--dry-run", is_flag=True,
+              help="Plan the run and stop: resolve the settings, the model's config and tokenizer (no weights), the "
+                   "data and the budgets, print tokens, memory per GPU, steps and checkpoints, and write "
+                   "OUTPUT/plan.json.")
+@click.option("--gpu-memory-gb", type=click.FloatRange(min=1),
+              help="GPU memory the plan must fit [default: the visible GPU's, else 80].")
+@click.option("--plan-gpus", type=click.IntRange(min=1),
+              help="With --dry-run: plan for this many GPUs, even on a machine without one.")
+@click.option("--vllm-mode", type=click.Choice(["auto", "colocate", "server", "off"]), default="auto",
+              show_default=True,
+              help="Generation in GRPO on GPUs: colocate runs vLLM inside each training process, sized by the plan "
+                   "(auto: when the vllm extra is installed); server uses `trl vllm-serve` on other GPUs (see the "
+                   "README); off uses transformers' generate.")
+@click.option("--ddp-timeout", type=click.IntRange(min=1), default=1800, show_default=True,
+              help="Seconds a process waits for the others (after generation, after evaluation) with several "
+                   "processes.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
          num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, sft_epochs,
          sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
-         cpu_threads, benchmark, benchmark_data, benchmark_limit):
+         cpu_threads, benchmark, benchmark_data, benchmark_limit, dry_run, gpu_memory_gb, plan_gpus, vllm_mode,
+         ddp_timeout):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -175,8 +192,10 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             raise click.UsageError("--push-only and --no-push contradict each other.")
     elif not dataset:
         raise click.UsageError("--dataset is required (a folder saved by build-dataset, or a Hub dataset id).")
-    if not no_push and not repo_id:
+    if not no_push and not repo_id and not dry_run:
         raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
+    if plan_gpus and not dry_run:
+        raise click.UsageError("--plan-gpus goes with --dry-run.")
     if (benchmark_data or benchmark_limit) and not benchmark:
         raise click.UsageError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
     overrides = _parse_set(set_values)
@@ -185,6 +204,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
     from pathlib import Path
 
     errors = _user_errors()
+    settings = None
     try:
         from trainer.push import push
         from trainer.run import run
@@ -207,9 +227,15 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             private=private, push=not no_push, token=token, thinking=thinking, thinking_budget=thinking_budget,
             sft_max_length=sft_max_length, eval_greedy=eval_greedy, fail_on_no_signal=fail_on_no_signal,
             cpu_threads=cpu_threads, benchmark=benchmark, benchmark_data=benchmark_data,
-            benchmark_limit=benchmark_limit,
+            benchmark_limit=benchmark_limit, dry_run=dry_run, gpu_memory_gb=gpu_memory_gb, plan_gpus=plan_gpus,
+            vllm_mode=vllm_mode, ddp_timeout=ddp_timeout,
         )
         output = settings.resolved_output_dir()
+        if dry_run:
+            from trainer.run import dry_run as plan_only
+
+            plan_only(settings)
+            return
         try:
             result = run(settings, process_started=process_started)
         except errors as exc:
@@ -223,7 +249,12 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None
     except KeyboardInterrupt:
-        click.echo("Interrupted; checkpoints so far are kept (continue with --resume).", err=True)
+        from trainer.run import resume_hint
+
+        if settings is None:
+            click.echo("Interrupted before training started; nothing was saved.", err=True)
+        else:
+            click.echo(f"Interrupted; what was saved is kept: {resume_hint(settings.resolved_output_dir(), settings.does_grpo)}", err=True)
         sys.exit(130)
     if result.results is not None:  # the main process
         click.echo(f"Done in {result.seconds.get('total_with_push', 0):.0f} s. Adapter: {result.adapter_dir}")

@@ -28,21 +28,26 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def start() -> None:
+def start(timeout_s: float = 1800) -> None:
     """Join the process group now (the trainers would later), so that work before training can wait for the main
-    process. gloo without a GPU, NCCL with one (each process on its own GPU)."""
+    process. gloo without a GPU, NCCL with one (each process on its own GPU). `timeout_s` is how long a process
+    waits for the others at a collective (`--ddp-timeout`): the group is made here, so the Trainer's `ddp_timeout`
+    would never reach it, and torch's NCCL default of 10 minutes is shorter than one rank's long thinking."""
     if world_size() < 2:
         return
+    import datetime
+
     import torch
     import torch.distributed as dist
 
     if dist.is_initialized():
         return
+    timeout = datetime.timedelta(seconds=timeout_s)
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
-        dist.init_process_group("nccl", device_id=torch.device("cuda", local_rank()))
+        dist.init_process_group("nccl", device_id=torch.device("cuda", local_rank()), timeout=timeout)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timeout)
 
 
 def barrier() -> None:

@@ -13,23 +13,31 @@ from typing import TYPE_CHECKING
 
 from trainer import distributed
 from trainer.lora import lora_config, lora_summary, set_adapter_base
-from trainer.progress import progress_callback
+from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions
 from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, DEFAULT_EPOCHS, LOG_FILE, TrainError, TrainSettings,
-                              model_dtype)
+                              latest_checkpoint, model_dtype)
+from trainer.sizing import CHECKPOINT_MAX_MINUTES
 from trainer.thinking import QWEN_SAMPLING
 
 if TYPE_CHECKING:
     from trainer.prepare import Plan
 
 
-def default_grpo_settings(gpu: bool) -> dict:
-    """Defaults for a GPU (bf16, gradient checkpointing, Qwen's sampling) and a CPU (fp32, small everything). The
-    completion lengths here hold only until `prepare` has measured the data (`grpo_config_kwargs` with a plan)."""
+def vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def default_grpo_settings(gpu: bool, vllm_mode: str = "off") -> dict:
+    """Defaults for a GPU (bf16, gradient checkpointing, Qwen's sampling, vLLM when `vllm_mode` is colocate or
+    server) and a CPU (fp32, small everything). The completion lengths here hold only until `prepare` has measured
+    the data, and the checkpoint interval and vLLM's sizes until it has planned the run (`grpo_config_kwargs` with
+    a plan)."""
     common = {
         "logging_steps": 1,
         "save_strategy": "steps",
-        "save_steps": 50,
         "save_total_limit": 2,
         "report_to": "none",
         "learning_rate": 1e-5,
@@ -45,15 +53,21 @@ def default_grpo_settings(gpu: bool) -> dict:
         **QWEN_SAMPLING,
     }
     if gpu:
+        vllm = {"use_vllm": True, "vllm_mode": vllm_mode} if vllm_mode in ("colocate", "server") else {}
         return {
             **common,
             "bf16": True,
             "activation_checkpointing": True,  # transformers 5's name for gradient checkpointing
             "activation_checkpointing_kwargs": {"use_reentrant": False},
+            # 4 prompts x 8 completions per optimizer step and process, as 8 micro-batches of 4 sequences (the
+            # training activations of 4 long sequences, not 8) generated 16 at a time (2 calls per step: half the KV
+            # cache of one call of 32); the README's plan of the 4B run has the arithmetic
             "num_generations": 8,
-            "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 4,  # 4 prompts x 8 completions per optimizer step, per process
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 8,
+            "steps_per_generation": 4,
             "max_completion_length": 4096,
+            **vllm,
         }
     return {
         **common,
@@ -84,18 +98,35 @@ def read_config_file(path: str) -> dict:
     return data
 
 
-def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, plan: Plan | None = None) -> dict:
+def resolved_vllm_mode(settings: TrainSettings, gpu: bool, installed: bool | None = None) -> str:
+    """colocate, server or off: `--vllm-mode auto` is colocate on a GPU where vLLM is installed."""
+    if settings.vllm_mode != "auto":
+        return settings.vllm_mode
+    installed = vllm_installed() if installed is None else installed
+    return "colocate" if gpu and installed else "off"
+
+
+def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, plan: Plan | None = None,
+                       vllm: bool | None = None) -> dict:
     """The GRPOConfig arguments: device defaults, then what the data and the thinking policy decide (`plan`: the
-    completion budget, `enable_thinking`, masking cut-off completions of a thinking run), then the config file,
-    then the explicit options."""
+    completion budget, `enable_thinking`, masking cut-off completions of a thinking run) and what the run's sizing
+    decides (`plan.sizing`: the checkpoint interval, vLLM's context length, memory share and sleep mode), then the
+    config file, then the explicit options. `vllm`: whether vLLM is installed (default: look)."""
     from trl import GRPOConfig
 
-    kwargs = default_grpo_settings(gpu)
+    from trainer.sizing import vllm_settings
+
+    kwargs = default_grpo_settings(gpu, resolved_vllm_mode(settings, gpu, vllm))
+    kwargs["ddp_timeout"] = settings.ddp_timeout
     if plan is not None:
         kwargs["max_completion_length"] = plan_completion_length(plan)
         kwargs["mask_truncated_completions"] = plan.policy.enabled  # a cut-off thinking has no answer to learn
         if plan.policy.chat_template_kwargs:
             kwargs["chat_template_kwargs"] = dict(plan.policy.chat_template_kwargs)
+        if plan.sizing:
+            kwargs["save_steps"] = plan.sizing["checkpoint_every_steps"]
+            if kwargs.get("use_vllm"):
+                kwargs.update(vllm_settings(plan.sizing))
     extra = {}
     if settings.config_file:
         extra.update(read_config_file(settings.config_file))
@@ -213,6 +244,7 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_callback(log))
+    trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -267,11 +299,3 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
         torch.cuda.empty_cache()
     return summary
 
-
-def latest_checkpoint(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = output_dir / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return None
-    return get_last_checkpoint(str(folder))

@@ -10,6 +10,7 @@ from trainer import distributed
 from trainer.grpo import grpo_config_kwargs, make_grpo_config
 from trainer.models import ModelSource, resolve_model
 from trainer.settings import TrainError, TrainSettings, on_gpu
+from trainer.sizing import refusal
 from trainer.thinking import ThinkingPolicy
 
 
@@ -30,6 +31,8 @@ class Plan:
     world_size: int = 1
     warnings: list = field(default_factory=list)
     benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
+    prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
+    sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
 
 
 def prepare(settings: TrainSettings, log=print) -> Plan:
@@ -37,7 +40,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     everything that would otherwise fail after training (or after a model loaded)."""
     from trainer.data import load_trace_dataset
 
-    if settings.push:
+    if settings.push and not settings.dry_run:
         if not settings.repo_id:
             raise TrainError("--repo-id USER/NAME is required unless --no-push is given.")
         # fail now, not after training: no token, or a malformed id
@@ -61,14 +64,27 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         raise TrainError("--thinking-budget must be 0 or more.")
     if not settings.benchmark and (settings.benchmark_data or settings.benchmark_limit):
         raise TrainError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
-    gpu = on_gpu()
+    if settings.plan_gpus is not None and (not settings.dry_run or settings.plan_gpus < 1):
+        raise TrainError("--plan-gpus N (at least 1) goes with --dry-run.")
+    if settings.ddp_timeout < 1:
+        raise TrainError("--ddp-timeout must be at least 1 second.")
+    gpu = settings.planned_gpu
+    if settings.vllm_mode in ("colocate", "server"):
+        from trainer.grpo import vllm_installed
+
+        if not gpu:
+            raise TrainError(f"--vllm-mode {settings.vllm_mode} needs a GPU, and this machine has none.")
+        if not settings.dry_run and not vllm_installed():
+            raise TrainError(f"--vllm-mode {settings.vllm_mode} needs vLLM, which is not installed: install the vllm "
+                             "extra on the GPU machine (pip install -e '.[train,vllm]', see the README).")
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
-    check_vllm(kwargs, gpu)
-    make_grpo_config(kwargs)  # bad settings: now
+    if gpu == on_gpu():  # a dry run that plans GPUs on a machine without one cannot build their config here
+        check_vllm(kwargs, gpu)
+        make_grpo_config(kwargs)  # bad settings: now
     # the main process builds or converts the model first (a GGUF conversion writes the cache), then the others
     with main_first():
         source = resolve_model(settings.model, settings.base_model_id)
-    if settings.push and not source.base_model_id:
+    if settings.push and not settings.dry_run and not source.base_model_id:
         raise TrainError(
             f"the adapter must name its base model's Hub id, which {settings.model} does not tell: pass "
             "--base-model-id ID or --no-push."
@@ -106,7 +122,8 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
         default_thinking_budget(gpu),
         longest_reference=reference_tokens(tokenizer, target_traces(rows)), gpu=gpu, room=room,
-        world_size=distributed.world_size(), benchmark=benchmark,
+        world_size=settings.plan_gpus or distributed.world_size(), benchmark=benchmark,
+        prompt_tokens_max=longest_prompt,
     )
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
@@ -120,7 +137,28 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             f"at {room} tokens and the longest traces cannot be written in full (--max-trace-steps N trains on "
             "shorter ones).")
         log(f"Warning: {plan.warnings[-1]}")
+    if settings.does_grpo:
+        plan.sizing = size_grpo(settings, plan)
+        problem = refusal(plan.sizing)
+        if problem and not settings.dry_run:
+            raise TrainError(problem)
     return plan
+
+
+def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
+    """The GRPO run's plan (trainer.sizing) from the model's config, the data and the config the run will use."""
+    from transformers import AutoConfig
+
+    from trainer.grpo import vllm_installed
+    from trainer.settings import LORA_TARGETS
+    from trainer.sizing import gpu_memory_gb, size_run
+
+    kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), plan.gpu, plan)
+    return size_run(config=AutoConfig.from_pretrained(plan.source.path), kwargs=kwargs,
+                    prompt_tokens_max=plan.prompt_tokens_max, train_rows=len(plan.rows), world_size=plan.world_size,
+                    gpu=plan.gpu, lora_targets=LORA_TARGETS, lora_r=settings.lora_r,
+                    gpu_memory=gpu_memory_gb(settings.gpu_memory_gb) if plan.gpu else None,
+                    vllm_installed=vllm_installed())
 
 
 def check_vllm(kwargs: dict, gpu: bool) -> None:

@@ -47,3 +47,25 @@ def progress_callback(log=print):
             log("  ".join(parts))
 
     return RewardProgress()
+
+
+def save_every_callback(minutes: float):
+    """A checkpoint at least every `minutes` of training, besides the trainer's `save_steps`: a crash loses at most
+    that much of a long run, whatever a step costs."""
+    from transformers import TrainerCallback
+
+    class SaveEvery(TrainerCallback):
+        def __init__(self):
+            self.last = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            from trainer import distributed
+
+            due = time.monotonic() - self.last >= minutes * 60
+            if distributed.broadcast(due):  # the main process's clock decides: every process saves, or none
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kwargs):
+            self.last = time.monotonic()
+
+    return SaveEvery()

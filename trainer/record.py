@@ -69,6 +69,7 @@ def run_record(settings: TrainSettings, plan, summary: dict, sft_summary: dict |
         "curriculum": {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,
                        "train_limit": settings.train_limit, "programs": plan.described},
         "sft": {k: v for k, v in sft_summary.items() if k != "log_history"} if sft_summary else None,
+        "plan": plan.sizing,  # the GRPO run as planned before any weight loaded (trainer.sizing)
     }
     return {
         "training": summary,

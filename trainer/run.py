@@ -26,8 +26,8 @@ from trainer.grpo import train
 from trainer.prepare import Plan, prepare
 from trainer.push import push
 from trainer.record import dataset_label, run_record, write_run
-from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLOT_FILE, SFT_DIR, NoSignalError, RunResult, TrainSettings,
-                              set_cpu_threads)
+from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, SFT_DIR, NoSignalError, RunResult,
+                              TrainSettings, set_cpu_threads)
 from trainer.sft import sft, sft_only_summary
 
 
@@ -41,7 +41,7 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
 
     run_started = time.time()
     process_started = process_started or run_started
-    distributed.start()
+    distributed.start(settings.ddp_timeout)
     main = distributed.is_main()
     say = log if main else (lambda *args, **kwargs: None)
     threads = set_cpu_threads(settings)
@@ -49,10 +49,13 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     output_dir = settings.resolved_output_dir()
     adapter_dir = output_dir / ADAPTER_DIR
 
-    # 1. prepare: the settings checked, the model resolved, the data loaded, the thinking policy and the budget
+    # 1. prepare: the settings checked, the model resolved, the data loaded, the thinking policy and the budget,
+    # the run planned (a GPU run whose plan cannot fit is refused here, before any weight loads)
     plan = prepare(settings, say)
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if plan.sizing:
+            (output_dir / PLAN_FILE).write_text(json.dumps(plan.sizing, indent=2) + "\n")
 
     # 2. the SFT warm start (optional), then 3. GRPO continuing its adapter (or only the SFT adapter)
     sft_summary = sft_adapter = None
@@ -110,6 +113,42 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
         log(f"Pushed: {url}")
     timings["total_with_push"] = round(time.time() - process_started, 2)
     return RunResult(output_dir, adapter_dir, results, url, timings, warnings)
+
+
+def dry_run(settings: TrainSettings, log=print) -> dict:
+    """`--dry-run`: prepare everything a run would (settings, model config and tokenizer, data, thinking policy,
+    budgets), print the plan and write OUTPUT/plan.json; no weights load and nothing trains. Returns the plan."""
+    from trainer.sizing import describe
+
+    plan = prepare(settings, log)
+    if plan.sizing is None:
+        log("Dry run: no GRPO (--max-steps 0), so there is no generation to plan.")
+        return {}
+    for line in describe(plan.sizing):
+        log(line)
+    output_dir = settings.resolved_output_dir()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / PLAN_FILE).write_text(json.dumps(plan.sizing, indent=2) + "\n")
+    log(f"Plan written to {output_dir / PLAN_FILE}; nothing was trained.")
+    return plan.sizing
+
+
+def resume_hint(output_dir: Path, does_grpo: bool = True) -> str:
+    """What `--resume` would do with what OUTPUT holds now (for the message after Ctrl-C)."""
+    from trainer.settings import SFT_RUN_FILE, latest_checkpoint
+
+    grpo = latest_checkpoint(output_dir)
+    if grpo:
+        return f"--resume continues GRPO from {Path(grpo).name}."
+    sft_done = (output_dir / SFT_DIR / ADAPTER_DIR / SFT_RUN_FILE).is_file()
+    sft_checkpoint = latest_checkpoint(output_dir / SFT_DIR)
+    then = ", then runs GRPO" if does_grpo else ""
+    if sft_done:
+        return ("--resume reuses the finished SFT warm start and starts GRPO from its beginning." if does_grpo else
+                "--resume reuses the finished SFT warm start and evaluates it.")
+    if sft_checkpoint:
+        return f"--resume continues the SFT warm start from {Path(sft_checkpoint).name}{then}."
+    return "no checkpoint was saved yet, so --resume would start from the beginning."
 
 
 def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print,

@@ -14,6 +14,7 @@ SFT_DIR = "sft"
 SFT_RUN_FILE = "sft_run.json"
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "training_run.json"
+PLAN_FILE = "plan.json"  # the run as planned before any weight loads (trainer.sizing), in OUTPUT
 LOG_FILE = "training_log.json"
 PLOT_FILE = "reward_curve.png"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -63,7 +64,7 @@ class TrainSettings:
     sft_batch_size: int = 4  # programs per SFT optimizer step
     sft_max_length: int | None = None  # tokens per SFT example (prompt + trace); default: the longest example
     thinking: str = "auto"  # "auto" | "on" | "off" (trainer.thinking)
-    thinking_budget: int | None = None  # thinking tokens on top of the longest trace; default 8192 GPU, 64 CPU
+    thinking_budget: int | None = None  # thinking tokens on top of the longest trace; default 4096 GPU, 64 CPU
     eval_greedy: bool = False  # greedy evaluation even for a thinking run (default there: Qwen's sampling)
     fail_on_no_signal: bool = False  # exit non-zero (before any push) when the run learned nothing
     cpu_threads: int | None = None  # torch threads per process on a CPU; default: $OMP_NUM_THREADS, else 1
@@ -82,6 +83,11 @@ class TrainSettings:
     private: bool = False
     push: bool = True
     token: str | None = None
+    dry_run: bool = False  # plan the run (trainer.sizing), write OUTPUT/plan.json, load no weights, train nothing
+    gpu_memory_gb: float | None = None  # the card the plan is checked against (default: the visible GPU's, else 80)
+    plan_gpus: int | None = None  # with dry_run: plan for this many GPUs even where none is visible
+    vllm_mode: str = "auto"  # "auto" (colocate on a GPU when vLLM is installed) | "colocate" | "server" | "off"
+    ddp_timeout: int = 1800  # seconds the processes wait for each other (process group and Trainer)
 
     @property
     def does_sft(self) -> bool:
@@ -90,6 +96,11 @@ class TrainSettings:
     @property
     def does_grpo(self) -> bool:
         return self.max_steps != 0
+
+    @property
+    def planned_gpu(self) -> bool:
+        """This run is planned (or runs) on GPUs: a GPU is visible, or a dry run plans for some."""
+        return bool(self.dry_run and self.plan_gpus) or on_gpu()
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -106,6 +117,16 @@ class RunResult:
     url: str | None
     seconds: dict
     warnings: list = field(default_factory=list)
+
+
+def latest_checkpoint(stage_dir: Path) -> str | None:
+    """The newest checkpoint a stage saved in STAGE_DIR/checkpoints (OUTPUT for GRPO, OUTPUT/sft for SFT)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(stage_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return None
+    return get_last_checkpoint(str(folder))
 
 
 def model_dtype(settings: "TrainSettings", mixed_precision_bf16: bool = False):

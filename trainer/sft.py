@@ -10,16 +10,18 @@ completions that differ in reward to compare."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer import distributed
 from trainer.lora import lora_config, lora_summary, set_adapter_base
-from trainer.progress import progress_callback
+from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions, round4
 from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, SFT_DIR, SFT_RUN_FILE, TrainError, TrainSettings,
-                              model_dtype)
+                              latest_checkpoint, model_dtype)
+from trainer.sizing import CHECKPOINT_MAX_MINUTES, checkpoint_every
 from trainer.thinking import context_room
 
 if TYPE_CHECKING:
@@ -36,8 +38,12 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
         "lr_scheduler_type": "linear",
         "warmup_steps": 0,
         "logging_steps": 1,
-        "save_strategy": "no",  # short; the adapter is saved at the end (a rerun with --resume skips a finished SFT)
+        # checkpoints every 10% of the steps (set in `sft` once the data is known) and every 30 minutes, so --resume
+        # continues an interrupted warm start; a finished one is reused whole
+        "save_strategy": "steps",
+        "save_total_limit": 2,
         "report_to": "none",
+        "ddp_timeout": settings.ddp_timeout,
         "seed": settings.seed,
         "completion_only_loss": True,
         "packing": False,
@@ -125,6 +131,12 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
                         f"(the longest has {max(lengths)}) and were cut, losing the end of their trace and the "
                         "end-of-turn token.")
         log(f"Warning: {warnings[-1]}")
+    per_step = kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"] * plan.world_size
+    total_steps = settings.sft_steps or math.ceil(settings.sft_epochs * math.ceil(len(examples) / per_step))
+    kwargs["save_steps"] = checkpoint_every(total_steps)
+    checkpoint = latest_checkpoint(output_dir / SFT_DIR) if settings.resume else None
+    if checkpoint:
+        log(f"--resume: continuing the SFT warm start from {checkpoint}.")
     try:
         config = SFTConfig(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -134,6 +146,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
                          peft_config=peft_config)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_callback(log))
+    trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
@@ -155,7 +168,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     before = fingerprint(trainer.model)
     started_at = time.time()
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     signal = sft_signal(weight_change(before, fingerprint(trainer.model)))
     trainer.save_model(str(adapter_dir))
