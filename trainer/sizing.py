@@ -136,8 +136,8 @@ def size_run(*, config, kwargs: dict, prompt_tokens_max: int, train_rows: int, w
     elif backend == "vllm-colocate":
         wanted = weights + kv + VLLM_OVERHEAD_GIB  # vLLM's own weights and every sequence's KV
         least = weights + sequence * per_token / GIB + VLLM_OVERHEAD_GIB  # one longest sequence at least
-        share = min(max(wanted, least) / card, 1 - HEADROOM - (weights + adapter) / card)
-        share = max(round(math.floor(share * 100) / 100, 2), 0.05)
+        cap = math.floor((1 - HEADROOM - (weights + adapter) / card) * 100) / 100  # what the trainer leaves
+        share = max(min(math.ceil(max(wanted, least) / card * 100) / 100, cap), 0.05)
         sleep = trainer + share * card > card * (1 - HEADROOM)
         plan.update(vllm_max_model_length=sequence, vllm_gpu_memory_utilization=share,
                     vllm_enable_sleep_mode=sleep, vllm_kv_gib=round(share * card - weights - VLLM_OVERHEAD_GIB, 2))
