@@ -5,7 +5,7 @@ Process model (docs/design.md §5):
     build (parent) ──socket──> worker = bwrap sandbox ─> template interpreter ─fork─> a process per program
 
 - The **worker** is a plain interpreter started inside the sandbox (`sandbox.py`) with a fixed PYTHONHASHSEED;
-  what runs in it is `template.py`: one fresh process per program (the generator's own programs, which cannot
+  what runs in it is `fork_server.py`: one fresh process per program (the generator's own programs, which cannot
   be hostile, share one per batch), so no program can touch another's row.
 - The **parent** (this module) trusts nothing from a worker: frames of bounded size, JSON only, every result
   checked (`protocol.py`) and matched to the program that worker is on. A malformed message, a worker that dies
@@ -72,7 +72,7 @@ class _Worker:
         # Its whole process tree in a cgroup of its own where the host allows it (cgroups.py).
         self.leaf = tree.leaf((limits.memory_mb << 20) + TEMPLATE_HEADROOM_BYTES, limits.max_processes)
         self.process = sandbox.start(
-            "from dataset_builder.template import serve; serve()", str(theirs.fileno()),
+            "from dataset_builder.fork_server import serve; serve()", str(theirs.fileno()),
             home=self.home,
             pass_fds=(theirs.fileno(),),
             prefix=self.leaf.launcher() if self.leaf else (),

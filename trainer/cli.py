@@ -40,8 +40,12 @@ def _user_errors():
 
 
 def _sentence(exc: BaseException) -> str:
+    """The error's message as a sentence: capitalised, unless it starts with a path or an option (`data/x`)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[0].upper() + text[1:] if text else text
+    first = text.split(" ", 1)[0]
+    if any(c in first for c in "/\\.-_~") or not first[0].isalpha():
+        return text
+    return text[0].upper() + text[1:]
 
 
 def _parse_set(values) -> dict:
@@ -75,9 +79,11 @@ _benchmark_data_option = click.option(
               help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
               help="Where checkpoints and the adapter go [default: outputs/NAME].")
-@click.option("--max-steps", type=int,
-              help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only).")
-@click.option("--epochs", type=float, help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].")
+@click.option("--max-steps", type=click.IntRange(min=0),
+              help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only) "
+                   "[default: the steps of --epochs].")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True),
+              help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].")
 @click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
 @click.option("--lora-dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
@@ -96,13 +102,15 @@ _benchmark_data_option = click.option(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps).")
+              help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps) "
+                   "[default: none].")
 @click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
-              help="One further GRPOConfig setting; repeatable; wins over --config.")
+              help="One further GRPOConfig setting; repeatable; wins over --config [default: none].")
 @click.option("--sft-epochs", type=float,
               help="SFT warm start before GRPO: passes over the training programs (TRL SFTTrainer on prompt -> "
                    "expected_trace, same LoRA, same adapter) [default: no warm start].")
-@click.option("--sft-steps", type=int, help="SFT warm start: optimizer steps (wins over --sft-epochs).")
+@click.option("--sft-steps", type=click.IntRange(min=1),
+              help="SFT warm start: optimizer steps (wins over --sft-epochs) [default: no warm start].")
 @click.option("--sft-learning-rate", type=float, default=2e-4, show_default=True)
 @click.option("--sft-batch-size", type=int, default=4, show_default=True,
               help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).")
@@ -111,8 +119,10 @@ _benchmark_data_option = click.option(
                    "example, so none is cut].")
 @click.option("--curriculum", type=click.Choice(["none", "short-first"]), default="none", show_default=True,
               help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
-@click.option("--max-trace-steps", type=int, help="Train only on programs whose trace has at most N steps.")
-@click.option("--train-limit", type=int, help="Train on the first N training programs only (after --max-trace-steps).")
+@click.option("--max-trace-steps", type=click.IntRange(min=1),
+              help="Train only on programs whose trace has at most N steps [default: no limit].")
+@click.option("--train-limit", type=click.IntRange(min=1),
+              help="Train on the first N training programs only (after --max-trace-steps) [default: all of them].")
 @click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact"]), default="dataset",
               show_default=True,
               help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); or "
@@ -121,7 +131,8 @@ _benchmark_data_option = click.option(
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
                    "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).")
-@click.option("--eval-limit", type=int, help="Evaluate on the first N test programs [default: all of them].")
+@click.option("--eval-limit", type=click.IntRange(min=1),
+              help="Evaluate on the first N test programs [default: all of them].")
 @click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
 @click.option("--eval-max-new-tokens", type=int,
               help="[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
@@ -302,8 +313,9 @@ def _process_start_time() -> float:
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
 @click.option("--output", type=click.Path(dir_okay=False),
-              help="Results JSON [default: ADAPTER/eval_results.json; with --benchmark ADAPTER/cruxeval_results.json, "
-                   "or ./cruxeval_results.json without an adapter].")
+              help="Results JSON, the predictions beside it [default: ADAPTER/evaluations/eval_results-SPLIT-N.json; "
+                   "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
+                   "without an adapter; the run's own eval_results.json is never replaced].")
 def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer_only, sandbox, split, limit,
                   batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
@@ -356,18 +368,35 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
 
             bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context["prompt_style"],
                                       sandbox=sandbox)
+            common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
             results = evaluate_benchmark(base, adapter, bench, **common)
-            table, written = format_benchmark, output or (adapter or Path(".")) / RESULTS_FILE
+            table = format_benchmark
         else:
+            from trainer.evaluate import RESULTS_FILE as EVAL_FILE
+            from trainer.record import dataset_name
+
             rows = _split_rows(dataset, split, context["prompt_style"], limit)
-            results = evaluate_adapter(base, adapter, rows, dataset_name=dataset, split=split, **common)
-            table, written = format_table, output or adapter / "eval_results.json"
+            common["output"] = output or _own_file(adapter, EVAL_FILE, f"{split}-{len(rows)}")
+            results = evaluate_adapter(base, adapter, rows, dataset_name=dataset_name(dataset), split=split,
+                                       **common)
+            table = format_table
+        written = common["output"]
     except errors as exc:
         raise click.ClickException(_sentence(exc)) from None
     if results is None:  # not the main process (torchrun): the main one writes and prints
         return
     click.echo(table(results))
     click.echo(f"Written: {written}")
+
+
+def _own_file(adapter, results_file: str, what: str):
+    """Where a separate evaluation's results go by default: ADAPTER/evaluations/NAME-WHAT.json, never over the
+    run's own files (which its card and record were made from); ./NAME without an adapter."""
+    from pathlib import Path
+
+    if adapter is None:
+        return Path(results_file)
+    return adapter / "evaluations" / f"{results_file.removesuffix('.json')}-{what}.json"
 
 
 def _adapter_context(adapter, model, prompt_style, dtype) -> dict:
@@ -407,6 +436,8 @@ def _split_rows(dataset, split, prompt_style, limit):
     from trainer.settings import TrainError
 
     data = load_trace_dataset(dataset, splits=(split,))
+    if len(data[split]) == 0:
+        raise TrainError(f"the {split} split of {dataset} is empty: there is nothing to evaluate.")
     try:
         rows = apply_prompt_style(data[split], prompt_style)
     except ValueError as exc:

@@ -108,6 +108,16 @@ class Scoring:
 TRACE_SCORING = Scoring(trace_scores, summarize_predictions, describe_trace_metrics)
 
 
+def predictions_path(output: Path, scoring: Scoring = TRACE_SCORING) -> Path:
+    """Where the per-row predictions go beside the results file `output`: `eval_results-test-2.json` gets
+    `eval_predictions-test-2.jsonl`; any other name, the scoring's predictions file in the same folder."""
+    results_stem = scoring.results_file.removesuffix(".json")
+    if output.name.startswith(results_stem):
+        suffix = output.name[len(results_stem):].removesuffix(".json")
+        return output.with_name(scoring.predictions_file.removesuffix(".jsonl") + suffix + ".jsonl")
+    return output.with_name(scoring.predictions_file)
+
+
 def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
              stop_at_trace_end: bool = False, sampling: dict | None = None, seed: int = 0,
              chat_template_kwargs: dict | None = None):
@@ -327,7 +337,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     output = Path(output) if output else Path(adapter_dir if adapter_dir is not None else ".") / scoring.results_file
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
-    with open(output.with_name(scoring.predictions_file), "w") as handle:
+    with open(predictions_path(output, scoring), "w") as handle:
         for p in predictions:
             handle.write(json.dumps({k: v for k, v in p.items() if k != "index"}) + "\n")
     return results

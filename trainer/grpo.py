@@ -21,7 +21,7 @@ from trainer.sizing import CHECKPOINT_MAX_MINUTES
 from trainer.thinking import QWEN_SAMPLING
 
 if TYPE_CHECKING:
-    from trainer.prepare import Plan
+    from trainer.settings import Plan
 
 
 def vllm_installed() -> bool:

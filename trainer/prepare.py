@@ -4,35 +4,11 @@ what the completion budget needs. Everything that would fail late fails here, in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from trainer import distributed
 from trainer.grpo import grpo_config_kwargs, make_grpo_config
-from trainer.models import ModelSource, resolve_model
-from trainer.settings import TrainError, TrainSettings, on_gpu
+from trainer.models import resolve_model
+from trainer.settings import Plan, TrainError, TrainSettings, on_gpu
 from trainer.sizing import refusal
-from trainer.thinking import ThinkingPolicy
-
-
-@dataclass
-class Plan:
-    """What `prepare` found out before any model loads: the model, the data, the thinking policy and the
-    completion budget derived from the data."""
-
-    source: ModelSource
-    data: object  # DatasetDict
-    rows: object  # the training programs (after filter, limit and curriculum order)
-    described: str
-    policy: ThinkingPolicy
-    thinking_budget: int
-    longest_reference: int  # tokens of the longest reference trace among the training programs
-    gpu: bool
-    room: int | None = None  # completion tokens the model's context leaves after the longest training prompt
-    world_size: int = 1
-    warnings: list = field(default_factory=list)
-    benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
-    prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
-    sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
 
 
 def prepare(settings: TrainSettings, log=print) -> Plan:
@@ -48,6 +24,13 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
 
         check_repo_id(settings.repo_id)
         settings.token = resolve_token(settings.token)
+    check_output_dir(settings.resolved_output_dir())
+    if settings.epochs is not None and settings.epochs <= 0:
+        raise TrainError("--epochs must be more than 0 (--max-steps 0 skips GRPO).")
+    if settings.eval_limit is not None and settings.eval_limit < 1:
+        raise TrainError("--eval-limit must be at least 1 (leave it out to evaluate the whole test split).")
+    if settings.train_limit is not None and settings.train_limit < 1:
+        raise TrainError("--train-limit must be at least 1.")
     if settings.lora_r < 1 or settings.lora_alpha <= 0:
         raise TrainError("--lora-r and --lora-alpha must be positive.")
     if settings.max_steps is not None and settings.max_steps < 0:
@@ -159,6 +142,26 @@ def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
                     gpu=plan.gpu, lora_targets=LORA_TARGETS, lora_r=settings.lora_r,
                     gpu_memory=gpu_memory_gb(settings.gpu_memory_gb) if plan.gpu else None,
                     vllm_installed=vllm_installed())
+
+
+def check_output_dir(folder) -> None:
+    """--output-dir must be a folder this process can make and write in: say so now, not after the model loaded
+    (and leave nothing behind: the check writes and removes one empty file in the nearest existing folder)."""
+    import os
+    from pathlib import Path
+
+    given, folder = Path(folder), Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file, not a folder" if existing == folder else f"cannot be made: {existing} is a file"
+        raise TrainError(f"--output-dir {given} {where}.")
+    probe = existing / f".write-check-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise TrainError(f"--output-dir {given} cannot be written in {existing} "
+                         f"({exc.strerror or type(exc).__name__}).") from None
 
 
 def check_vllm(kwargs: dict, gpu: bool) -> None:

@@ -62,13 +62,16 @@ def _drop_local_paths(adapter_dir: Path) -> None:
             return Path(value).name
         return value
 
-    for name in ("training_run.json", "eval_results.json"):
-        path = adapter_dir / name
-        if path.is_file():
-            record = json.loads(path.read_text())
-            cleaned = public(record)
-            if cleaned != record:
-                path.write_text(json.dumps(cleaned, indent=2) + "\n")
+    for path in sorted(adapter_dir.rglob("*.json")):  # every record, a separate evaluation's too
+        record = json.loads(path.read_text())
+        cleaned = public(record)
+        if cleaned != record:
+            path.write_text(json.dumps(cleaned, indent=2) + "\n")
+    for path in sorted(adapter_dir.rglob("*.jsonl")):
+        lines = path.read_text().splitlines()
+        cleaned = [json.dumps(public(json.loads(line))) for line in lines if line.strip()]
+        if cleaned != [line for line in lines if line.strip()]:
+            path.write_text("".join(line + "\n" for line in cleaned))
 
 
 def commit_message(run: dict) -> str:

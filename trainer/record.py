@@ -48,6 +48,12 @@ def jsonable(value):
     return str(value)
 
 
+def dataset_name(spec: str) -> str:
+    """How records name a dataset: a Hub id as it is, a local folder by its name only (never a path)."""
+    path = Path(spec).expanduser()
+    return path.resolve().name if path.exists() else spec
+
+
 def dataset_label(settings: TrainSettings) -> str | None:
     """The dataset's Hub id for the card, if known."""
     if settings.dataset_id:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from trainer import distributed
 from trainer.grpo import train
-from trainer.prepare import Plan, prepare
+from trainer.prepare import prepare
 from trainer.push import push
-from trainer.record import dataset_label, run_record, write_run
-from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, SFT_DIR, NoSignalError, RunResult,
+from trainer.record import dataset_label, dataset_name, run_record, write_run
+from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, SFT_DIR, NoSignalError, Plan, RunResult,
                               TrainSettings, set_cpu_threads)
 from trainer.sft import sft, sft_only_summary
 
@@ -174,8 +174,15 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         dtype=summary["weights_dtype"],
         log=log,
     )
-    results = evaluate_adapter(plan.source, adapter_dir, rows, dataset_name=dataset_label(settings) or
-                               str(settings.dataset), split="test", **common)
+    name = dataset_label(settings) or dataset_name(str(settings.dataset))
+    if len(rows):
+        results = evaluate_adapter(plan.source, adapter_dir, rows, dataset_name=name, split="test", **common)
+    else:  # nothing measured must not look like a measured zero: no figures, and the card says why
+        log("The dataset has no test programs, so nothing is evaluated (the card says so and states no figures).")
+        results = {"dataset": name, "split": "test", "n": 0, "models": {}} if distributed.is_main() else None
+        if results is not None:
+            adapter_dir.mkdir(parents=True, exist_ok=True)
+            (adapter_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     if plan.benchmark is None:
         return results
     from trainer.benchmark import evaluate_benchmark

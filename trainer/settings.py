@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.models import DEFAULT_MODEL
+from trainer.models import DEFAULT_MODEL, ModelSource
+from trainer.thinking import ThinkingPolicy
 
 ADAPTER_DIR = "adapter"
 SFT_DIR = "sft"
@@ -107,6 +108,27 @@ class TrainSettings:
             return Path(self.output_dir).expanduser()
         name = (self.repo_id or "adapter").split("/")[-1]
         return Path("outputs") / name
+
+
+@dataclass
+class Plan:
+    """What `prepare` found out before any model loads: the model, the data, the thinking policy and the
+    completion budget derived from the data."""
+
+    source: ModelSource
+    data: object  # DatasetDict
+    rows: object  # the training programs (after filter, limit and curriculum order)
+    described: str
+    policy: ThinkingPolicy
+    thinking_budget: int
+    longest_reference: int  # tokens of the longest reference trace among the training programs
+    gpu: bool
+    room: int | None = None  # completion tokens the model's context leaves after the longest training prompt
+    world_size: int = 1
+    warnings: list = field(default_factory=list)
+    benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
+    prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
+    sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
 
 
 @dataclass

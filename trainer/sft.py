@@ -25,7 +25,7 @@ from trainer.sizing import CHECKPOINT_MAX_MINUTES, checkpoint_every
 from trainer.thinking import context_room
 
 if TYPE_CHECKING:
-    from trainer.prepare import Plan
+    from trainer.settings import Plan
 
 
 def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_length: int | None = None) -> dict:
