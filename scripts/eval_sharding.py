@@ -4,7 +4,8 @@
     .venv/bin/python scripts/eval_sharding.py            # from the repository root; about a minute on 2 cores
 
 Builds a small dataset, then runs `train-and-push` on the `tiny` model (1 GRPO step, the whole test split
-evaluated, base and adapter, a fixed 64-token budget) three ways and prints the evaluation wall time of each:
+evaluated, base and adapter, a fixed token budget: --max-new-tokens, 256 by default) three ways and prints the
+evaluation wall time of each:
 
 - 1 process with 1 thread: what "evaluate once on the main process" costs in a 2-process run (the main process
   evaluates everything while the other waits at a barrier);

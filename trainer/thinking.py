@@ -133,9 +133,10 @@ GPU_THINKING_BUDGET = 4096
 def default_thinking_budget(gpu: bool) -> int:
     """Tokens of thinking before the answer: 4096 on a GPU, 64 on a CPU (smoke tests). Qwen3-Thinking's card
     recommends up to 32,768 output tokens for hard problems; a 3-20-line program needs far fewer, and every token
-    is paid in every completion: with 4096 the default 4B run's plan (32 sequences of about 4.5k tokens per
-    generation call, 20 GiB of KV cache at 144 KiB per token) fits one 80 GB card with room to spare, where 8192
-    needed about 39 GiB of KV cache on top of the weights (the README's training section has the arithmetic).
+    is paid in every completion: with 4096 the default 4B run's plan on the default 600-program build (16 sequences
+    of up to 13,625 tokens per generation call, the longest trace included: 30 GiB of KV cache at 144 KiB per
+    token) fits one 80 GB card in 39 GiB, where 8192 with the earlier batch sizes planned to 87 GiB (the README's
+    training section has the arithmetic).
     A completion cut off inside its thinking is masked out of the loss, so a budget that is too small costs
     signal, never wrong gradients; raise it with --thinking-budget."""
     return GPU_THINKING_BUDGET if gpu else 64
