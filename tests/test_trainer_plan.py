@@ -140,6 +140,13 @@ def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
     assert kwargs["vllm_enable_sleep_mode"] == sizing["vllm_enable_sleep_mode"]
     assert kwargs["ddp_timeout"] == 3600 and kwargs["save_steps"] == sizing["checkpoint_every_steps"]
     assert kwargs["bf16"] is True and kwargs["mask_truncated_completions"] is True  # thinking: cut-off masked
+    # TRL accepts the rest of it (bf16 and vLLM need a GPU here, so those two are left out of the check)
+    from trl import GRPOConfig
+
+    config = GRPOConfig(**{**kwargs, "bf16": False, "use_cpu": True, "use_vllm": False,
+                           "output_dir": str(tmp_path / "ck")})
+    assert config.generation_batch_size == sizing["sequences_per_generation"] == 16
+    assert config.per_device_train_batch_size * config.gradient_accumulation_steps == 32
     # an explicit setting still wins over the plan
     settings.grpo_overrides = {"save_steps": 7, "vllm_gpu_memory_utilization": 0.5}
     kwargs = grpo_config_kwargs(settings, tmp_path / "out", True, plan, vllm=True)
