@@ -212,9 +212,13 @@ def results_table(record: dict) -> str:
             train_cells.append(f"+ {times.get('grpo', 0):.0f} s GRPO" if "sft" in names else
                                f"{times.get('train', 0):.0f} s")
     lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
+    def eval_time(figures: dict) -> str:
+        if figures.get("from_cache"):  # an identical earlier evaluation (trainer/eval_cache.py): not paid this run
+            return f"cached ({figures.get('seconds_when_measured') or 0:.0f} s when measured)"
+        return f"{figures['seconds']:.0f} s ({figures.get('tokens_per_second', 0):.0f} tokens/s)"
+
     lines.append(f"| Evaluation wall time ({test_n} test programs) | "
-                 + " | ".join(f"{models[n]['seconds']:.0f} s ({models[n].get('tokens_per_second', 0):.0f} "
-                              "tokens/s)" for n in names) + " |")
+                 + " | ".join(eval_time(models[n]) for n in names) + " |")
     if crux:
         lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
                      + " | ".join(f"{scores[n]['seconds']:.0f} s" if n in scores else "—" for n in names) + " |")

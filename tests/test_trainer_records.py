@@ -132,3 +132,31 @@ def test_help_gives_every_default():
         param = options[option]
         assert param.show_default or "[default:" in (param.help or ""), option
         assert option in text
+
+
+def test_the_base_evaluation_is_paid_once_and_the_record_says_so(trained_run, tiny_dataset, tmp_path):
+    """A second identical evaluation takes the base model's figures from the cache and marks them; a change that
+    could change them (the token cap) measures again."""
+    from trainer.cli import evaluate_main
+
+    adapter = trained_run["result"].adapter_dir
+
+    def evaluate(name, *extra):
+        out = tmp_path / f"{name}.json"
+        done = CliRunner().invoke(evaluate_main, ["--dataset", str(tiny_dataset), "--adapter", str(adapter),
+                                                  "--limit", "2", "--output", str(out), *extra])
+        assert done.exit_code == 0, done.output
+        return json.loads(out.read_text()), done.output
+
+    first, _ = evaluate("first", "--max-new-tokens", "6", "--no-cache")
+    second, _ = evaluate("second", "--max-new-tokens", "6")  # the first run stored it even with --no-cache
+    assert "from_cache" not in first["models"]["base"] and second["models"]["base"]["from_cache"] is True
+    assert second["models"]["base"]["seconds"] == 0.0
+    assert second["models"]["base"]["seconds_when_measured"] == first["models"]["base"]["seconds"]
+    same = {k: v for k, v in first["models"]["base"].items() if k != "seconds"}
+    assert {k: v for k, v in second["models"]["base"].items() if k in same} == same
+    assert "from_cache" not in second["models"]["adapter"]  # adapters are always evaluated
+    third, _ = evaluate("third", "--max-new-tokens", "7")
+    assert "from_cache" not in third["models"]["base"]
+    again, _ = evaluate("again", "--max-new-tokens", "6", "--no-cache")
+    assert "from_cache" not in again["models"]["base"]

@@ -142,6 +142,9 @@ _benchmark_data_option = click.option(
                    "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
                    "directly].")
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
+@click.option("--no-eval-cache", is_flag=True,
+              help="Evaluate the base model again even when an identical earlier evaluation (same model, programs, "
+                   "decoding and libraries) is cached; cached figures are marked from_cache in the results.")
 @click.option("--benchmark", type=click.Choice(["cruxeval"]),
               help="Also evaluate on a public benchmark: cruxeval is CRUXEval-O through predicted traces (the items "
                    "traced in the bubblewrap sandbox first); its figures go into the run record and the card.")
@@ -185,7 +188,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
          cpu_threads, benchmark, benchmark_data, benchmark_limit, dry_run, gpu_memory_gb, plan_gpus, vllm_mode,
-         ddp_timeout):
+         ddp_timeout, no_eval_cache):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -239,7 +242,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             sft_max_length=sft_max_length, eval_greedy=eval_greedy, fail_on_no_signal=fail_on_no_signal,
             cpu_threads=cpu_threads, benchmark=benchmark, benchmark_data=benchmark_data,
             benchmark_limit=benchmark_limit, dry_run=dry_run, gpu_memory_gb=gpu_memory_gb, plan_gpus=plan_gpus,
-            vllm_mode=vllm_mode, ddp_timeout=ddp_timeout,
+            vllm_mode=vllm_mode, ddp_timeout=ddp_timeout, eval_cache=not no_eval_cache,
         )
         output = settings.resolved_output_dir()
         if dry_run:
@@ -312,12 +315,14 @@ def _process_start_time() -> float:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
+@click.option("--no-cache", is_flag=True,
+              help="Evaluate the base model again even when an identical earlier evaluation is cached.")
 @click.option("--output", type=click.Path(dir_okay=False),
               help="Results JSON, the predictions beside it [default: ADAPTER/evaluations/eval_results-SPLIT-N.json; "
                    "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
                    "without an adapter; the run's own eval_results.json is never replaced].")
 def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer_only, sandbox, split, limit,
-                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output):
+                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output, no_cache):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
@@ -359,7 +364,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
         common = dict(
             batch_size=batch_size, max_new_tokens=max_new_tokens, thinking=context["policy"],
             thinking_budget=context["thinking_budget"], greedy=greedy, seed=seed, output=output,
-            include_base=not no_base or adapter is None, dtype=context["dtype"],
+            include_base=not no_base or adapter is None, dtype=context["dtype"], use_cache=not no_cache,
         )
         base = resolve_model(context["model"], context["base_model"])
         if benchmark:

@@ -217,7 +217,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
                      dataset_name: str = "", split: str = "test", output: str | Path | None = None,
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
-                     record: dict | None = None) -> dict | None:
+                     record: dict | None = None, use_cache: bool = True) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -234,7 +234,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
     Each adapter is merged into a freshly loaded base model for its evaluation (the same numbers as the unmerged
     adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights, the
-    trained ones [default: bf16 on a GPU that supports it, else fp32]."""
+    trained ones [default: bf16 on a GPU that supports it, else fp32]. `use_cache`: take the base model's figures
+    from an identical earlier evaluation when there is one (`eval_cache`; one process only), and say so; every
+    base evaluation of one process is stored for the next."""
     import torch
     from peft import PeftModel
 
@@ -300,8 +302,23 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         return report
 
     predictions = []
+    base_key = None
+    if world == 1 and "base" in names:  # stored even with use_cache=False: that run refreshes the entry
+        from trainer import eval_cache
+
+        decoding = {k: v for k, v in results["decoding"].items() if k not in ("seed_rule", "processes")}
+        base_key = eval_cache.cache_key(source, rows, decoding, results["thinking"], scoring.results_file)
 
     def evaluate(name):
+        if name == "base" and use_cache and base_key and (cached := eval_cache.load(base_key)) is not None:
+            metrics, gathered = cached
+            # this run spent nothing on it: its seconds are 0, the original ones kept beside them
+            results["models"]["base"] = {**metrics, "from_cache": True, "seconds": 0.0,
+                                         "seconds_when_measured": metrics.get("seconds")}
+            predictions.extend(gathered)
+            say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} (from the cache of an identical earlier "
+                "evaluation: same model, programs, decoding and libraries)")
+            return
         how = "greedy" if sampling is None else f"sampled: temperature {sampling['temperature']}, top-p " \
             f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
         say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to {max_new_tokens} new "
@@ -322,6 +339,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                                    "tokens_per_second": round(generated / max(seconds, 1e-9), 1)}
         predictions.extend(gathered)
         say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
+        if name == "base" and base_key:
+            eval_cache.store(base_key, results["models"]["base"], gathered)
 
     if "base" in names:
         evaluate("base")

@@ -171,6 +171,7 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         extra_adapters=extra_adapters,
         labels=stage_labels(settings),
         include_base=not settings.skip_base_eval,
+        use_cache=settings.eval_cache,
         dtype=summary["weights_dtype"],
         log=log,
     )

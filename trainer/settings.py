@@ -75,6 +75,7 @@ class TrainSettings:
     eval_max_new_tokens: int | None = None  # default: the longest reference trace (+32) without thinking, else
     # the completion length used in training
     skip_base_eval: bool = False
+    eval_cache: bool = True  # the base model's figures from an identical earlier evaluation (trainer.eval_cache)
     skip_sft_eval: bool = False  # with a warm start, do not evaluate the SFT-only adapter separately
     benchmark: str | None = None  # "cruxeval": CRUXEval-O through predicted traces in the evaluation too
     benchmark_data: str | None = None  # its items: a JSONL or parquet file or a Hub id (default: the Hub's)
