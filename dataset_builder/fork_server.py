@@ -1,8 +1,9 @@
 """Inside a worker's sandbox: the fork server (the "template" process) and the processes it forks, one per program.
 
-The worker interpreter's first process becomes the **template** that every program's process is forked from: it imports the tracer and the generator once,
-makes itself non-dumpable (no /proc/<pid>/mem, environ or ptrace by its children) and a child subreaper (orphaned
-grandchildren come back to it, to be killed), ignores the catchable signals, then serves batches from the parent.
+The worker interpreter's first process becomes the **template** that every program's process is forked from: it
+imports the tracer and the generator once, makes itself non-dumpable (no /proc/<pid>/mem, environ or ptrace by
+its children) and a child subreaper (orphaned grandchildren come back to it, to be killed), ignores the catchable
+signals, then serves batches from the parent.
 For each program it runs `ProgramJob.prepare` (generate, normalize, check length: never the program itself), then
 forks a child that sets the program's rlimits (hard = soft), seeds `random`, traces it and writes its result as
 length-prefixed JSON to a pipe. The template kills the child at the timeout, kills whatever it left running,

@@ -92,7 +92,8 @@ class ProgramJob:
             return result
         expected_trace = format_trace(trace.steps)
         if len(expected_trace) > self.trace_limits.max_trace_chars:
-            result["failure"] = f"trace too long ({len(expected_trace)} characters > {self.trace_limits.max_trace_chars})"
+            limit = self.trace_limits.max_trace_chars
+            result["failure"] = f"trace too long ({len(expected_trace)} characters > {limit})"
             return result
         result["row"] = {
             "id": result["id"],

@@ -58,7 +58,9 @@ class Sandbox:
         return [*SCRATCH_BYTES, MQUEUE_DIR] if self.kind == "bwrap" else []
 
     def describe(self) -> str:
-        return f"bubblewrap {self.version} + seccomp".replace("  ", " ") if self.kind == "bwrap" else "none"
+        if self.kind != "bwrap":
+            return "none"
+        return " ".join(filter(None, ("bubblewrap", self.version))) + " + seccomp"
 
     def start(self, python_code: str, *args: str, home: str = "", pass_fds: tuple = (), prefix: tuple = (),
               **popen_options) -> subprocess.Popen:

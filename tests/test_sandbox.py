@@ -481,7 +481,8 @@ try:
 except (OSError, AttributeError):
     pass
 """
-PLANTER = f"import time\nscope = {{}}\nexec(compile({PLANT!r}, 'attack', 'exec'), scope)\nplanted, visited = scope['planted'], scope['visited']\n"
+PLANTER = (f"import time\nscope = {{}}\nexec(compile({PLANT!r}, 'attack', 'exec'), scope)\n"
+           "planted, visited = scope['planted'], scope['visited']\n")
 HONEST = "import heapq, os\nheap = []\nheapq.heappush(heap, 3)\nwhere = heapq.__file__"
 
 

@@ -268,7 +268,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         if settings is None:
             click.echo("Interrupted before training started; nothing was saved.", err=True)
         else:
-            click.echo(f"Interrupted; what was saved is kept: {resume_hint(settings.resolved_output_dir(), settings.does_grpo)}", err=True)
+            hint = resume_hint(settings.resolved_output_dir(), settings.does_grpo)
+            click.echo(f"Interrupted; what was saved is kept: {hint}", err=True)
         sys.exit(130)
     if result.results is not None:  # the main process
         click.echo(f"Done in {result.seconds.get('total_with_push', 0):.0f} s. Adapter: {result.adapter_dir}")

@@ -110,11 +110,11 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, pla
                        vllm: bool | None = None) -> dict:
     """The GRPOConfig arguments: device defaults, then what the data and the thinking policy decide (`plan`: the
     completion budget, `enable_thinking`, masking cut-off completions of a thinking run) and what the run's sizing
-    decides (`plan.sizing`: the checkpoint interval, vLLM's context length, memory share and sleep mode), then the
-    config file, then the explicit options. `vllm`: whether vLLM is installed (default: look)."""
+    decides (a checkpoint every 10% of the optimizer steps; `plan.sizing`: vLLM's context length, memory share and
+    sleep mode), then the config file, then the explicit options. `vllm`: whether vLLM is installed (default: look)."""
     from trl import GRPOConfig
 
-    from trainer.sizing import vllm_settings
+    from trainer.sizing import checkpoint_every, optimizer_steps, vllm_settings
 
     kwargs = default_grpo_settings(gpu, resolved_vllm_mode(settings, gpu, vllm))
     kwargs["ddp_timeout"] = settings.ddp_timeout
@@ -123,10 +123,8 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, pla
         kwargs["mask_truncated_completions"] = plan.policy.enabled  # a cut-off thinking has no answer to learn
         if plan.policy.chat_template_kwargs:
             kwargs["chat_template_kwargs"] = dict(plan.policy.chat_template_kwargs)
-        if plan.sizing:
-            kwargs["save_steps"] = plan.sizing["checkpoint_every_steps"]
-            if kwargs.get("use_vllm"):
-                kwargs.update(vllm_settings(plan.sizing))
+        if plan.sizing and kwargs.get("use_vllm"):
+            kwargs.update(vllm_settings(plan.sizing))
     extra = {}
     if settings.config_file:
         extra.update(read_config_file(settings.config_file))
@@ -161,6 +159,8 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, pla
     kwargs["output_dir"] = str(output_dir / CHECKPOINT_DIR)
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
+    if plan is not None and "save_steps" not in extra:  # a checkpoint every 10% of the run (and every 30 minutes)
+        kwargs["save_steps"] = checkpoint_every(optimizer_steps(kwargs, len(plan.rows), plan.world_size))
     if kwargs["num_generations"] < 2:
         raise TrainError("--num-generations must be at least 2 (GRPO compares completions of one prompt).")
     return kwargs

@@ -121,8 +121,13 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             "shorter ones).")
         log(f"Warning: {plan.warnings[-1]}")
     if settings.does_grpo:
-        plan.sizing = size_grpo(settings, plan)
-        problem = refusal(plan.sizing)
+        try:
+            plan.sizing = size_grpo(settings, plan)
+        except Exception as exc:  # a config the meta-device count cannot build (remote code, say): run unplanned
+            plan.warnings.append(f"The run could not be planned ({type(exc).__name__}: {str(exc)[:200]}), so its "
+                                 "memory was not checked before loading the model.")
+            log(f"Warning: {plan.warnings[-1]}")
+        problem = refusal(plan.sizing) if plan.sizing else None
         if problem and not settings.dry_run:
             raise TrainError(problem)
     return plan
