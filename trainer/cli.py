@@ -316,6 +316,9 @@ def _process_start_time() -> float:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
+@click.option("--backend", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
+              help="Generation: auto is vLLM on a GPU where the vllm extra is installed (one process), else "
+                   "transformers.")
 @click.option("--no-cache", is_flag=True,
               help="Evaluate the base model again even when an identical earlier evaluation is cached.")
 @click.option("--output", type=click.Path(dir_okay=False),
@@ -323,7 +326,7 @@ def _process_start_time() -> float:
                    "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
                    "without an adapter; the run's own eval_results.json is never replaced].")
 def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer_only, sandbox, split, limit,
-                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output, no_cache):
+                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output, no_cache, backend):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
@@ -366,6 +369,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
             batch_size=batch_size, max_new_tokens=max_new_tokens, thinking=context["policy"],
             thinking_budget=context["thinking_budget"], greedy=greedy, seed=seed, output=output,
             include_base=not no_base or adapter is None, dtype=context["dtype"], use_cache=not no_cache,
+            backend=backend,
         )
         base = resolve_model(context["model"], context["base_model"])
         if benchmark:

@@ -184,11 +184,13 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     stop at the first `</execution_trace>`); `opens_think`: the prompt already opened the `<think>` block (default:
     as `thinking`)."""
     started = time.perf_counter()
-    completions, cut_off = generate(
-        model, tokenizer, [r["prompt"] for r in rows], batch_size=batch_size, max_new_tokens=max_new_tokens,
-        progress=progress, stop_at_trace_end=not thinking, sampling=sampling, seed=seed,
-        chat_template_kwargs=chat_template_kwargs,
-    )
+    common = dict(max_new_tokens=max_new_tokens, progress=progress, stop_at_trace_end=not thinking,
+                  sampling=sampling, seed=seed, chat_template_kwargs=chat_template_kwargs)
+    prompts = [r["prompt"] for r in rows]
+    if hasattr(model, "complete"):  # a vLLM engine (trainer.vllm_eval): it batches by itself
+        completions, cut_off = model.complete(tokenizer, prompts, **common)
+    else:
+        completions, cut_off = generate(model, tokenizer, prompts, batch_size=batch_size, **common)
     opens = thinking if opens_think is None else opens_think
     predictions = []
     for i, (r, c, cut) in enumerate(zip(rows, completions, cut_off)):
@@ -217,7 +219,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
                      dataset_name: str = "", split: str = "test", output: str | Path | None = None,
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
-                     record: dict | None = None, use_cache: bool = True) -> dict | None:
+                     record: dict | None = None, use_cache: bool = True, backend: str = "auto") -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -236,12 +238,15 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights, the
     trained ones [default: bf16 on a GPU that supports it, else fp32]. `use_cache`: take the base model's figures
     from an identical earlier evaluation when there is one (`eval_cache`; one process only), and say so; every
-    base evaluation of one process is stored for the next."""
+    base evaluation of one process is stored for the next. `backend`: `auto` generates with vLLM where it can
+    (`vllm_eval`: installed, a GPU, one process) and with transformers otherwise; `vllm` insists; `transformers`.
+    A vLLM evaluation that fails starts again with transformers, with a warning."""
     import torch
     from peft import PeftModel
 
-    from trainer import distributed
-    from trainer.models import load_model, resolve_model
+    from trainer import distributed, vllm_eval
+    from trainer.models import load_model, load_tokenizer, resolve_model
+    from trainer.settings import TrainError
     from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
                                   thinking_policy)
 
@@ -252,7 +257,11 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     batch_size = batch_size or default_batch_size(on_gpu)
     torch_dtype = getattr(torch, dtype) if dtype else None
     device = distributed.device()
-    tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
+    rank, world = distributed.rank(), distributed.world_size()
+    with_vllm, why_not = vllm_eval.usable(backend, world)
+    if backend == "vllm" and not with_vllm:
+        raise TrainError(f"the vllm evaluation backend cannot run here: {why_not}.")
+    tokenizer = load_tokenizer(source)
     policy = thinking if thinking is not None else thinking_policy(tokenizer, "auto")
     if thinking_budget is None:
         thinking_budget = default_thinking_budget(on_gpu)
@@ -264,16 +273,26 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     else:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows)
         rule = f"longest reference trace + {MARGIN} tokens"
+    longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in rows], policy.chat_template_kwargs)
     if rule != "given":
-        _, room = context_room(source.path, prompt_tokens(tokenizer, [r["prompt"] for r in rows],
-                                                          policy.chat_template_kwargs))
+        _, room = context_room(source.path, longest_prompt)
         if room is not None and max_new_tokens > room:
             max_new_tokens = room
             rule += ", capped at what the model's context leaves after the longest prompt"
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
-    rank, world = distributed.rank(), distributed.world_size()
     mine = rows[rank::world]
     adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
+    say = log if distributed.is_main() else (lambda *args, **kwargs: None)
+    model = None
+    if with_vllm:
+        try:
+            model = vllm_eval.VllmModel(source, adapters=adapters, max_model_len=longest_prompt + max_new_tokens,
+                                        dtype=dtype, seed=seed)
+        except Exception as exc:  # a missing kernel, too little memory: the evaluation still happens
+            say(f"Warning: vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with "
+                "transformers instead.")
+    if model is None:
+        tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
     names = (["base"] if include_base or not adapters else []) + list(adapters)
     titles = {"base": "Base", "adapter": "Adapter", **(labels or {})}
     results: dict = {
@@ -285,7 +304,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      "seed_rule": None if sampling is None else "seed + process rank, set before each model's pass",
                      "max_new_tokens": max_new_tokens, "max_new_tokens_rule": rule, "batch_size": batch_size,
                      "stop_at_trace_end": not policy.enabled,
-                     "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                     "backend": "vllm" if isinstance(model, vllm_eval.VllmModel) else "transformers",
+                     "dtype": model.dtype if isinstance(model, vllm_eval.VllmModel) else
+                     str(next(model.parameters()).dtype).replace("torch.", ""),
                      "processes": world},
         "thinking": policy.record(),
         "thinking_template": policy.opens_think,
@@ -293,7 +314,6 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         "labels": {name: titles.get(name, name) for name in names},
         "models": {},
     }
-    say = log if distributed.is_main() else (lambda *args, **kwargs: None)
 
     def progress_for(name):
         def report(done, total):
@@ -342,14 +362,39 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         if name == "base" and base_key:
             eval_cache.store(base_key, results["models"]["base"], gathered)
 
-    if "base" in names:
-        evaluate("base")
-    for name, folder in adapters.items():
-        if "base" in names or name != next(iter(adapters)):
-            del model
-            _, model = load_model(source, dtype=torch_dtype, device=device)
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
-        evaluate(name)
+    def evaluate_all() -> None:
+        nonlocal model
+        if "base" in names:
+            if isinstance(model, vllm_eval.VllmModel):
+                model.use("base", None)
+            evaluate("base")
+        for name, folder in adapters.items():
+            if isinstance(model, vllm_eval.VllmModel):
+                model.use(name, folder)  # a LoRA request on the same engine
+            else:
+                if "base" in names or name != next(iter(adapters)):
+                    del model
+                    _, model = load_model(source, dtype=torch_dtype, device=device)
+                model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+            evaluate(name)
+
+    try:
+        evaluate_all()
+    except Exception as exc:
+        if not isinstance(model, vllm_eval.VllmModel):
+            raise
+        say(f"Warning: the vLLM evaluation failed ({type(exc).__name__}: {str(exc)[:200]}); evaluating again with "
+            "transformers.")
+        model.close()
+        results["models"].clear()
+        predictions.clear()
+        base_key = None  # the key named the vLLM backend: nothing from this pass is cached under it
+        results["decoding"]["backend"] = "transformers"
+        tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
+        results["decoding"]["dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
+        evaluate_all()
+    if isinstance(model, vllm_eval.VllmModel):
+        model.close()
     del model
     if not distributed.is_main():
         return None

@@ -172,6 +172,7 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         labels=stage_labels(settings),
         include_base=not settings.skip_base_eval,
         use_cache=settings.eval_cache,
+        backend="transformers" if settings.vllm_mode == "off" else "auto",
         dtype=summary["weights_dtype"],
         log=log,
     )

@@ -1,0 +1,133 @@
+"""The evaluation's vLLM path, driven through a stand-in engine: vLLM needs a GPU and cannot run here.
+
+The stand-in is a `vllm` package put on `sys.path` for these tests: `LLM`, `SamplingParams` and `LoRARequest`
+with the signatures TRL 1.16 uses, answering each request with transformers' greedy generation of the tiny model
+(with the requested adapter merged). What is tested is this project's side: the engine is built for the base model
+with room for the adapter's rank and the longest prompt plus the token budget, the base is asked without a LoRA
+request and each adapter with its own folder, greedy decoding is temperature 0, the scores equal the transformers
+path's on the same rows, and an engine that fails mid-way hands the evaluation back to transformers.
+"""
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.training
+
+FAKE_VLLM = '''
+"""A stand-in for vLLM in tests: records what it is asked, answers with transformers (greedy)."""
+import types
+
+CALLS = {"llm": [], "generate": [], "fail": False}
+
+
+class SamplingParams:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+class LLM:
+    def __init__(self, model, **kwargs):
+        CALLS["llm"].append({"model": model, **kwargs})
+        self.path = model
+
+    def generate(self, texts, params, lora_request=None, use_tqdm=True):
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        CALLS["generate"].append({"n": len(texts), "params": dict(params.__dict__), "lora": lora_request})
+        if CALLS["fail"]:
+            raise RuntimeError("CUDA error: the stand-in engine failed")
+        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+        if lora_request is not None:
+            model = PeftModel.from_pretrained(model, lora_request.lora_path).merge_and_unload()
+        outputs = []
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            with torch.inference_mode():
+                out = model.generate(**ids, max_new_tokens=params.max_tokens, do_sample=False,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+            new = out[0, ids["input_ids"].shape[1]:].tolist()
+            ended = tokenizer.eos_token_id in new
+            completion = types.SimpleNamespace(text=tokenizer.decode(new, skip_special_tokens=True),
+                                               token_ids=new, finish_reason="stop" if ended else "length")
+            outputs.append(types.SimpleNamespace(outputs=[completion]))
+        return outputs
+'''
+FAKE_LORA = '''
+class LoRARequest:
+    def __init__(self, lora_name, lora_int_id, lora_path):
+        self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
+'''
+
+
+@pytest.fixture
+def fake_vllm(tmp_path, monkeypatch):
+    package = tmp_path / "stand_in" / "vllm"
+    (package / "lora").mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(FAKE_VLLM))
+    (package / "lora" / "__init__.py").write_text("")
+    (package / "lora" / "request.py").write_text(textwrap.dedent(FAKE_LORA))
+    monkeypatch.syspath_prepend(str(package.parent))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import torch
+
+    from trainer import vllm_eval
+
+    monkeypatch.setattr(vllm_eval, "usable", lambda backend, world: (backend != "transformers", ""))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (60 * 2**30, 80 * 2**30))
+    import vllm
+
+    vllm.CALLS.update(llm=[], generate=[], fail=False)
+    return vllm.CALLS
+
+
+def _rows(tiny_dataset):
+    from datasets import load_from_disk
+
+    return load_from_disk(str(tiny_dataset))["test"].select(range(2))
+
+
+def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does(trained_run, tiny_dataset,
+                                                                                fake_vllm, tmp_path):
+    from trainer.evaluate import evaluate_adapter
+
+    adapter = trained_run["result"].adapter_dir
+    common = dict(max_new_tokens=6, greedy=True, use_cache=False, log=lambda *a: None)
+    with_vllm = evaluate_adapter("tiny", adapter, _rows(tiny_dataset), output=tmp_path / "v.json", **common)
+    assert with_vllm["decoding"]["backend"] == "vllm"
+    (engine,) = fake_vllm["llm"]
+    rank = json.loads((adapter / "adapter_config.json").read_text())["r"]
+    assert engine["enable_lora"] is True and engine["max_lora_rank"] == rank
+    assert engine["gpu_memory_utilization"] == 0.68  # 0.9 of the 60 GiB free of 80
+    base_call, adapter_call = fake_vllm["generate"]
+    assert base_call["lora"] is None and adapter_call["lora"].lora_path == str(adapter)
+    assert base_call["params"]["temperature"] == 0.0 and base_call["params"]["max_tokens"] == 6
+    assert base_call["params"]["stop"] is None  # tiny thinks: no stop at the first </execution_trace>
+
+    plain = evaluate_adapter("tiny", adapter, _rows(tiny_dataset), output=tmp_path / "t.json",
+                             backend="transformers", **common)
+    assert plain["decoding"]["backend"] == "transformers"
+    for name in ("base", "adapter"):
+        scores = {k: v for k, v in with_vllm["models"][name].items() if k not in ("seconds", "tokens_per_second")}
+        assert scores == {k: plain["models"][name][k] for k in scores}, name
+
+
+def test_a_vllm_engine_that_fails_hands_the_evaluation_to_transformers(trained_run, tiny_dataset, fake_vllm,
+                                                                      tmp_path):
+    from trainer.evaluate import evaluate_adapter
+
+    fake_vllm["fail"] = True
+    lines = []
+    results = evaluate_adapter("tiny", trained_run["result"].adapter_dir, _rows(tiny_dataset), max_new_tokens=4,
+                               greedy=True, use_cache=False, output=tmp_path / "r.json", log=lines.append)
+    assert results["decoding"]["backend"] == "transformers" and set(results["models"]) == {"base", "adapter"}
+    assert any(line.startswith("Warning: the vLLM evaluation failed (RuntimeError: CUDA error") for line in lines)
+    assert len(json.loads((tmp_path / "r.json").read_text())["models"]) == 2
