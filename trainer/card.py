@@ -306,6 +306,7 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
         repo_name=repo_id.split("/")[-1],
         base_label=training.get("base_model") or training.get("model"),
         is_tiny=training.get("model_kind") == "tiny",
+        gguf_file=Path(training.get("model") or "").name if training.get("model_kind") == "gguf" else "",
         measured=bool(n),
         eval=evaluation or {"decoding": {"max_new_tokens": "?", "batch_size": "?"}},
         eval_scope=eval_scope,
