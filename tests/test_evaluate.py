@@ -139,3 +139,31 @@ def test_evaluate_command_mistakes(tmp_path, tiny_dataset):
     result = CliRunner().invoke(evaluate_main, ["--dataset", str(tiny_dataset), "--adapter", str(tmp_path)])
     assert result.exit_code == 1 and "not an adapter folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_minimal_style_prompts_the_base_with_full_instructions_and_the_adapter_as_trained(trained_run, tiny_dataset,
+                                                                                          monkeypatch, tmp_path):
+    """The base model has not learned the minimal prompt's format: it is asked with the compact prompt (the
+    row's `base_prompt`), every adapter with the minimal one, and the results name both prompts."""
+    from datasets import load_from_disk
+
+    import trainer.evaluate as evaluate
+    from trainer.prompts import MINIMAL_INSTRUCTIONS, apply_prompt_style
+
+    rows = list(apply_prompt_style(load_from_disk(str(tiny_dataset))["test"].select(range(2)), "minimal"))
+    asked = []
+
+    def fake_generate(model, tokenizer, prompts, **kwargs):
+        asked.append([p[0]["content"] for p in prompts])
+        return ["junk"] * len(prompts), [False] * len(prompts)
+
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    results = evaluate.evaluate_adapter("tiny", trained_run["result"].adapter_dir, rows, max_new_tokens=4,
+                                        greedy=True, use_cache=False, output=tmp_path / "r.json",
+                                        prompt_style="minimal", backend="transformers", log=lambda *a: None)
+    base_asked, adapter_asked = asked
+    assert base_asked == [r["base_prompt"][0]["content"] for r in rows]
+    assert adapter_asked == [r["prompt"][0]["content"] for r in rows]
+    assert all(p.startswith(MINIMAL_INSTRUCTIONS) for p in adapter_asked)
+    assert not any(p.startswith(MINIMAL_INSTRUCTIONS) for p in base_asked)
+    assert results["prompts"] == {"base": "compact", "adapter": "minimal"}

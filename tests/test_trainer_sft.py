@@ -156,6 +156,34 @@ def test_compact_prompt_style_asks_for_and_trains_on_the_compact_trace():
     assert sft_rows(split)[0]["completion"][0]["content"] == split[0]["expected_trace"]
 
 
+def test_minimal_prompt_style_is_compact_under_a_few_words_and_keeps_the_full_prompt_for_the_base():
+    """`minimal`: the same compact target under a few words of instructions (the format is learned in SFT); the
+    base model, which has not learned it, keeps the compact prompt with the full instructions (`base_prompt`)."""
+    from trainer.prompts import (BASE_PROMPT_COLUMN, COMPACT_INSTRUCTIONS, MINIMAL_INSTRUCTIONS, TARGET_COLUMN,
+                                 apply_prompt_style, prompt_for)
+
+    split = _split([3, 1])
+    minimal, compact = apply_prompt_style(split, "minimal"), apply_prompt_style(split, "compact")
+    content = minimal[0]["prompt"][0]["content"]
+    assert content.startswith(MINIMAL_INSTRUCTIONS) and "1 | x = 0" in content
+    assert len(MINIMAL_INSTRUCTIONS) * 10 < len(COMPACT_INSTRUCTIONS)
+    assert minimal[TARGET_COLUMN] == compact[TARGET_COLUMN]
+    assert minimal[BASE_PROMPT_COLUMN] == compact["prompt"] == [prompt_for("compact", c) for c in split["code"]]
+    assert BASE_PROMPT_COLUMN not in compact.column_names  # every other style prompts base and adapter alike
+    again = apply_prompt_style(minimal, "compact")  # restyling drops the columns of the previous style
+    assert BASE_PROMPT_COLUMN not in again.column_names and again["prompt"] == compact["prompt"]
+
+
+def test_minimal_prompt_style_without_sft_is_refused_in_one_sentence(tmp_path):
+    from trainer.prepare import prepare
+    from trainer.settings import TrainError, TrainSettings
+
+    settings = TrainSettings(dataset=str(tmp_path), model="tiny", push=False, output_dir=str(tmp_path / "out"),
+                             prompt_style="minimal", max_steps=2)
+    with pytest.raises(TrainError, match=r"^--prompt-style minimal needs an SFT warm start .*compact without one\.$"):
+        prepare(settings, log=lambda *a: None)
+
+
 # --- evaluation helpers --------------------------------------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     from dataset_builder.sandbox import SandboxUnavailable, resolve
     from dataset_builder.workers import WorkerStartError
 
-    from trainer.prompts import TARGET_COLUMN, prompt_for, target_for
+    from trainer.prompts import BASE_PROMPT_COLUMN, TARGET_COLUMN, base_style_for, prompt_for, target_for
 
     try:
         items = crux.load_items(spec, limit=limit)
@@ -85,6 +85,8 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
         rows.append({"id": item["id"], "index": index, "code": program, "prompt": prompt_for(prompt_style, program),
                      "expected_trace": reference, TARGET_COLUMN: target_for(prompt_style, reference),
                      "output": item["output"]})
+        if base_style_for(prompt_style) != prompt_style:
+            rows[-1][BASE_PROMPT_COLUMN] = prompt_for(base_style_for(prompt_style), program)
     tracer = crux.tracer_scores(items, traces)
     check = crux.summarize(tracer)
     log(f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "

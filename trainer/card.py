@@ -128,7 +128,7 @@ def usage_snippet(run: dict, repo_id: str) -> str:
         )
     else:
         answer = "print(text)  # the <execution_trace> block"
-    if training.get("prompt_style") == "compact":
+    if training.get("prompt_style") in ("compact", "minimal"):
         answer += ("\n# Compact notation: each line step shows only the variables it changed. Full states:\n"
                    "# from dataset_builder.trace import parse_trace; parse_trace(text).steps  (this toolkit)")
     return f'''from peft import PeftModel
@@ -162,6 +162,10 @@ PROMPT_DESCRIPTIONS = {
     "compact": "the compact prompt of `trainer.prompts` (shown in the usage snippet): the trace asked for shows only "
                "the variables each line changed; `dataset_builder.trace.parse_trace` expands it back to full states, "
                "and every score here was computed on the expanded trace",
+    "minimal": "the minimal prompt of `trainer.prompts` (shown in the usage snippet): a few words of instructions, "
+               "the format (the compact notation, only the variables each line changed) learned in the SFT warm "
+               "start; the base model was evaluated on the compact prompt's full instructions; every score was "
+               "computed on the trace expanded to full states",
 }
 
 
@@ -298,6 +302,11 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
                          f"{decoding.get('seed')})")
     else:
         decoding_text = "greedy decoding"
+    prompts = evaluation.get("prompts") or {}
+    if prompts.get("base") and len(set(prompts.values())) > 1:  # the minimal style: the base got full instructions
+        decoding_text += (f"; the base model was prompted with the {prompts['base']} prompt (full instructions), "
+                          f"the adapter with the {prompts.get('adapter', training.get('prompt_style'))} one it "
+                          "was trained on")
     return env.from_string(text).render(
         decoding_text=decoding_text,
         warnings=run.get("warnings") or [],

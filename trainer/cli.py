@@ -123,11 +123,13 @@ _benchmark_data_option = click.option(
               help="Train only on programs whose trace has at most N steps [default: no limit].")
 @click.option("--train-limit", type=click.IntRange(min=1),
               help="Train on the first N training programs only (after --max-trace-steps) [default: all of them].")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact"]), default="dataset",
+@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact", "minimal"]), default="dataset",
               show_default=True,
-              help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); or "
+              help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); "
                    "compact: short, and the trace asked for shows only changed variables (about half the tokens; "
-                   "expanded back to full states before scoring).")
+                   "expanded back to full states before scoring); or minimal: compact under a few words of "
+                   "instructions, learned in the SFT warm start (which it needs; the base model is evaluated on the "
+                   "compact prompt).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
                    "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).")
@@ -311,8 +313,9 @@ def _process_start_time() -> float:
 @click.option("--greedy", is_flag=True,
               help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (thinking models).")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact"]),
-              help="[default: the one the adapter was trained with]")
+@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact", "minimal"]),
+              help="[default: the one the adapter was trained with; the base model gets compact where the adapter "
+                   "gets minimal]")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
@@ -369,7 +372,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
             batch_size=batch_size, max_new_tokens=max_new_tokens, thinking=context["policy"],
             thinking_budget=context["thinking_budget"], greedy=greedy, seed=seed, output=output,
             include_base=not no_base or adapter is None, dtype=context["dtype"], use_cache=not no_cache,
-            backend=backend,
+            backend=backend, prompt_style=context["prompt_style"],
         )
         base = resolve_model(context["model"], context["base_model"])
         if benchmark:

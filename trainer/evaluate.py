@@ -219,7 +219,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
                      dataset_name: str = "", split: str = "test", output: str | Path | None = None,
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
-                     record: dict | None = None, use_cache: bool = True, backend: str = "auto") -> dict | None:
+                     record: dict | None = None, use_cache: bool = True, backend: str = "auto",
+                     prompt_style: str | None = None) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -240,12 +241,16 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     from an identical earlier evaluation when there is one (`eval_cache`; one process only), and say so; every
     base evaluation of one process is stored for the next. `backend`: `auto` generates with vLLM where it can
     (`vllm_eval`: installed, a GPU, one process) and with transformers otherwise; `vllm` insists; `transformers`.
-    A vLLM evaluation that fails starts again with transformers, with a warning."""
+    A vLLM evaluation that fails starts again with transformers, with a warning.
+
+    Rows with a `base_prompt` (the `minimal` prompt style) prompt the base model with it and every adapter with
+    `prompt`; `prompt_style` (the adapters' style) names both in the results (`prompts`)."""
     import torch
     from peft import PeftModel
 
     from trainer import distributed, vllm_eval
     from trainer.models import load_model, load_tokenizer, resolve_model
+    from trainer.prompts import BASE_PROMPT_COLUMN, base_style_for
     from trainer.settings import TrainError
     from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
                                   thinking_policy)
@@ -273,14 +278,16 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     else:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows)
         rule = f"longest reference trace + {MARGIN} tokens"
-    longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in rows], policy.chat_template_kwargs)
+    # the base model's prompt where it differs from the adapters' (it has not learned the minimal format)
+    base_rows = [dict(r, prompt=r.get(BASE_PROMPT_COLUMN) or r["prompt"]) for r in rows]
+    longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in rows + base_rows], policy.chat_template_kwargs)
     if rule != "given":
         _, room = context_room(source.path, longest_prompt)
         if room is not None and max_new_tokens > room:
             max_new_tokens = room
             rule += ", capped at what the model's context leaves after the longest prompt"
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
-    mine = rows[rank::world]
+    mine = {"base": base_rows[rank::world], "adapters": rows[rank::world]}
     adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
     say = log if distributed.is_main() else (lambda *args, **kwargs: None)
     model = None
@@ -314,6 +321,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         "labels": {name: titles.get(name, name) for name in names},
         "models": {},
     }
+    if prompt_style:
+        results["prompts"] = {name: base_style_for(prompt_style) if name == "base" else prompt_style
+                              for name in names}
 
     def progress_for(name):
         def report(done, total):
@@ -327,7 +337,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         from trainer import eval_cache
 
         decoding = {k: v for k, v in results["decoding"].items() if k not in ("seed_rule", "processes")}
-        base_key = eval_cache.cache_key(source, rows, decoding, results["thinking"], scoring.results_file)
+        base_key = eval_cache.cache_key(source, base_rows, decoding, results["thinking"], scoring.results_file)
 
     def evaluate(name):
         if name == "base" and use_cache and base_key and (cached := eval_cache.load(base_key)) is not None:
@@ -344,7 +354,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to {max_new_tokens} new "
             f"tokens{f', over {world} processes' if world > 1 else ''})...")
         started = time.perf_counter()
-        evaluation = evaluate_model(model, tokenizer, mine, thinking=policy.enabled, opens_think=policy.opens_think,
+        share = mine["base" if name == "base" else "adapters"]
+        evaluation = evaluate_model(model, tokenizer, share, thinking=policy.enabled, opens_think=policy.opens_think,
                                     batch_size=batch_size, max_new_tokens=max_new_tokens, label=name,
                                     progress=progress_for(name), sampling=sampling, seed=seed + rank,
                                     chat_template_kwargs=policy.chat_template_kwargs, scoring=scoring)

@@ -35,6 +35,9 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         raise TrainError("--lora-r and --lora-alpha must be positive.")
     if settings.max_steps is not None and settings.max_steps < 0:
         raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
+    if settings.prompt_style == "minimal" and not settings.does_sft:
+        raise TrainError("--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
+                         "--sft-steps); use --prompt-style compact without one.")
     if not settings.does_grpo and not settings.does_sft:
         raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
     if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:

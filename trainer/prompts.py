@@ -10,6 +10,12 @@
   shows only the variables it changed), and SFT targets written in it: about half the tokens of the full trace to
   learn and to generate, and nothing to copy from step to step. The parser expands compact steps back to full
   states, so the reward and every metric are computed exactly as for a full trace.
+- `minimal`: the compact notation under a few words of instructions (`MINIMAL_INSTRUCTIONS`): a model learns the
+  format in the SFT warm start, so the ~130 tokens of instructions need not be paid in every training example,
+  generation and evaluation prefill after it (about a third of a compact SFT example's tokens on the CPU recipe's
+  data). It needs an SFT stage. The base model has not learned the format, so it is evaluated on the `compact`
+  prompt (the same program, the full instructions; the row's `base_prompt`), and the results say which prompt
+  each model got (`prompts`).
 
 `target_trace` is what the model is asked to write for a row (the SFT target and the token budgets);
 `expected_trace` stays the full reference every score is computed against.
@@ -22,8 +28,10 @@ from __future__ import annotations
 
 from dataset_builder.trace import INSTRUCTIONS, format_trace, make_prompt, number_lines, parse_trace
 
-PROMPT_STYLES = ("dataset", "short", "compact")
+PROMPT_STYLES = ("dataset", "short", "compact", "minimal")
+COMPACT_STYLES = ("compact", "minimal")  # styles whose target is the compact notation
 TARGET_COLUMN = "target_trace"
+BASE_PROMPT_COLUMN = "base_prompt"  # what the base model is prompted with where it differs (`minimal`)
 
 SHORT_INSTRUCTIONS = """Trace this Python program inside <execution_trace> ... </execution_trace>: after each executed \
 line write `Line N: State: {name=value, ...}` with every variable's repr; also `Call F at line N: State: {args}`, \
@@ -36,11 +44,20 @@ of the same frame (`{}` if none, then ` del NAME` for a removed one); also `Call
 N in F: ...` (indented per call depth), `Return from F at line N: VALUE`, `Exception at line N: Type: message`, \
 `Output: '...'`."""
 
+MINIMAL_INSTRUCTIONS = "Execution trace, compact notation."
+
 
 def instructions_for(style: str) -> str:
     """The instruction text a prompt style puts before the program."""
     check_style(style)
-    return {"short": SHORT_INSTRUCTIONS, "compact": COMPACT_INSTRUCTIONS}.get(style, INSTRUCTIONS)
+    return {"short": SHORT_INSTRUCTIONS, "compact": COMPACT_INSTRUCTIONS, "minimal": MINIMAL_INSTRUCTIONS}.get(
+        style, INSTRUCTIONS)
+
+
+def base_style_for(style: str) -> str:
+    """The prompt style the base model is evaluated with when an adapter was trained in `style`: the base has not
+    learned the format, so `minimal` gives it the full `compact` instructions; every other style is its own."""
+    return "compact" if style == "minimal" else style
 
 
 def make_short_prompt(code: str, instructions: str = SHORT_INSTRUCTIONS) -> list[dict]:
@@ -51,7 +68,7 @@ def make_short_prompt(code: str, instructions: str = SHORT_INSTRUCTIONS) -> list
 def target_for(style: str, expected_trace: str) -> str:
     """The trace text a model prompted in `style` is asked to write for a program whose full reference trace is
     `expected_trace` (the compact notation for `compact`: it reads back as the same steps)."""
-    if style != "compact" or not expected_trace:
+    if style not in COMPACT_STYLES or not expected_trace:
         return expected_trace
     return format_trace(parse_trace(expected_trace).steps, compact=True)
 
@@ -81,19 +98,22 @@ def prompt_for(style: str, code: str) -> list[dict]:
 
 
 def apply_prompt_style(split, style: str):
-    """`split` with its `prompt` column in `style` (rebuilt from `code` for `short` and `compact`; unchanged for
-    `dataset`) and, for `compact`, a `target_trace` column (the compact form of `expected_trace`)."""
+    """`split` with its `prompt` column in `style` (rebuilt from `code` for every style but `dataset`, which keeps
+    the column), for the compact styles a `target_trace` column (the compact form of `expected_trace`) and, for
+    `minimal`, a `base_prompt` column (the `compact` prompt the base model is evaluated with)."""
     check_style(style)
     if style == "dataset":
         return split
     if "code" not in split.column_names:
         raise ValueError(f"the {style} prompt is built from the 'code' column, which this dataset lacks.")
-    split = split.remove_columns([c for c in ("prompt", TARGET_COLUMN) if c in split.column_names])
+    split = split.remove_columns([c for c in ("prompt", TARGET_COLUMN, BASE_PROMPT_COLUMN) if c in split.column_names])
 
     def restyle(row):
         out = {"prompt": prompt_for(style, row["code"])}
-        if style == "compact":
+        if style in COMPACT_STYLES:
             out[TARGET_COLUMN] = target_for(style, row["expected_trace"])
+        if base_style_for(style) != style:
+            out[BASE_PROMPT_COLUMN] = prompt_for(base_style_for(style), row["code"])
         return out
 
     return split.map(restyle, desc=f"{style} prompts")

@@ -174,6 +174,7 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         use_cache=settings.eval_cache,
         backend="transformers" if settings.vllm_mode == "off" else "auto",
         dtype=summary["weights_dtype"],
+        prompt_style=settings.prompt_style,
         log=log,
     )
     name = dataset_label(settings) or dataset_name(str(settings.dataset))

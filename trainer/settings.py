@@ -58,7 +58,7 @@ class TrainSettings:
     train_limit: int | None = None  # use only the first N training rows (after --max-trace-steps)
     max_trace_steps: int | None = None  # train only on programs whose trace has at most N steps
     curriculum: str = "none"  # "none" | "short-first" (by trace length in steps)
-    prompt_style: str = "dataset"  # "dataset" | "short" (trainer.prompts)
+    prompt_style: str = "dataset"  # trainer.prompts.PROMPT_STYLES
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
