@@ -501,13 +501,17 @@ def test_nothing_a_program_writes_reaches_the_next_program_in_its_worker(tmp_pat
               "os.listdir('/dev/shm') + os.listdir('/dev/mqueue'))")
     programs = [(0, planter), (1, HONEST), (2, reader)]
     before = set(os.listdir("/tmp"))
+    # The walk over the whole file tree takes about a second alone but many under a loaded CI machine: the program
+    # that should exit gets room to finish; the one that should time out sleeps far past its 5 s.
+    timeout = 5.0 if then == "times out" else 120.0
     results = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=5.0), sandbox=BWRAP))
+                                    limits=WorkerLimits(timeout=timeout), sandbox=BWRAP))
     clean = dict(trace_in_workers([(1, HONEST)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
                                   sandbox=BWRAP))
     if then == "times out":
         assert results[0].failure == "timeout"
     else:
+        assert results[0].failure == "" and results[0].steps, results[0].failure
         state = dict(results[0].steps[-1].state)
         assert int(state["visited"]) > 1000  # the walk saw the whole tree: the interpreter, /usr, /dev, /etc ...
         assert sorted(eval(state["planted"])) == sorted(SCRATCH_BYTES)  # /tmp, HOME, /dev/shm: nothing else
