@@ -60,6 +60,7 @@ class BuildOptions:
     overwrite: bool = False
     shard: tuple[int, int] = (0, 1)  # (i, k): this build takes stream positions p with p % k == i
     sandbox: str = "auto"  # auto | bwrap | none (sandbox.py)
+    drill_share: float = 0.0  # share of the train split that is drills (generator.build_drill), never in test
 
 
 @dataclass
@@ -81,6 +82,7 @@ class BuildReport:
     timings: dict
     elapsed_s: float
     notes: list[str] = field(default_factory=list)  # for the user, printed by the CLI
+    drill_ids: list[str] = field(default_factory=list)  # the train split's drills (--drill-share), in stream order
 
 
 def dataset_features():
@@ -237,6 +239,37 @@ def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: T
         _trace_all([(p, p) for p in positions], job, options, sandbox, tree, sink, outcomes, on_traced)
 
 
+def _drills(count: int, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits,
+            sink: _RowSink, taken: set[str], test_skeletons: set[str]) -> list[_Outcome]:
+    """`count` drills for the train split, traced like any program, in stream order: none that failed, repeats
+    a kept program or another drill, or shares a structure with a test program (that would leak the test)."""
+    outcomes: dict[int, _Outcome] = {}
+    kept: list[_Outcome] = []
+    next_position = 0
+    while len(kept) < count:
+        if next_position > 50 * count + 1000:
+            raise BuildError(f"The generator ran out of new drills after {len(kept)}; ask for a smaller --drill-share.")
+        want = math.ceil((count - len(kept)) * 1.3) + 8
+        positions = range(next_position, next_position + want)
+        next_position += want
+        _trace_all([(p, ("drill", p)) for p in positions], job, options, sandbox, tree, sink, outcomes,
+                   lambda ok: None)
+        kept, seen = [], set(taken)
+        for position in sorted(outcomes):
+            drill = outcomes[position]
+            if len(kept) < count and not drill.failure and drill.norm not in seen and drill.skeleton not in test_skeletons:
+                kept.append(drill)
+                seen.add(drill.norm)
+    return kept
+
+
+def interleave(programs: list, drills: list) -> list:
+    """The drills spread evenly through the programs, so any first N rows (--train-limit) hold the same mix."""
+    placed = [((i + 0.5) / len(programs), 0, x) for i, x in enumerate(programs)]
+    placed += [((j + 0.5) / len(drills), 1, x) for j, x in enumerate(drills)]
+    return [x for _, _, x in sorted(placed, key=lambda item: item[:2])]
+
+
 def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits,
                sink: _RowSink, on_traced) -> dict[int, _Outcome]:
     on_traced.total = len(programs)
@@ -354,6 +387,10 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         raise BuildError("--shard must be i/k with 0 <= i < k.")
     if options.programs_file is not None and options.shard != (0, 1):
         raise BuildError("--shard splits generated programs; split your --programs file instead.")
+    if not 0 <= options.drill_share < 1:
+        raise BuildError("--drill-share must be at least 0 and below 1.")
+    if options.drill_share and (options.programs_file is not None or options.shard != (0, 1)):
+        raise BuildError("--drill-share works on a whole generated build, not with --programs or --shard.")
     _check_output(options)
     output = Path(options.output)
     generated = options.programs_file is None
@@ -385,14 +422,16 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
                 outcomes = _generated(options, job, sandbox, tree, sink, on_traced)
             else:
                 outcomes = _from_file(programs, options, job, sandbox, tree, sink, on_traced)
+            kept, rejected = _select(outcomes, options.n if generated else None)
+            kept_outcomes = [outcomes[p] for p in kept]
+            train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
+            drill_count = round(options.drill_share * len(train) / (1 - options.drill_share))
+            drills = _drills(drill_count, options, job, sandbox, tree, sink, {o.norm for o in kept_outcomes},
+                             {kept_outcomes[i].skeleton for i in test}) if drill_count else []
         except WorkerStartError as exc:
             raise BuildError(f"The tracing workers could not start: {exc}.") from None
         sink.close()
         traced_at = time.monotonic()
-
-        kept, rejected = _select(outcomes, options.n if generated else None)
-        kept_outcomes = [outcomes[p] for p in kept]
-        train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
         kinds = Counter(kind for o in kept_outcomes for kind in o.constructs)
         report = BuildReport(
             output=str(options.output),
@@ -408,7 +447,8 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
                 and k not in (("programs_file",) if generated else ("n", "seed"))
             }
             | {"min_lines": min_lines, "max_lines": max_lines, "shard": "{}/{}".format(*options.shard)},
-            counts={"kept": len(kept), "train": len(train), "test": len(test), "rejected": len(rejected)},
+            counts={"kept": len(kept), "train": len(train) + len(drills), "test": len(test), "rejected": len(rejected)}
+            | ({"drills": len(drills)} if drills else {}),
             rejected=rejected,
             rejected_by_reason=dict(Counter(_reason_kind(r["reason"]) for r in rejected).most_common()),
             distinct_skeletons=len({o.skeleton for o in kept_outcomes}),
@@ -422,12 +462,14 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             },
             elapsed_s=0.0,
             notes=[note] if note else [],
+            drill_ids=[d.id for d in drills],
         )
         row_of = [o.row_index for o in kept_outcomes]
         from datasets import Dataset
 
         rows = Dataset.from_file(str(workdir / "rows.arrow"))  # memory-mapped
-        _save(rows, [row_of[i] for i in train], [row_of[i] for i in test], _report_json(report), output)
+        train_rows = interleave([row_of[i] for i in train], [d.row_index for d in drills])
+        _save(rows, train_rows, [row_of[i] for i in test], _report_json(report), output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if previous_sigterm is not None:

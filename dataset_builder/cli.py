@@ -68,6 +68,11 @@ def _parse_test_size(ctx, param, value: str) -> float:
               help="Run the traced programs inside bubblewrap (bwrap: no network, no view of your files, nothing "
                    "outside to signal). auto: bwrap when it works here; without it, generated programs run "
                    "unsandboxed with a note and --programs is refused. none: no sandbox (trusted code only).")
+@click.option("--drill-share", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+              help="Share of the train split made of drills: extra 3-8-line programs of what small models most "
+                   "often get wrong (a branch after a comparison, arithmetic, slices, string and list methods, dict "
+                   "updates), spread evenly through it. The test split stays as without drills; no drill shares a "
+                   "structure with a test program.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.pass_context
 def main(ctx, quiet: bool, **options) -> None:
@@ -123,7 +128,9 @@ def _print_summary(report) -> None:
 
     table = Table(title=terminal_text(f"Dataset saved to {report.output}"), show_header=False)
     counts = report.counts
-    table.add_row("kept", f"{counts['kept']} (train {counts['train']}, test {counts['test']})")
+    table.add_row("kept", f"{counts['kept']} (train {counts['train'] - counts.get('drills', 0)}, test {counts['test']})")
+    if counts.get("drills"):
+        table.add_row("drills (train only)", str(counts["drills"]))
     table.add_row("rejected", str(counts["rejected"]))
     for reason, count in report.rejected_by_reason.items():
         table.add_row(f"  {terminal_text(reason)}", str(count))

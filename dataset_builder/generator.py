@@ -11,6 +11,9 @@ different structures. About one program in eight ends in an intended uncaught ex
 Every program has 3-20 lines, no imports, no input, no randomness or clock, small loops (its trace stays around
 or under ~120 line events) and recursion under 12 deep. Generation never parses or runs the code it writes.
 
+*Drills* (`drill_at`, for `build-dataset --drill-share`) are a second stream of 3-8-line programs made only of
+the snippets small models most often get wrong.
+
     >>> from itertools import islice
     >>> [p.code for p in islice(generate_programs(0), 2)]  # doctest: +SKIP
 """
@@ -24,7 +27,7 @@ from typing import Iterator
 from .templates import control, data, definitions, errors, values
 from .templates.env import MAX_LINES, Env, Skip, merge_vars, pick_words
 
-__all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "generate_programs", "program_at"]
+__all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "drill_at", "generate_programs", "program_at"]
 
 CONSTRUCT_KINDS: tuple[str, ...] = (
     "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
@@ -35,6 +38,7 @@ CONSTRUCT_KINDS: tuple[str, ...] = (
 
 ERROR_SHARE = 0.14  # programs that end in an intended uncaught exception
 ERROR_LINES = 6  # lines kept free for that ending
+DRILL_MAX_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,32 @@ def build_program(rng: random.Random) -> GeneratedProgram:
     return GeneratedProgram("\n".join(env.lines) + "\n", tuple(sorted(env.constructs)))
 
 
+def drill_at(seed: int, position: int) -> GeneratedProgram:
+    """Drill number `position` of `seed`: a stream of its own, so asking for drills changes no other program."""
+    return build_drill(random.Random(f"{seed}/drill/{position}"))
+
+
+def build_drill(rng: random.Random) -> GeneratedProgram:
+    """A drill: 3-8 lines of 1-3 snippets of the kinds small models most often get wrong, measured on their
+    predictions: a branch taken or not after a comparison, arithmetic, slices, string and list methods, dict
+    updates. `build-dataset --drill-share` mixes them into the training split (never the test split)."""
+    env = Env(rng)
+    env.line_budget = rng.randint(4, DRILL_MAX_LINES)
+    wanted = rng.choice((1, 2, 2, 3))
+    made = tries = 0
+    while made < wanted and tries < 2 * wanted + 4:
+        tries += 1
+        made += attempt(env, lambda e: _choose(rng, _DRILL)(e))
+    env.line_budget = DRILL_MAX_LINES
+    for _ in range(20):
+        if len(env.lines) >= 3:
+            break
+        attempt(env, lambda e: _choose(rng, _DRILL)(e))
+    if len(env.lines) < 3:
+        env.lines.append(f"print({len(env.lines)})")
+    return GeneratedProgram("\n".join(env.lines) + "\n", tuple(sorted(env.constructs)))
+
+
 def attempt(env: Env, write) -> bool:
     """Run `write` on a fork of `env`; keep its output if it fits, drop it if it raised Skip."""
     child = env.fork()
@@ -124,6 +154,14 @@ BODY_SNIPPETS = (
 )
 
 
+# What drills are made of (`build_drill`).
+DRILL_SNIPPETS = (
+    (5, control.if_else), (5, control.if_chain), (3, values.boolean_logic), (3, values.conditional_expression),
+    (4, values.arithmetic), (4, values.slicing), (4, values.string_methods), (3, values.indexing),
+    (3, values.list_ops), (3, values.dict_ops), (1, control.counting_dict_loop),
+)
+
+
 def _weighted(table):
     weights = [w for w, _ in table]
     snippets = [s for _, s in table]
@@ -134,6 +172,7 @@ def _weighted(table):
 
 _TOP = _weighted(SNIPPETS)
 _BODY = _weighted(BODY_SNIPPETS)
+_DRILL = _weighted(DRILL_SNIPPETS)
 
 
 def _choose(rng: random.Random, table):

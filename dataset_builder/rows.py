@@ -49,7 +49,9 @@ class ProgramJob:
         Returns the result so far and the program to trace (None when the result already says why not)."""
         clock = time.perf_counter()
         if self.seed is not None:
-            program = generator.program_at(self.seed, payload)
+            # a position in the seed's stream, or ("drill", position) in its stream of drills
+            is_drill = isinstance(payload, (list, tuple))
+            program = generator.drill_at(self.seed, payload[1]) if is_drill else generator.program_at(self.seed, payload)
             given_id, code, constructs = None, program.code, list(program.constructs)
         else:
             (given_id, code), constructs = payload, []

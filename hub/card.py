@@ -180,6 +180,7 @@ def dataset_figures(dsd, report: dict) -> dict:
         "max_value_chars": options.get("max_value_chars"),
         "max_steps": options.get("max_steps"),
         "timeout": options.get("timeout"),
+        "drills": (report.get("counts") or {}).get("drills", 0),
         "rejected": (report.get("counts") or {}).get("rejected", len(report.get("rejected") or [])),
         "rejected_by_reason": [{"reason": plain_text(k), "count": v}
                                for k, v in (report.get("rejected_by_reason") or {}).items()],

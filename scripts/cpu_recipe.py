@@ -83,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--test-size", default="0.1667", help="build-dataset --test-size (a fraction, or a count)")
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
+    parser.add_argument("--drill-share", type=float, default=0.0,
+                        help="build-dataset --drill-share: that share of the train split is short drills (the test "
+                             "split is the same as without)")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="train-and-push --train-limit: SFT and GRPO on the first N training programs")
     parser.add_argument("--sft-epochs", type=float, default=2.0)
@@ -294,6 +297,8 @@ def main(argv=None) -> None:
         times.update({k: v for k, v in previous.get("wall_seconds", {}).items() if k not in times})
     build = [str(bin_dir / "build-dataset"), "--n", str(args.n), "--seed", "0", "--max-steps", str(args.max_steps),
              "--test-size", args.test_size, "--output", args.dataset, "--overwrite", "--quiet"]
+    if args.drill_share:
+        build += ["--drill-share", f"{args.drill_share:g}"]
     if not args.collect_only:
         times["build_dataset"] = run(build)
 

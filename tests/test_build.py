@@ -187,6 +187,43 @@ def test_same_seed_same_dataset(generated, tmp_path):
         assert first[split].to_list() == second[split].to_list()
 
 
+def test_drills_join_the_train_split_only_and_change_nothing_else(generated, tmp_path):
+    """--drill-share adds short drills spread through the train split; the programs and the test split are those
+    of the same build without drills, and no drill repeats a program or shares a test program's structure."""
+    from datasets import load_from_disk
+
+    from dataset_builder.normalize import normalized_form, skeleton
+
+    result = build(["--n", "80", "--seed", "3", "--drill-share", "0.25", "--output", str(tmp_path / "drilled")])
+    assert result.exit_code == 0, result.output
+    plain, drilled = load_from_disk(str(generated)), load_from_disk(str(tmp_path / "drilled"))
+    report = json.loads((tmp_path / "drilled" / "report.json").read_text())
+    drill_ids = set(report["drill_ids"])
+    assert drilled["test"].to_list() == plain["test"].to_list()
+    train = drilled["train"].to_list()
+    assert [r for r in train if r["id"] not in drill_ids] == plain["train"].to_list()
+    drills = [r for r in train if r["id"] in drill_ids]
+    assert len(drills) == report["counts"]["drills"] == round(0.25 * len(plain["train"]) / 0.75)
+    assert report["counts"]["train"] == len(train) and report["counts"]["kept"] == 80
+    for row in drills:
+        assert 3 <= row["num_lines"] <= 8
+    assert not {skeleton(r["code"]) for r in drills} & {skeleton(r["code"]) for r in drilled["test"]}
+    assert len({normalized_form(r["code"]) for r in train + drilled["test"].to_list()}) == 80 + len(drills)
+    # spread through the split: the first quarter of it holds about a quarter of the drills
+    first_quarter = sum(r["id"] in drill_ids for r in train[: len(train) // 4])
+    assert abs(first_quarter - len(drills) / 4) <= 1.5
+    # and a second build is the same
+    again = build(["--n", "80", "--seed", "3", "--drill-share", "0.25", "--output", str(tmp_path / "again")])
+    assert again.exit_code == 0 and load_from_disk(str(tmp_path / "again"))["train"].to_list() == train
+
+
+@pytest.mark.parametrize("args", [["--drill-share", "1"], ["--drill-share", "0.2", "--shard", "0/2"]])
+def test_drill_share_misuse_is_one_sentence(tmp_path, args):
+    result = CliRunner().invoke(main, ["--n", "5", "--output", str(tmp_path / "out"), *args, "--quiet"])
+    assert result.exit_code != 0 and not (tmp_path / "out").exists()
+    assert "--drill-share" in result.output and "Traceback" not in result.output
+
+
 def test_some_generated_programs_end_in_an_exception_recorded_in_the_trace(generated):
     from datasets import load_from_disk
 

@@ -240,3 +240,22 @@ def test_every_snippet_has_a_one_line_docstring():
                 continue
             doc = inspect.getdoc(function)
             assert doc and doc.strip(), f"{module.__name__}.{name} has no docstring"
+
+
+def test_drills_are_short_runnable_and_a_stream_of_their_own():
+    """Drills: 3-8 lines, no imports, mostly the kinds they aim at, and deterministic; asking for them does not
+    move the main stream (program_at does not depend on drills)."""
+    import ast
+
+    from dataset_builder.generator import drill_at, program_at
+
+    aimed = {"if_elif_else", "boolean_logic", "conditional_expression", "arithmetic", "slicing", "string_methods",
+             "indexing", "list", "dict", "mutation"}
+    drills = [drill_at(1, i) for i in range(200)]
+    assert [d.code for d in drills[:20]] == [drill_at(1, i).code for i in range(20)]
+    assert len({d.code for d in drills}) > 150
+    for drill in drills:
+        ast.parse(drill.code)
+        assert 3 <= len(drill.code.splitlines()) <= 8 and "import" not in drill.code
+        assert set(drill.constructs) & aimed
+    assert program_at(1, 0).code != drills[0].code

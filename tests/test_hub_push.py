@@ -219,6 +219,10 @@ def test_card_renders_figures_from_the_data(built):
         assert f"seed `{report['seed']}`" in body
     svg = ET.fromstring(histogram_svg(figures))
     assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) > 4
+    # a build with --drill-share says how much of its train split is drills; one without says nothing of them
+    assert "| Drills |" not in body
+    drilled = {**report, "counts": {**report["counts"], "drills": 3}}
+    assert "| Drills | 3 of the `train` programs are drills" in render_card(dsd, drilled, "alice/traces")[0].text
 
 
 def test_card_says_it_lists_only_the_most_common_exception_types():
