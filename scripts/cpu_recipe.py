@@ -274,7 +274,7 @@ def results_table(record: dict) -> str:
                  + " | ".join(eval_time(models[n]) for n in names) + " |")
     if crux:
         lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
-                     + " | ".join(f"{scores[n]['seconds']:.0f} s" if n in scores else "—" for n in names) + " |")
+                     + " | ".join(eval_time(scores[n]) if n in scores else "—" for n in names) + " |")
     return "\n".join(lines)
 
 
