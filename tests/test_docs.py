@@ -36,6 +36,24 @@ def test_the_cpu_recipe_table_quotes_results_cpu_recipe_json():
             assert any(all(n in _numbers(line) for n in wanted) for line in readme_rows), (name, row)
 
 
+def test_the_recipe_script_runs_the_measured_recipe_by_default():
+    """`scripts/cpu_recipe.py --model M` with no other option is the run whose figures the README shows."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from cpu_recipe import parse_args
+
+    for name, record in json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"].items():
+        args, training = parse_args(["--model", name]), record["training"]
+        build = record["dataset"]["build_options"]
+        assert (build["n"], str(build["test_size"]), build["max_steps"]) == (args.n, args.test_size, args.max_steps)
+        assert build.get("drill_share", 0.0) == args.drill_share
+        assert training["prompt_style"] == args.prompt_style
+        assert training["curriculum"]["train_limit"] == (args.train_limit or None)
+        assert training["sft"]["config"]["learning_rate"] == args.sft_learning_rate
+        assert training["sft"]["epochs"] == args.sft_epochs and len(record["grpo_log"]) == args.grpo_steps
+        assert ("sft" not in record["evaluation"]["models"]) == args.skip_sft_eval
+        assert record["evaluation"]["benchmarks"]["cruxeval"]["n"] == args.benchmark_limit
+
+
 def test_the_build_speed_table_quotes_the_benchmark_results():
     figures = json.loads((ROOT / "benchmarks" / "build_speed_results.json").read_text())
     section = _section("### Speed, memory and scaling")
