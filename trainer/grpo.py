@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer import distributed
+from trainer.lm_head import labelled_positions_only
 from trainer.lora import lora_config, lora_summary, set_adapter_base
 from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions
@@ -259,7 +260,8 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
     before = fingerprint(trainer.model)
     started_at = time.time()
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with labelled_positions_only():  # the loss's LM head skips the prompt's positions on the CPU too
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     history = [dict(entry) for entry in trainer.state.log_history]
     signal = grpo_signal(history, weight_change(before, fingerprint(trainer.model)), config.max_completion_length)

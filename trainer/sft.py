@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer import distributed
+from trainer.lm_head import labelled_positions_only
 from trainer.lora import lora_config, lora_summary, set_adapter_base
 from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions, round4
@@ -168,7 +169,8 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     before = fingerprint(trainer.model)
     started_at = time.time()
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with labelled_positions_only():  # the loss's LM head skips the prompt's positions on the CPU too
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     signal = sft_signal(weight_change(before, fingerprint(trainer.model)))
     trainer.save_model(str(adapter_dir))
