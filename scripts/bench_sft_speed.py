@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -95,11 +94,12 @@ def main(argv=None) -> int:
     if args.json:
         import torch
         import trl
+        from cpu_recipe import _cpu_name  # this script's folder
 
         record = {"what": "SFT warm-start speed, one variant after another in one process (scripts/bench_sft_speed.py)",
                   "model": args.base_model_id or args.model, "dataset": args.dataset, "steps": args.steps,
                   "prompt_style": args.prompt_style, "dtype": args.dtype, "cpu_threads": args.cpu_threads,
-                  "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+                  "machine": _cpu_name(), "torch": torch.__version__,
                   "trl": trl.__version__, "variants": rows}
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0

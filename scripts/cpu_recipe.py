@@ -74,8 +74,10 @@ MODELS = {
 # What differs between the models' measured recipes (README "Results on a CPU"); an option given wins. The
 # 0.5B model learns far more per program but trains ~3x slower per token, so the hour holds 700 of its programs.
 RECIPES = {
-    "qwen2.5-coder-0.5b": {"train_limit": 700, "sft_learning_rate": 3e-4, "skip_sft_eval": True, "drill_share": 0.3},
-    "smollm2-135m": {"train_limit": 0, "sft_learning_rate": 6e-4, "skip_sft_eval": False, "drill_share": 0.0},
+    "qwen2.5-coder-0.5b": {"train_limit": 700, "sft_learning_rate": 3e-4, "skip_sft_eval": True, "drill_share": 0.3,
+                           "lora_dropout": 0.05},
+    "smollm2-135m": {"train_limit": 0, "sft_learning_rate": 6e-4, "skip_sft_eval": False, "drill_share": 0.0,
+                     "lora_dropout": 0.05},
 }
 
 
@@ -100,6 +102,7 @@ def parse_args(argv=None):
     parser.add_argument("--train-limit", type=int, default=None,
                         help="train-and-push --train-limit: SFT and GRPO on the first N training programs (0: all)")
     parser.add_argument("--sft-epochs", type=float, default=1.0)
+    parser.add_argument("--lora-dropout", type=float, default=None, help="train-and-push --lora-dropout")
     parser.add_argument("--sft-batch-size", type=int, default=4)
     parser.add_argument("--sft-learning-rate", type=float, default=None)
     parser.add_argument("--grpo-steps", type=int, default=5, help="1 program x --num-generations completions each")
@@ -278,9 +281,13 @@ def results_table(record: dict) -> str:
             train_cells.append("—")
         elif n == "sft":
             train_cells.append(f"{times['sft']:.0f} s SFT ({sft.get('tokens_per_second', 0):.0f} tokens/s)")
+        elif "sft" in names:
+            train_cells.append(f"+ {times.get('grpo', 0):.0f} s GRPO")
+        elif sft:  # no SFT-only column: the adapter's cell holds both stages
+            train_cells.append(f"{times['sft']:.0f} s SFT ({sft.get('tokens_per_second', 0):.0f} tokens/s) "
+                               f"+ {times.get('grpo', 0):.0f} s GRPO")
         else:
-            train_cells.append(f"+ {times.get('grpo', 0):.0f} s GRPO" if "sft" in names else
-                               f"{times.get('train', 0):.0f} s")
+            train_cells.append(f"{times.get('train', 0):.0f} s")
     lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
     def eval_time(figures: dict) -> str:
         if figures.get("from_cache"):  # an identical earlier evaluation (trainer/eval_cache.py): not paid this run
@@ -292,6 +299,22 @@ def results_table(record: dict) -> str:
     if crux:
         lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
                      + " | ".join(eval_time(scores[n]) if n in scores else "—" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def lever_table(runs: dict) -> str:
+    """The whole-recipe runs of `results/cpu_levers.json` (one change between neighbouring rows) as a table."""
+    lines = ["| Run (options beside the common ones) | SFT tokens | SFT | Exact traces | Mean State Accuracy | "
+             "Output accuracy | CRUXEval-O | Start to table |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, run in runs.items():
+        figures, sft = run["evaluation"], run["sft"]
+        cached = " (base cached)" if run.get("base_evaluation_from_cache") else ""
+        lines.append(
+            f"| {name} (`{run['options']}`) | {sft['tokens']:,} | {sft['seconds']:.0f} s "
+            f"({sft['tokens_per_second']:.0f} tokens/s) | {100 * figures['execution_prediction_accuracy']:.0f}% | "
+            f"{100 * figures['mean_state_accuracy']:.1f}% | {100 * figures['output_accuracy']:.0f}% | "
+            f"{100 * run['cruxeval_output_accuracy']:.0f}% | {run['start_to_table_seconds']:,.0f} s{cached} |")
     return "\n".join(lines)
 
 
@@ -327,7 +350,7 @@ def main(argv=None) -> None:
         "--base-model-id", model.base_id, "--no-push", "--output-dir", args.output_dir,
         "--prompt-style", args.prompt_style, "--curriculum", "short-first", "--dtype", args.dtype,
         "--sft-epochs", f"{args.sft_epochs:g}", "--sft-batch-size", str(args.sft_batch_size),
-        "--sft-learning-rate", f"{args.sft_learning_rate:g}",
+        "--sft-learning-rate", f"{args.sft_learning_rate:g}", "--lora-dropout", f"{args.lora_dropout:g}",
         "--max-steps", str(args.grpo_steps), "--learning-rate", f"{args.grpo_learning_rate:g}",
         "--num-generations", str(args.num_generations),
         "--max-completion-length", str(args.max_completion_length),

@@ -36,6 +36,37 @@ def test_the_cpu_recipe_table_quotes_results_cpu_recipe_json():
             assert any(all(n in _numbers(line) for n in wanted) for line in readme_rows), (name, row)
 
 
+def test_the_lever_table_quotes_results_cpu_levers_json():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from cpu_recipe import lever_table
+
+    runs = json.loads((ROOT / "results" / "cpu_levers.json").read_text())["qwen_full_recipe"]["runs"]
+    section = _section("### Results on a CPU")
+    assert len(runs) >= 3
+    for row in lever_table(runs).splitlines():
+        assert row in section, row
+
+
+def test_the_sft_speed_the_readme_quotes_is_the_benchmark_s():
+    figures = json.loads((ROOT / "results" / "sft_speed.json").read_text())["variants"]
+    baseline, head, no_dropout = (next(v for v in figures if v["variant"] == name)
+                                  for name in ("trl-head", "labelled-only", "no-dropout"))
+    text = " ".join(README.split())
+    assert f"{baseline['seconds'] / head['seconds']:.2f}x the SFT tokens/s" in text
+    assert f"{baseline['seconds'] / no_dropout['seconds']:.2f}x with `--lora-dropout 0`" in text
+
+
+def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
+    models = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]
+    start = README.index("- **Figures**: on the first")
+    bullet = " ".join(README[start:README.index("\n- ", start + 1)].split())
+    for name, label in (("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B adapter gets"), ("smollm2-135m", "SmolLM2-135M's")):
+        crux = models[name]["evaluation"]["benchmarks"]["cruxeval"]
+        assert f"first {crux['n']} items" in bullet
+        assert f"{label} {100 * crux['models']['adapter']['output_accuracy']:.0f}%" in bullet, name
+        assert crux["models"]["base"]["output_accuracy"] == 0.0 and "both bases 0%" in bullet
+
+
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
     """`scripts/cpu_recipe.py --model M` with no other option is the run whose figures the README shows."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -49,6 +80,7 @@ def test_the_recipe_script_runs_the_measured_recipe_by_default():
         assert training["prompt_style"] == args.prompt_style
         assert training["curriculum"]["train_limit"] == (args.train_limit or None)
         assert training["sft"]["config"]["learning_rate"] == args.sft_learning_rate
+        assert training["lora"]["dropout"] == args.lora_dropout
         assert training["sft"]["epochs"] == args.sft_epochs and len(record["grpo_log"]) == args.grpo_steps
         assert ("sft" not in record["evaluation"]["models"]) == args.skip_sft_eval
         assert record["evaluation"]["benchmarks"]["cruxeval"]["n"] == args.benchmark_limit
