@@ -82,7 +82,9 @@ def test_the_recipe_script_runs_the_measured_recipe_by_default():
         assert training["sft"]["config"]["learning_rate"] == args.sft_learning_rate
         assert training["lora"]["dropout"] == args.lora_dropout
         assert training["sft"]["epochs"] == args.sft_epochs and len(record["grpo_log"]) == args.grpo_steps
-        assert ("sft" not in record["evaluation"]["models"]) == args.skip_sft_eval
+        sft_column = record["evaluation"]["models"].get("sft")
+        assert (sft_column is not None and not sft_column.get("after_the_timed_run")) == (not args.skip_sft_eval)
+        assert bool(sft_column and sft_column.get("after_the_timed_run")) == bool(args.evaluate_sft_after)
         assert record["evaluation"]["benchmarks"]["cruxeval"]["n"] == args.benchmark_limit
 
 
