@@ -421,8 +421,8 @@ def main(argv=None) -> None:
     for name, metrics in ((run_info["evaluation"].get("benchmarks") or {}).get("cruxeval") or {}).get(
             "models", {}).items():
         times[f"cruxeval_{name}"] = metrics["seconds"]
-    previous_total = read_results(ROOT / args.results)["models"].get(args.model, {}).get("wall_seconds", {}).get("total")
-    times["total"] = previous_total if args.collect_only and previous_total else round(time.perf_counter() - started, 1)
+    # --collect-only keeps the timed run's total (copied from the earlier record above)
+    times.setdefault("total", round(time.perf_counter() - started, 1))
     if args.skip_sft_eval and args.evaluate_sft_after and (output_dir / "sft" / "adapter").is_dir():
         times.update(evaluate_sft_after(args, bin_dir, output_dir, checkpoint, run_info["evaluation"], log_path))
     training = run_info["training"]
