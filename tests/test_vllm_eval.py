@@ -1,8 +1,9 @@
 """The evaluation's vLLM path, driven through a stand-in engine: vLLM needs a GPU and cannot run here.
 
 The stand-in is a `vllm` package put on `sys.path` for these tests: `LLM`, `SamplingParams` and `LoRARequest`
-with the signatures TRL 1.16 uses, answering each request with transformers' greedy generation of the tiny model
-(with the requested adapter merged). What is tested is this project's side: the engine is built for the base model
+with vLLM 0.30.0's signatures and the checks of theirs that this project can trip (`max_lora_rank` only from vLLM's
+list; text prompts tokenized with special tokens, token-id prompts taken as they are), answering each request with
+transformers' greedy generation of the tiny model (with the requested adapter merged). What is tested is this project's side: the engine is built for the base model
 with room for the adapter's rank and the longest prompt plus the token budget, the base is asked without a LoRA
 request and each adapter with its own folder, greedy decoding is temperature 0, the scores equal the transformers
 path's on the same rows, and an engine that fails mid-way hands the evaluation back to transformers.
@@ -30,17 +31,23 @@ class SamplingParams:
         self.__dict__.update(kwargs)
 
 
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm/config/lora.py: MaxLoRARanks
+
+
 class LLM:
     def __init__(self, model, **kwargs):
+        if kwargs.get("enable_lora") and kwargs.get("max_lora_rank", 16) not in MAX_LORA_RANKS:
+            raise ValueError(f"max_lora_rank: Input should be {MAX_LORA_RANKS}")  # pydantic, in vLLM
         CALLS["llm"].append({"model": model, **kwargs})
         self.path = model
 
-    def generate(self, texts, params, lora_request=None, use_tqdm=True):
+    def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None):
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        CALLS["generate"].append({"n": len(texts), "params": dict(params.__dict__), "lora": lora_request})
+        params = sampling_params
+        CALLS["generate"].append({"prompts": list(prompts), "params": dict(params.__dict__), "lora": lora_request})
         if CALLS["fail"]:
             raise RuntimeError("CUDA error: the stand-in engine failed")
         tokenizer = AutoTokenizer.from_pretrained(self.path)
@@ -48,8 +55,10 @@ class LLM:
         if lora_request is not None:
             model = PeftModel.from_pretrained(model, lora_request.lora_path).merge_and_unload()
         outputs = []
-        for text in texts:
-            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        for prompt in prompts:
+            # as vLLM's renderer: a text prompt is tokenized with special tokens, token ids are taken as given
+            ids = prompt["prompt_token_ids"] if isinstance(prompt, dict) else tokenizer(prompt).input_ids
+            ids = {"input_ids": torch.tensor([ids])}
             with torch.inference_mode():
                 out = model.generate(**ids, max_new_tokens=params.max_tokens, do_sample=False,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
@@ -111,6 +120,13 @@ def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does
     assert base_call["lora"] is None and adapter_call["lora"].lora_path == str(adapter)
     assert base_call["params"]["temperature"] == 0.0 and base_call["params"]["max_tokens"] == 6
     assert base_call["params"]["stop"] is None  # tiny thinks: no stop at the first </execution_trace>
+    # the prompts go as token ids without special tokens, as transformers' path tokenizes them (no second BOS)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(engine["model"])
+    first = _rows(tiny_dataset)[0]["prompt"]
+    text = tokenizer.apply_chat_template(first, tokenize=False, add_generation_prompt=True)
+    assert {"prompt_token_ids": tokenizer(text, add_special_tokens=False).input_ids} in adapter_call["prompts"]
 
     plain = evaluate_adapter("tiny", adapter, _rows(tiny_dataset), output=tmp_path / "t.json",
                              backend="transformers", **common)
@@ -131,3 +147,19 @@ def test_a_vllm_engine_that_fails_hands_the_evaluation_to_transformers(trained_r
     assert results["decoding"]["backend"] == "transformers" and set(results["models"]) == {"base", "adapter"}
     assert any(line.startswith("Warning: the vLLM evaluation failed (RuntimeError: CUDA error") for line in lines)
     assert len(json.loads((tmp_path / "r.json").read_text())["models"]) == 2
+
+
+def test_vllm_is_asked_for_a_lora_rank_it_accepts(tmp_path):
+    from trainer.vllm_eval import lora_rank
+
+    def adapter(r):
+        folder = tmp_path / f"r{r}"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"r": r}))
+        return folder
+
+    assert lora_rank({"a": adapter(64)}) == 64
+    assert lora_rank({"a": adapter(24), "b": adapter(8)}) == 32  # vLLM refuses 24: the next rank it takes
+    assert lora_rank({}) == 16
+    with pytest.raises(ValueError, match="above vLLM's largest LoRA rank 512"):
+        lora_rank({"a": adapter(600)})

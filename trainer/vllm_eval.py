@@ -8,8 +8,9 @@ answers exactly as `evaluate.generate` does: completions and cut-off flags in th
 sampled from a seed, ending at `</execution_trace>` for a model that answers directly.
 
 **Not yet run on a GPU in this repository** (no GPU was lent; `scripts/gpu_check.py` exercises it): the calls are
-the ones TRL 1.16 makes of vLLM (`LLM(...)`, `SamplingParams(...)`, `generate(..., lora_request=...)`), and a run
-that fails here falls back to transformers rather than losing the evaluation (`evaluate.evaluate_adapter`).
+the ones TRL 1.16 makes of vLLM (`LLM(...)`, `SamplingParams(...)`, `generate(..., lora_request=...)`), their
+arguments read against vLLM 0.30.0's source (the version the `vllm` extra pins), and a run that fails here falls
+back to transformers rather than losing the evaluation (`evaluate.evaluate_adapter`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 BACKENDS = ("auto", "vllm", "transformers")
 MEMORY_SHARE_OF_FREE = 0.9  # of the GPU memory free when the engine starts (the trainer's model is gone by then)
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM 0.30 accepts only these as max_lora_rank (LoRAConfig)
 
 
 def usable(backend: str, world_size: int) -> tuple[bool, str]:
@@ -39,9 +41,13 @@ def usable(backend: str, world_size: int) -> tuple[bool, str]:
 
 
 def lora_rank(adapters: dict) -> int:
-    """The largest LoRA rank among the adapters (vLLM reserves room for it)."""
+    """The room vLLM reserves for the adapters: the smallest rank it accepts that holds the largest of theirs."""
     ranks = [json.loads((Path(folder) / "adapter_config.json").read_text()).get("r", 16) for folder in adapters.values()]
-    return max(ranks, default=16)
+    largest = max(ranks, default=16)
+    for allowed in LORA_RANKS:
+        if allowed >= largest:
+            return allowed
+    raise ValueError(f"adapter rank {largest} is above vLLM's largest LoRA rank {LORA_RANKS[-1]}")
 
 
 class VllmModel:
@@ -74,11 +80,14 @@ class VllmModel:
 
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True,
                                                **(chat_template_kwargs or {})) for p in prompts]
+        # token ids, not text: vLLM would tokenize text with special tokens and put a second BOS before the
+        # template's (Llama, Gemma); transformers' path tokenizes without them, and both must see the same prompt
+        inputs = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids} for t in texts]
         decoding = dict(sampling) if sampling else {"temperature": 0.0}
         params = SamplingParams(max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True,
                                 stop=[TRACE_CLOSE] if stop_at_trace_end else None,
                                 include_stop_str_in_output=stop_at_trace_end, **decoding)
-        outputs = self.llm.generate(texts, params, lora_request=self.request, use_tqdm=False)
+        outputs = self.llm.generate(inputs, params, lora_request=self.request, use_tqdm=False)
         completions = [out.outputs[0].text for out in outputs]
         cut_off = [out.outputs[0].finish_reason == "length" for out in outputs]
         if progress:
