@@ -205,12 +205,11 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
           init_adapter: Path | None = None) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
-    import torch
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
     from trainer.learning_signal import fingerprint, grpo_signal, weight_change
-    from trainer.models import load_model
+    from trainer.models import free_gpu_memory, load_model
     from trainer.rewards import ExecutionReward
 
     source, train_rows, gpu = plan.source, plan.rows, plan.gpu
@@ -297,7 +296,6 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
         "versions": library_versions(),
     }
     del trainer, model
-    if gpu:
-        torch.cuda.empty_cache()
+    free_gpu_memory()
     return summary
 

@@ -123,6 +123,18 @@ def load_model(source: ModelSource | str, *, dtype=None, device: str | None = No
     return tokenizer, model
 
 
+def free_gpu_memory() -> None:
+    """Give the GPU memory of models just deleted back to the card before the next stage measures what is free:
+    a trainer holds reference cycles (and, with vLLM colocated, its engine), which only a collection frees."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def default_dtype():
     import torch
 

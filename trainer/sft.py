@@ -101,12 +101,11 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     """The warm start: supervised fine-tuning of a fresh LoRA adapter (same rank, alpha, targets as GRPO) on the
     reference traces. Saves OUTPUT/sft/adapter and returns its summary. With --resume, a finished warm start is
     reused."""
-    import torch
     from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
     from trainer.learning_signal import fingerprint, sft_signal, weight_change
-    from trainer.models import load_model
+    from trainer.models import free_gpu_memory, load_model
 
     source, train_rows = plan.source, plan.rows
     adapter_dir = output_dir / SFT_DIR / ADAPTER_DIR
@@ -211,8 +210,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {round4(summary['first_loss'])} -> "
         f"{round4(summary['last_loss'])}.")
     del trainer, model
-    if gpu:
-        torch.cuda.empty_cache()
+    free_gpu_memory()
     return summary
 
 

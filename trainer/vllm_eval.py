@@ -95,10 +95,7 @@ class VllmModel:
         return completions, cut_off
 
     def close(self) -> None:
-        import gc
-
-        import torch
+        from trainer.models import free_gpu_memory
 
         del self.llm
-        gc.collect()
-        torch.cuda.empty_cache()
+        free_gpu_memory()
