@@ -142,3 +142,24 @@ def test_the_gpu_defaults_the_readme_plans_are_the_code_s():
     assert f"micro-batch of {gpu['per_device_train_batch_size']} sequences" in plan
     assert f"every {round(100 * CHECKPOINT_SHARE)}% of the optimizer steps and at least every " \
            f"{CHECKPOINT_MAX_MINUTES} minutes" in plan
+
+
+def test_the_vllm_cpu_check_the_readme_quotes_is_the_script_s():
+    figures = json.loads((ROOT / "results" / "vllm_cpu_check.json").read_text())
+    text = " ".join(_section("### vLLM").split())
+    base = [figures[f"base_stop_at_trace_end_{stop}"] for stop in ("false", "true")]
+    assert f"for {base[0]['identical']} and {base[1]['identical']} of {base[0]['of']}" in text
+    lora = figures["adapter_as_lora_request"]
+    assert f"engine reserved rank {figures['engine_max_lora_rank']}" in text
+    assert f"{lora['identical']} of {lora['of']} answers identical" in text
+    assert (f"of the {lora['changed_by_the_adapter']} answers the adapter changes, "
+            f"{lora['of_those_following_the_adapter']} of vLLM's") in text
+    speeds = [round(figures[f"evaluation_{b}"]["tokens_per_second"]) for b in ("vllm", "transformers")]
+    walls = [round(figures[f"evaluation_{b}"]["wall_seconds"]) for b in ("vllm", "transformers")]
+    assert f"{speeds[0]} tokens/s against {speeds[1]}" in text and f"({walls[0]} s against {walls[1]} s)" in text
+    grpo = figures["grpo_colocated_3_steps"]
+    gaps = {round(step["sampling/sampling_logp_difference/mean"], 3) for step in grpo["weight_sync_on"]}
+    control = [step["sampling/sampling_logp_difference/mean"] for step in grpo["weight_sync_off_control"]][1:]
+    (gap,) = gaps  # one figure for every step, as the README says
+    assert f"stayed at {gap:.3f} in every step" in text
+    assert f"rose to {control[0]:.3f} and {control[1]:.3f}" in text
