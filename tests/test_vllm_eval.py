@@ -1,12 +1,14 @@
-"""The evaluation's vLLM path, driven through a stand-in engine: vLLM needs a GPU and cannot run here.
+"""The evaluation's vLLM path, driven through a stand-in engine: CI installs no vLLM (its GPU wheel generates only
+on a GPU; `scripts/vllm_cpu_check.py` runs the real engine's CPU build apart from the tests).
 
 The stand-in is a `vllm` package put on `sys.path` for these tests: `LLM`, `SamplingParams` and `LoRARequest`
 with vLLM 0.30.0's signatures and the checks of theirs that this project can trip (`max_lora_rank` only from vLLM's
 list; text prompts tokenized with special tokens, token-id prompts taken as they are), answering each request with
-transformers' greedy generation of the tiny model (with the requested adapter merged). What is tested is this project's side: the engine is built for the base model
-with room for the adapter's rank and the longest prompt plus the token budget, the base is asked without a LoRA
-request and each adapter with its own folder, greedy decoding is temperature 0, the scores equal the transformers
-path's on the same rows, and an engine that fails mid-way hands the evaluation back to transformers.
+transformers' greedy generation of the tiny model (with the requested adapter merged). What is tested is this
+project's side: the engine is built for the base model with room for the adapter's rank and the longest prompt
+plus the token budget, the base is asked without a LoRA request and each adapter with its own folder, greedy
+decoding is temperature 0, the prompts go as token ids, the scores equal the transformers path's on the same rows,
+and an engine that fails mid-way hands the evaluation back to transformers.
 """
 
 import json
