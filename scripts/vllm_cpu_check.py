@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 PROGRAMS = 16
 NEW_TOKENS = 60
+EVALUATION_TOKENS = 300
 
 
 def parse_args(argv=None):
@@ -167,7 +168,8 @@ def main(argv=None) -> None:
     vllm_eval.usable = lambda backend, world: (backend != "transformers", "")
 
     figures: dict = {"vllm": vllm.__version__, "torch": torch.__version__, "model": model.base_id,
-                     "programs": len(prompts), "max_new_tokens": NEW_TOKENS, "dtype": "bfloat16"}
+                     "programs": len(prompts), "max_new_tokens": NEW_TOKENS, "evaluation_max_new_tokens": EVALUATION_TOKENS,
+                     "dtype": "bfloat16"}
     engine = vllm_eval.VllmModel(source, adapters={"adapter": adapter}, max_model_len=2048, dtype="bfloat16")
     figures["engine_max_lora_rank"] = engine.llm.llm_engine.vllm_config.lora_config.max_lora_rank
     tokenizer, base = load_model(source, dtype=torch.bfloat16, device="cpu")
@@ -176,7 +178,7 @@ def main(argv=None) -> None:
         ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at_trace_end=stop)
         theirs = generate(base, tokenizer, prompts, batch_size=4, max_new_tokens=NEW_TOKENS, stop_at_trace_end=stop)
         figures[f"base_stop_at_trace_end_{stop}".lower()] = agreement(*ours, *theirs)
-    base_texts = ours[0]
+    vllm_base, transformers_base = ours[0], theirs[0]  # with the stop, as the adapter's pass below
     engine.use("adapter", adapter)
     ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at_trace_end=True)
     with_adapter = PeftModel.from_pretrained(base, str(adapter))
@@ -184,8 +186,8 @@ def main(argv=None) -> None:
                       stop_at_trace_end=True)
     # greedy decoding of a perturbed model drifts apart on bf16 rounding, so beside identical answers: of those the
     # adapter changes (under transformers), how many of vLLM's follow the adapter's answer further than the base's
-    changed = [i for i in range(len(prompts)) if theirs[0][i] != base_texts[i]]
-    follows = sum(common_prefix(ours[0][i], theirs[0][i]) > common_prefix(ours[0][i], base_texts[i]) for i in changed)
+    changed = [i for i in range(len(prompts)) if theirs[0][i] != transformers_base[i]]
+    follows = sum(common_prefix(ours[0][i], theirs[0][i]) > common_prefix(ours[0][i], vllm_base[i]) for i in changed)
     figures["adapter_as_lora_request"] = {**agreement(*ours, *theirs), "changed_by_the_adapter": len(changed),
                                           "of_those_following_the_adapter": follows}
     engine.close()
@@ -194,7 +196,7 @@ def main(argv=None) -> None:
     for backend in ("vllm", "transformers"):
         started = time.perf_counter()
         results = evaluate_adapter(source, None, rows, output=work / f"evaluation-{backend}.json",
-                                   max_new_tokens=300, greedy=True, use_cache=False, backend=backend,
+                                   max_new_tokens=EVALUATION_TOKENS, greedy=True, use_cache=False, backend=backend,
                                    dtype="bfloat16", log=print)
         scores = {k: v for k, v in results["models"]["base"].items() if not isinstance(v, (list, dict))}
         figures[f"evaluation_{backend}"] = {**scores, "wall_seconds": round(time.perf_counter() - started, 1),

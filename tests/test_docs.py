@@ -157,6 +157,8 @@ def test_the_vllm_cpu_check_the_readme_quotes_is_the_script_s():
     speeds = [round(figures[f"evaluation_{b}"]["tokens_per_second"]) for b in ("vllm", "transformers")]
     walls = [round(figures[f"evaluation_{b}"]["wall_seconds"]) for b in ("vllm", "transformers")]
     assert f"{speeds[0]} tokens/s against {speeds[1]}" in text and f"({walls[0]} s against {walls[1]} s)" in text
+    rewards = [figures[f"evaluation_{b}"]["mean_reward"] for b in ("vllm", "transformers")]
+    assert f"mean reward of {rewards[0]:.3f} against {rewards[1]:.3f}" in text
     grpo = figures["grpo_colocated_3_steps"]
     gaps = {round(step["sampling/sampling_logp_difference/mean"], 3) for step in grpo["weight_sync_on"]}
     control = [step["sampling/sampling_logp_difference/mean"] for step in grpo["weight_sync_off_control"]][1:]
