@@ -67,6 +67,7 @@ def _prctl(option: int, value: int) -> None:
 
 
 _SAVED_HANDLERS: dict = {}  # what the template replaced, put back in each program's process
+_UNAME_AT_START = os.uname()  # host and domain name belong to the worker's UTS namespace: no program may change them
 
 
 def _become_template(limits: WorkerLimits) -> None:
@@ -257,7 +258,10 @@ def _thread_count() -> int:
 
 
 def _left_behind(scratch_dirs: list[str]) -> bool:
-    """Files in the sandbox's writable places or System V IPC objects: the next program would see them."""
+    """Files in the sandbox's writable places, System V IPC objects or another host or domain name (which the
+    sandbox's uid should make impossible): the next program would see them."""
+    if os.uname() != _UNAME_AT_START:
+        return True
     for folder in scratch_dirs:
         try:
             if os.listdir(folder):

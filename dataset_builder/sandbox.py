@@ -1,9 +1,17 @@
 """Where tracing workers run: inside bubblewrap (`bwrap`), or, when asked, as plain processes.
 
-A program given to the builder may be hostile. Under bwrap each worker gets every namespace unshared: no
-network at all (its own empty loopback), its own PID namespace (it can signal nothing outside, and every
-process inside dies with it), its own IPC and UTS namespaces, no capabilities, a new session (no terminal to
-push keystrokes into). The worker's interpreter is the sandbox's pid 1 (`--as-pid-1`: there is no bwrap init
+A program given to the builder may be hostile. Under bwrap each worker gets its own namespaces: no network at
+all (its own empty loopback), its own PID namespace (it can signal nothing outside, and every process inside
+dies with it), its own IPC and UTS namespaces, no capabilities, a new session (no terminal to push keystrokes
+into).
+
+It never runs as the host's root. Run by a normal user, bwrap maps the sandbox into a user namespace of that
+user. Run by root (most containers and CI), a user namespace would map the sandbox's uid 0 to the host's uid 0,
+and the kernel checks /proc/sys by uid: a program could write the host's global sysctls (`kernel.core_pattern`
+is an escape to host root). So as root there is no user namespace: bwrap keeps only CAP_SETUID and CAP_SETGID,
+and the worker's first statement drops to `SANDBOX_UID`/`SANDBOX_GID` (nobody) with no groups, before any other
+code runs; from there it holds no capability, cannot set the hostname or any other namespace setting, and
+cannot write /proc/sys (which is also bound read-only). `probe_bwrap` checks all of this from inside. The worker's interpreter is the sandbox's pid 1 (`--as-pid-1`: there is no bwrap init
 inside for a program to reach) and a seccomp filter (`seccomp.py`) denies ptrace, cross-process memory access,
 namespaces, mounts, keyrings, BPF and io_uring.
 
@@ -41,6 +49,9 @@ SANDBOX_HOME = "/home/tracer"
 SCRATCH_BYTES = {"/tmp": 16 << 20, SANDBOX_HOME: 4 << 20, "/dev/shm": 8 << 20}
 MQUEUE_DIR = "/dev/mqueue"  # POSIX message queues of the sandbox's IPC namespace, mounted so they can be seen
 HASH_SEED = "0"  # set order must be the same on every run and in every worker
+SANDBOX_UID = SANDBOX_GID = 65534  # nobody / nogroup: who a worker runs as when the build runs as root
+# Opened for writing by the probe: any that opens means a program could change the host's kernel settings.
+HOST_SYSCTLS = ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches")
 
 
 class SandboxUnavailable(Exception):
@@ -71,6 +82,9 @@ class Sandbox:
         # -S: no site-packages (programs see the standard library only, the same with and without bwrap);
         # -s: no user site; -P: not the working directory either. Not -I/-E: they would drop PYTHONHASHSEED.
         bootstrap = f"import sys; sys.path.insert(0, {package_root!r}); {python_code}"
+        as_root = self.kind == "bwrap" and os.geteuid() == 0
+        if as_root:  # before anything else runs: never the host's root (see the module's docstring)
+            bootstrap = _DROP_ROOT + bootstrap
         command = [*prefix, python, "-S", "-s", "-P", "-c", bootstrap, *args]
         if self.kind == "none":
             return subprocess.Popen(command, env=self.environment(home), pass_fds=pass_fds, **popen_options)
@@ -79,7 +93,7 @@ class Sandbox:
         try:
             os.write(write_end, program)  # a few hundred bytes: the pipe holds them until bwrap reads them
             os.close(write_end)
-            command[len(prefix):len(prefix)] = _bwrap_arguments(python, read_end)
+            command[len(prefix):len(prefix)] = _bwrap_arguments(python, read_end, as_root)
             return subprocess.Popen(command, env=self.environment(home), pass_fds=(*pass_fds, read_end),
                                     **popen_options)
         finally:
@@ -109,22 +123,39 @@ def _read_only_roots(python: str) -> list[str]:
     return [r for i, r in enumerate(ordered) if not any(r.startswith(o.rstrip("/") + "/") for o in ordered[:i])]
 
 
-def _bwrap_arguments(python: str, seccomp_fd: int) -> list[str]:
-    args = [
-        shutil.which("bwrap") or "bwrap",
-        "--unshare-all",  # user, ipc, pid, net, uts, cgroup: no network, nothing outside to signal
+# The worker's first statement when the build runs as root: groups, then gid, then uid (after which the process
+# holds no capability, so nothing can take them back). A failure ends the worker, and the probe says why.
+_DROP_ROOT = (f"import os; os.setgroups([]); os.setresgid({SANDBOX_GID}, {SANDBOX_GID}, {SANDBOX_GID}); "
+              f"os.setresuid({SANDBOX_UID}, {SANDBOX_UID}, {SANDBOX_UID}); ")
+
+
+def _bwrap_arguments(python: str, seccomp_fd: int, as_root: bool) -> list[str]:
+    args = [shutil.which("bwrap") or "bwrap"]
+    if as_root:  # no user namespace (its uid 0 is the host's); only what the drop to nobody needs, until it
+        args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:  # user, ipc, pid, net, uts, cgroup
+        args += ["--unshare-all", "--cap-drop", "ALL"]
+    args += [
         "--die-with-parent",
         "--new-session",
         "--as-pid-1",  # the worker is pid 1: no bwrap init inside that a program could take over
-        "--cap-drop", "ALL",
         "--clearenv",
     ]
-    for root in _read_only_roots(python):
-        args += ["--ro-bind", root, root]
-    args += ["--ro-bind", str(PACKAGE_DIR), f"{SANDBOX_PACKAGE_ROOT}/{PACKAGE_DIR.name}"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", MQUEUE_DIR]
-    for path, size in SCRATCH_BYTES.items():
-        args += ["--size", str(size), "--tmpfs", path]
+    binds = [(root, root) for root in _read_only_roots(python)]
+    binds.append((str(PACKAGE_DIR), f"{SANDBOX_PACKAGE_ROOT}/{PACKAGE_DIR.name}"))
+    # The folders above each mount, made first and world-readable: bwrap would copy the host's modes, and a
+    # worker running as nobody could not pass /root (0700) to reach an interpreter installed under it.
+    for folder in sorted({str(parent) for _, target in binds for parent in Path(target).parents} - {"/"}):
+        args += ["--perms", "0755", "--dir", folder]
+    for source, target in binds:
+        args += ["--ro-bind", source, target]
+    # /proc/sys read-only (bwrap's --proc covers /proc/irq and /proc/bus, not /proc/sys): kernel settings are
+    # nobody's business inside. The bind's source is the host's /proc/sys, whose files show the opener's own
+    # namespaces, so what a worker reads there is its own.
+    args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev", "--mqueue", MQUEUE_DIR]
+    for path, size in SCRATCH_BYTES.items():  # 1777 like /tmp: the worker may run as nobody (see above)
+        args += ["--perms", "1777", "--size", str(size), "--tmpfs", path]
     # Everything else read-only: the root bwrap built (and the folders it made for the mounts) and /dev (device
     # nodes stay usable: a read-only mount forbids creating files, not writing to /dev/null).
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
@@ -133,17 +164,25 @@ def _bwrap_arguments(python: str, seccomp_fd: int) -> list[str]:
     return args + ["--seccomp", str(seccomp_fd), "--chdir", "/tmp"]
 
 
-_PROBE = """
+_PROBE = f"""
 import ctypes, errno, os, socket
 unreachable = socket.socket().connect_ex(("127.0.0.1", 9)) != 0
 ctypes.CDLL(None, use_errno=True).ptrace(0x4206, 2 ** 22, 0, 0)  # PTRACE_SEIZE of no process: ESRCH unfiltered
 filtered = ctypes.get_errno() == errno.EPERM
+def opens(path, flags):
+    try:
+        os.close(os.open(path, flags))
+        return True
+    except OSError:
+        return False
+read_only = not opens("/probe", os.O_WRONLY | os.O_CREAT)
+unprivileged = os.geteuid() != 0 and not any(opens(path, os.O_WRONLY) for path in {HOST_SYSCTLS!r})
 try:
-    open("/probe", "w")
-    read_only = False
+    os.setuid(0)
 except OSError:
-    read_only = True
-print(unreachable, os.getpid(), filtered, read_only)
+    pass
+unprivileged = unprivileged and os.geteuid() != 0
+print(unreachable, os.getpid(), filtered, read_only, unprivileged)
 """
 
 
@@ -166,8 +205,11 @@ def probe_bwrap() -> tuple[bool, str]:
     if process.returncode != 0:
         last = (err.strip().splitlines() or ["no message"])[-1]
         return False, f"bwrap failed: {last}"
-    if out.split() != ["True", "1", "True", "True"]:  # no network, pid 1 of its own namespace, filtered, read-only
+    seen = out.split()
+    if seen[:4] != ["True", "1", "True", "True"]:  # no network, pid 1 of its own namespace, filtered, read-only
         return False, "bwrap started but did not isolate the network, processes, system calls and files"
+    if seen[4:] != ["True"]:  # not root, no sysctl opens for writing, no way back to uid 0
+        return False, "bwrap started but a program inside could write the host's kernel settings (/proc/sys)"
     version = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.split()
     return True, version[-1] if version else ""
 

@@ -5,7 +5,10 @@ No traced program needs to debug, read or write another process (`ptrace`, `proc
 reach the kernel's keyrings, BPF, perf, io_uring (which bypasses seccomp) or module loading. Without this filter a
 program could ptrace another process of its sandbox and forge what it reports, or hang the sandbox's teardown.
 Each denied call fails with EPERM, as if a capability were missing. `clone3` fails with ENOSYS: its flags sit in
-memory a filter cannot read, and the C library then falls back to `clone`, whose flags it can.
+memory a filter cannot read, and the C library then falls back to `clone`, whose flags it can. Sockets are
+limited to the families a program's own loopback needs (Unix, IPv4, IPv6): the others fail with EAFNOSUPPORT,
+as on a kernel without them. The network namespace does not cover every family: AF_VSOCK reaches the virtual
+machine's host, netlink and packet sockets reach kernel interfaces.
 
 The program is built here, byte by byte, for the two architectures whose system call numbers are listed
 (x86_64 and aarch64, from the kernel's unistd headers); `filter_program()` returns None anywhere else, and the
@@ -40,6 +43,8 @@ _DENIED = {
     },
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
+_SOCKET = {"x86_64": (41, 53), "aarch64": (198, 199)}  # socket, socketpair: the family is their first argument
+SOCKET_FAMILIES = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10}  # the families a traced program may open
 _CLONE3 = 435
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _X32_BIT = 0x40000000  # x86_64's x32 system calls: another numbering, denied as a whole
@@ -82,10 +87,19 @@ def filter_program(machine: str | None = None) -> bytes | None:
         emit(_JEQ, number, true="eperm")
     emit(_JEQ, _CLONE3, true="enosys")
     emit(_JEQ, _CLONE[machine], true="clone")
+    for number in _SOCKET[machine]:
+        emit(_JEQ, number, true="socket")
     emit(_RET, _ALLOW)
     labels = {"clone": len(program)}
     emit(_LD_ABS, _ARG0_LOW)
     emit(_JSET, _NAMESPACE_FLAGS, true="eperm")
+    emit(_RET, _ALLOW)
+    labels["socket"] = len(program)
+    emit(_LD_ABS, _ARG0_LOW)
+    for family in SOCKET_FAMILIES.values():
+        emit(_JEQ, family, true="family allowed")
+    emit(_RET, _ERRNO | errno.EAFNOSUPPORT)
+    labels["family allowed"] = len(program)
     emit(_RET, _ALLOW)
     labels["eperm"] = len(program)
     emit(_RET, _ERRNO | errno.EPERM)

@@ -518,3 +518,94 @@ def test_nothing_a_program_writes_reaches_the_next_program_in_its_worker(tmp_pat
     assert results[1].steps == clean[1].steps and dict(results[1].steps[-1].state)["heap"] == "[3]"
     assert dict(results[2].steps[-1].state)["found"] == "[]"
     assert not [name for name in set(os.listdir("/tmp")) - before if "canary" in name]
+
+
+# Kernel settings a program must not be able to open for writing: global ones (an escape to host root through
+# core_pattern, the host's memory through drop_caches and overcommit) and per-namespace ones (the next program).
+HOST_SETTINGS = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname", "/proc/sys/kernel/domainname",
+                 "/proc/sys/vm/drop_caches", "/proc/sys/vm/swappiness", "/proc/sys/vm/overcommit_memory",
+                 "/proc/sys/net/ipv4/ip_forward", "/proc/sysrq-trigger"]
+PRIVILEGES = f"""
+import os
+uid, gid, groups = os.geteuid(), os.getegid(), os.getgroups()
+writable = []
+for path in {HOST_SETTINGS!r}:
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        writable.append(path)
+    except OSError:
+        pass
+try:
+    os.setuid(0)
+    regained = True
+except OSError:
+    regained = False
+"""
+RENAME = """
+import socket
+refused = []
+try:
+    socket.sethostname('canary-host')
+except OSError as e:
+    refused.append(type(e).__name__)
+try:
+    with open('/proc/sys/kernel/hostname', 'w') as f:
+        f.write('canary-host')
+except OSError as e:
+    refused.append(type(e).__name__)
+"""
+HOSTNAME = "import os\nnode = os.uname().nodename"
+# AF_NETLINK (kernel interfaces), AF_PACKET (raw frames), AF_VSOCK (the VM's host): outside the network namespace.
+FAMILIES = """
+import socket
+errors = []
+for family in (16, 17, 40):
+    try:
+        socket.socket(family, socket.SOCK_DGRAM).close()
+        errors.append('opened')
+    except OSError as e:
+        errors.append(e.errno)
+"""
+
+
+@needs_bwrap
+def test_a_program_holds_no_privilege_over_the_host_or_the_next_program(tmp_path):
+    """Run as root (as in CI), the sandbox's uid 0 would be the host's: a program must run as an unprivileged
+    uid, open no kernel setting for writing, not regain root, not rename its worker's host for the next program,
+    and open no socket family that leaves the network namespace."""
+    import errno
+
+    from dataset_builder.sandbox import SANDBOX_UID
+    from dataset_builder.tracer import TraceLimits
+    from dataset_builder.workers import WorkerLimits, trace_in_workers
+    from sandboxes import BWRAP
+
+    host_settings = {path: Path(path).read_text() for path in HOST_SETTINGS[:3]}
+    programs = [(0, PRIVILEGES), (1, RENAME), (2, HOSTNAME), (3, FAMILIES)]
+    results = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                    sandbox=BWRAP))
+    clean = dict(trace_in_workers([(2, HOSTNAME)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                  sandbox=BWRAP))
+    assert all(not r.failure for r in results.values()), {i: r.failure for i, r in results.items()}
+    state = {i: dict(r.steps[-1].state) for i, r in results.items()}
+    assert state[0]["uid"] != "0" and state[0]["regained"] == "False"
+    if os.geteuid() == 0:
+        assert (state[0]["uid"], state[0]["gid"], state[0]["groups"]) == (str(SANDBOX_UID), str(SANDBOX_UID), "[]")
+    assert state[0]["writable"] == "[]"
+    assert len(eval(state[1]["refused"])) == 2  # both ways of renaming the host failed
+    assert results[2].steps == clean[2].steps  # the next program in the worker sees the worker's own name
+    assert state[3]["errors"] == str([errno.EAFNOSUPPORT] * 3)
+    assert {path: Path(path).read_text() for path in host_settings} == host_settings
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a build run as root has the host's root to lose")
+def test_the_probe_refuses_a_sandbox_whose_programs_would_be_the_hosts_root(monkeypatch):
+    """bwrap's usual setup (a user namespace), started by root, maps the sandbox's uid 0 to the host's: the probe
+    must see that from inside and refuse, rather than trace programs as root."""
+    from dataset_builder import sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)  # the build believes it is not root
+    works, detail = sandbox.probe_bwrap()
+    assert not works
+    assert detail == "bwrap started but a program inside could write the host's kernel settings (/proc/sys)"
