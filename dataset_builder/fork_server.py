@@ -20,7 +20,7 @@ import os
 import signal
 import time
 
-from .protocol import MAX_BODY_BYTES
+from .protocol import max_result_bytes
 from .workers import WorkerLimits
 
 _IGNORED_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -132,6 +132,7 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
     import select
 
     read_end, write_end = os.pipe()
+    most = len(programs) * (4 + max_result_bytes(job.trace_limits))  # what the parent would accept, at most
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -154,7 +155,7 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
             chunk = os.read(read_end, 1 << 20)
             size += len(chunk)
             chunks.append(chunk)
-            if size > MAX_BODY_BYTES:
+            if size > most:
                 failure = "result too large"
                 break
             if not chunk:  # closed its end: now only its exit matters

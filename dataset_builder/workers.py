@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 
 from .cgroups import TEMPLATE_HEADROOM_BYTES, TreeLimits
 from .cgroups import probe as probe_cgroups
-from .protocol import FrameReader, ProtocolError, check_name, decode_result, encode_frame
+from .protocol import FrameReader, ProtocolError, check_name, decode_result, encode_frame, max_result_bytes
 from .sandbox import Sandbox
 from .tracer import TraceLimits, TraceResult
 
@@ -86,7 +86,7 @@ class _Worker:
         self.sock = ours
         self.sock.setblocking(False)  # the parent never waits on one worker: a full socket must not stall it
         self.outbox = bytearray()  # frames not yet taken by the worker
-        self.reader = FrameReader()
+        self.reader = FrameReader(max_result_bytes(job.trace_limits))  # the caps bound what a worker may send
         self.ready = False
         self.started_at = time.monotonic()
         self.assigned: collections.deque[tuple[int, object]] = collections.deque()
@@ -229,7 +229,7 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
                     failure = "memory limit"
                 result = job.failed(name, failure)
             else:
-                result = decode_result(body)  # raises: the head is blamed
+                result = decode_result(body, job.trace_limits)  # raises: the head is blamed
                 forged = job.forgery(result, name, payload)
                 result = job.failed(name, forged) if forged else result
             worker.assigned.popleft()

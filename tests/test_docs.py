@@ -165,3 +165,14 @@ def test_the_vllm_cpu_check_the_readme_quotes_is_the_script_s():
     (gap,) = gaps  # one figure for every step, as the README says
     assert f"stayed at {gap:.3f} in every step" in text
     assert f"rose to {control[0]:.3f} and {control[1]:.3f}" in text
+
+
+def test_the_frame_limit_the_docs_give_is_the_codes():
+    from dataset_builder.benchmark import TRACE_LIMITS
+    from dataset_builder.protocol import max_result_bytes
+    from dataset_builder.tracer import TraceLimits
+
+    readme, design = (" ".join((ROOT / name).read_text().split()) for name in ("README.md", "docs/design.md"))
+    defaults, cruxeval = (f"{max_result_bytes(limits) / 2**20:.1f} MiB" for limits in (TraceLimits(), TRACE_LIMITS))
+    assert f"({defaults} at the defaults)" in readme
+    assert f"{defaults} at the defaults, {cruxeval} for CRUXEval's" in design

@@ -47,7 +47,8 @@ def _forger(victim_code: str, victim_id: str | None) -> str:
         norm = id_of_normalized(forms(victim)[0])
         name = {victim_id!r} or norm
         row = {{'id': name, 'code': victim, 'steps': [], 'stdout': 'forged', 'error': '', 'prompt': [],
-               'expected_trace': 'forged', 'num_lines': 1, 'num_steps': 0, 'constructs': [], 'skeleton': 'x'}}
+               'expected_trace': 'forged', 'num_lines': 1, 'num_steps': 0, 'constructs': [],
+               'skeleton': '0123456789abcdef'}}
         body = json.dumps({{'id': name, 'norm': norm, 'failure': '', 'row': row, 'seconds': {{}}}}).encode()
         for fd in range(3, 64):
             try:
@@ -170,6 +171,59 @@ def test_a_slow_program_holds_back_at_most_one_other(tmp_path):
                                                      limits=WorkerLimits(timeout=4.0), sandbox=BWRAP)]
     assert len(order) == 9
     assert len(order[order.index(0):]) <= 2  # the slow one, and at most one quick one that waited behind it
+
+
+def _rewriter(change: str) -> str:
+    """A program that rewrites its own result after its trace: it replaces `json.dumps` in the process that will
+    serialize the result, and `change` edits the result (`result`, and `row` when there is one) on its way out."""
+    return textwrap.dedent(f"""
+        import json
+        dumps = json.dumps
+        def rewrite(result, **options):
+            row = result.get('row') or {{}}
+            {change}
+            return dumps(result, **options)
+        json.dumps = rewrite
+        x = 1""").strip()
+
+
+REWRITES = {
+    "100,000 steps": "row['steps'] = row['steps'][:1] * 100_000; row['num_steps'] = len(row['steps'])",
+    "5,000 steps": "row['steps'] = row['steps'][:1] * 5_000; row['num_steps'] = len(row['steps'])",
+    "a 100,000-character value": "row['steps'][0]['state'] = [{'name': 'x', 'value': 'v' * 100_000}]",
+    "a trace past its cap in small values": (
+        "row['steps'] = [dict(row['steps'][0], state=[{'name': 'x', 'value': 'v' * 100}] * 2)] * 900; "
+        "row['num_steps'] = 900"),
+    "a megabyte of output": "row['stdout'] = 'o' * 1_000_000",
+    "forged construct names": "row['constructs'] = ['<img src=x onerror=alert(1)>']",
+    "NaN seconds": "result['seconds']['trace'] = float('nan')",
+    "a false line count": "row['num_lines'] = 10 ** 6",
+}
+
+
+@needs_bwrap
+def test_a_program_that_rewrites_its_own_result_stays_within_the_builds_caps(tmp_path):
+    """A program may lie about its own trace, but not past the build's caps: the parent checks every field of
+    every result against them, refuses a message larger than the caps allow before reading it, and derives what
+    it can (the line count) from the code."""
+    honest = [{"id": f"h{i}", "code": f"{HONEST[i % len(HONEST)]}\ntag = {i}"} for i in range(len(REWRITES))]
+    rewriters = [{"id": name, "code": _rewriter(change)} for name, change in REWRITES.items()]
+    programs = [p for pair in zip(rewriters, honest) for p in pair]  # each rewriter before an honest one
+    rows, report = _build(programs, tmp_path / "attacked", workers=2)
+    clean, _ = _build(honest, tmp_path / "clean")
+    assert {i: r for i, r in rows.items() if i.startswith("h")} == clean
+    reasons = {r["id"]: r["reason"] for r in report.rejected}
+    assert reasons.pop("100,000 steps") == "result too large"  # refused by its worker, never sent
+    assert reasons.pop("5,000 steps") == "protocol error: more steps than the cap (5000 > 1000)"
+    assert reasons.pop("a 100,000-character value") == "protocol error: a value is too long"
+    assert reasons.pop("a trace past its cap in small values") == (
+        "protocol error: a trace longer than the cap (100000 characters)")
+    assert reasons.pop("a megabyte of output") == "protocol error: stdout is too long"
+    assert reasons.pop("forged construct names") == (
+        "protocol error: constructs are not distinct names from the builder's list")
+    assert reasons.pop("NaN seconds") == "protocol error: not JSON (ValueError)"
+    assert reasons == {}
+    assert rows["a false line count"]["num_lines"] == len(_rewriter(REWRITES["a false line count"]).splitlines())
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -74,3 +74,32 @@ def test_oversized_or_kindless_frames_are_refused_before_reading_them():
         FrameReader().feed(encode_frame({"no": "kind"}))
     with pytest.raises(ProtocolError):
         FrameReader().feed(struct.pack("!II", 4, 0) + b"\xff\xfe{}")
+
+
+def test_a_result_at_every_cap_fits_the_frame_limit_and_one_past_a_cap_does_not_pass():
+    """The frame limit comes from the caps: the largest well-formed result (every text at its cap, in characters
+    JSON must escape) is accepted, and the same result one step, or one character of trace, further is not."""
+    from dataset_builder.protocol import ERROR_CHARS, max_result_bytes, output_chars, value_chars
+    from dataset_builder.rows import MAX_CODE_CHARS
+    from dataset_builder.tracer import TraceLimits
+
+    limits = TraceLimits()
+    result = good_result()
+    row = result["row"]
+    code = "\x01" * MAX_CODE_CHARS  # 6 bytes each in JSON
+    per_step = limits.max_trace_chars // limits.max_steps  # characters of trace text per step, all in one value
+    step = {"line": 1, "event": "line", "function": "<module>", "depth": 0, "value": "", "output": "",
+            "state": [{"name": "x", "value": "\x01" * (per_step - 2)}]}
+    row.update(code=code, prompt=[{"role": "user", "content": code}], num_lines=1, stdout="\x01" * output_chars(limits),
+               error="\x01" * ERROR_CHARS, expected_trace="\x01" * limits.max_trace_chars,
+               steps=[step] * limits.max_steps, num_steps=limits.max_steps)
+    assert per_step - 2 <= value_chars(limits)
+    assert len(json.dumps(result, ensure_ascii=False).encode()) <= max_result_bytes(limits)
+    assert check_result(json.loads(json.dumps(result)), limits)["row"]["num_steps"] == limits.max_steps
+
+    one_more = dict(row, steps=[step] * (limits.max_steps + 1), num_steps=limits.max_steps + 1)
+    with pytest.raises(ProtocolError, match="more steps than the cap"):
+        check_result(dict(result, row=one_more), limits)
+    wider = dict(step, state=[{"name": "x", "value": "\x01" * (per_step - 1)}])
+    with pytest.raises(ProtocolError, match="trace longer than the cap"):
+        check_result(dict(result, row=dict(row, steps=[wider] * limits.max_steps)), limits)
