@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from hub import layout
 from hub.errors import HubError
@@ -18,7 +18,6 @@ TAGS = ["code", "python", "execution-trace", "program-execution", "world-model",
 TOP_EXCEPTION_TYPES = 8  # the card lists this many of the most common uncaught exception types
 FIRST_ROWS = 10  # the smallest first page the Hub viewer shows (it shows up to 100 rows, truncating cells to fit)
 FIRST_ROWS_MAX_BYTES = 200_000  # docs/design.md §6: keep the first rows under ~200 KB of JSON
-_LEFTOVER = re.compile(r"\{\{\s*[\w.]+\s*(\|[^}]*)?\}\}|\{%-?\s*(if|for|endif|endfor|set|else|elif)\b")
 
 COLUMNS = [
     ("id", "string", "stable id: the user's id for `--programs`, else a hash of the normalized code"),
@@ -153,7 +152,9 @@ def dataset_figures(dsd, report: dict) -> dict:
         trace = example["expected_trace"].rstrip("\n")
         example = {"id": code_span(example["id"]), "code": code, "fence": _fence(code), "trace": trace,
                    "trace_fence": _fence(trace)}
-    options = report.get("options") or {}
+    options = dict(report.get("options") or {})
+    if isinstance(options.get("programs_file"), str):  # its name only: no path of the user's reaches the Hub
+        options["programs_file"] = PurePath(options["programs_file"]).name
     first_rows = {name: first_rows_bytes(dsd[name]) for name in dsd}
     biggest_row = max((row_bytes(row) for name in dsd for row in dsd[name]), default=0)
     return {
@@ -266,22 +267,21 @@ def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = 
                 pretty_name: str = "Python execution traces", template: str | Path = TEMPLATE):
     """The `DatasetCard` for `dsd`: YAML metadata plus a body with the figures, rendered from the template."""
     try:
-        import jinja2  # noqa: F401  (huggingface_hub's templating needs it)
+        import jinja2
     except ImportError:
         raise HubError("Rendering the dataset card needs Jinja2, which is not installed: run `pip install jinja2`.") from None
     from huggingface_hub import DatasetCard
 
     figures = dataset_figures(dsd, report)
     data = card_data(dsd, report, hub_metadata or layout.hub_metadata(dsd), pretty_name)
-    card = DatasetCard.from_template(
-        data,
-        template_path=str(template),
-        repo_id=repo_id,
-        figures=figures,
-        columns=COLUMNS,
-        histogram_path=HISTOGRAM_PATH,
-    )
-    leftover = _LEFTOVER.search(card.text)
-    if leftover:
-        raise HubError(f"The dataset card template left {leftover.group(0)!r} unrendered.")
+    # Rendered once, as `DatasetCard.from_template` does, but with undefined names an error: a template mistake
+    # fails here, and a value (a program's code or trace may hold `{{ x }}`) is never read as a template.
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    try:
+        text = environment.from_string(Path(template).read_text(encoding="utf-8")).render(
+            card_data=data.to_yaml(), **data.to_dict(), repo_id=repo_id, figures=figures, columns=COLUMNS,
+            histogram_path=HISTOGRAM_PATH)
+    except jinja2.UndefinedError as exc:
+        raise HubError(f"The dataset card template uses a name the card does not provide ({exc.message}).") from None
+    card = DatasetCard(text)
     return card, figures

@@ -266,6 +266,34 @@ def test_text_that_programs_control_is_escaped_in_the_card():
     assert len(fence) == 7  # longer than the ``````  (t = s * 2) inside the trace
 
 
+def test_program_text_and_user_paths_in_the_card(tmp_path):
+    """A program's code, values or output may hold `{{ ... }}` or `{% ... %}`: the card shows them as written (a
+    value is never read as a template, so one program cannot stop the push). A template that names something
+    the card does not provide is the template's mistake, said in one sentence. The programs file's path is
+    not published, only its name."""
+    from datasets import DatasetDict
+
+    from hub.card import render_card
+    from hub.errors import HubError
+
+    rows = _hand_rows(["s = '{{ figures.total }} {% if true %}'\nprint(s)", "t = '{{ 7 * 7 }}'\nu = t"])
+    dsd = DatasetDict({"train": _as_dataset(rows), "test": _as_dataset(rows[:1])})
+    body = render_card(dsd, {"python_version": "3.11.7"}, "a/b")[0].text
+    example = re.search(r"^(`+)python\n(.*?)^\1$", body, re.M | re.S).group(2)
+    assert example in ("s = '{{ figures.total }} {% if true %}'\nprint(s)\n", "t = '{{ 7 * 7 }}'\nu = t\n")
+    assert "49" not in body
+    # the programs file a build was given shows as its name: no path of the user's reaches the Hub
+    report = {"python_version": "3.11.7", "source": "file", "options": {"programs_file": "/home/alice/work/mine.jsonl"}}
+    body = render_card(dsd, report, "a/b")[0].text
+    assert "| `programs_file` | `mine.jsonl` |" in body and "/home/alice" not in body
+    template = tmp_path / "card.md"
+    template.write_text("# {{ pretty_name }}\n{{ figures.no_such_figure }}\n")
+    with pytest.raises(HubError) as error:
+        render_card(dsd, {"python_version": "3.11.7"}, "a/b", template=template)
+    assert str(error.value).startswith("The dataset card template uses a name the card does not provide (")
+    assert "no_such_figure" in str(error.value) and "\n" not in str(error.value)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Push, load back, viewer constraints, idempotence, stale files
 
