@@ -5,6 +5,10 @@ enforce RLIMIT_NPROC for root. A cgroup bounds the tree: the worker (bwrap, the 
 program starts) is placed in a leaf of its own with `memory` (no swap) and `pids` limits, so a fork bomb fails
 with EAGAIN at the cap and memory past the cap is reclaimed by the OOM killer inside that leaf only.
 
+Where the host lets it, the leaf is in the `cpu` controller too: the kernel then shares the CPU between workers'
+groups, not between processes, so a program that starts 60 busy children takes its own worker's share, not the
+time of an honest program in the next worker (which would otherwise run past its timeout).
+
 Both hierarchies are supported: cgroup v2 (a leaf under the deepest ancestor of ours that already delegates the
 memory and pids controllers and that we may write) and the v1 `memory` and `pids` controllers (a leaf under our
 own group in each). Where neither can be written (an unprivileged user on a systemd host, say), `probe()`
@@ -32,9 +36,11 @@ class TreeLimits:
     why_not: str = ""
     _made: int = 0
 
+    cpu: bool = False  # the leaves are also scheduled as groups (a fair share of the CPU per worker)
+
     def describe(self) -> str:
         if self.kind:
-            return f"{self.kind}: memory and process count per worker"
+            return f"{self.kind}: memory, process count{' and a fair CPU share' if self.cpu else ''} per worker"
         return f"rlimits per process only ({self.why_not})"
 
     def leaf(self, memory_bytes: int, max_processes: int) -> "Leaf | None":
@@ -145,13 +151,16 @@ def probe() -> TreeLimits:
         parent = _v2_parent(points[""], own[""])
         if parent is not None and _writable(parent):
             _remove_stale_leaves(parent)
-            return TreeLimits("cgroup v2", {"": parent})
+            return TreeLimits("cgroup v2", {"": parent}, cpu="cpu" in _delegated(parent))
     if "memory" in points and "pids" in points and "memory" in own and "pids" in own:
         parents = {c: _below(points[c], own[c]) for c in ("memory", "pids")}
         if all(p is not None and _writable(p) for p in parents.values()):
+            cpu = _below(points["cpu"], own["cpu"]) if "cpu" in points and "cpu" in own else None
+            if cpu is not None and _writable(cpu):  # optional: memory and pids are what bound the tree
+                parents["cpu"] = cpu
             for parent in parents.values():
                 _remove_stale_leaves(parent)
-            return TreeLimits("cgroup v1", parents)
+            return TreeLimits("cgroup v1", parents, cpu="cpu" in parents)
     return TreeLimits(why_not="the cgroup hierarchy is not writable here")
 
 
@@ -167,7 +176,7 @@ def _mount_points(mountinfo: list[str]) -> dict[str, tuple[str, str]]:
         if fstype == "cgroup2":
             points.setdefault("", (fields[3], fields[4]))
         elif fstype == "cgroup":
-            for controller in ("memory", "pids"):
+            for controller in ("memory", "pids", "cpu"):
                 if controller in options:
                     points.setdefault(controller, (fields[3], fields[4]))
     return points
@@ -187,16 +196,21 @@ def _v2_parent(point: tuple[str, str], path: str) -> Path | None:
     folder = _below(point, path)
     top = Path(point[1])
     while folder is not None:
-        try:
-            delegated = (folder / "cgroup.subtree_control").read_text().split()
-        except OSError:
-            delegated = []
+        delegated = _delegated(folder)
         if "memory" in delegated and "pids" in delegated:
             return folder
         if folder == top:
             return None
         folder = folder.parent
     return None
+
+
+def _delegated(folder: Path) -> list[str]:
+    """The v2 controllers `folder` hands down to its children."""
+    try:
+        return (folder / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return []
 
 
 def _remove_stale_leaves(parent: Path) -> None:

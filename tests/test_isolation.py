@@ -173,6 +173,31 @@ def test_a_slow_program_holds_back_at_most_one_other(tmp_path):
     assert len(order[order.index(0):]) <= 2  # the slow one, and at most one quick one that waited behind it
 
 
+HOG = """
+import os, time
+for _ in range(60):
+    if os.fork() == 0:
+        os.setsid()
+        sum(range(10 ** 12))  # busy in C: the tracer's step cap does not stop it
+time.sleep(30)
+"""
+BUSY = "import time\ntime.sleep(0.5)\ntotal = sum(range(30_000_000))"  # about 0.3 s of one core, in one line
+
+
+@needs_bwrap
+@pytest.mark.skipif(not probe_cgroups().cpu, reason="the host lets the build put no worker in a cpu cgroup")
+def test_a_program_with_60_busy_children_does_not_starve_the_next_worker():
+    """The CPU is shared between workers, not between processes: 60 busy children of one program take their
+    worker's share, and an honest program in the other worker finishes well within its timeout."""
+    programs = [(0, HOG), (1, BUSY)]
+    results = dict(trace_in_workers(programs, workers=2, trace_limits=TraceLimits(),
+                                    limits=WorkerLimits(timeout=8.0, batch_size=1), sandbox=BWRAP))
+    clean = dict(trace_in_workers([(1, BUSY)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
+                                  sandbox=BWRAP))
+    assert results[0].failure in ("timeout", "left a process running")
+    assert results[1].failure == "" and results[1].steps == clean[1].steps
+
+
 def _rewriter(change: str) -> str:
     """A program that rewrites its own result after its trace: it replaces `json.dumps` in the process that will
     serialize the result, and `change` edits the result (`result`, and `row` when there is one) on its way out."""
