@@ -275,10 +275,19 @@ def results_table(record: dict) -> str:
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
     if crux:
-        scores = crux["models"]
-        lines.append(f"| CRUXEval-O output accuracy ({crux['n']} items) | "
-                     + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" if n in scores else "—"
+        from trainer.benchmark import title, trace_base
+
+        # the Base column: the base asked in the trace notation (`base` in records made before `base_trace`)
+        scores = {**crux["models"], "base": trace_base(crux["models"])}
+        asked = crux.get("base_prompts") or {}
+        lines.append(f"| CRUXEval-O output accuracy{', trace prompt' if asked else ''} ({crux['n']} items) | "
+                     + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" if scores.get(n) else "—"
                                   for n in names) + " |")
+        for name in asked:  # the base asked as CRUXEval asks: the Base column only
+            lines.append(f"| CRUXEval-O output accuracy, {title(crux, name).removeprefix('Base, ')} "
+                         f"({crux['n']} items) | "
+                         + " | ".join(f"{100 * scores[name]['output_accuracy']:.1f}%" if n == "base" else "—"
+                                      for n in names) + " |")
     times = record["wall_seconds"]
     sft = record["training"].get("sft") or {}
     train_cells = []
@@ -304,7 +313,10 @@ def results_table(record: dict) -> str:
                  + " | ".join(eval_time(models[n]) for n in names) + " |")
     if crux:
         lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
-                     + " | ".join(eval_time(scores[n]) if n in scores else "—" for n in names) + " |")
+                     + " | ".join(eval_time(scores[n]) if scores.get(n) else "—" for n in names) + " |")
+        for name in asked:
+            lines.append(f"| CRUXEval-O wall time, {title(crux, name).removeprefix('Base, ')} | "
+                         + " | ".join(eval_time(scores[name]) if n == "base" else "—" for n in names) + " |")
     return "\n".join(lines)
 
 

@@ -146,6 +146,7 @@ def main(argv=None) -> None:
 
     from cpu_recipe import MODELS, cache_root, fetch_model
     from dataset_builder.build import BuildOptions, build_dataset
+    from dataset_builder.trace import TRACE_CLOSE
     from trainer import vllm_eval
     from trainer.evaluate import evaluate_adapter, generate
     from trainer.models import load_model, resolve_model
@@ -175,15 +176,15 @@ def main(argv=None) -> None:
     tokenizer, base = load_model(source, dtype=torch.bfloat16, device="cpu")
     for stop in (False, True):
         engine.use("base", None)
-        ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at_trace_end=stop)
-        theirs = generate(base, tokenizer, prompts, batch_size=4, max_new_tokens=NEW_TOKENS, stop_at_trace_end=stop)
+        stop_at = TRACE_CLOSE if stop else None
+        ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at=stop_at)
+        theirs = generate(base, tokenizer, prompts, batch_size=4, max_new_tokens=NEW_TOKENS, stop_at=stop_at)
         figures[f"base_stop_at_trace_end_{stop}".lower()] = agreement(*ours, *theirs)
     vllm_base, transformers_base = ours[0], theirs[0]  # with the stop, as the adapter's pass below
     engine.use("adapter", adapter)
-    ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at_trace_end=True)
+    ours = engine.complete(tokenizer, prompts, max_new_tokens=NEW_TOKENS, stop_at=TRACE_CLOSE)
     with_adapter = PeftModel.from_pretrained(base, str(adapter))
-    theirs = generate(with_adapter, tokenizer, prompts, batch_size=4, max_new_tokens=NEW_TOKENS,
-                      stop_at_trace_end=True)
+    theirs = generate(with_adapter, tokenizer, prompts, batch_size=4, max_new_tokens=NEW_TOKENS, stop_at=TRACE_CLOSE)
     # greedy decoding of a perturbed model drifts apart on bf16 rounding, so beside identical answers: of those the
     # adapter changes (under transformers), how many of vLLM's follow the adapter's answer further than the base's
     changed = [i for i in range(len(prompts)) if theirs[0][i] != transformers_base[i]]

@@ -264,8 +264,31 @@ def _recomputed(predictions, model):
             "cut_off": sum(p["cut_off"] for p in rows) / len(rows)}
 
 
+def _recomputed_cruxeval(predictions, model, prompt, chat):
+    """A base entry asked with CRUXEval's prompt, recomputed: the answer read from each completion as CRUXEval's
+    harness reads it (the tiny model's template opens `<think>`, so a chat completion starts inside it; a raw one
+    has no template), right when it is a literal equal to the expected output."""
+    from dataset_builder.cruxeval_prompts import extract_answer
+    from trainer.rewards import THINK_OPEN
+
+    rows = [p for p in predictions if p["model"] == model]
+    for p in rows:
+        answer = extract_answer((THINK_OPEN if chat else "") + p["completion"], prompt, chat) or None
+        assert p["answer"] == answer, (model, p)
+        assert p["output_match"] == bool(answer and literal(answer)[0] and output_matches(answer, p["expected"]))
+    return {"output_accuracy": sum(p["output_match"] for p in rows) / len(rows),
+            "cut_off": sum(p["cut_off"] for p in rows) / len(rows)}
+
+
+BASES = {"base_cruxeval_direct_raw": ("direct", False), "base_cruxeval_direct_chat": ("direct", True),
+         "base_cruxeval_cot_raw": ("cot", False), "base_cruxeval_cot_chat": ("cot", True)}
+
+
 @needs_bwrap
 def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_path):
+    """The real command on the tiny model: the base asked with both of CRUXEval's prompts, raw and through the chat
+    template, and in the trace notation, then the adapter; every figure is the mean of the per-item scores, and the
+    adapter is compared with the best base entry on the same items."""
     from click.testing import CliRunner
 
     from trainer.cli import evaluate_main
@@ -274,19 +297,43 @@ def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_pat
     out = tmp_path / "crux.json"
     result = CliRunner().invoke(evaluate_main, [
         "--benchmark", "cruxeval", "--adapter", str(adapter), "--benchmark-data", str(FIXTURE), "--limit", "4",
-        "--max-new-tokens", "8", "--output", str(out)])
+        "--max-new-tokens", "8", "--output", str(out), "--cruxeval-prompt-format", "both"])
     assert result.exit_code == 0, result.output
     results = json.loads(out.read_text())
-    assert results["benchmark"] == "cruxeval" and results["n"] == 4 and set(results["models"]) == {"base", "adapter"}
+    assert results["benchmark"] == "cruxeval" and results["n"] == 4
+    assert list(results["models"]) == [*BASES, "base_trace", "adapter"]
     assert results["tracer_check"]["output_accuracy"] == 1.0
     predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 8
-    for model in ("base", "adapter"):
+    assert len(predictions) == 4 * 6
+    for model in ("base_trace", "adapter"):
         figures = results["models"][model]
         assert figures["n"] == 4
         for key, value in _recomputed(predictions, model).items():
             assert figures[key] == pytest.approx(value), (model, key)
-    assert "| Metric | Base | Adapter |" in result.output and "CRUXEval-O output accuracy" in result.output
+    for model, (prompt, chat) in BASES.items():
+        assert results["models"][model]["n"] == 4
+        for key, value in _recomputed_cruxeval(predictions, model, prompt, chat).items():
+            assert results["models"][model][key] == pytest.approx(value), (model, key)
+        asked = results["base_prompts"][model]
+        assert (asked["prompt"], asked["format"]) == (f"cruxeval_{prompt}", "chat" if chat else "raw")
+        # CRUXEval's own budgets (--max-new-tokens is the trace prompts'), the CPU thinking budget where it thinks
+        assert asked["max_new_tokens"] == {"direct": 100, "cot": 1000}[prompt] + (64 if chat else 0)
+        assert asked["stop_at"] == (None if chat else "[/ANSWER]")  # the tiny model thinks through its template
+    bases = [m for m in results["models"] if m.startswith("base")]
+    best = results["best_base"]
+    assert best in bases and results["models"][best]["output_accuracy"] == max(
+        results["models"][m]["output_accuracy"] for m in bases)
+    low, high = results["paired_difference_ci95"]
+    difference = results["models"]["adapter"]["output_accuracy"] - results["models"][best]["output_accuracy"]
+    assert results["paired_difference"] == pytest.approx(difference) and low <= difference <= high
+    assert results["paired_n"] == 4 and "bootstrap" in results["paired_difference_method"]
+    header = result.output.splitlines()[result.output.splitlines().index(
+        "CRUXEval-O on 4 items from cruxeval_fixture.jsonl (a local file):") + 1]
+    assert header == ("| Metric | Base, CRUXEval's direct prompt, raw completion | Base, CRUXEval's direct prompt, "
+                      "chat template | Base, CRUXEval's chain-of-thought prompt, raw completion | Base, CRUXEval's "
+                      "chain-of-thought prompt, chat template | Base, trace prompt | Adapter |")
+    assert "| Items | 4 | 4 | 4 | 4 | 4 | 4 |" in result.output
+    assert "The adapter answers" in result.output and "paired 95% interval" in result.output
     # the test split's files next to the adapter are left alone
     assert json.loads((adapter / "eval_results.json").read_text()).get("benchmark") is None
 
@@ -301,25 +348,35 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     result = CliRunner().invoke(main, [
         "--dataset", str(tiny_dataset), "--model", "tiny", "--max-steps", "1", "--max-completion-length", "8",
         "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output),
-        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE)])
+        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE),
+        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw"])
     assert result.exit_code == 0, result.output
     adapter = output / "adapter"
     run = json.loads((adapter / "training_run.json").read_text())
     crux = run["evaluation"]["benchmarks"]["cruxeval"]
     assert crux["n"] == 3 and crux["limit"] == 3 and crux["dataset"] == "cruxeval_fixture.jsonl (a local file)"
-    assert set(crux["models"]) == {"base", "adapter"} and crux["tracer_check"]["output_accuracy"] == 1.0
+    assert list(crux["models"]) == ["base_cruxeval_direct", "base_trace", "adapter"]
+    assert crux["base_prompts"]["base_cruxeval_direct"]["format"] == "raw"
+    assert crux["tracer_check"]["output_accuracy"] == 1.0
     assert json.loads((adapter / "eval_results.json").read_text())["benchmarks"]["cruxeval"] == crux
     assert json.loads((adapter / "cruxeval_results.json").read_text()) == crux
     predictions = [json.loads(line) for line in (adapter / "cruxeval_predictions.jsonl").read_text().splitlines()]
-    for model in ("base", "adapter"):
+    for model in ("base_trace", "adapter"):
         assert crux["models"][model]["output_accuracy"] == pytest.approx(
             _recomputed(predictions, model)["output_accuracy"])
-    assert {"evaluate_cruxeval_base", "evaluate_cruxeval_adapter"} <= set(run["timings"])
+    assert crux["models"]["base_cruxeval_direct"]["output_accuracy"] == pytest.approx(
+        _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)["output_accuracy"])
+    assert {"evaluate_cruxeval_base_cruxeval_direct", "evaluate_cruxeval_base_trace",
+            "evaluate_cruxeval_adapter"} <= set(run["timings"])
 
     card = (adapter / "README.md").read_text()
-    base, trained = (100 * crux["models"][m]["output_accuracy"] for m in ("base", "adapter"))
-    assert f"| CRUXEval-O output accuracy (3 items) | {base:.1f}% | {trained:.1f}% |" in card
+    best, trained = crux["best_base"], 100 * crux["models"]["adapter"]["output_accuracy"]
+    base = 100 * crux["models"][best]["output_accuracy"]
+    how = {"base_cruxeval_direct": "CRUXEval's direct prompt, raw completion", "base_trace": "trace prompt"}[best]
+    assert f"| CRUXEval-O output accuracy (3 items) | {base:.1f}% ({how}) | {trained:.1f}% |" in card
     assert "the first 3 items of CRUXEval" in card and str(FIXTURE) not in card
+    assert "| Metric | Base, CRUXEval's direct prompt, raw completion | Base, trace prompt | Adapter |" in card
+    assert "paired 95% interval" in card
     meta = yaml.safe_load(card.split("---")[1])
     entry = meta["model-index"][0]["results"][1]
     assert entry["dataset"]["type"] == "cruxeval-org/cruxeval" and entry["dataset"]["split"] == "test"
@@ -341,6 +398,14 @@ def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_p
     assert result.exit_code == 2 and "exclude each other" in result.output
     result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--no-push", "--benchmark-limit", "3"])
     assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+    for given in (["--cruxeval-prompts", "cot"], ["--cruxeval-prompt-format", "raw"]):
+        result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--no-push", *given])
+        assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+        result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--tracer-only", *given])
+        assert result.exit_code == 2 and "asks no model" in result.output
+    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--cruxeval-prompts",
+                                                "direct,fancy"])
+    assert result.exit_code == 2 and "is not a list of CRUXEval prompts" in result.output
 
 
 def test_train_and_push_refuses_bad_benchmark_data_before_training(tiny_dataset, model_cache, tmp_path):

@@ -126,7 +126,8 @@ def test_help_gives_every_default():
 
     text = CliRunner().invoke(main, ["--help"], terminal_width=200).output
     named = ("--max-steps", "--sft-steps", "--max-trace-steps", "--train-limit", "--config", "--set", "--epochs",
-             "--thinking-budget", "--eval-limit", "--ddp-timeout", "--vllm-mode", "--gpu-memory-gb")
+             "--thinking-budget", "--eval-limit", "--ddp-timeout", "--vllm-mode", "--gpu-memory-gb",
+             "--cruxeval-prompts", "--cruxeval-prompt-format")
     options = {opt: param for param in main.params for opt in param.opts}
     for option in named:
         param = options[option]

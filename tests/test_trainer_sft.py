@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from dataset_builder.trace import Step, format_trace, make_prompt
+from dataset_builder.trace import TRACE_CLOSE, Step, format_trace, make_prompt
 from test_trainer_fixtures import (  # noqa: F401 (fixtures)
     CaptureModel,
     model_cache,
@@ -211,14 +211,14 @@ def test_models_answering_directly_stop_at_the_end_of_their_trace(model_cache, m
     seen = []
 
     def fake_generate(*args, **kwargs):
-        seen.append(kwargs["stop_at_trace_end"])
+        seen.append(kwargs["stop_at"])
         return ["x"], [False]
 
     monkeypatch.setattr(evaluate, "generate", fake_generate)
     rows = [{"prompt": [{"role": "user", "content": "a"}], "expected_trace": "<execution_trace>\n</execution_trace>"}]
     evaluate.evaluate_model(model, tokenizer, rows, thinking=False, batch_size=1, max_new_tokens=4)
     evaluate.evaluate_model(model, tokenizer, rows, thinking=True, batch_size=1, max_new_tokens=4)
-    assert seen == [True, False]  # a thinking model may draft a trace while it thinks: no early stop
+    assert seen == [TRACE_CLOSE, None]  # a thinking model may draft a trace while it thinks: no early stop
 
 
 def test_generation_can_stop_at_the_trace_end(model_cache):
@@ -230,7 +230,7 @@ def test_generation_can_stop_at_the_trace_end(model_cache):
     tokenizer, model = load_model("tiny")
     prompts = [make_prompt("x = 1\n"), make_prompt("y = 2\nz = 3\n")]
     plain, _ = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5)
-    stopping, cut = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5, stop_at_trace_end=True)
+    stopping, cut = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5, stop_at=TRACE_CLOSE)
     assert stopping == plain and len(cut) == 2
 
 

@@ -87,14 +87,25 @@ def benchmark_results(evaluation: dict) -> list[dict]:
 
 
 def benchmark_facts(evaluation: dict) -> dict | None:
-    """What the card says about the CRUXEval line of its results table (None without one)."""
+    """What the card says about CRUXEval-O (None without it): the scope, the harness check, its own table (every
+    base entry, the adapter, the paired interval and the sentence that compares them) and how the base was asked
+    (results of runs before the base had CRUXEval's prompts have only a trace-prompt `base`: the card says so)."""
+    from trainer.benchmark import PROMPT_TITLES, format_table
+
     crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
     if not crux:
         return None
     check = crux.get("tracer_check") or {}
+    asked = crux.get("base_prompts") or {}
+    prompts = sorted({PROMPT_TITLES[entry["prompt"]] for entry in asked.values()})
+    formats = sorted({"as a raw completion (no chat template)" if entry["format"] == "raw" else
+                      "as one user message through its chat template" for entry in asked.values()})
     return {"scope": f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items",
             "dataset": crux.get("dataset"), "split": crux.get("split", "test"),
-            "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%"}
+            "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%",
+            "table": format_table(crux).split("\n", 1)[1].strip(),
+            "base_prompts": " and ".join(prompts), "base_formats": " and ".join(formats),
+            "interval": crux.get("paired_difference_method")}
 
 
 def usage_snippet(run: dict, repo_id: str) -> str:

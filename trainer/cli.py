@@ -63,6 +63,27 @@ def _parse_set(values) -> dict:
     return out
 
 
+def _cruxeval_prompts(ctx, param, value):
+    if value is None:
+        return None
+    from trainer.benchmark import parse_prompts
+
+    try:
+        return parse_prompts(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_cruxeval_prompts_option = click.option(
+    "--cruxeval-prompts", metavar="LIST", callback=_cruxeval_prompts,
+    help="With --benchmark cruxeval: also ask the base model with CRUXEval's own output-prediction prompts (its "
+         "answer extraction; right when the answer is a literal equal to the output, never run): direct, cot, "
+         "direct,cot or none [default: direct,cot].")
+_cruxeval_format_option = click.option(
+    "--cruxeval-prompt-format", type=click.Choice(["auto", "raw", "chat", "both"]),
+    help="How CRUXEval's prompts reach the base model: raw (the prompt is the whole input, no chat template, as "
+         "CRUXEval's harness asks open models), chat (one user message through the chat template), both (an "
+         "entry for each), auto (chat for a model that thinks, raw otherwise) [default: auto].")
 _benchmark_data_option = click.option(
     "--benchmark-data", metavar="PATH_OR_REPO_ID",
     help="The benchmark's items: a JSONL or parquet file, or a Hub dataset id (split test) "
@@ -137,8 +158,9 @@ _benchmark_data_option = click.option(
               help="Evaluate on the first N test programs [default: all of them].")
 @click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
 @click.option("--eval-max-new-tokens", type=int,
-              help="[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
-                   "when the model thinks]")
+              help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
+                   "[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
+                   "when the model thinks].")
 @click.option("--eval-greedy", is_flag=True,
               help="Greedy evaluation of a thinking run too [default there: temperature 0.6, top-p 0.95, top-k 20, "
                    "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
@@ -149,9 +171,12 @@ _benchmark_data_option = click.option(
                    "decoding and libraries) is cached; cached figures are marked from_cache in the results.")
 @click.option("--benchmark", type=click.Choice(["cruxeval"]),
               help="Also evaluate on a public benchmark: cruxeval is CRUXEval-O through predicted traces (the items "
-                   "traced in the bubblewrap sandbox first); its figures go into the run record and the card.")
+                   "traced in the bubblewrap sandbox first), the base model also asked with CRUXEval's own prompts "
+                   "(--cruxeval-prompts); its figures go into the run record and the card.")
 @_benchmark_data_option
 @click.option("--benchmark-limit", type=int, help="Evaluate on the first N benchmark items [default: all of them].")
+@_cruxeval_prompts_option
+@_cruxeval_format_option
 @click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
 @click.option("--dataset-id", metavar="USER/NAME",
               help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
@@ -189,8 +214,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
          sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
-         cpu_threads, benchmark, benchmark_data, benchmark_limit, dry_run, gpu_memory_gb, plan_gpus, vllm_mode,
-         ddp_timeout, no_eval_cache):
+         cpu_threads, benchmark, benchmark_data, benchmark_limit, cruxeval_prompts, cruxeval_prompt_format, dry_run,
+         gpu_memory_gb, plan_gpus, vllm_mode, ddp_timeout, no_eval_cache):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -214,6 +239,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         raise click.UsageError("--plan-gpus goes with --dry-run.")
     if (benchmark_data or benchmark_limit) and not benchmark:
         raise click.UsageError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
+    if (cruxeval_prompts is not None or cruxeval_prompt_format) and not benchmark:
+        raise click.UsageError("--cruxeval-prompts and --cruxeval-prompt-format go with --benchmark cruxeval.")
     overrides = _parse_set(set_values)
     _quiet_library_warnings()
 
@@ -245,6 +272,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             cpu_threads=cpu_threads, benchmark=benchmark, benchmark_data=benchmark_data,
             benchmark_limit=benchmark_limit, dry_run=dry_run, gpu_memory_gb=gpu_memory_gb, plan_gpus=plan_gpus,
             vllm_mode=vllm_mode, ddp_timeout=ddp_timeout, eval_cache=not no_eval_cache,
+            **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
         )
         output = settings.resolved_output_dir()
         if dry_run:
@@ -277,6 +305,12 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
         click.echo(f"Done in {result.seconds.get('total_with_push', 0):.0f} s. Adapter: {result.adapter_dir}")
 
 
+def _cruxeval_settings(prompts, prompt_format) -> dict:
+    """The CRUXEval prompt options that were given (the others keep the library's defaults)."""
+    given = {"cruxeval_prompts": prompts, "cruxeval_prompt_format": prompt_format}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _process_start_time() -> float:
     """When this process started (`time.time()` scale), for the start-up time in the run record."""
     import time
@@ -297,8 +331,11 @@ def _process_start_time() -> float:
                               "--adapter, the model to evaluate.")
 @click.option("--benchmark", type=click.Choice(["cruxeval"]),
               help="A public benchmark instead of a dataset split: cruxeval is CRUXEval-O, each item traced as "
-                   "`<code>\\nresult = f(<input>)` and scored by the value of `result` in the last module-level state.")
+                   "`<code>\\nresult = f(<input>)` and scored by the value of `result` in the last module-level "
+                   "state; the base model is also asked with CRUXEval's own prompts (--cruxeval-prompts).")
 @_benchmark_data_option
+@_cruxeval_prompts_option
+@_cruxeval_format_option
 @click.option("--tracer-only", is_flag=True,
               help="With --benchmark: no model; the project's own tracer answers every item, scored the same way "
                    "(anything short of 100% is a harness bug).")
@@ -308,8 +345,9 @@ def _process_start_time() -> float:
 @click.option("--limit", type=int, help="Evaluate on the first N programs (or benchmark items) [default: all].")
 @click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
 @click.option("--max-new-tokens", type=int,
-              help="[default: the longest reference trace + 32, plus the run's thinking budget when the model "
-                   "thinks]")
+              help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
+                   "[default: the longest reference trace + 32, plus the run's thinking budget when the model "
+                   "thinks].")
 @click.option("--greedy", is_flag=True,
               help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (thinking models).")
@@ -328,8 +366,9 @@ def _process_start_time() -> float:
               help="Results JSON, the predictions beside it [default: ADAPTER/evaluations/eval_results-SPLIT-N.json; "
                    "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
                    "without an adapter; the run's own eval_results.json is never replaced].")
-def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer_only, sandbox, split, limit,
-                  batch_size, max_new_tokens, greedy, seed, prompt_style, dtype, no_base, output, no_cache, backend):
+def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxeval_prompts, cruxeval_prompt_format,
+                  tracer_only, sandbox, split, limit, batch_size, max_new_tokens, greedy, seed, prompt_style, dtype,
+                  no_base, output, no_cache, backend):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
@@ -347,9 +386,13 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
             raise click.UsageError("--tracer-only runs no model; leave out --adapter and --model.")
         if not tracer_only and not (adapter_dir or model):
             raise click.UsageError("--benchmark needs --adapter DIR or --model M (or --tracer-only).")
+        if tracer_only and (cruxeval_prompts is not None or cruxeval_prompt_format):
+            raise click.UsageError("--tracer-only asks no model; leave out --cruxeval-prompts and "
+                                   "--cruxeval-prompt-format.")
     else:
-        if tracer_only or benchmark_data:
-            raise click.UsageError("--tracer-only and --benchmark-data go with --benchmark cruxeval.")
+        if tracer_only or benchmark_data or cruxeval_prompts is not None or cruxeval_prompt_format:
+            raise click.UsageError("--tracer-only, --benchmark-data, --cruxeval-prompts and --cruxeval-prompt-format "
+                                   "go with --benchmark cruxeval.")
         if not dataset or not adapter_dir:
             raise click.UsageError("--dataset and --adapter are required (or --benchmark cruxeval).")
     if limit is not None and limit < 1:
@@ -382,7 +425,8 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, tracer
             bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context["prompt_style"],
                                       sandbox=sandbox)
             common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
-            results = evaluate_benchmark(base, adapter, bench, **common)
+            results = evaluate_benchmark(base, adapter, bench, **common,
+                                         **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format))
             table = format_benchmark
         else:
             from trainer.evaluate import RESULTS_FILE as EVAL_FILE

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dataset_builder.trace import TRACE_CLOSE
+
 RESULTS_FILE = "eval_results.json"
 PREDICTIONS_FILE = "eval_predictions.jsonl"
 BENCHMARK_TITLES = {"cruxeval": "CRUXEval-O output accuracy"}
@@ -95,7 +97,8 @@ def summarize_predictions(predictions, with_cut_off: bool = True) -> dict[str, f
 class Scoring:
     """What an evaluation measures: `score(row, completion, opens_think)` gives one completion's per-row record
     (generation adds `cut_off`), `summarize(records)` the metrics (means over the records of every process),
-    `describe(metrics)` the log line; the files the main process writes."""
+    `describe(metrics)` the log line; the files the main process writes; `conclude(results, predictions)`
+    whatever compares the models (e.g. a paired interval)."""
 
     score: Callable[[dict, str, bool], dict]
     summarize: Callable[[list], dict]
@@ -103,6 +106,8 @@ class Scoring:
     results_file: str = RESULTS_FILE
     predictions_file: str = PREDICTIONS_FILE
     unit: str = "programs"
+    # further fields for the results from them and every model's predictions (the main process, after all models)
+    conclude: Callable[[dict, list], dict] | None = None
 
 
 TRACE_SCORING = Scoring(trace_scores, summarize_predictions, describe_trace_metrics)
@@ -119,19 +124,19 @@ def predictions_path(output: Path, scoring: Scoring = TRACE_SCORING) -> Path:
 
 
 def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
-             stop_at_trace_end: bool = False, sampling: dict | None = None, seed: int = 0,
+             stop_at: str | None = None, sampling: dict | None = None, seed: int = 0,
              chat_template_kwargs: dict | None = None):
-    """Completions for chat `prompts`, batched (longest first, so padding stays small): greedy, or sampled with
-    `sampling` (temperature, top_p, top_k, min_p) from `seed`. Returns (texts, cut_off flags) in the order of
-    `prompts`. `stop_at_trace_end`: a completion also ends at its first `</execution_trace>` (only for a model that
-    answers without thinking: a thinking model may draft a trace while it thinks), so a model that closes its trace
-    and rambles on does not hold its batch up. `chat_template_kwargs`: e.g. a hybrid template's `enable_thinking`."""
+    """Completions for `prompts` (chat messages, or raw text: `trainer.prompts.render_prompt`), batched (longest
+    first, so padding stays small): greedy, or sampled with `sampling` (temperature, top_p, top_k, min_p) from
+    `seed`. Returns (texts, cut_off flags) in the order of `prompts`. `stop_at`: a completion also ends at its first
+    `stop_at` (e.g. `</execution_trace>`; only for a model that answers without thinking: a thinking model may draft
+    an answer while it thinks), so a model that closes its answer and rambles on does not hold its batch up.
+    `chat_template_kwargs`: e.g. a hybrid template's `enable_thinking`."""
     import torch
 
-    from dataset_builder.trace import TRACE_CLOSE
+    from trainer.prompts import render_prompt
 
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True,
-                                           **(chat_template_kwargs or {})) for p in prompts]
+    texts = [render_prompt(tokenizer, p, chat_template_kwargs) for p in prompts]
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     completions: list[str] = [""] * len(texts)
@@ -160,12 +165,12 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
                     **decoding,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=sorted(eos_ids),
-                    **({"stop_strings": [TRACE_CLOSE], "tokenizer": tokenizer} if stop_at_trace_end else {}),
+                    **({"stop_strings": [stop_at], "tokenizer": tokenizer} if stop_at else {}),
                 )
             new = output[:, inputs["input_ids"].shape[1] :]
             for row, i in zip(new.tolist(), batch):
                 text = tokenizer.decode(row, skip_special_tokens=True)
-                ended = any(t in eos_ids for t in row) or (stop_at_trace_end and TRACE_CLOSE in text)
+                ended = any(t in eos_ids for t in row) or bool(stop_at and stop_at in text)
                 completions[i] = text
                 cut_off[i] = not ended
             if progress:
@@ -177,14 +182,14 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
 
 def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, max_new_tokens: int,
                    label: str = "", progress=None, opens_think: bool | None = None, sampling: dict | None = None,
-                   seed: int = 0, chat_template_kwargs: dict | None = None,
-                   scoring: Scoring = TRACE_SCORING) -> ModelEvaluation:
+                   seed: int = 0, chat_template_kwargs: dict | None = None, scoring: Scoring = TRACE_SCORING,
+                   stop_at: str | None = TRACE_CLOSE) -> ModelEvaluation:
     """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id` and `index`) and score each
     completion (`scoring`: by default against the reference trace). `thinking`: the model thinks first (no early
-    stop at the first `</execution_trace>`); `opens_think`: the prompt already opened the `<think>` block (default:
-    as `thinking`)."""
+    stop at the first `stop_at`, the end of the answer: by default `</execution_trace>`); `opens_think`: the prompt
+    already opened the `<think>` block (default: as `thinking`)."""
     started = time.perf_counter()
-    common = dict(max_new_tokens=max_new_tokens, progress=progress, stop_at_trace_end=not thinking,
+    common = dict(max_new_tokens=max_new_tokens, progress=progress, stop_at=None if thinking else stop_at,
                   sampling=sampling, seed=seed, chat_template_kwargs=chat_template_kwargs)
     prompts = [r["prompt"] for r in rows]
     if hasattr(model, "complete"):  # a vLLM engine (trainer.vllm_eval): it batches by itself
@@ -214,13 +219,30 @@ def auto_max_new_tokens(tokenizer, rows, margin: int | None = None) -> int:
     return reference_tokens(tokenizer, target_traces(rows)) + (MARGIN if margin is None else margin)
 
 
+@dataclass(frozen=True)
+class BasePrompt:
+    """One more way to ask the base model in the same evaluation (CRUXEval's own prompts, `trainer.benchmark`):
+    `rows` like the evaluation's (the same items in the same order) whose `prompt` is a text, sent as one user
+    message through the chat template with the run's thinking policy (`chat`) or as the model's whole input with
+    no template (`raw`: a raw completion, so no thinking); `auto` is chat for a model that thinks, raw otherwise.
+    A completion gets up to `max_new_tokens` (plus the thinking budget where the model thinks) and, where it does
+    not think, ends at its first `stop_at`. `record`: what the results say of it, under `base_prompts`."""
+
+    rows: list
+    max_new_tokens: int
+    stop_at: str | None = None
+    format: str = "auto"  # raw | chat | auto
+    record: dict = field(default_factory=dict)
+
+
 def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int | None = None,
                      thinking=None, thinking_budget: int | None = None, greedy: bool = False, seed: int = 0,
                      extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
                      dataset_name: str = "", split: str = "test", output: str | Path | None = None,
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
                      record: dict | None = None, use_cache: bool = True, backend: str = "auto",
-                     prompt_style: str | None = None) -> dict | None:
+                     prompt_style: str | None = None, base_name: str = "base",
+                     base_prompts: dict[str, BasePrompt] | None = None) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -233,7 +255,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     `thinking`: the `ThinkingPolicy` the adapter was trained with (default: `auto` on this tokenizer). A thinking
     run decodes as Qwen recommends for its thinking models (temperature 0.6, top-p 0.95, top-k 20, from `seed`)
     unless `greedy`; a model that answers directly decodes greedily. `max_new_tokens=None`: the longest reference
-    trace plus a margin, plus `thinking_budget` for a thinking run.
+    trace plus a margin, plus `thinking_budget` for a thinking run (a `BasePrompt` has its own budget).
 
     Each adapter is merged into a freshly loaded base model for its evaluation (the same numbers as the unmerged
     adapter up to rounding, and no LoRA overhead in generation). `dtype`: "float32" or "bfloat16" weights, the
@@ -244,7 +266,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     A vLLM evaluation that fails starts again with transformers, with a warning.
 
     Rows with a `base_prompt` (the `minimal` prompt style) prompt the base model with it and every adapter with
-    `prompt`; `prompt_style` (the adapters' style) names both in the results (`prompts`)."""
+    `prompt`; `prompt_style` (the adapters' style) names both in the results (`prompts`). The base model asked
+    with the rows is `base_name` in the results; `base_prompts` ({name: `BasePrompt`}) asks it other ways too,
+    each its own entry, evaluated first (and cached, and left out with the base: `include_base=False`)."""
     import torch
     from peft import PeftModel
 
@@ -270,7 +294,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     policy = thinking if thinking is not None else thinking_policy(tokenizer, "auto")
     if thinking_budget is None:
         thinking_budget = default_thinking_budget(on_gpu)
-    if max_new_tokens:
+    given = bool(max_new_tokens)
+    if given:
         rule = "given"
     elif policy.enabled:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows) + thinking_budget
@@ -278,30 +303,58 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     else:
         max_new_tokens = auto_max_new_tokens(tokenizer, rows)
         rule = f"longest reference trace + {MARGIN} tokens"
+    adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
+    with_base = include_base or not adapters
+    asks = (base_prompts or {}) if with_base else {}
     # the base model's prompt where it differs from the adapters' (it has not learned the minimal format)
     base_rows = [dict(r, prompt=r.get(BASE_PROMPT_COLUMN) or r["prompt"]) for r in rows]
-    longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in rows + base_rows], policy.chat_template_kwargs)
-    if rule != "given":
-        _, room = context_room(source.path, longest_prompt)
-        if room is not None and max_new_tokens > room:
-            max_new_tokens = room
-            rule += ", capped at what the model's context leaves after the longest prompt"
+    chat = {name: ask.format == "chat" or (ask.format == "auto" and policy.enabled) for name, ask in asks.items()}
+    ask_rows = {name: [dict(r, index=i, prompt=[{"role": "user", "content": r["prompt"]}] if chat[name] else
+                            r["prompt"]) for i, r in enumerate(ask.rows)] for name, ask in asks.items()}
+    everything = rows + base_rows + [r for share in ask_rows.values() for r in share]
+    longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in everything], policy.chat_template_kwargs)
+    _, room = context_room(source.path, longest_prompt)
+
+    def capped(budget: int, why: str) -> tuple[int, str]:
+        if room is not None and budget > room:
+            return room, why + ", capped at what the model's context leaves after the longest prompt"
+        return budget, why
+
+    if not given:
+        max_new_tokens, rule = capped(max_new_tokens, rule)
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
-    mine = {"base": base_rows[rank::world], "adapters": rows[rank::world]}
-    adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
+    # every pass: the rows it asks, its budget, whether the model thinks in it and where an answer ends
+    passes = {}
+    for name, ask in asks.items():
+        thinks = chat[name] and policy.enabled
+        budget, why = ask.max_new_tokens, f"{ask.max_new_tokens} tokens"
+        if thinks:
+            budget, why = budget + thinking_budget, f"{why} + thinking budget {thinking_budget}"
+        budget, why = capped(budget, why)
+        passes[name] = {"rows": ask_rows[name], "max_new_tokens": budget, "thinks": thinks,
+                        "opens_think": chat[name] and policy.opens_think, "stop_at": ask.stop_at,
+                        "record": {**ask.record, "format": "chat" if chat[name] else "raw", "thinking": thinks,
+                                   "max_new_tokens": budget, "max_new_tokens_rule": why,
+                                   "stop_at": None if thinks else ask.stop_at}}
+    traces = {"max_new_tokens": max_new_tokens, "thinks": policy.enabled, "opens_think": policy.opens_think,
+              "stop_at": TRACE_CLOSE}
+    if with_base:
+        passes[base_name] = {"rows": base_rows, **traces}
+    passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
     say = log if distributed.is_main() else (lambda *args, **kwargs: None)
     model = None
     if with_vllm:
+        longest_budget = max(p["max_new_tokens"] for p in passes.values())
         try:
-            model = vllm_eval.VllmModel(source, adapters=adapters, max_model_len=longest_prompt + max_new_tokens,
+            model = vllm_eval.VllmModel(source, adapters=adapters, max_model_len=longest_prompt + longest_budget,
                                         dtype=dtype, seed=seed)
         except Exception as exc:  # a missing kernel, too little memory: the evaluation still happens
             say(f"Warning: vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with "
                 "transformers instead.")
     if model is None:
         tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
-    names = (["base"] if include_base or not adapters else []) + list(adapters)
-    titles = {"base": "Base", "adapter": "Adapter", **(labels or {})}
+    names = list(passes)
+    titles = {base_name: "Base", "adapter": "Adapter", **(labels or {})}
     results: dict = {
         **(record or {}),
         "dataset": dataset_name,
@@ -321,9 +374,11 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         "labels": {name: titles.get(name, name) for name in names},
         "models": {},
     }
+    if asks:
+        results["base_prompts"] = {name: passes[name]["record"] for name in asks}
     if prompt_style:
-        results["prompts"] = {name: base_style_for(prompt_style) if name == "base" else prompt_style
-                              for name in names}
+        results["prompts"] = {name: asks[name].record.get("prompt", name) if name in asks else
+                              base_style_for(prompt_style) if name == base_name else prompt_style for name in names}
 
     def progress_for(name):
         def report(done, total):
@@ -332,33 +387,40 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         return report
 
     predictions = []
-    base_key = None
-    if world == 1 and "base" in names:  # stored even with use_cache=False: that run refreshes the entry
+    cache_keys = {}
+    if world == 1 and with_base:  # stored even with use_cache=False: that run refreshes the entry
         from trainer import eval_cache
 
         decoding = {k: v for k, v in results["decoding"].items() if k not in ("seed_rule", "processes")}
-        base_key = eval_cache.cache_key(source, base_rows, decoding, results["thinking"], scoring.results_file)
+        cache_keys[base_name] = eval_cache.cache_key(source, base_rows, decoding, results["thinking"],
+                                                     scoring.results_file)
+        for name in asks:  # each other way of asking: its own prompts, budget and end of answer in the key
+            asked = {**decoding, **passes[name]["record"]}
+            cache_keys[name] = eval_cache.cache_key(source, passes[name]["rows"], asked, results["thinking"],
+                                                    f"{scoring.results_file}#{name}")
 
     def evaluate(name):
-        if name == "base" and use_cache and base_key and (cached := eval_cache.load(base_key)) is not None:
+        setting = passes[name]
+        if use_cache and name in cache_keys and (cached := eval_cache.load(cache_keys[name])) is not None:
             metrics, gathered = cached
             # this run spent nothing on it: its seconds are 0, the original ones kept beside them
-            results["models"]["base"] = {**metrics, "from_cache": True, "seconds": 0.0,
-                                         "seconds_when_measured": metrics.get("seconds")}
-            predictions.extend(gathered)
+            results["models"][name] = {**metrics, "from_cache": True, "seconds": 0.0,
+                                       "seconds_when_measured": metrics.get("seconds")}
+            predictions.extend(dict(p, model=name) for p in gathered)
             say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} (from the cache of an identical earlier "
-                "evaluation: same model, programs, decoding and libraries)")
+                "evaluation: same model, prompts, decoding and libraries)")
             return
         how = "greedy" if sampling is None else f"sampled: temperature {sampling['temperature']}, top-p " \
             f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
-        say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to {max_new_tokens} new "
-            f"tokens{f', over {world} processes' if world > 1 else ''})...")
+        say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to "
+            f"{setting['max_new_tokens']} new tokens{f', over {world} processes' if world > 1 else ''})...")
         started = time.perf_counter()
-        share = mine["base" if name == "base" else "adapters"]
-        evaluation = evaluate_model(model, tokenizer, share, thinking=policy.enabled, opens_think=policy.opens_think,
-                                    batch_size=batch_size, max_new_tokens=max_new_tokens, label=name,
+        evaluation = evaluate_model(model, tokenizer, setting["rows"][rank::world], thinking=setting["thinks"],
+                                    opens_think=setting["opens_think"], batch_size=batch_size,
+                                    max_new_tokens=setting["max_new_tokens"], label=name,
                                     progress=progress_for(name), sampling=sampling, seed=seed + rank,
-                                    chat_template_kwargs=policy.chat_template_kwargs, scoring=scoring)
+                                    chat_template_kwargs=policy.chat_template_kwargs, scoring=scoring,
+                                    stop_at=setting["stop_at"])
         shares = distributed.gather(evaluation.predictions)
         if shares is None:
             return
@@ -370,23 +432,22 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                                    "tokens_per_second": round(generated / max(seconds, 1e-9), 1)}
         predictions.extend(gathered)
         say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
-        if name == "base" and base_key:
-            eval_cache.store(base_key, results["models"]["base"], gathered)
+        if name in cache_keys:
+            eval_cache.store(cache_keys[name], results["models"][name], gathered)
 
     def evaluate_all() -> None:
         nonlocal model
-        if "base" in names:
+        fresh = True  # the loaded model has no adapter merged into it yet
+        for name, setting in passes.items():
+            folder = setting.get("folder")
             if isinstance(model, vllm_eval.VllmModel):
-                model.use("base", None)
-            evaluate("base")
-        for name, folder in adapters.items():
-            if isinstance(model, vllm_eval.VllmModel):
-                model.use(name, folder)  # a LoRA request on the same engine
-            else:
-                if "base" in names or name != next(iter(adapters)):
+                model.use(name, folder)  # the base (folder None), or a LoRA request on the same engine
+            elif folder is not None:
+                if not fresh:
                     del model
                     _, model = load_model(source, dtype=torch_dtype, device=device)
                 model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+                fresh = False
             evaluate(name)
 
     try:
@@ -399,7 +460,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         model.close()
         results["models"].clear()
         predictions.clear()
-        base_key = None  # the key named the vLLM backend: nothing from this pass is cached under it
+        cache_keys.clear()  # the keys named the vLLM backend: nothing from this pass is cached under them
         results["decoding"]["backend"] = "transformers"
         tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
         results["decoding"]["dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
@@ -409,6 +470,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     del model
     if not distributed.is_main():
         return None
+    if scoring.conclude:  # what the scoring makes of every model's predictions together (e.g. a paired interval)
+        results.update(scoring.conclude(results, predictions))
     output = Path(output) if output else Path(adapter_dir if adapter_dir is not None else ".") / scoring.results_file
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
@@ -435,11 +498,16 @@ def format_table(results: dict) -> str:
             cells.append(f"{value:.3f}" if key == "mean_reward" else f"{100 * value:.1f}%")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     for benchmark, figures in (results.get("benchmarks") or {}).items():  # one line each: its headline figure
-        scores = figures.get("models", {})
+        scores = dict(figures.get("models", {}))
+        best, how = figures.get("best_base"), ""
+        if best in scores and best != "base":  # the base column: the base at its best, saying how it was asked
+            from trainer.benchmark import title as entry_title
+
+            scores["base"], how = scores[best], f" ({entry_title(figures, best).removeprefix('Base, ')})"
         if all(n in scores for n in names):
             title = f"{BENCHMARK_TITLES.get(benchmark, benchmark)} ({figures.get('n', 0)} items)"
-            lines.append(f"| {title} | " + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" for n in names)
-                         + " |")
+            lines.append(f"| {title} | " + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%"
+                                                      + (how if n == "base" else "") for n in names) + " |")
     return "\n".join(lines)
 
 

@@ -50,6 +50,15 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         raise TrainError("--thinking-budget must be 0 or more.")
     if not settings.benchmark and (settings.benchmark_data or settings.benchmark_limit):
         raise TrainError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
+    if settings.benchmark:
+        from trainer.benchmark import PROMPT_FORMATS, parse_prompts
+
+        if settings.cruxeval_prompt_format not in PROMPT_FORMATS:
+            raise TrainError(f"--cruxeval-prompt-format must be one of {', '.join(PROMPT_FORMATS)}.")
+        try:
+            parse_prompts(",".join(settings.cruxeval_prompts) or "none")
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
     if settings.plan_gpus is not None and (not settings.dry_run or settings.plan_gpus < 1):
         raise TrainError("--plan-gpus N (at least 1) goes with --dry-run.")
     if settings.ddp_timeout < 1:

@@ -97,6 +97,19 @@ def prompt_for(style: str, code: str) -> list[dict]:
     return make_prompt(code) if style == "dataset" else make_short_prompt(code, instructions_for(style))
 
 
+def render_prompt(tokenizer, prompt, chat_template_kwargs: dict | None = None) -> str:
+    """The text a model is given for `prompt`: chat messages go through its chat template with the generation
+    prompt; a string is a raw completion prompt, the whole input as it is (no template), after the BOS token where
+    the tokenizer puts one before a text (generation tokenizes this text without special tokens)."""
+    if not isinstance(prompt, str):
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
+                                             **(chat_template_kwargs or {}))
+    bos = tokenizer.bos_token
+    if bos and tokenizer(prompt).input_ids[:1] == [tokenizer.bos_token_id] and not prompt.startswith(bos):
+        return bos + prompt
+    return prompt
+
+
 def apply_prompt_style(split, style: str):
     """`split` with its `prompt` column in `style` (rebuilt from `code` for every style but `dataset`, which keeps
     the column), for the compact styles a `target_trace` column (the compact form of `expected_trace`) and, for

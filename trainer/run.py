@@ -190,7 +190,9 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         return results
     from trainer.benchmark import evaluate_benchmark
 
-    benchmark = evaluate_benchmark(plan.source, adapter_dir, plan.benchmark, **common)
+    benchmark = evaluate_benchmark(plan.source, adapter_dir, plan.benchmark, **common,
+                                   cruxeval_prompts=settings.cruxeval_prompts,
+                                   cruxeval_prompt_format=settings.cruxeval_prompt_format)
     if results is None:  # not the main process
         return None
     results["benchmarks"] = {benchmark["benchmark"]: benchmark}

@@ -80,6 +80,8 @@ class TrainSettings:
     benchmark: str | None = None  # "cruxeval": CRUXEval-O through predicted traces in the evaluation too
     benchmark_data: str | None = None  # its items: a JSONL or parquet file or a Hub id (default: the Hub's)
     benchmark_limit: int | None = None  # the first N items only
+    cruxeval_prompts: tuple = ("direct", "cot")  # the base also asked with these CRUXEval prompts (trainer.benchmark)
+    cruxeval_prompt_format: str = "auto"  # how they reach it: raw | chat | both | auto (chat where the model thinks)
     dataset_id: str | None = None  # the dataset's Hub id for the card when --dataset is a folder
     license: str = "apache-2.0"
     private: bool = False

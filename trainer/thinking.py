@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainer.prompts import render_prompt
+
 THINKING_MODES = ("auto", "on", "off")
 TEMPLATE_KINDS = ("thinking", "hybrid", "none")
 MARGIN = 32  # tokens past the longest reference trace: the end of turn and small differences
@@ -104,11 +106,10 @@ def completion_budget(longest_reference: int, policy: ThinkingPolicy, thinking_b
 
 
 def prompt_tokens(tokenizer, prompts, chat_template_kwargs: dict | None = None) -> int:
-    """The longest of the chat `prompts` in tokens, rendered as for generation."""
+    """The longest of `prompts` (chat messages, or raw text) in tokens, rendered as for generation."""
     longest = 0
     for prompt in prompts:
-        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
-                                             **(chat_template_kwargs or {}))
+        text = render_prompt(tokenizer, prompt, chat_template_kwargs)
         longest = max(longest, len(tokenizer(text, add_special_tokens=False).input_ids))
     return longest
 

