@@ -15,7 +15,8 @@
    `--train-limit` programs, shortest traces first, on the compact notation under a few words of instructions),
    then 5 GRPO steps, in one LoRA adapter (r=64, alpha=128); evaluated on the whole test split (base on the
    compact prompt with its full instructions, SFT + GRPO; every compact answer expanded to full states before it
-   is scored) and on CRUXEval-O (the first 100 items; `--benchmark-data FILE` where the Hub cannot be reached).
+   is scored) and on CRUXEval-O (the first 100 items, the base also asked with CRUXEval's own prompts;
+   `--benchmark-data FILE` where the Hub cannot be reached).
    What differs between the models is in `RECIPES` (programs, learning rate).
 4. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
    commands, the machine; a run replaces its model's entry and keeps the others) and the table printed (the README's "Results on a CPU" holds the measured one).

@@ -57,6 +57,8 @@ def test_the_sft_speed_the_readme_quotes_is_the_benchmark_s():
 
 
 def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
+    from trainer.benchmark import trace_base
+
     models = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]
     start = README.index("- **Figures**: on the first")
     bullet = " ".join(README[start:README.index("\n- ", start + 1)].split())
@@ -64,7 +66,10 @@ def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
         crux = models[name]["evaluation"]["benchmarks"]["cruxeval"]
         assert f"first {crux['n']} items" in bullet
         assert f"{label} {100 * crux['models']['adapter']['output_accuracy']:.0f}%" in bullet, name
-        assert crux["models"]["base"]["output_accuracy"] == 0.0 and "both bases 0%" in bullet
+        base = trace_base(crux["models"])  # `base` in records made before `base_trace`
+        assert base["output_accuracy"] == 0.0 and "both bases 0% asked in the trace notation" in bullet
+        # the README says these runs never asked the bases with CRUXEval's prompts: true of the records it quotes
+        assert not crux.get("base_prompts") and "Neither base was asked with CRUXEval's own prompts" in bullet
 
 
 def test_the_recipe_script_runs_the_measured_recipe_by_default():

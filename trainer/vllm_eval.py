@@ -5,7 +5,7 @@ per model on the 4B run's test split (the README's plan). vLLM pages the KV cach
 same evaluation takes minutes. It is used when `backend` is `auto` and vLLM is installed, a GPU is visible and one
 process evaluates (several processes shard the split with transformers), or when asked for (`vllm`). The engine
 answers exactly as `evaluate.generate` does: completions and cut-off flags in the order of the prompts, greedy or
-sampled from a seed, ending at the answer's end (`</execution_trace>`) for a model that answers directly.
+sampled from a seed, ending at the end of the answer (`stop_at`) for a model that answers directly.
 
 **Not yet run on a GPU in this repository** (no GPU was lent; `scripts/gpu_check.py` exercises it). It has run on
 vLLM 0.30.0's CPU build (`scripts/vllm_cpu_check.py`: the same completions as transformers, an adapter applied
