@@ -6,6 +6,7 @@ at `[/ANSWER]`, the cache) and what the card says from a results dict."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from sandboxes import needs_bwrap
 from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 from trainer.benchmark import compare, format_table, paired_difference_ci95, verdict
 
-FIXTURE = __import__("pathlib").Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"
+FIXTURE = Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"
 ITEMS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
 ITEM = next(i for i in ITEMS if i["id"] == "sample_2")  # def f(text, n): return text * n + str(n); f('abc', 2)
 

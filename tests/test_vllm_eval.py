@@ -14,9 +14,11 @@ and an engine that fails mid-way hands the evaluation back to transformers.
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from sandboxes import needs_bwrap
 from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.training
@@ -165,3 +167,38 @@ def test_vllm_is_asked_for_a_lora_rank_it_accepts(tmp_path):
     assert lora_rank({}) == 16
     with pytest.raises(ValueError, match="above vLLM's largest LoRA rank 512"):
         lora_rank({"a": adapter(600)})
+
+
+@needs_bwrap  # the items are traced first
+def test_cruxevals_prompts_go_to_vllm_as_raw_text_or_through_the_template(trained_run, fake_vllm, tmp_path):
+    """The base asked with CRUXEval's own prompts on the vLLM path: a raw entry's text is the whole prompt (token ids,
+    no template), a chat entry goes through the template; the raw one ends at `[/ANSWER]` and gets the harness's
+    budget; the engine has room for the longest budget."""
+    from transformers import AutoTokenizer
+
+    from dataset_builder.cruxeval_prompts import make_prompt
+    from trainer.benchmark import evaluate_benchmark, prepare_benchmark
+
+    bench = prepare_benchmark(str(Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"), limit=2,
+                              log=lambda *a: None)
+    results = evaluate_benchmark("tiny", trained_run["result"].adapter_dir, bench, cruxeval_prompts=("direct",),
+                                 cruxeval_prompt_format="both", max_new_tokens=4, greedy=True, use_cache=False,
+                                 output=tmp_path / "c.json", log=lambda *a: None)
+    assert results["decoding"]["backend"] == "vllm"
+    raw, chat, trace, adapter = fake_vllm["generate"]
+    (engine,) = fake_vllm["llm"]
+    tokenizer = AutoTokenizer.from_pretrained(engine["model"])
+    texts = [make_prompt("direct", item["code"], item["input"]) for item in bench.items]
+    assert [p["prompt_token_ids"] for p in raw["prompts"]] == [
+        tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    templated = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                               add_generation_prompt=True) for t in texts]
+    assert [p["prompt_token_ids"] for p in chat["prompts"]] == [
+        tokenizer(t, add_special_tokens=False).input_ids for t in templated]
+    assert raw["params"]["stop"] == ["[/ANSWER]"] and raw["params"]["max_tokens"] == 100
+    assert chat["params"]["stop"] is None and chat["params"]["max_tokens"] == 100 + 64  # tiny thinks
+    assert trace["params"]["max_tokens"] == 4 and raw["lora"] is chat["lora"] is trace["lora"] is None
+    assert adapter["lora"] is not None
+    assert engine["max_model_len"] >= max(len(p["prompt_token_ids"]) for p in chat["prompts"]) + 164
+    assert list(results["models"]) == ["base_cruxeval_direct_raw", "base_cruxeval_direct_chat", "base_trace",
+                                       "adapter"]
