@@ -12,6 +12,7 @@ and `report.json` to a temporary folder and moves it into place only when everyt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -159,6 +160,11 @@ class _Outcome:
     constructs: tuple = ()
     num_steps: int = 0
     num_lines: int = 0
+    digest: str = ""  # of what the program did (steps, output, error): two runs must agree (`_rerun`)
+
+
+def _digest(row: dict) -> str:
+    return hashlib.sha256(json.dumps([row["steps"], row["stdout"], row["error"]]).encode()).hexdigest()
 
 
 class _RowSink:
@@ -180,6 +186,7 @@ class _RowSink:
             outcome.row_index, self.rows = self.rows, self.rows + 1
             outcome.skeleton, outcome.constructs = row["skeleton"], tuple(row["constructs"])
             outcome.num_steps, outcome.num_lines = row["num_steps"], row["num_lines"]
+            outcome.digest = _digest(row)
         return outcome
 
     def close(self) -> None:
@@ -275,7 +282,31 @@ def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: 
     on_traced.total = len(programs)
     outcomes: dict[int, _Outcome] = {}
     _trace_all(list(enumerate(programs)), job, options, sandbox, tree, sink, outcomes, on_traced)
+    _rerun(programs, outcomes, options, job, sandbox, tree, on_traced)
     return outcomes
+
+
+NONDETERMINISTIC = "nondeterministic: a second run traced differently"
+
+
+def _rerun(programs: list, outcomes: dict[int, _Outcome], options: BuildOptions, job: ProgramJob, sandbox: Sandbox,
+           tree: TreeLimits, on_traced) -> None:
+    """Trace every kept program of a user's file once more, in new workers (another interpreter: other memory
+    addresses; in reverse order: other pids; later: other times), and reject those whose steps, output or error
+    differ: a row must not depend on `id()`, the order of a set of objects, the clock, `os.urandom` or the pid.
+    What is fixed in every worker (the hash seed, `random`'s seed) gives the same rows by itself. Two runs catch
+    what differs between them; a program whose result changes rarely (a set of two objects keeps its order half
+    the time) can pass. The builder's own generated programs use none of these and are traced once."""
+    # Kept programs only (no duplicates), in reverse order: each lands at another place in its worker (another pid).
+    again = [(position, programs[position]) for position in reversed(_select(outcomes, None)[0])]
+    on_traced.total += len(again)
+    limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
+    for position, result in run_in_workers(again, job, workers=options.workers, limits=limits, sandbox=sandbox,
+                                           tree=tree):
+        row = result.get("row")
+        if result.get("failure") or row is None or _digest(row) != outcomes[position].digest:
+            outcomes[position].failure = NONDETERMINISTIC
+        on_traced(True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -350,7 +381,7 @@ def _summary(values: list[int]) -> dict:
 def _reason_kind(reason: str) -> str:
     """"duplicate of X" and "syntax error: ..." count under one name each."""
     for kind in ("duplicate", "syntax error", "too few lines", "too many lines", "called sys.exit", "too long",
-                 "trace too long", "protocol error", "unparsable"):
+                 "trace too long", "protocol error", "unparsable", "nondeterministic"):
         if reason.startswith(kind):
             return kind
     return reason

@@ -305,3 +305,32 @@ def test_text_from_programs_is_escaped_in_the_terminal():
     printed = out.getvalue()
     assert "\x1b]0;" not in printed and "\x07" not in printed and "\x1b[31m" not in printed
     assert "[/bold]" in printed and "\\x1b]0;owned\\x07" in printed
+
+
+NONDETERMINISTIC = {
+    "id": "o = object()\nx = id(o)",
+    "hash": "o = object()\nh = hash(o)",
+    "set order": "class A:\n    pass\nitems = [A() for _ in range(8)]\norder = [items.index(a) for a in set(items)]",
+    "time": "import time\nt = time.time()",
+    "urandom": "import os\nb = os.urandom(8)",
+    "pid": "import os\np = os.getpid()",
+}
+DETERMINISTIC = {
+    "sorted set of strings": "y = {'b', 'a', 'c'}\nz = sorted(y)\nw = list(y)",  # the hash seed is fixed
+    "seeded random": "import random\nr = random.random()",  # seeded in every program's process
+    "plain": HONEST[0],
+}
+
+
+@needs_bwrap
+def test_the_same_programs_give_the_same_rows_and_nondeterministic_ones_are_rejected(tmp_path):
+    """Two builds of the same file give the same rows: what can be fixed is (hash seed, `random`), and a program
+    whose trace depends on memory addresses, the clock, the pid or os.urandom is rejected with its own reason."""
+    from dataset_builder.build import NONDETERMINISTIC as REASON
+
+    programs = [{"id": name, "code": code} for name, code in {**NONDETERMINISTIC, **DETERMINISTIC}.items()]
+    first, report = _build(programs, tmp_path / "first", workers=2)
+    second, _ = _build(programs, tmp_path / "second", workers=2)
+    assert first == second and set(first) == set(DETERMINISTIC)
+    assert {r["id"]: r["reason"] for r in report.rejected} == {name: REASON for name in NONDETERMINISTIC}
+    assert report.rejected_by_reason == {"nondeterministic": len(NONDETERMINISTIC)}
