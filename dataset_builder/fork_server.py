@@ -20,6 +20,7 @@ import os
 import signal
 import time
 
+from . import landlock
 from .protocol import max_result_bytes
 from .workers import WorkerLimits
 
@@ -248,14 +249,16 @@ def _children() -> list[int]:
     return pids
 
 
-def _thread_count() -> int:
-    """This process's threads, native ones too (Linux); elsewhere, Python's."""
+def _thread_counter():
+    """A function that counts this process's threads, native ones too, through a descriptor of /proc/self/task
+    opened now (it keeps working once Landlock closes /proc); elsewhere, Python's own count."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        tasks = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         import threading
 
-        return threading.active_count()
+        return threading.active_count
+    return lambda: len(os.listdir(tasks))
 
 
 def _left_behind(scratch_dirs: list[str]) -> bool:
@@ -293,16 +296,19 @@ def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
         for sig, handler in _SAVED_HANDLERS.items():
             signal.signal(sig, handler)
         memory = limits.memory_mb << 20
-        for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)),
-                             (resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
-                             (resource.RLIMIT_NOFILE, limits.max_open_files),
-                             (resource.RLIMIT_NPROC, limits.max_processes)):
+        rlimits = [(resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)), (resource.RLIMIT_CORE, 0),
+                   (resource.RLIMIT_FSIZE, limits.max_file_mb << 20), (resource.RLIMIT_NOFILE, limits.max_open_files)]
+        if limits.process_rlimit:  # else the worker's cgroup caps its processes (workers.WorkerLimits)
+            rlimits.append((resource.RLIMIT_NPROC, limits.max_processes))
+        for limit, value in rlimits:
             resource.setrlimit(limit, (value, value))  # hard = soft: a program cannot raise its own limits
+        thread_count = _thread_counter()  # before /proc is closed to this process
+        landlock.restrict_reading()  # no /proc or /sys for the program (the host's paths are in mountinfo)
         for result, program in programs:
             sys.stdin = io.StringIO("")  # input() raises EOFError, as with a closed stdin
             random.seed(0)  # a program that uses `random` gets the same trace on every run
             result = job.trace(result, program)
-            if _thread_count() > 1:  # its threads ran untraced beside it
+            if thread_count() > 1:  # its threads ran untraced beside it
                 if len(programs) > 1:
                     break  # the template traces each again alone and blames the right one
                 result = job.failed(result, "left a thread running")

@@ -3,7 +3,9 @@
 A program given to the builder may be hostile. Under bwrap each worker gets its own namespaces: no network at
 all (its own empty loopback), its own PID namespace (it can signal nothing outside, and every process inside
 dies with it), its own IPC and UTS namespaces, no capabilities, a new session (no terminal to push keystrokes
-into).
+into). The worker's interpreter is the sandbox's pid 1 (`--as-pid-1`: there is no bwrap init inside for a
+program to reach) and a seccomp filter (`seccomp.py`) denies ptrace, cross-process memory access, namespaces,
+mounts, keyrings, BPF, io_uring and socket families beyond Unix, IPv4 and IPv6.
 
 It never runs as the host's root. Run by a normal user, bwrap maps the sandbox into a user namespace of that
 user. Run by root (most containers and CI), a user namespace would map the sandbox's uid 0 to the host's uid 0,
@@ -11,18 +13,18 @@ and the kernel checks /proc/sys by uid: a program could write the host's global 
 is an escape to host root). So as root there is no user namespace: bwrap keeps only CAP_SETUID and CAP_SETGID,
 and the worker's first statement drops to `SANDBOX_UID`/`SANDBOX_GID` (nobody) with no groups, before any other
 code runs; from there it holds no capability, cannot set the hostname or any other namespace setting, and
-cannot write /proc/sys (which is also bound read-only). `probe_bwrap` checks all of this from inside. The worker's interpreter is the sandbox's pid 1 (`--as-pid-1`: there is no bwrap init
-inside for a program to reach) and a seccomp filter (`seccomp.py`) denies ptrace, cross-process memory access,
-namespaces, mounts, keyrings, BPF and io_uring.
+cannot write /proc/sys (which is also bound read-only). `probe_bwrap` checks all of this from inside.
 
-The file system it sees is read-only except for a few small scratch mounts: read-only binds of the
-interpreter's installation, the system libraries and this package's `dataset_builder` folder (never the
-repository, the user's home, the working directory, the output or the Hub cache), a fresh /proc, a /dev of
-device nodes, and size-capped tmpfs for /tmp, HOME and /dev/shm plus a POSIX message-queue mount
-(`SCRATCH_BYTES`). The root, /dev and every folder bwrap creates are remounted read-only, so nothing on
-`sys.path` can be written; the scratch mounts are checked after every program and a worker whose program left
-anything there is replaced. Its environment is cleared to what the interpreter needs; bwrap itself is started
-with that same environment, so no secret is readable even from inside.
+The file system it sees is read-only except for a few small scratch mounts: read-only binds of the system
+libraries, the interpreter's installation (at `SANDBOX_PYTHON` when it lives outside the system folders, so no
+host path such as a home folder shows in `sys.prefix` or a module's `__file__`) and this package's
+`dataset_builder` folder (never the repository, the user's home, the working directory, the output or the Hub
+cache), a fresh /proc (closed to each program by Landlock, `landlock.py`: its mountinfo names the host paths of
+the binds), a /dev of device nodes, and size-capped tmpfs for /tmp, HOME and /dev/shm plus a POSIX
+message-queue mount (`SCRATCH_BYTES`). The root, /dev and every folder bwrap creates are remounted read-only,
+so nothing on `sys.path` can be written; the scratch mounts are checked after every program and a worker whose
+program left anything there is replaced. Its environment is cleared to what the interpreter needs; bwrap
+itself is started with that same environment, so no secret is readable even from inside.
 
 `--sandbox none` runs the same worker code as plain processes: a cleared environment, rlimits and one process
 per program still apply, but a program can read and write what the user can, reach the network and signal
@@ -39,6 +41,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import landlock
 from .seccomp import filter_program
 
 MODES = ("auto", "bwrap", "none")
@@ -71,13 +74,16 @@ class Sandbox:
     def describe(self) -> str:
         if self.kind != "bwrap":
             return "none"
-        return " ".join(filter(None, ("bubblewrap", self.version))) + " + seccomp"
+        # Landlock is the kernel's: the parent sees what every program's process will get (fork_server.py).
+        return " ".join(filter(None, ("bubblewrap", self.version))) + " + seccomp" + (
+            " + landlock" if landlock.available() else "")
 
     def start(self, python_code: str, *args: str, home: str = "", pass_fds: tuple = (), prefix: tuple = (),
               **popen_options) -> subprocess.Popen:
         """Start `python -c python_code *args` in this sandbox (with a private `home` without one), behind the
         command words `prefix` (a launcher that must exec the rest). The seccomp filter travels on a pipe."""
         python = os.path.realpath(sys.executable)
+        layout = _layout(python) if self.kind == "bwrap" else None
         package_root = SANDBOX_PACKAGE_ROOT if self.kind == "bwrap" else str(PACKAGE_DIR.parent)
         # -S: no site-packages (programs see the standard library only, the same with and without bwrap);
         # -s: no user site; -P: not the working directory either. Not -I/-E: they would drop PYTHONHASHSEED.
@@ -85,7 +91,7 @@ class Sandbox:
         as_root = self.kind == "bwrap" and os.geteuid() == 0
         if as_root:  # before anything else runs: never the host's root (see the module's docstring)
             bootstrap = _DROP_ROOT + bootstrap
-        command = [*prefix, python, "-S", "-s", "-P", "-c", bootstrap, *args]
+        command = [*prefix, layout.python if layout else python, "-S", "-s", "-P", "-c", bootstrap, *args]
         if self.kind == "none":
             return subprocess.Popen(command, env=self.environment(home), pass_fds=pass_fds, **popen_options)
         program = filter_program()
@@ -93,7 +99,7 @@ class Sandbox:
         try:
             os.write(write_end, program)  # a few hundred bytes: the pipe holds them until bwrap reads them
             os.close(write_end)
-            command[len(prefix):len(prefix)] = _bwrap_arguments(python, read_end, as_root)
+            command[len(prefix):len(prefix)] = _bwrap_arguments(layout, read_end, as_root)
             return subprocess.Popen(command, env=self.environment(home), pass_fds=(*pass_fds, read_end),
                                     **popen_options)
         finally:
@@ -113,14 +119,40 @@ class Sandbox:
         }
 
 
-def _read_only_roots(python: str) -> list[str]:
-    """What the interpreter needs: its installation prefix and the system's library folders."""
+_SYSTEM_ROOTS = ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache")
+SANDBOX_PYTHON = "/opt/python"  # where a Python installed outside the system folders appears inside
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What a worker's interpreter needs, bound read-only: (host path, path inside) pairs, the interpreter's
+    path inside, and the library path that finds its libpython there ("" when nothing moved)."""
+
+    binds: list
+    python: str
+    library_path: str = ""
+
+
+def _layout(python: str) -> _Layout:
+    """The system's library folders where they are, and the Python installation where it is if they hold it (a
+    distribution's Python), else at SANDBOX_PYTHON: no host path (a home folder, pyenv's) shows inside, not in
+    `sys.prefix`, a module's `__file__` or a traceback."""
+    system = [root for root in _SYSTEM_ROOTS if os.path.exists(root)]
     prefix = os.path.realpath(sys.base_prefix)
-    roots = {prefix, os.path.dirname(os.path.dirname(python))}
-    roots.update(p for p in ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache") if os.path.exists(p))
-    # Drop folders already inside another one (a bind of /usr covers /usr/lib/python3).
-    ordered = sorted(roots, key=len)
-    return [r for i, r in enumerate(ordered) if not any(r.startswith(o.rstrip("/") + "/") for o in ordered[:i])]
+
+    def under(path: str, roots) -> bool:
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+    binds = [(root, root) for root in system]
+    if under(prefix, system) and under(python, system):
+        return _Layout(binds, python)
+    if under(python, [prefix]):
+        binds.append((prefix, SANDBOX_PYTHON))
+        return _Layout(binds, SANDBOX_PYTHON + python[len(prefix):], f"{SANDBOX_PYTHON}/lib")
+    # An interpreter outside its own prefix: both where they are on the host.
+    extra = sorted({prefix, os.path.dirname(os.path.dirname(python))}, key=len)
+    extra = [r for i, r in enumerate(extra) if not under(r, system + extra[:i])]
+    return _Layout(binds + [(root, root) for root in extra], python)
 
 
 # The worker's first statement when the build runs as root: groups, then gid, then uid (after which the process
@@ -129,7 +161,7 @@ _DROP_ROOT = (f"import os; os.setgroups([]); os.setresgid({SANDBOX_GID}, {SANDBO
               f"os.setresuid({SANDBOX_UID}, {SANDBOX_UID}, {SANDBOX_UID}); ")
 
 
-def _bwrap_arguments(python: str, seccomp_fd: int, as_root: bool) -> list[str]:
+def _bwrap_arguments(layout: _Layout, seccomp_fd: int, as_root: bool) -> list[str]:
     args = [shutil.which("bwrap") or "bwrap"]
     if as_root:  # no user namespace (its uid 0 is the host's); only what the drop to nobody needs, until it
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
@@ -142,8 +174,7 @@ def _bwrap_arguments(python: str, seccomp_fd: int, as_root: bool) -> list[str]:
         "--as-pid-1",  # the worker is pid 1: no bwrap init inside that a program could take over
         "--clearenv",
     ]
-    binds = [(root, root) for root in _read_only_roots(python)]
-    binds.append((str(PACKAGE_DIR), f"{SANDBOX_PACKAGE_ROOT}/{PACKAGE_DIR.name}"))
+    binds = [*layout.binds, (str(PACKAGE_DIR), f"{SANDBOX_PACKAGE_ROOT}/{PACKAGE_DIR.name}")]
     # The folders above each mount, made first and world-readable: bwrap would copy the host's modes, and a
     # worker running as nobody could not pass /root (0700) to reach an interpreter installed under it.
     for folder in sorted({str(parent) for _, target in binds for parent in Path(target).parents} - {"/"}):
@@ -161,6 +192,8 @@ def _bwrap_arguments(python: str, seccomp_fd: int, as_root: bool) -> list[str]:
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     for name, value in Sandbox("bwrap").environment("").items():
         args += ["--setenv", name, value]
+    if layout.library_path:
+        args += ["--setenv", "LD_LIBRARY_PATH", layout.library_path]
     return args + ["--seccomp", str(seccomp_fd), "--chdir", "/tmp"]
 
 

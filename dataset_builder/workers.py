@@ -20,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Iterator
 
 from .cgroups import TEMPLATE_HEADROOM_BYTES, TreeLimits
@@ -41,7 +41,10 @@ class WorkerLimits:
     # Programs handed to a worker at once: 2 keeps it busy while the parent answers, and a slow program holds
     # back at most one other (a worker given 16 timeouts at once kept them from an idle neighbour).
     batch_size: int = 2
-    max_processes: int = 64  # RLIMIT_NPROC of a program, and the cgroup cap of its whole tree (root ignores NPROC)
+    max_processes: int = 64  # the cgroup cap of a worker's whole tree, else RLIMIT_NPROC of a program
+    # RLIMIT_NPROC counts every process of a uid on the host: where a cgroup caps each worker's tree it is not
+    # set, or a fork bomb in one worker would stop the forks of programs in the others (they share `nobody`).
+    process_rlimit: bool = True
     max_file_mb: int = 16  # RLIMIT_FSIZE: the largest file a program may write
     max_open_files: int = 64  # RLIMIT_NOFILE
     # 1: every program in a fresh process (anything from a user). The builder's own generated programs cannot be
@@ -92,6 +95,7 @@ class _Worker:
         self.assigned: collections.deque[tuple[int, object]] = collections.deque()
         self.head_since = 0.0  # when the worker started on assigned[0]
         self.oom_kills = 0  # the leaf's OOM kills when the current program started
+        limits = replace(limits, process_rlimit=self.leaf is None)
         self._send({"job": asdict(job), "limits": asdict(limits), "scratch_dirs": sandbox.scratch_dirs})
 
     def _send(self, header: dict) -> None:

@@ -8,6 +8,7 @@ checked after the build: canaries in no file of the output, no connection, victi
 the sandbox, no process left, and the ordinary neighbours with exactly the rows a clean build gives them.
 """
 
+import ast
 import json
 import os
 import signal
@@ -460,7 +461,10 @@ def test_a_programs_file_that_is_not_utf8_is_one_sentence(tmp_path):
 PLANT = """
 import os
 planted, visited = [], 0
-for root, dirs, files in os.walk('/'):
+# Landlock lets a program list nothing at / itself (a rule there would open /proc too): walk every usual top folder.
+tops = ['/' + name for name in ('bin', 'dev', 'etc', 'home', 'lib', 'lib64', 'media', 'mnt', 'opt', 'root', 'run',
+                                'sbin', 'srv', 'tmp', 'usr', 'var', 'work')]
+for root, dirs, files in (entry for top in tops for entry in os.walk(top)):
     visited += 1
     if root.startswith(('/proc', '/sys')):
         dirs[:] = []
@@ -609,3 +613,37 @@ def test_the_probe_refuses_a_sandbox_whose_programs_would_be_the_hosts_root(monk
     works, detail = sandbox.probe_bwrap()
     assert not works
     assert detail == "bwrap started but a program inside could write the host's kernel settings (/proc/sys)"
+
+
+WHERE_AM_I = """
+import json, os, sys
+found = []
+for path in ('/proc/self/mountinfo', '/proc/1/mountinfo', '/proc/self/cgroup', '/proc/self/environ', '/proc'):
+    try:
+        found.append(open(path).read() if not os.path.isdir(path) else str(os.listdir(path)))
+    except OSError as e:
+        found.append(type(e).__name__)
+prefix, executable, module, cwd, home = sys.prefix, sys.executable, json.__file__, os.getcwd(), os.path.expanduser('~')
+path = sys.path[:2]
+"""
+
+
+@needs_bwrap
+def test_no_host_path_reaches_a_row(tmp_path):
+    """A program that looks for where it runs (mountinfo names every bind's host path; sys.prefix, a module's
+    file and sys.path name the interpreter's) finds no path of the host: /proc and /sys are closed to it
+    (Landlock), and a Python installed outside the system folders appears at a neutral place."""
+    from dataset_builder import landlock
+    from dataset_builder.sandbox import SANDBOX_PYTHON, SANDBOX_PACKAGE_ROOT
+
+    rows, report = _build([{"id": "where", "code": WHERE_AM_I}], tmp_path / "out")
+    state = dict((s["name"], s["value"]) for s in rows["where"]["steps"][-1]["state"])
+    host_paths = {str(Path(__file__).resolve().parent.parent), str(tmp_path), os.path.expanduser("~"),
+                  os.path.realpath(sys.base_prefix), os.getcwd()} - {"/", "/usr", "/usr/local"}
+    text = json.dumps(rows["where"])
+    assert not [path for path in host_paths if path in text], state
+    if landlock.available():
+        assert state["found"] == str(["PermissionError"] * 5) and report.sandbox.endswith("+ landlock")
+    assert ast.literal_eval(state["path"])[0] == SANDBOX_PACKAGE_ROOT
+    if not os.path.realpath(sys.base_prefix).startswith("/usr"):
+        assert ast.literal_eval(state["prefix"]) == SANDBOX_PYTHON
