@@ -299,3 +299,26 @@ def test_the_command_line_offers_the_formats_the_library_knows():
     for command in (main, evaluate_main):
         option = next(p for p in command.params if "--cruxeval-prompt-format" in p.opts)
         assert tuple(option.type.choices) == PROMPT_FORMATS
+
+
+def test_a_raw_prompt_is_the_whole_input_after_the_bos_a_tokenizer_would_put_there(model_cache):
+    """Generation tokenizes the rendered text without special tokens: a raw prompt keeps the BOS token that the
+    model's tokenizer puts before a text (CRUXEval's harness tokenizes with it), and is otherwise the text as it is."""
+    from trainer.models import load_tokenizer
+    from trainer.prompts import render_prompt
+
+    tiny = load_tokenizer("tiny")  # no BOS
+    text = make_prompt("direct", ITEM["code"], ITEM["input"])
+    assert render_prompt(tiny, text) == text
+    messages = [{"role": "user", "content": text}]
+    assert render_prompt(tiny, messages) == tiny.apply_chat_template(messages, tokenize=False,
+                                                                     add_generation_prompt=True)
+
+    class WithBos:  # what a Llama-style tokenizer does with a text: BOS first
+        bos_token, bos_token_id = "<s>", 1
+
+        def __call__(self, text):
+            return type("Encoding", (), {"input_ids": [1, 42]})()
+
+    assert render_prompt(WithBos(), text) == "<s>" + text
+    assert render_prompt(WithBos(), "<s>" + text) == "<s>" + text
