@@ -175,7 +175,8 @@ def check_result(result, limits: TraceLimits = TraceLimits()) -> dict:
     _text(result["failure"], "failure", 10_000)
     seconds = result["seconds"]
     if not isinstance(seconds, dict) or len(seconds) > 16 or not all(
-        isinstance(k, str) and len(k) < 100 and type(v) in (int, float) and math.isfinite(v)
+        isinstance(k, str) and len(k) < 100 and (type(v) is float and math.isfinite(v) or type(v) is int and
+                                                 abs(v) < 2**53)  # a huge int would not even convert to a float
         for k, v in seconds.items()
     ):
         raise ProtocolError("seconds is not a small map of finite numbers")

@@ -59,6 +59,7 @@ def test_garbage_results_are_protocol_errors(body):
     lambda r: r["row"].update(id="someone else"),
     lambda r: r.update(failure="timeout"),
     lambda r: r.update(seconds={"x": "slow"}),
+    lambda r: r.update(seconds={"x": 10 ** 400}),
 ])
 def test_results_with_a_wrong_shape_are_protocol_errors(corrupt):
     result = good_result()
