@@ -339,6 +339,33 @@ def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_pat
 
 
 @needs_bwrap
+def test_the_base_alone_asked_with_cruxevals_prompts_only(model_cache, tmp_path):
+    """`--model M --no-trace-base`: the base model's figures the way CRUXEval asks, without the trace notation
+    (which it has not learnt and which costs the most tokens); no adapter, so no comparison."""
+    from click.testing import CliRunner
+
+    from trainer.cli import evaluate_main
+
+    out = tmp_path / "crux.json"
+    result = CliRunner().invoke(evaluate_main, [
+        "--benchmark", "cruxeval", "--model", "tiny", "--benchmark-data", str(FIXTURE), "--limit", "3",
+        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw", "--no-trace-base", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    assert list(results["models"]) == ["base_cruxeval_direct"] and results["models"]["base_cruxeval_direct"]["n"] == 3
+    assert results["best_base"] == "base_cruxeval_direct" and "paired_difference_ci95" not in results
+    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    figures = _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)
+    assert results["models"]["base_cruxeval_direct"]["output_accuracy"] == pytest.approx(figures["output_accuracy"])
+    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--no-trace-base",
+                                                "--cruxeval-prompts", "none"])
+    assert result.exit_code == 2 and "leaves nothing to ask the base model" in result.output
+    result = CliRunner().invoke(evaluate_main, ["--dataset", str(tmp_path), "--adapter", str(tmp_path),
+                                                "--no-trace-base"])
+    assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
+
+
+@needs_bwrap
 def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_card(tiny_dataset, model_cache, tmp_path):
     from click.testing import CliRunner
 

@@ -169,12 +169,14 @@ def base_prompts(benchmark: Benchmark, prompts=crux_prompts.PROMPTS, prompt_form
 
 
 def evaluate_benchmark(base, adapter_dir, benchmark: Benchmark, *, cruxeval_prompts=crux_prompts.PROMPTS,
-                       cruxeval_prompt_format: str = "auto", labels: dict | None = None, **kwargs) -> dict | None:
+                       cruxeval_prompt_format: str = "auto", labels: dict | None = None, trace_base: bool = True,
+                       **kwargs) -> dict | None:
     """The base model asked with CRUXEval's own prompts (`cruxeval_prompts`, in `cruxeval_prompt_format`: raw, chat,
     auto or both) and in the trace notation, and the adapters (as `evaluate_adapter` takes them;
     `adapter_dir=None`: the base model alone), on the benchmark's items; the adapter against the best base entry,
     paired. Writes `cruxeval_results.json` and `cruxeval_predictions.jsonl` (default: next to the adapter) on the
-    main process and returns the results there (None on the others)."""
+    main process and returns the results there (None on the others). `trace_base=False`: the base model is asked
+    with CRUXEval's prompts only (the trace notation, which it has not learnt, costs the most tokens)."""
     from trainer.evaluate import evaluate_adapter
 
     entries = base_prompts(benchmark, cruxeval_prompts, cruxeval_prompt_format)
@@ -183,7 +185,7 @@ def evaluate_benchmark(base, adapter_dir, benchmark: Benchmark, *, cruxeval_prom
               **{k: v for k, v in (labels or {}).items() if k != "base"}}
     return evaluate_adapter(base, adapter_dir, benchmark.rows, scoring=scoring(), record=benchmark.record(),
                             dataset_name=benchmark.source, split=crux.SPLIT, base_name=TRACE_BASE,
-                            base_prompts=entries, labels=titles, **kwargs)
+                            base_prompts=entries, base_on_rows=trace_base, labels=titles, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------

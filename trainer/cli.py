@@ -357,6 +357,9 @@ def _process_start_time() -> float:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
+@click.option("--no-trace-base", is_flag=True,
+              help="With --benchmark: ask the base model with CRUXEval's own prompts only, not in the trace notation "
+                   "(which it has not learnt, and which costs the most tokens).")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
               help="Generation: auto is vLLM on a GPU where the vllm extra is installed (one process), else "
                    "transformers.")
@@ -368,7 +371,7 @@ def _process_start_time() -> float:
                    "without an adapter; the run's own eval_results.json is never replaced].")
 def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxeval_prompts, cruxeval_prompt_format,
                   tracer_only, sandbox, split, limit, batch_size, max_new_tokens, greedy, seed, prompt_style, dtype,
-                  no_base, output, no_cache, backend):
+                  no_base, no_trace_base, output, no_cache, backend):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
@@ -386,13 +389,15 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
             raise click.UsageError("--tracer-only runs no model; leave out --adapter and --model.")
         if not tracer_only and not (adapter_dir or model):
             raise click.UsageError("--benchmark needs --adapter DIR or --model M (or --tracer-only).")
+        if no_trace_base and cruxeval_prompts == ():  # --cruxeval-prompts none
+            raise click.UsageError("--no-trace-base with --cruxeval-prompts none leaves nothing to ask the base model.")
         if tracer_only and (cruxeval_prompts is not None or cruxeval_prompt_format):
             raise click.UsageError("--tracer-only asks no model; leave out --cruxeval-prompts and "
                                    "--cruxeval-prompt-format.")
     else:
-        if tracer_only or benchmark_data or cruxeval_prompts is not None or cruxeval_prompt_format:
-            raise click.UsageError("--tracer-only, --benchmark-data, --cruxeval-prompts and --cruxeval-prompt-format "
-                                   "go with --benchmark cruxeval.")
+        if tracer_only or benchmark_data or cruxeval_prompts is not None or cruxeval_prompt_format or no_trace_base:
+            raise click.UsageError("--tracer-only, --benchmark-data, --cruxeval-prompts, --cruxeval-prompt-format and "
+                                   "--no-trace-base go with --benchmark cruxeval.")
         if not dataset or not adapter_dir:
             raise click.UsageError("--dataset and --adapter are required (or --benchmark cruxeval).")
     if limit is not None and limit < 1:
@@ -425,7 +430,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
             bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context["prompt_style"],
                                       sandbox=sandbox)
             common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
-            results = evaluate_benchmark(base, adapter, bench, **common,
+            results = evaluate_benchmark(base, adapter, bench, **common, trace_base=not no_trace_base,
                                          **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format))
             table = format_benchmark
         else:

@@ -242,7 +242,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
                      record: dict | None = None, use_cache: bool = True, backend: str = "auto",
                      prompt_style: str | None = None, base_name: str = "base",
-                     base_prompts: dict[str, BasePrompt] | None = None) -> dict | None:
+                     base_prompts: dict[str, BasePrompt] | None = None, base_on_rows: bool = True) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -268,7 +268,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     Rows with a `base_prompt` (the `minimal` prompt style) prompt the base model with it and every adapter with
     `prompt`; `prompt_style` (the adapters' style) names both in the results (`prompts`). The base model asked
     with the rows is `base_name` in the results; `base_prompts` ({name: `BasePrompt`}) asks it other ways too,
-    each its own entry, evaluated first (and cached, and left out with the base: `include_base=False`)."""
+    each its own entry, evaluated first (and cached, and left out with the base: `include_base=False`);
+    `base_on_rows=False` asks the base model those other ways only."""
     import torch
     from peft import PeftModel
 
@@ -338,7 +339,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                                    "stop_at": None if thinks else ask.stop_at}}
     traces = {"max_new_tokens": max_new_tokens, "thinks": policy.enabled, "opens_think": policy.opens_think,
               "stop_at": TRACE_CLOSE}
-    if with_base:
+    if with_base and (base_on_rows or not asks):
         passes[base_name] = {"rows": base_rows, **traces}
     passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
     say = log if distributed.is_main() else (lambda *args, **kwargs: None)
@@ -392,8 +393,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         from trainer import eval_cache
 
         decoding = {k: v for k, v in results["decoding"].items() if k not in ("seed_rule", "processes")}
-        cache_keys[base_name] = eval_cache.cache_key(source, base_rows, decoding, results["thinking"],
-                                                     scoring.results_file)
+        if base_name in passes:
+            cache_keys[base_name] = eval_cache.cache_key(source, base_rows, decoding, results["thinking"],
+                                                         scoring.results_file)
         for name in asks:  # each other way of asking: its own prompts, budget and end of answer in the key
             asked = {**decoding, **passes[name]["record"]}
             cache_keys[name] = eval_cache.cache_key(source, passes[name]["rows"], asked, results["thinking"],
