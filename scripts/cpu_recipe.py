@@ -39,6 +39,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.settings import cpu_features
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -114,7 +116,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-completion-length", type=int, default=160,
                         help="GRPO completions (the curriculum gives GRPO the shortest traces first)")
     parser.add_argument("--eval-batch-size", type=int, default=16)
-    parser.add_argument("--dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16"],
+                        help="base weights [default: bfloat16 on a CPU with bf16 instructions (avx512_bf16, amx_bf16), "
+                             "float32 elsewhere, where bf16 runs about 7x slower]")
     parser.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1,
                         help="train-and-push --cpu-threads [default: the cores, as the README's figures were "
                              "measured; 1 is steadier on a machine shared with other jobs]")
@@ -374,6 +378,11 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     times: dict[str, float] = {}
 
+    cpu = cpu_features()
+    if args.dtype is None:
+        args.dtype = "bfloat16" if cpu["bf16_instructions"] else "float32"
+        print(f"Weights: {args.dtype}, as this CPU ({cpu['model'] or 'unknown'}) "
+              f"{'has' if cpu['bf16_instructions'] else 'has no'} bf16 instructions ({', '.join(cpu['flags'])}).")
     model = MODELS[args.model]
     model_dir = Path(args.model_dir) if args.model_dir else cache_root() / args.model
     gguf, times["fetch_model"] = fetch_model(model, model_dir)
@@ -456,7 +465,9 @@ def main(argv=None) -> None:
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "processor": _cpu_name(),
+            "processor": cpu["model"] or platform.processor(),
+            "cpu_flags": cpu["flags"],
+            "bf16_instructions": cpu["bf16_instructions"],
             "python": platform.python_version(),
             "versions": training.get("versions"),
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -498,16 +509,6 @@ def _without_local_paths(command: str, gguf: Path, args) -> str:
     if args.benchmark_data and os.path.exists(args.benchmark_data):
         command = command.replace(args.benchmark_data, os.path.basename(args.benchmark_data))
     return command
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

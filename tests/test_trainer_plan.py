@@ -228,3 +228,33 @@ def test_ctrl_c_says_what_resume_will_do(tiny_dataset, model_cache, tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("Interrupted; what was saved is kept: --resume continues the SFT warm start from "
                            "checkpoint-"), last
+
+
+AVX2_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+BF16_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+
+
+def test_bf16_weights_on_a_cpu_without_bf16_instructions_are_a_warning(tiny_dataset, model_cache, tmp_path):
+    """bf16 pays on a CPU only with bf16 instructions (7x slower than fp32 without them): the CPU's flags are read,
+    the record names them, and --dtype bfloat16 on a CPU without them is a warning in the plan and the run."""
+    from trainer import prepare as prepare_module
+    from trainer.prepare import prepare
+    from trainer.settings import TrainSettings, cpu_features, slow_bf16_warning
+
+    (tmp_path / "avx2").write_text(AVX2_EPYC)
+    (tmp_path / "bf16").write_text(BF16_EPYC)
+    avx2, bf16 = cpu_features(str(tmp_path / "avx2")), cpu_features(str(tmp_path / "bf16"))
+    assert avx2 == {"model": "AMD EPYC 7B13", "flags": ["avx2"], "bf16_instructions": False}
+    assert bf16 == {"model": "AMD EPYC 9B14", "flags": ["avx2", "avx512_bf16", "avx512f"], "bf16_instructions": True}
+    assert slow_bf16_warning(bf16) is None and "7x slower than fp32" in slow_bf16_warning(avx2)
+    assert cpu_features(str(tmp_path / "missing"))["bf16_instructions"] is False
+
+    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", push=False, output_dir=str(tmp_path / "run"),
+                             dtype="bfloat16")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepare_module, "slow_bf16_warning", lambda: slow_bf16_warning(avx2))
+        warned = prepare(settings, log=lambda *a: None).warnings
+        patch.setattr(prepare_module, "slow_bf16_warning", lambda: slow_bf16_warning(bf16))
+        quiet = prepare(settings, log=lambda *a: None).warnings
+    assert [w for w in warned if "bf16 instructions" in w] == [slow_bf16_warning(avx2)]
+    assert not [w for w in quiet if "bf16 instructions" in w]

@@ -306,6 +306,9 @@ def test_bf16_weights_on_a_cpu_are_recorded_and_evaluated_as_trained(tiny_datase
     run = _record(output)
     assert run["training"]["weights_dtype"] == "bfloat16" == run["evaluation"]["decoding"]["dtype"]
     assert run["training"]["cpu_threads"] == {"cpu_threads": 1, "rule": "--cpu-threads"}
+    from trainer.settings import cpu_features
+
+    assert run["training"]["cpu"] == cpu_features()  # the record says whether this CPU has bf16 instructions
     timings = run["timings"]
     assert 0 < timings["startup"] <= timings["total"] and timings["grpo"] <= timings["total"]
     assert "bf16 mixed precision, bf16 base weights" in (output / "adapter" / "README.md").read_text()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from trainer import distributed
 from trainer.grpo import grpo_config_kwargs, make_grpo_config
 from trainer.models import resolve_model
-from trainer.settings import Plan, TrainError, TrainSettings, on_gpu
+from trainer.settings import Plan, TrainError, TrainSettings, on_gpu, slow_bf16_warning
 from trainer.sizing import refusal
 
 
@@ -123,6 +123,9 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
         f"Longest reference trace: {plan.longest_reference} tokens.")
+    if not gpu and settings.dtype == "bfloat16" and (slow := slow_bf16_warning()):
+        plan.warnings.append(slow)
+        log(f"Warning: {slow}")
     uncapped = completion_budget(plan.longest_reference, policy, plan.thinking_budget)
     if settings.does_grpo and settings.max_completion_length is None and room is not None and uncapped > room:
         plan.warnings.append(

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 
 from trainer.models import looks_like_hub_id
-from trainer.settings import RUN_FILE, TrainError, TrainSettings
+from trainer.settings import RUN_FILE, TrainError, TrainSettings, cpu_features
 
 
 def write_run(adapter_dir: Path, run: dict) -> None:
@@ -72,6 +72,7 @@ def run_record(settings: TrainSettings, plan, summary: dict, sft_summary: dict |
         "model_path": plan.source.path,
         "prompt_style": settings.prompt_style,
         "cpu_threads": threads,
+        "cpu": cpu_features(),  # what decides whether bf16 pays on a CPU (settings.BF16_INSTRUCTIONS)
         "curriculum": {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,
                        "train_limit": settings.train_limit, "programs": plan.described},
         "sft": {k: v for k, v in sft_summary.items() if k != "log_history"} if sft_summary else None,
