@@ -154,6 +154,17 @@ def describe_source(spec: str | None) -> str:
 # Items as programs, answers and scores
 
 
+def structure_of(code: str) -> str | None:
+    """A program's structure, as the builder splits train from test by it: the hash of its skeleton (names and
+    constants abstracted, `normalize.forms`); None where it does not parse. Parsing runs nothing."""
+    from .normalize import forms, id_of_normalized
+
+    try:
+        return id_of_normalized(forms(code)[1])
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def program_of(item: dict) -> str:
     """The program a world model traces for an item: its code, then the call."""
     return f"{item['code']}\n{RESULT} = f({item['input']})"

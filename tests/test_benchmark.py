@@ -404,12 +404,39 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     assert "the first 3 items of CRUXEval" in card and str(FIXTURE) not in card
     assert "| Metric | Base, CRUXEval's direct prompt, raw completion | Base, trace prompt | Adapter |" in card
     assert "paired 95% interval" in card
+    # every training program was checked against every item of the file (not only the 3 evaluated)
+    items = len(FIXTURE.read_text().splitlines())
+    overlap = crux["training_overlap"]
+    assert overlap["items_checked"] == items and overlap["training_programs_checked"] == run["training"]["train_rows"]
+    assert overlap["shared_structure"] == 0 and f"against the {items} CRUXEval items, and none shared" in card
     meta = yaml.safe_load(card.split("---")[1])
     entry = meta["model-index"][0]["results"][1]
     assert entry["dataset"]["type"] == "cruxeval-org/cruxeval" and entry["dataset"]["split"] == "test"
     assert "3 items from cruxeval_fixture.jsonl" in entry["dataset"]["name"]
     assert entry["metrics"] == [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
                                  "value": round(crux["models"]["adapter"]["output_accuracy"], 4)}]
+
+
+@needs_bwrap
+def test_training_programs_shaped_like_a_benchmark_item_are_left_out(tmp_path):
+    """A training program with the structure of a CRUXEval item (its program with other names and constants) is
+    left out of training; others stay; the record says what was checked."""
+    from datasets import Dataset
+
+    from dataset_builder.benchmark import load_items, program_of
+    from trainer.benchmark import leave_out_shared_structures, prepare_benchmark
+
+    benchmark = prepare_benchmark(str(FIXTURE), limit=2, log=lambda *a: None)
+    item = load_items(str(FIXTURE))[5]  # beyond the 2 evaluated: every item of the data counts
+    renamed = program_of(item).replace("f(", "g(")  # the same skeleton under another name
+    rows = Dataset.from_list([{"id": "mine", "code": "x = 1\ny = x + 2"}, {"id": "copy", "code": renamed},
+                              {"id": "item", "code": program_of(item)}])
+    kept = leave_out_shared_structures(rows, benchmark, log=lambda *a: None)
+    assert kept["id"] == ["mine"]
+    overlap = benchmark.record()["training_overlap"]
+    assert (overlap["items_checked"], overlap["training_programs_checked"], overlap["shared_structure"]) == (
+        len(FIXTURE.read_text().splitlines()), 3, 2)
+    assert overlap["left_out_ids"] == ["copy", "item"]
 
 
 def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_path):

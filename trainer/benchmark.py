@@ -49,13 +49,18 @@ class Benchmark:
     rows: list  # per item: id, index, code (the program), prompt, expected_trace ("" if tracing failed), output
     tracer: list  # the tracer's per-item scores
     limit: int | None = None
+    structures: frozenset = frozenset()  # of every item's program in the data (not only the first `limit`)
+    structures_of: int = 0  # how many items those are
+    training_overlap: dict | None = None  # set by `leave_out_shared_structures` when a run trains
 
     def record(self) -> dict:
-        """The head of the results: which benchmark, from where, and the harness check."""
+        """The head of the results: which benchmark, from where, the harness check and, for a training run, how
+        its training programs were kept apart from the items."""
         check = crux.summarize(self.tracer)
         failures = [{"id": p["id"], "failure": p["failure"]} for p in self.tracer if p.get("failure")]
         return {"benchmark": crux.NAME, "dataset": self.source, "split": crux.SPLIT, "limit": self.limit,
-                "tracer_check": {**check, "failures": failures[:20]}}
+                "tracer_check": {**check, "failures": failures[:20]},
+                **({"training_overlap": self.training_overlap} if self.training_overlap else {})}
 
 
 def prepare_benchmark(spec: str | None, *, limit: int | None = None, prompt_style: str = "dataset",
@@ -84,9 +89,11 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
 
     try:
         items = crux.load_items(spec, limit=limit)
+        everything = items if limit is None else crux.load_items(spec)  # a training run stays apart from all
         chosen, _ = resolve(sandbox, untrusted=True)
     except (crux.BenchmarkError, SandboxUnavailable) as exc:
         return exc
+    structures = frozenset(filter(None, (crux.structure_of(crux.program_of(item)) for item in everything)))
     source = crux.describe_source(spec)
     log(f"CRUXEval: {len(items)} items from {source}; tracing them in {chosen.describe()} workers...")
     try:
@@ -106,7 +113,27 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     check = crux.summarize(tracer)
     log(f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "
         f"({sum(bool(p.get('failure')) for p in tracer)} items failed to trace).")
-    return Benchmark(source=source, items=items, rows=rows, tracer=tracer, limit=limit)
+    return Benchmark(source=source, items=items, rows=rows, tracer=tracer, limit=limit, structures=structures,
+                     structures_of=len(everything))
+
+
+def leave_out_shared_structures(rows, benchmark: Benchmark, log=print):
+    """The training programs (a `datasets.Dataset` with `code`) without those that have the structure of one of
+    the benchmark's items (all of them, not only the evaluated ones): no item, and nothing shaped like one, is
+    trained on. What was checked and left out goes into the benchmark's results (`training_overlap`)."""
+    shared = [i for i, code in enumerate(rows["code"]) if crux.structure_of(code) in benchmark.structures]
+    benchmark.training_overlap = {
+        "items_checked": benchmark.structures_of, "training_programs_checked": len(rows),
+        "shared_structure": len(shared), "left_out_ids": [rows[i]["id"] for i in shared[:20]],
+        "rule": "a training program is left out when its skeleton (names and constants abstracted) is that of an "
+                "item's program `<code>\nresult = f(<input>)`"}
+    if shared:
+        log(f"  {len(shared)} training programs have the structure of a CRUXEval item: left out of training.")
+        left_out = set(shared)
+        rows = rows.select([i for i in range(len(rows)) if i not in left_out])
+    else:
+        log(f"  No training program has the structure of any of the {benchmark.structures_of} CRUXEval items.")
+    return rows
 
 
 def _score(row: dict, completion: str, opens_think: bool) -> dict:

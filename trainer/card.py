@@ -105,7 +105,20 @@ def benchmark_facts(evaluation: dict) -> dict | None:
             "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%",
             "table": format_table(crux).split("\n", 1)[1].strip(),
             "base_prompts": " and ".join(prompts), "base_formats": " and ".join(formats),
-            "interval": crux.get("paired_difference_method")}
+            "interval": crux.get("paired_difference_method"), "overlap": _overlap_sentence(crux)}
+
+
+def _overlap_sentence(crux: dict) -> str:
+    """How the training programs were kept apart from the benchmark ("" for an evaluation without training)."""
+    overlap = crux.get("training_overlap")
+    if not overlap:
+        return ""
+    checked = (f"all {overlap['training_programs_checked']} training programs were checked by structure (skeleton: "
+               f"names and constants abstracted) against the {overlap['items_checked']} CRUXEval items")
+    if overlap["shared_structure"]:
+        return (f"No CRUXEval item was trained on: {checked}, and the {overlap['shared_structure']} that shared an "
+                "item's structure were left out of training.")
+    return f"No CRUXEval item was trained on: {checked}, and none shared an item's structure."
 
 
 def usage_snippet(run: dict, repo_id: str) -> str:

@@ -101,6 +101,12 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
 
         benchmark = prepare_benchmark(settings.benchmark_data, limit=settings.benchmark_limit,
                                       prompt_style=settings.prompt_style, log=log)
+        from trainer.benchmark import leave_out_shared_structures
+
+        rows = leave_out_shared_structures(rows, benchmark, log)
+        if len(rows) == 0:
+            raise TrainError("every training program has the structure of a CRUXEval item; nothing is left to "
+                             "train on.")
     from trainer.models import load_tokenizer
     from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
                                   prompt_tokens, reference_tokens, thinking_policy)
