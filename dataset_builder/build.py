@@ -422,6 +422,9 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         raise BuildError("--drill-share must be at least 0 and below 1.")
     if options.drill_share and (options.programs_file is not None or options.shard != (0, 1)):
         raise BuildError("--drill-share works on a whole generated build, not with --programs or --shard.")
+    if options.programs_file is None and options.test_size >= max(1, options.n):
+        raise BuildError(f"--test-size {options.test_size:g} is not below --n {options.n}: the train split would be "
+                         "empty.")
     _check_output(options)
     output = Path(options.output)
     generated = options.programs_file is None
@@ -456,6 +459,9 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             kept, rejected = _select(outcomes, options.n if generated else None)
             kept_outcomes = [outcomes[p] for p in kept]
             train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
+            if kept_outcomes and not train:  # nothing is written: the build stops before saving
+                raise BuildError(f"--test-size {options.test_size:g} takes all {len(kept_outcomes)} kept programs, so "
+                                 "the train split would be empty: ask for a smaller --test-size.")
             drill_count = round(options.drill_share * len(train) / (1 - options.drill_share))
             drills = _drills(drill_count, options, job, sandbox, tree, sink, {o.norm for o in kept_outcomes},
                              {kept_outcomes[i].skeleton for i in test}) if drill_count else []

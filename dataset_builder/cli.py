@@ -34,6 +34,7 @@ def _parse_test_size(ctx, param, value: str) -> float:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--n", "n", type=click.IntRange(min=1), default=600, help="Number of programs to keep (generated mode).")
 @click.option("--seed", type=int, default=0, help="Generator and split seed: the same seed gives the same dataset.")
 @click.option(
@@ -146,6 +147,7 @@ def _print_summary(report) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="Replace --output if it already exists.")

@@ -19,6 +19,7 @@ def _quiet_libraries() -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--repo-id", required=True, help="Dataset repo to push to, as USER/NAME (or ORG/NAME).")
 @click.option("--private", is_flag=True, help="Create the repo private (or make an existing one private).")

@@ -124,6 +124,28 @@ def test_usage_errors_are_one_sentence(tmp_path):
         assert "Traceback" not in result.output
 
 
+def test_a_test_split_that_would_take_every_program_is_refused_before_anything_is_written(tmp_path):
+    """An empty train split is no dataset (push-dataset and train-and-push refuse one): said in one sentence,
+    before tracing where the numbers tell (--n), after it where only the kept programs do (--programs)."""
+    result = CliRunner().invoke(main, ["--n", "10", "--test-size", "50", "--output", str(tmp_path / "gen")])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: --test-size 50 is not below --n 10: the train split would be empty."
+    programs = write_programs(tmp_path / "p.jsonl", [USER_PROGRAMS[i] for i in (0, 2, 3)])
+    result = CliRunner().invoke(main, ["--programs", str(programs), "--output", str(tmp_path / "mine"),
+                                       "--test-size", "3", "--sandbox", "none"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "takes all 3 kept programs, so the train split would be empty" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]  # no output, no partial folder
+
+
+def test_every_command_tells_its_version():
+    from importlib.metadata import version
+
+    for command in ("build-dataset", "merge-datasets", "push-dataset", "train-and-push", "evaluate-traces"):
+        done = subprocess.run([str(BIN / command), "--version"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout == f"{command}, version {version('execution-world-model')}\n"
+
+
 def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -91,6 +91,7 @@ _benchmark_data_option = click.option(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
 @click.option("--repo-id", metavar="USER/NAME", help="The Hub model repo to push the adapter to.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
@@ -324,6 +325,7 @@ def _process_start_time() -> float:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
 @click.option("--adapter", "adapter_dir", type=click.Path(file_okay=False),
               help="The adapter folder (OUTPUT/adapter of train-and-push).")
