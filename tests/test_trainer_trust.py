@@ -325,3 +325,25 @@ def test_mean_state_accuracy_counts_steps_at_their_position_and_line():
     wrong_line = format_trace([ref[0], Step(5, state=ref[1].state), ref[2]])
     assert compare_traces(wrong_line, text).state_accuracy == pytest.approx(2 / 3)  # right values, wrong line
     assert compare_traces(format_trace(ref[:2]), text).state_accuracy == pytest.approx(2 / 3)  # missing costs
+
+
+def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwritten(tiny_dataset, model_cache,
+                                                                                    tmp_path):
+    """As build-dataset refuses an existing output: a second run into the folder of a finished one is one sentence
+    naming --resume and --overwrite, and the first run's files stay byte for byte; --overwrite replaces them."""
+    output = tmp_path / "run"
+    quick = ["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "1", "--no-push", "--output-dir", output,
+             "--eval-limit", "1", "--eval-max-new-tokens", "2", "--skip-base-eval", "--cpu-threads", "1"]
+    assert _cli(quick).exit_code == 0
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    again = _cli(quick)
+    assert again.exit_code == 1 and len(again.output.strip().splitlines()) == 1
+    assert f"--output-dir {output} holds another run (adapter" in again.output
+    assert "--resume" in again.output and "--overwrite" in again.output
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+    both = _cli([*quick, "--resume", "--overwrite"])
+    assert both.exit_code == 1 and "give one of them" in both.output
+    replaced = _cli([*quick, "--overwrite", "--seed", "1"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _record(output)["training"]["global_steps"] >= 1 and (output / "adapter" / "training_run.json").read_bytes() \
+        != before[output / "adapter" / "training_run.json"]

@@ -123,6 +123,9 @@ _benchmark_data_option = click.option(
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run that --output-dir holds (its adapter, SFT warm start and checkpoints); without "
+                   "it, or --resume, a folder holding a run is refused.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps) "
                    "[default: none].")
@@ -211,7 +214,7 @@ _benchmark_data_option = click.option(
               help="Seconds a process waits for the others (after generation, after evaluation) with several "
                    "processes.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
-         num_generations, max_completion_length, learning_rate, seed, resume, config_file, set_values, sft_epochs,
+         num_generations, max_completion_length, learning_rate, seed, resume, overwrite, config_file, set_values, sft_epochs,
          sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
          dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
@@ -262,7 +265,7 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             dataset=dataset, repo_id=repo_id, model=model, base_model_id=base_model_id, output_dir=output_dir,
             max_steps=max_steps, epochs=epochs, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             num_generations=num_generations, max_completion_length=max_completion_length,
-            learning_rate=learning_rate, seed=seed, resume=resume, config_file=config_file,
+            learning_rate=learning_rate, seed=seed, resume=resume, overwrite=overwrite, config_file=config_file,
             grpo_overrides=overrides, train_limit=train_limit, max_trace_steps=max_trace_steps,
             curriculum=curriculum, prompt_style=prompt_style, sft_epochs=sft_epochs, sft_steps=sft_steps,
             sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,

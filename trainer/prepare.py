@@ -25,6 +25,8 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         check_repo_id(settings.repo_id)
         settings.token = resolve_token(settings.token)
     check_output_dir(settings.resolved_output_dir())
+    if not settings.dry_run:
+        check_no_other_run(settings)
     if settings.epochs is not None and settings.epochs <= 0:
         raise TrainError("--epochs must be more than 0 (--max-steps 0 skips GRPO).")
     if settings.eval_limit is not None and settings.eval_limit < 1:
@@ -188,6 +190,20 @@ def check_output_dir(folder) -> None:
     except OSError as exc:
         raise TrainError(f"--output-dir {given} cannot be written in {existing} "
                          f"({exc.strerror or type(exc).__name__}).") from None
+
+
+def check_no_other_run(settings: TrainSettings) -> None:
+    """A folder that holds another run is refused unless --resume continues it or --overwrite replaces it (as
+    build-dataset refuses an existing output): the first run's files stay as they were."""
+    from trainer.settings import RUN_ITEMS
+
+    if settings.resume and settings.overwrite:
+        raise TrainError("--resume continues the run in --output-dir and --overwrite replaces it: give one of them.")
+    folder = settings.resolved_output_dir()
+    held = [name for name in RUN_ITEMS if (folder / name).exists()]
+    if held and not settings.resume and not settings.overwrite:
+        raise TrainError(f"--output-dir {folder} holds another run ({', '.join(held)}): pass --resume to continue "
+                         "it, --overwrite to replace it, or another --output-dir.")
 
 
 def check_vllm(kwargs: dict, gpu: bool) -> None:

@@ -18,6 +18,7 @@ alone writes and pushes (trainer.distributed).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from trainer.grpo import train
 from trainer.prepare import prepare
 from trainer.push import push
 from trainer.record import dataset_label, dataset_name, run_record, write_run
-from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, SFT_DIR, NoSignalError, Plan, RunResult,
-                              TrainSettings, set_cpu_threads)
+from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, RUN_ITEMS, SFT_DIR, NoSignalError, Plan,
+                              RunResult, TrainSettings, set_cpu_threads)
 from trainer.sft import sft, sft_only_summary
 
 
@@ -53,6 +54,9 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     # the run planned (a GPU run whose plan cannot fit is refused here, before any weight loads)
     plan = prepare(settings, say)
     if main:
+        if settings.overwrite:  # the run this folder held (prepare refused it without --overwrite or --resume)
+            for name in RUN_ITEMS:
+                shutil.rmtree(output_dir / name, ignore_errors=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         if plan.sizing:
             (output_dir / PLAN_FILE).write_text(json.dumps(plan.sizing, indent=2) + "\n")

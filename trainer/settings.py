@@ -18,6 +18,7 @@ RUN_FILE = "training_run.json"
 PLAN_FILE = "plan.json"  # the run as planned before any weight loads (trainer.sizing), in OUTPUT
 LOG_FILE = "training_log.json"
 PLOT_FILE = "reward_curve.png"
+RUN_ITEMS = (ADAPTER_DIR, SFT_DIR, CHECKPOINT_DIR)  # what a run leaves in OUTPUT (besides plan.json, a dry run's)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_EPOCHS = 1.0  # GRPO passes over the training programs when neither --max-steps nor --epochs is given
 
@@ -53,6 +54,7 @@ class TrainSettings:
     learning_rate: float | None = None
     seed: int = 0
     resume: bool = False
+    overwrite: bool = False  # replace the run --output-dir holds (else it is refused, unless --resume)
     config_file: str | None = None  # YAML of further GRPOConfig settings
     grpo_overrides: dict = field(default_factory=dict)  # further GRPOConfig settings (after the file)
     train_limit: int | None = None  # use only the first N training rows (after --max-trace-steps)
