@@ -278,6 +278,10 @@ def _cli(args, env=None):
         (["--no-push"], "--dataset is required"),
         (["--dataset", "x"], "--repo-id USER/NAME is required"),
         (["--dataset", "/no/such/dir", "--no-push", "--model", "tiny"], "does not exist"),
+        # what could be a Hub id and is no folder here: both were tried, and the message says so (the tests are
+        # offline: the Hub lookup fails at once)
+        (["--dataset", "someone/missing", "--no-push", "--model", "tiny"],
+         "There is no folder someone/missing here, and dataset someone/missing could not be loaded from the Hub"),
         (["--dataset", "{data}", "--no-push", "--model", "/no/such.gguf"], "GGUF file /no/such.gguf does not exist"),
         (["--dataset", "{data}", "--no-push", "--model", "tiny", "--set", "bogus=1"], "unknown GRPOConfig setting"),
         (["--dataset", "{data}", "--no-push", "--model", "tiny", "--set", "nonsense"], "KEY=VALUE"),
