@@ -3,6 +3,7 @@ thinking policy on tiny models carrying each kind of chat template, and records 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -347,3 +348,36 @@ def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwrit
     assert replaced.exit_code == 0, replaced.output
     assert _record(output)["training"]["global_steps"] >= 1 and (output / "adapter" / "training_run.json").read_bytes() \
         != before[output / "adapter" / "training_run.json"]
+
+
+def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_dataset, model_cache, tmp_path,
+                                                                           monkeypatch):
+    """--report-to trackio: each stage is a run of the project in trackio's local SQLite store (TRACKIO_DIR), with
+    the SFT loss and the GRPO reward at their steps; a tracker that is not installed is one sentence."""
+    import sqlite3
+
+    from trainer.settings import REPORTERS, TRACKING_PROJECT
+    from trainer.cli import main
+
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    output = tmp_path / "tracked"
+    result = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "2", "--sft-steps", "2", "--no-push",
+                   "--output-dir", output, "--eval-limit", "1", "--eval-max-new-tokens", "2", "--skip-base-eval",
+                   "--cpu-threads", "1", "--max-completion-length", "8", "--report-to", "trackio"])
+    assert result.exit_code == 0, result.output
+    store = sqlite3.connect(tmp_path / "trackio" / f"{TRACKING_PROJECT}.db")
+    logged: dict = {}
+    for run, step, metrics in store.execute("select run_name, step, metrics from metrics order by id"):
+        for key, value in json.loads(metrics).items():
+            logged.setdefault(run, {}).setdefault(key, []).append((step, value))
+    training = _record(output)["training"]
+    assert [step for step, _ in logged["tracked-sft"]["train/loss"]] == [0, 1]  # trackio counts from 0
+    assert len(logged["tracked-grpo"]["train/reward"]) == training["global_steps"] == 2
+    last = [h for h in json.loads((output / "adapter" / "training_log.json").read_text()) if "reward" in h][-1]
+    assert logged["tracked-grpo"]["train/reward"][-1][1] == pytest.approx(last["reward"])
+
+    choices = next(p for p in main.params if p.name == "report_to").type.choices
+    assert tuple(choices) == REPORTERS
+    if importlib.util.find_spec("wandb") is None:
+        missing = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--no-push", "--report-to", "wandb"])
+        assert missing.exit_code == 1 and "--report-to wandb needs the wandb package" in missing.output

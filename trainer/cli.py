@@ -123,6 +123,12 @@ _benchmark_data_option = click.option(
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
+@click.option("--report-to", type=click.Choice(["none", "trackio", "tensorboard", "wandb"]), default="none",  # REPORTERS
+              show_default=True,
+              help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
+                   "only; the package of that name must be installed): trackio keeps a local SQLite store under "
+                   "$TRACKIO_DIR (default ~/.cache/huggingface/trackio; look with `trackio show`), tensorboard writes "
+                   "under each stage's checkpoints folder, wandb needs its login.")
 @click.option("--overwrite", is_flag=True,
               help="Replace the run that --output-dir holds (its adapter, SFT warm start and checkpoints); without "
                    "it, or --resume, a folder holding a run is refused.")
@@ -214,9 +220,9 @@ _benchmark_data_option = click.option(
               help="Seconds a process waits for the others (after generation, after evaluation) with several "
                    "processes.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
-         num_generations, max_completion_length, learning_rate, seed, resume, overwrite, config_file, set_values, sft_epochs,
-         sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps, train_limit, prompt_style,
-         dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
+         num_generations, max_completion_length, learning_rate, seed, resume, overwrite, report_to, config_file,
+         set_values, sft_epochs, sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps,
+         train_limit, prompt_style, dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
          cpu_threads, benchmark, benchmark_data, benchmark_limit, cruxeval_prompts, cruxeval_prompt_format, dry_run,
          gpu_memory_gb, plan_gpus, vllm_mode, ddp_timeout, no_eval_cache):
@@ -265,7 +271,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             dataset=dataset, repo_id=repo_id, model=model, base_model_id=base_model_id, output_dir=output_dir,
             max_steps=max_steps, epochs=epochs, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             num_generations=num_generations, max_completion_length=max_completion_length,
-            learning_rate=learning_rate, seed=seed, resume=resume, overwrite=overwrite, config_file=config_file,
+            learning_rate=learning_rate, seed=seed, resume=resume, overwrite=overwrite, report_to=report_to,
+            config_file=config_file,
             grpo_overrides=overrides, train_limit=train_limit, max_trace_steps=max_trace_steps,
             curriculum=curriculum, prompt_style=prompt_style, sft_epochs=sft_epochs, sft_steps=sft_steps,
             sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,

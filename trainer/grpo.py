@@ -17,7 +17,7 @@ from trainer.lora import lora_config, lora_summary, set_adapter_base
 from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions
 from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, DEFAULT_EPOCHS, LOG_FILE, TrainError, TrainSettings,
-                              latest_checkpoint, model_dtype)
+                              latest_checkpoint, model_dtype, tracking_kwargs)
 from trainer.sizing import CHECKPOINT_MAX_MINUTES
 from trainer.thinking import QWEN_SAMPLING
 
@@ -119,6 +119,7 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, pla
 
     kwargs = default_grpo_settings(gpu, resolved_vllm_mode(settings, gpu, vllm))
     kwargs["ddp_timeout"] = settings.ddp_timeout
+    kwargs.update(tracking_kwargs(settings, "grpo"))
     if plan is not None:
         kwargs["max_completion_length"] = plan_completion_length(plan)
         kwargs["mask_truncated_completions"] = plan.policy.enabled  # a cut-off thinking has no answer to learn

@@ -61,6 +61,16 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             parse_prompts(",".join(settings.cruxeval_prompts) or "none")
         except ValueError as exc:
             raise TrainError(str(exc)) from None
+    if settings.report_to != "none":
+        import importlib.util
+
+        from trainer.settings import REPORTERS
+
+        if settings.report_to not in REPORTERS:
+            raise TrainError(f"--report-to must be one of {', '.join(REPORTERS)}.")
+        if importlib.util.find_spec(settings.report_to) is None:
+            raise TrainError(f"--report-to {settings.report_to} needs the {settings.report_to} package, which is not "
+                             f"installed: pip install {settings.report_to}.")
     if settings.plan_gpus is not None and (not settings.dry_run or settings.plan_gpus < 1):
         raise TrainError("--plan-gpus N (at least 1) goes with --dry-run.")
     if settings.ddp_timeout < 1:

@@ -55,6 +55,7 @@ class TrainSettings:
     seed: int = 0
     resume: bool = False
     overwrite: bool = False  # replace the run --output-dir holds (else it is refused, unless --resume)
+    report_to: str = "none"  # an experiment tracker TRL logs loss and reward to (REPORTERS)
     config_file: str | None = None  # YAML of further GRPOConfig settings
     grpo_overrides: dict = field(default_factory=dict)  # further GRPOConfig settings (after the file)
     train_limit: int | None = None  # use only the first N training rows (after --max-trace-steps)
@@ -160,6 +161,20 @@ def latest_checkpoint(stage_dir: Path) -> str | None:
 # them torch emulates bf16: a Qwen2.5-Coder-0.5B forward of 4 x 200 tokens on an AVX2-only EPYC took 38.4 s in bf16
 # against 5.5 s in fp32 (7x slower); with avx512_bf16, bf16 weights made SFT about 2x faster than fp32 here.
 BF16_INSTRUCTIONS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+REPORTERS = ("none", "trackio", "tensorboard", "wandb")  # --report-to: the package each needs has that name
+TRACKING_PROJECT = "execution-world-model"  # trackio's project (one SQLite file under TRACKIO_DIR)
+
+
+def tracking_kwargs(settings: "TrainSettings", stage: str) -> dict:
+    """The Trainer arguments that send a stage's ("sft" or "grpo") logged loss, reward and learning rate to the
+    tracker of --report-to: one project, a run per stage named after the output folder. The trainers log on the
+    main process only."""
+    if settings.report_to == "none":
+        return {"report_to": "none"}
+    return {"report_to": settings.report_to, "project": TRACKING_PROJECT,
+            "run_name": f"{settings.resolved_output_dir().name}-{stage}"}
 
 
 def cpu_features(cpuinfo_path: str = "/proc/cpuinfo") -> dict:

@@ -21,7 +21,7 @@ from trainer.lora import lora_config, lora_summary, set_adapter_base
 from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions, round4
 from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, SFT_DIR, SFT_RUN_FILE, TrainError, TrainSettings,
-                              latest_checkpoint, model_dtype)
+                              latest_checkpoint, model_dtype, tracking_kwargs)
 from trainer.sizing import CHECKPOINT_MAX_MINUTES, checkpoint_every
 from trainer.thinking import context_room
 
@@ -43,7 +43,7 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
         # continues an interrupted warm start; a finished one is reused whole
         "save_strategy": "steps",
         "save_total_limit": 2,
-        "report_to": "none",
+        **tracking_kwargs(settings, "sft"),
         "ddp_timeout": settings.ddp_timeout,
         "seed": settings.seed,
         "completion_only_loss": True,
