@@ -247,12 +247,12 @@ def histogram_svg(figures: dict) -> str:
 # Metadata and rendering
 
 
-def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str):
+def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str, license: str = LICENSE):
     from huggingface_hub import DatasetCardData
 
     total = sum(len(dsd[name]) for name in dsd)
     return DatasetCardData(
-        license=LICENSE,
+        license=license,
         language=["en"],
         pretty_name=pretty_name,
         size_categories=[size_category(total)],
@@ -264,8 +264,9 @@ def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str):
 
 
 def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = None,
-                pretty_name: str = "Python execution traces", template: str | Path = TEMPLATE):
-    """The `DatasetCard` for `dsd`: YAML metadata plus a body with the figures, rendered from the template."""
+                pretty_name: str = "Python execution traces", template: str | Path = TEMPLATE, license: str = LICENSE):
+    """The `DatasetCard` for `dsd`: YAML metadata plus a body with the figures, rendered from the template;
+    `license`: the Hub's license id of the data (the metadata and the card's License section say it)."""
     try:
         import jinja2
     except ImportError:
@@ -273,14 +274,14 @@ def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = 
     from huggingface_hub import DatasetCard
 
     figures = dataset_figures(dsd, report)
-    data = card_data(dsd, report, hub_metadata or layout.hub_metadata(dsd), pretty_name)
+    data = card_data(dsd, report, hub_metadata or layout.hub_metadata(dsd), pretty_name, license)
     # Rendered once, as `DatasetCard.from_template` does, but with undefined names an error: a template mistake
     # fails here, and a value (a program's code or trace may hold `{{ x }}`) is never read as a template.
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     try:
         text = environment.from_string(Path(template).read_text(encoding="utf-8")).render(
             card_data=data.to_yaml(), **data.to_dict(), repo_id=repo_id, figures=figures, columns=COLUMNS,
-            histogram_path=HISTOGRAM_PATH)
+            histogram_path=HISTOGRAM_PATH, default_license=LICENSE)
     except jinja2.UndefinedError as exc:
         raise HubError(f"The dataset card template uses a name the card does not provide ({exc.message}).") from None
     card = DatasetCard(text)

@@ -4,6 +4,7 @@ one `create_commit` holding every added, changed and deleted file, and none when
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,13 +187,24 @@ def push_dataset(
     token: str | None = None,
     private: bool = False,
     pretty_name: str = "Python execution traces",
+    license: str | None = None,
+    commit_message: str | None = None,
 ) -> PushResult:
     """Publish the dataset `build-dataset` saved in `folder` to the dataset repo `repo_id` (created if needed) in
     one commit: both splits as parquet shards, the card (rendered from `dataset_card.md`) and its histogram, and
     the deletion of files under data/ and images/ the new version no longer has. Pushing the same data again
     makes no commit. Raises HubError (one sentence) on any failure; the local folder is only read and a failed
-    commit changes nothing on the Hub, so running it again finishes the push."""
+    commit changes nothing on the Hub, so running it again finishes the push. `license`: the Hub's license id of
+    the data [default: apache-2.0]; `commit_message`: the commit's title [default: what it publishes]."""
+    from hub.card import LICENSE
+
     check_repo_id(repo_id)
+    license = license or LICENSE
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
+        raise HubError(f"--license {license!r} is not a license id as the Hub writes them (lowercase, such as "
+                       "apache-2.0, mit, cc-by-4.0 or other).")
+    if commit_message is not None and not commit_message.strip():
+        raise HubError("--commit-message is empty.")
     dsd, report = load_built_dataset(folder)
     errors, warnings = viewer_problems(dsd)
     if errors:
@@ -204,7 +216,8 @@ def push_dataset(
     with tempfile.TemporaryDirectory(prefix="push-dataset-") as scratch:
         # Everything the commit holds is made locally first: nothing goes to the Hub until it is all ready.
         shards = write_parquet_shards(dsd, scratch)
-        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards), pretty_name=pretty_name)
+        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards), pretty_name=pretty_name,
+                                    license=license)
         wanted = {**{path: str(file) for path, file in shards.items()},
                   "README.md": str(card).encode(), HISTOGRAM_PATH: histogram_svg(figures).encode()}
         with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
@@ -217,8 +230,8 @@ def push_dataset(
             operations = _changes(api, repo_id, head, wanted, managed=managed, repo_type="dataset")
             if operations:
                 rows = " / ".join(f"{len(dsd[name])} {name}" for name in dsd)
-                api.create_commit(repo_id, operations, commit_message=f"Publish dataset ({rows} programs) with its card",
-                                  repo_type="dataset", parent_commit=head)
+                message = commit_message or f"Publish dataset ({rows} programs) with its card"
+                api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=head)
             after = api.dataset_info(repo_id).sha
     return PushResult(
         url=f"{url}/datasets/{repo_id}",

@@ -432,6 +432,28 @@ def test_private_push_is_invisible_to_others(hub_server, built, tmp_path):
     assert code == 0 and "nothing to push" in out and hub_server.repo_private("alice/public"), err
 
 
+def test_license_and_commit_message_are_what_was_passed(hub_server, built, tmp_path):
+    """--license reaches the card's metadata and its License section; --commit-message titles the commit; a license
+    id the Hub would not take, or an empty message, is one sentence and nothing is pushed."""
+    token = hub_server.add_user("alice")
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/mine", "--license", "cc-by-4.0",
+                           "--commit-message", "First traces of my programs", token=token)
+    assert code == 0, err
+    meta, body = _readme_meta(hub_server, "alice/mine")
+    assert meta["license"] == "cc-by-4.0"
+    assert "`cc-by-4.0`, as the person who pushed the dataset declared it" in body and "Apache-2.0" not in body
+    assert hub_server.commits("alice/mine")[0]["title"] == "First traces of my programs"
+    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/default", token=token)
+    meta, body = _readme_meta(hub_server, "alice/default")
+    assert code == 0 and meta["license"] == "apache-2.0" and "Apache-2.0 (the programs come from" in body
+    assert hub_server.commits("alice/default")[0]["title"].startswith("Publish dataset (")
+    for args, message in ((["--license", "My License"], "is not a license id as the Hub writes them"),
+                          (["--commit-message", " "], "--commit-message is empty")):
+        code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/bad", *args, token=token)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+        assert hub_server.state.key("dataset", "alice/bad") not in hub_server.state.repos  # not even created
+
+
 def test_nothing_but_loopback_is_ever_reached(hub_server, built, tmp_path):
     """With HF_ENDPOINT elsewhere, the CLI's connection is refused by the guard and reported in one sentence."""
     token = hub_server.add_user("alice")
