@@ -216,8 +216,8 @@ def push_dataset(
     with tempfile.TemporaryDirectory(prefix="push-dataset-") as scratch:
         # Everything the commit holds is made locally first: nothing goes to the Hub until it is all ready.
         shards = write_parquet_shards(dsd, scratch)
-        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards), pretty_name=pretty_name,
-                                    license=license)
+        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards),
+                                    pretty_name=pretty_name, license=license)
         wanted = {**{path: str(file) for path, file in shards.items()},
                   "README.md": str(card).encode(), HISTOGRAM_PATH: histogram_svg(figures).encode()}
         with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):

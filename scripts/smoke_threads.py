@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/smoke_threads.py            # from the repository root; a few minutes on 2 cores
 
-Runs the README's smoke test (`train-and-push --model tiny --max-steps 2 --no-push` on a 600-program dataset,
+Runs docs/training.md's smoke test (`train-and-push --model tiny --max-steps 2 --no-push` on a 600-program dataset,
 whole test split evaluated) `--repeat` times with each `--cpu-threads` value, alternating, and prints each wall
 time with the median. On a machine shared with other jobs, threads that busy-wait for a core another job holds
 make every step slower; one thread per process is the steady choice there.

@@ -28,8 +28,8 @@ Test helpers: `add_user(name) -> token`, `fail(route, status=500, times=1)` (rou
 the next request to `route`, then stop), `requests` (a log of (method, path, status)), `commits(repo_id,
 repo_type)`, `files(repo_id, repo_type)`.
 
-Run by hand: `python tests/hub_server.py --port 8999 --user alice` prints the users' tokens, then serves until
-interrupted; state lives in a temporary folder (or `--root DIR`, which survives restarts).
+Run by hand: `python tests/hub_server.py --port 8999 --user alice[:TOKEN]` prints the users' tokens, then serves
+until interrupted; state lives in a temporary folder (or `--root DIR`, which survives restarts).
 
 The pytest fixture `hub_server` (made available to every test by `pytest_plugins = ["hub_server"]` in
 conftest.py) starts one per test on 127.0.0.1 and points the clients at it (see `HubServer.configure_clients`).
@@ -970,12 +970,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="A Hub-compatible server for local tests.")
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--root", help="state folder (kept across restarts); a temp folder by default")
-    parser.add_argument("--user", action="append", default=[], help="create this user (repeatable)")
+    parser.add_argument("--user", action="append", default=[],
+                        help="create this user (repeatable); NAME:TOKEN gives it that token, else a random one")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     server = HubServer(root=args.root, port=args.port, verbose=args.verbose)
-    for name in args.user:
-        print(f"user {name}: token {server.add_user(name)}")
+    for user in args.user:
+        name, _, token = user.partition(":")
+        print(f"user {name}: token {server.add_user(name, token or None)}")
     server.start()
     print(f"serving on {server.url}  (HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1)", flush=True)
     try:

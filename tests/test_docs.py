@@ -1,4 +1,5 @@
-"""The figures the README quotes come from one place: the results files and the constants the code names.
+"""The figures the README and the pages under docs/ quote come from one place: the results files and the constants
+the code names.
 
 A figure that drifts (a benchmark rerun, a changed default) fails here instead of being read by a user."""
 
@@ -8,14 +9,27 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+PAGES = [(ROOT / "README.md").read_text()] + [page.read_text() for page in sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(PAGES)  # the README and the manual's pages: a figure is checked wherever it lives
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:%| s\b)?")
 
 
 def _section(title: str) -> str:
-    start = README.index(title)
-    end = README.find("\n### ", start + 1)
-    return README[start:end if end > 0 else None]
+    """The part of a page under the heading `title` (its level ignored: "### X" finds "# X" or "## X" too), up to
+    the next heading of the same level or above."""
+    name = title.lstrip("#").strip()
+    for page in PAGES:
+        lines, fenced, start, level = page.split("\n"), False, None, 0
+        for i, line in enumerate(lines):
+            fenced ^= line.startswith("```")  # a `# comment` in a code block is no heading
+            heading = None if fenced else re.match(r"(#+) (.*)", line)
+            if heading and start is not None and len(heading.group(1)) <= level:
+                return "\n".join(lines[start:i])
+            if heading and start is None and heading.group(2).startswith(name):
+                start, level = i, len(heading.group(1))
+        if start is not None:
+            return "\n".join(lines[start:])
+    raise AssertionError(f"no page has the heading {name!r}")
 
 
 def _numbers(text: str) -> list[str]:
@@ -177,7 +191,7 @@ def test_the_frame_limit_the_docs_give_is_the_codes():
     from dataset_builder.protocol import max_result_bytes
     from dataset_builder.tracer import TraceLimits
 
-    readme, design = (" ".join((ROOT / name).read_text().split()) for name in ("README.md", "docs/design.md"))
+    readme, design = " ".join(README.split()), " ".join((ROOT / "docs" / "design.md").read_text().split())
     defaults, cruxeval = (f"{max_result_bytes(limits) / 2**20:.1f} MiB" for limits in (TraceLimits(), TRACE_LIMITS))
     assert f"({defaults} at the defaults)" in readme
     assert f"{defaults} at the defaults, {cruxeval} for CRUXEval's" in design

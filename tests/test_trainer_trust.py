@@ -346,8 +346,8 @@ def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwrit
     assert both.exit_code == 1 and "give one of them" in both.output
     replaced = _cli([*quick, "--overwrite", "--seed", "1"])
     assert replaced.exit_code == 0, replaced.output
-    assert _record(output)["training"]["global_steps"] >= 1 and (output / "adapter" / "training_run.json").read_bytes() \
-        != before[output / "adapter" / "training_run.json"]
+    record = output / "adapter" / "training_run.json"
+    assert _record(output)["training"]["global_steps"] >= 1 and record.read_bytes() != before[record]
 
 
 def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_dataset, model_cache, tmp_path,

@@ -119,11 +119,12 @@ _benchmark_data_option = click.option(
                    "enable_thinking on a hybrid template and are refused where the template cannot do them.")
 @click.option("--thinking-budget", type=int,
               help="Thinking tokens on top of the longest reference trace, for a thinking run "
-                   "[default: 4096 on a GPU (see the README's plan of the 4B run), 64 on a CPU].")
+                   "[default: 4096 on a GPU (see the 4B run's plan in docs/training.md), 64 on a CPU].")
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
-@click.option("--report-to", type=click.Choice(["none", "trackio", "tensorboard", "wandb"]), default="none",  # REPORTERS
+# the choices are trainer.settings.REPORTERS (kept import-free here; a test checks they agree)
+@click.option("--report-to", type=click.Choice(["none", "trackio", "tensorboard", "wandb"]), default="none",
               show_default=True,
               help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
                    "only; the package of that name must be installed): trackio keeps a local SQLite store under "
@@ -215,14 +216,15 @@ _benchmark_data_option = click.option(
               show_default=True,
               help="Generation in GRPO on GPUs: colocate runs vLLM inside each training process, sized by the plan "
                    "(auto: when the vllm extra is installed); server uses `trl vllm-serve` on other GPUs (see the "
-                   "README); off uses transformers' generate.")
+                   "docs/vllm.md); off uses transformers' generate.")
 @click.option("--ddp-timeout", type=click.IntRange(min=1), default=1800, show_default=True,
               help="Seconds a process waits for the others (after generation, after evaluation) with several "
                    "processes.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
          num_generations, max_completion_length, learning_rate, seed, resume, overwrite, report_to, config_file,
          set_values, sft_epochs, sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps,
-         train_limit, prompt_style, dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval, skip_sft_eval, dataset_id, license_,
+         train_limit, prompt_style, dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval,
+         skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
          cpu_threads, benchmark, benchmark_data, benchmark_limit, cruxeval_prompts, cruxeval_prompt_format, dry_run,
          gpu_memory_gb, plan_gpus, vllm_mode, ddp_timeout, no_eval_cache):

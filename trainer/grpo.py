@@ -62,7 +62,7 @@ def default_grpo_settings(gpu: bool, vllm_mode: str = "off") -> dict:
             "activation_checkpointing_kwargs": {"use_reentrant": False},
             # 4 prompts x 8 completions per optimizer step and process, as 8 micro-batches of 4 sequences (the
             # training activations of 4 long sequences, not 8) generated 16 at a time (2 calls per step: half the KV
-            # cache of one call of 32); the README's plan of the 4B run has the arithmetic
+            # cache of one call of 32); docs/training.md's plan of the 4B run has the arithmetic
             "num_generations": 8,
             "per_device_train_batch_size": 4,
             "gradient_accumulation_steps": 8,

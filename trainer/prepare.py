@@ -83,7 +83,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             raise TrainError(f"--vllm-mode {settings.vllm_mode} needs a GPU, and this machine has none.")
         if not settings.dry_run and not vllm_installed():
             raise TrainError(f"--vllm-mode {settings.vllm_mode} needs vLLM, which is not installed: install the vllm "
-                             "extra on the GPU machine (pip install -e '.[train,vllm]', see the README).")
+                             "extra on the GPU machine (pip install -e '.[train,vllm]', see docs/vllm.md).")
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
     if gpu == on_gpu():  # a dry run that plans GPUs on a machine without one cannot build their config here
         check_vllm(kwargs, gpu)
@@ -224,7 +224,7 @@ def check_vllm(kwargs: dict, gpu: bool) -> None:
 
     if importlib.util.find_spec("vllm") is None:
         raise TrainError("the setting use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
-                         "machine (pip install -e '.[train,vllm]', see the README) or drop use_vllm.")
+                         "machine (pip install -e '.[train,vllm]', see docs/vllm.md) or drop use_vllm.")
     if not gpu:
         raise TrainError("the setting use_vllm=true needs a GPU, and this machine has none.")
 

@@ -226,7 +226,7 @@ def on_gpu() -> bool:
 def set_cpu_threads(settings: TrainSettings) -> dict:
     """Torch's CPU threads per process, set deliberately: `--cpu-threads N`, else `$OMP_NUM_THREADS`, else 1.
     One thread per process is the steady choice: on a machine shared with other jobs, threads that busy-wait for
-    a core another job holds make every step slower (the README's smoke test: about 20 s with 1 thread, 2-7 times
+    a core another job holds make every step slower (docs/training.md's smoke test: about 20 s with 1 thread, 2-7 times
     that with 2 on this project's shared 2-core machine), and the models trained on a CPU here are small. On a
     dedicated machine pass `--cpu-threads` (up to the cores per process). Returns what was set and why (recorded
     in the run)."""

@@ -136,7 +136,7 @@ def default_thinking_budget(gpu: bool) -> int:
     recommends up to 32,768 output tokens for hard problems; a 3-20-line program needs far fewer, and every token
     is paid in every completion: with 4096 the default 4B run's plan on the default 600-program build (16 sequences
     of up to 13,625 tokens per generation call, the longest trace included: 30 GiB of KV cache at 144 KiB per
-    token) fits one 80 GB card in 39 GiB, where 8192 with the earlier batch sizes planned to 87 GiB (the README's
+    token) fits one 80 GB card in 39 GiB, where 8192 with the earlier batch sizes planned to 87 GiB (docs/training.md's
     training section has the arithmetic).
     A completion cut off inside its thinking is masked out of the loss, so a budget that is too small costs
     signal, never wrong gradients; raise it with --thinking-budget."""

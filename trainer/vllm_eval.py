@@ -1,7 +1,7 @@
 """Evaluation with vLLM on a GPU: one engine for the base model, each adapter served as a LoRA request.
 
 transformers' `generate` decodes a thinking model's completions token by token with a padded batch: up to an hour
-per model on the 4B run's test split (the README's plan). vLLM pages the KV cache and batches continuously, so the
+per model on the 4B run's test split (docs/training.md's plan). vLLM pages the KV cache and batches continuously, so the
 same evaluation takes minutes. It is used when `backend` is `auto` and vLLM is installed, a GPU is visible and one
 process evaluates (several processes shard the split with transformers), or when asked for (`vllm`). The engine
 answers exactly as `evaluate.generate` does: completions and cut-off flags in the order of the prompts, greedy or
