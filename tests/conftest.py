@@ -5,9 +5,8 @@ Without the training extra (`pip install -e '.[test]'` only), what needs it is s
 """
 
 import importlib.util
-import ipaddress
 import os
-import socket
+from pathlib import Path
 
 import pytest
 
@@ -18,33 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _check_loopback(address) -> None:
-    if isinstance(address, tuple):
-        host = address[0]
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise OSError(f"tests may not reach the network: connection to {host!r} refused by tests/conftest.py")
-
-
-def _guarded_connect(self, address):
-    _check_loopback(address)
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    _check_loopback(address)
-    return _real_connect_ex(self, address)
-
-
-socket.socket.connect = _guarded_connect
-socket.socket.connect_ex = _guarded_connect_ex
+# The loopback-only guard, in this process and in every Python process a test starts (its sitecustomize.py).
+GUARD_DIR = Path(__file__).resolve().parent / "loopback_guard"
+_spec = importlib.util.spec_from_file_location("loopback_guard", GUARD_DIR / "sitecustomize.py")
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")]))
 
 TRAINING_EXTRA = ("torch", "transformers", "peft", "trl")
 

@@ -124,33 +124,11 @@ def _digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# The CLI runs in its own process, out of reach of conftest.py's socket guard: this sitecustomize puts the same
-# guard in there (any connection beyond loopback fails loudly).
-_GUARD = """
-import ipaddress, socket
-_connect = socket.socket.connect
-def _loopback_only(self, address):
-    if isinstance(address, tuple):
-        host = address[0]
-        try:
-            ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            ok = False
-        if not ok:
-            raise OSError(f"tests may not reach the network: connection to {host!r} refused")
-    return _connect(self, address)
-socket.socket.connect = _loopback_only
-"""
-
-
 def _push(hub_server, tmp_path, *args, token=None, env=None):
-    """Run the real CLI in a fresh process pointed at the server; returns (exit code, stdout, stderr)."""
-    guard = tmp_path / "guard"
-    guard.mkdir(exist_ok=True)
-    (guard / "sitecustomize.py").write_text(_GUARD)
+    """Run the real CLI in a fresh process pointed at the server (guarded to loopback like every process a test
+    starts: tests/loopback_guard); returns (exit code, stdout, stderr)."""
     full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     full_env.update(hub_server.env(token, hf_home=tmp_path / "cli_home"))
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))
     full_env.update(env or {})
     ran = subprocess.run([str(BIN / "push-dataset"), *map(str, args)], capture_output=True, text=True, env=full_env,
                          timeout=180, cwd=ROOT)

@@ -350,8 +350,7 @@ def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwrit
     assert _record(output)["training"]["global_steps"] >= 1 and record.read_bytes() != before[record]
 
 
-def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_dataset, model_cache, tmp_path,
-                                                                           monkeypatch):
+def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_dataset, model_cache, tmp_path):
     """--report-to trackio: each stage is a run of the project in trackio's local SQLite store (TRACKIO_DIR), with
     the SFT loss and the GRPO reward at their steps; a tracker that is not installed is one sentence."""
     import sqlite3
@@ -359,12 +358,15 @@ def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_
     from trainer.settings import REPORTERS, TRACKING_PROJECT
     from trainer.cli import main
 
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     output = tmp_path / "tracked"
-    result = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "2", "--sft-steps", "2", "--no-push",
-                   "--output-dir", output, "--eval-limit", "1", "--eval-max-new-tokens", "2", "--skip-base-eval",
-                   "--cpu-threads", "1", "--max-completion-length", "8", "--report-to", "trackio"])
-    assert result.exit_code == 0, result.output
+    # the real command in its own process: trackio reads TRACKIO_DIR once, when it is imported
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "train-and-push"), "--dataset", str(tiny_dataset), "--model", "tiny",
+         "--max-steps", "2", "--sft-steps", "2", "--no-push", "--output-dir", str(output), "--eval-limit", "1",
+         "--eval-max-new-tokens", "2", "--skip-base-eval", "--cpu-threads", "1", "--max-completion-length", "8",
+         "--report-to", "trackio"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")})
+    assert done.returncode == 0, done.stderr[-2000:]
     store = sqlite3.connect(tmp_path / "trackio" / f"{TRACKING_PROJECT}.db")
     logged: dict = {}
     for run, step, metrics in store.execute("select run_name, step, metrics from metrics order by id"):
