@@ -86,6 +86,17 @@ def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
         assert not crux.get("base_prompts") and "Neither base was asked with CRUXEval's own prompts" in bullet
 
 
+def test_the_base_cruxeval_figures_the_docs_quote_are_the_measured_ones():
+    record = json.loads((ROOT / "results" / "cruxeval_base.json").read_text())
+    text = " ".join(README.split())
+    for name in ("base_cruxeval_direct_raw", "base_cruxeval_direct_chat"):
+        figures, right = record["models"][name], record["right_per_item"][name]
+        assert len(right) == figures["n"] == 800 and right.count("1") / len(right) == figures["output_accuracy"]
+        assert f"{100 * figures['output_accuracy']:.1f}% ({right.count('1')} of 800)" in text, name
+    assert record["best_base"] == "base_cruxeval_direct_raw" and "raw is its best way" in text
+    assert "29.0% of all 800 items (`results/cruxeval_base.json`)" in text
+
+
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
     """`scripts/cpu_recipe.py --model M` with no other option is the run whose figures the README shows."""
     sys.path.insert(0, str(ROOT / "scripts"))
