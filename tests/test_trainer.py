@@ -323,3 +323,16 @@ def test_dataset_without_prompt_columns_is_rebuilt_from_code_and_steps(tmp_path)
     assert data["train"][0]["prompt"] == make_prompt(PROGRAMS[0][0])
     assert data["train"][0]["expected_trace"] == format_trace(PROGRAMS[0][1])
     assert math.isfinite(len(data["test"]))
+
+
+def test_the_default_output_dir_names_the_repo_or_the_data_and_the_model():
+    """Without --output-dir a run goes to outputs/NAME (--repo-id USER/NAME), else outputs/DATASET-MODEL: two runs
+    on other data or another model do not meet in one folder (which would be refused as holding another run)."""
+    from trainer.settings import TrainSettings
+
+    assert str(TrainSettings(dataset="data/x", repo_id="you/my-lora").resolved_output_dir()) == "outputs/my-lora"
+    assert str(TrainSettings(dataset="data/execution-traces/").resolved_output_dir()) == \
+        "outputs/execution-traces-Qwen3-4B-Thinking-2507"
+    assert str(TrainSettings(dataset="you/traces", model="/m/SmolLM2-135M-Instruct.Q4_1.gguf").resolved_output_dir()) \
+        == "outputs/traces-SmolLM2-135M-Instruct.Q4_1"
+    assert str(TrainSettings(dataset="d", model="tiny", output_dir="~/runs/a").resolved_output_dir()).endswith("runs/a")

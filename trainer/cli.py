@@ -100,7 +100,8 @@ _benchmark_data_option = click.option(
 @click.option("--base-model-id", metavar="ID",
               help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
-              help="Where checkpoints and the adapter go [default: outputs/NAME].")
+              help="Where checkpoints, the adapter (OUTPUT/adapter) and the SFT warm start (OUTPUT/sft) go "
+                   "[default: outputs/NAME for --repo-id USER/NAME, else outputs/DATASET-MODEL].")
 @click.option("--max-steps", type=click.IntRange(min=0),
               help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only) "
                    "[default: the steps of --epochs].")

@@ -110,10 +110,14 @@ class TrainSettings:
         return bool(self.dry_run and self.plan_gpus) or on_gpu()
 
     def resolved_output_dir(self) -> Path:
+        """--output-dir, else outputs/NAME: the repo's name, or without one DATASET-MODEL (their last path parts,
+        e.g. outputs/execution-traces-Qwen3-4B-Thinking-2507), so runs on other data or models do not meet."""
         if self.output_dir:
             return Path(self.output_dir).expanduser()
-        name = (self.repo_id or "adapter").split("/")[-1]
-        return Path("outputs") / name
+        if self.repo_id:
+            return Path("outputs") / self.repo_id.split("/")[-1]
+        dataset, model = (Path(str(spec).rstrip("/")).name.removesuffix(".gguf") for spec in (self.dataset, self.model))
+        return Path("outputs") / f"{dataset}-{model}"
 
 
 @dataclass
