@@ -106,14 +106,23 @@ def main(ctx, quiet: bool, **options) -> None:
 
 
 def _build_with_progress(options):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from .build import build_dataset
 
     label = "Tracing until kept" if options.programs_file is None else "Tracing"
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("trace", total=None)
-        return build_dataset(options, lambda done, total: bar.update(task, completed=done, total=total or None))
+    rate = TextColumn("{task.fields[rate]}")  # programs per second, once rich has measured a speed
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), rate, TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("trace", total=None, rate="")
+
+        def show(done, total):
+            bar.update(task, completed=done, total=total or None)
+            speed = next(t.speed for t in bar.tasks if t.id == task)
+            bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
+
+        return build_dataset(options, show)
 
 
 def terminal_text(text: str) -> str:
