@@ -336,3 +336,25 @@ def test_the_default_output_dir_names_the_repo_or_the_data_and_the_model():
     assert str(TrainSettings(dataset="you/traces", model="/m/SmolLM2-135M-Instruct.Q4_1.gguf").resolved_output_dir()) \
         == "outputs/traces-SmolLM2-135M-Instruct.Q4_1"
     assert str(TrainSettings(dataset="d", model="tiny", output_dir="~/runs/a").resolved_output_dir()).endswith("runs/a")
+
+
+def test_measuring_long_traces_prints_no_transformers_warning(model_cache):
+    """The tool tokenizes whole traces to measure them (and says itself when a training example is cut): the
+    commands silence transformers' warning about sequences longer than the model's maximum, and nothing else."""
+    import logging
+
+    from trainer.cli import _quiet_library_warnings
+    from trainer.models import load_tokenizer
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        tokenizer = load_tokenizer("tiny")
+        _quiet_library_warnings()
+        tokenizer("x = 1\n" * 5000)  # far over the tiny model's 4096 tokens
+        logging.getLogger("transformers.tokenization_utils_base").warning("something else")
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert [record.getMessage() for record in seen] == ["something else"]

@@ -14,10 +14,16 @@ DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them eq
 
 
 def _quiet_library_warnings() -> None:
-    """Deprecation chatter from inside transformers/peft that the user cannot act on."""
+    """Deprecation chatter from inside transformers/peft that the user cannot act on, and transformers' warning
+    that a tokenized sequence is longer than the model's maximum: the tool tokenizes whole traces on purpose, to
+    measure them, and says itself when training examples are cut (no model ever sees an over-long sequence)."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"Could not find a config file in tiny", category=UserWarning)
+    logging.getLogger("transformers.tokenization_utils_base").addFilter(
+        lambda record: not record.getMessage().startswith("Token indices sequence length is longer"))
 
 
 def _user_errors():
