@@ -141,7 +141,8 @@ def _print_summary(report) -> None:
     table.add_row("kept", f"{counts['kept']} (train {counts['train'] - counts.get('drills', 0)}, test {counts['test']})")
     if counts.get("drills"):
         table.add_row("drills (train only)", str(counts["drills"]))
-    table.add_row("rejected", str(counts["rejected"]))
+    where = f" (each with its reason in {Path(report.output) / 'report.json'})" if counts["rejected"] else ""
+    table.add_row("rejected", terminal_text(f"{counts['rejected']}{where}"))
     for reason, count in report.rejected_by_reason.items():
         table.add_row(f"  {terminal_text(reason)}", str(count))
     table.add_row("distinct skeletons", str(report.distinct_skeletons))

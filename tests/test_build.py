@@ -138,6 +138,14 @@ def test_a_test_split_that_would_take_every_program_is_refused_before_anything_i
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]  # no output, no partial folder
 
 
+def test_the_summary_says_where_the_rejections_are_explained(tmp_path):
+    programs = write_programs(tmp_path / "p.jsonl", [USER_PROGRAMS[0], USER_PROGRAMS[5]])  # the second does not parse
+    result = CliRunner().invoke(main, ["--programs", str(programs), "--output", str(tmp_path / "out"),
+                                       "--test-size", "0", "--sandbox", "none"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"1 (each with its reason in {tmp_path / 'out' / 'report.json'})" in result.output
+
+
 def test_every_command_tells_its_version():
     from importlib.metadata import version
 
