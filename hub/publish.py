@@ -213,6 +213,11 @@ def push_dataset(
     url = endpoint()
     from hub.card import HISTOGRAM_PATH, histogram_svg, render_card
 
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=url, token=token)
+    with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
+        authorize(api, repo_id)  # a wrong token or namespace is said before any shard is written
     with tempfile.TemporaryDirectory(prefix="push-dataset-") as scratch:
         # Everything the commit holds is made locally first: nothing goes to the Hub until it is all ready.
         shards = write_parquet_shards(dsd, scratch)
@@ -221,10 +226,6 @@ def push_dataset(
         wanted = {**{path: str(file) for path, file in shards.items()},
                   "README.md": str(card).encode(), HISTOGRAM_PATH: histogram_svg(figures).encode()}
         with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
-            from huggingface_hub import HfApi
-
-            api = HfApi(endpoint=url, token=token)
-            authorize(api, repo_id)
             before, head = _repo_head(api, repo_id, "dataset", private)
             managed = (f"{DATA_DIR}/", HISTOGRAM_PATH.rsplit("/", 1)[0] + "/")  # data/ and images/ are ours
             operations = _changes(api, repo_id, head, wanted, managed=managed, repo_type="dataset")

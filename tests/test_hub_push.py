@@ -463,6 +463,10 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert "Malformed repo id" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/bad name", token=token), token)
     assert "cannot write to the namespace 'bob'" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "bob/traces", token=token), token)
     assert "rejected the token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, "--token", "hf_not_a_token"), "hf_not_a_token")
+    # with the libraries' progress bars on, as a user has them: the token is checked before any parquet is written
+    bars = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
+    assert "rejected the token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, "--token", "hf_nope",
+                                                        env=bars), "hf_nope")
     assert "no dataset folder" in _one_sentence(*_push(hub_server, tmp_path, tmp_path / "missing", *repo, token=token), token)
     junk = tmp_path / "junk"
     junk.mkdir()
