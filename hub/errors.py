@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 
 _NETWORK_ERRORS = {
     "ConnectError",
@@ -57,6 +58,18 @@ def _is_network(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
+def _xet_hint(endpoint: str) -> str:
+    """Uploads go through Xet unless HF_HUB_DISABLE_XET is set, and a Hub other than huggingface.co (a local or
+    self-hosted server) may not speak it: then its connection breaks, and the user should know what to set."""
+    from urllib.parse import urlparse
+
+    host = urlparse(endpoint).hostname or ""
+    if os.environ.get("HF_HUB_DISABLE_XET", "").strip().lower() in ("1", "true", "yes", "on") or host in (
+        "huggingface.co", "hf.co") or host.endswith(".huggingface.co"):
+        return ""
+    return " (uploads go through Xet, which a Hub other than huggingface.co may not speak: set HF_HUB_DISABLE_XET=1)"
+
+
 def _server_says(exc) -> str:
     message = getattr(exc, "server_message", None) or ""
     message = message.strip().splitlines()[0] if message.strip() else ""
@@ -91,7 +104,8 @@ def translate(
                     secrets=secrets,
                 )
             return HubError(
-                f"The connection to the Hub at {endpoint} broke ({kind}) during the {action}{where}; {retry}.",
+                f"The connection to the Hub at {endpoint} broke ({kind}) during the {action}{where}"
+                f"{_xet_hint(endpoint)}; {retry}.",
                 secrets=secrets,
             )
     for err in _chain(exc):

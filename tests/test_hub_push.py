@@ -474,6 +474,11 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     (junk / "report.json").write_text("{}")
     assert "cannot be read" in _one_sentence(*_push(hub_server, tmp_path, junk, *repo, token=token), token)
 
+    # a local Hub pushed to through Xet (the clients' default): the broken connection says what to set
+    xet = _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/xet", token=token,
+                               env={"HF_HUB_DISABLE_XET": "0"}), token)
+    assert "broke" in xet and "set HF_HUB_DISABLE_XET=1" in xet
+
     hub_server.stop()
     assert "Cannot reach the Hub" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, token=token), token)
     hub_server.start()
