@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -123,6 +124,14 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
     # the adapter's own thinking policy and dtype, as in training: sampled (tiny thinks), unless --greedy
     assert results["thinking"]["enabled"] and results["decoding"]["greedy"] is False
     assert results["decoding"]["dtype"] == "float32"
+    # progress after each batch of 2: done of all, the rate and the time left, then done
+    progress = CliRunner().invoke(evaluate_main, [
+        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
+        "--batch-size", "2", "--no-base", "--output", str(tmp_path / "progress.json"),
+    ])
+    lines = [line for line in progress.output.splitlines() if line.startswith("  adapter: ")]
+    assert re.fullmatch(r"  adapter: 2/3 programs, \d+\.\d\d programs/s, about \d+ s left", lines[0]), lines
+    assert lines[1] == "  adapter: 3/3 programs"
     greedy = CliRunner().invoke(evaluate_main, [
         "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
         "--limit", "1", "--no-base", "--greedy", "--output", str(tmp_path / "greedy.json"),

@@ -205,6 +205,11 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     return ModelEvaluation(scoring.summarize(predictions), predictions, time.perf_counter() - started)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
+
+
 def default_batch_size(on_gpu: bool) -> int:
     return 16 if on_gpu else 4
 
@@ -382,8 +387,16 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                               base_style_for(prompt_style) if name == base_name else prompt_style for name in names}
 
     def progress_for(name):
+        started = time.perf_counter()
+
         def report(done, total):
-            say(f"  {name}: {done}/{total} {scoring.unit}" + (" (this process's share)" if world > 1 else ""))
+            """After each batch: done of total, the rate and the time left at that rate (a log line, not a bar:
+            it reads the same in a terminal, a log file and under torchrun)."""
+            spent = time.perf_counter() - started
+            left = spent / done * (total - done) if done else 0.0
+            say(f"  {name}: {done}/{total} {scoring.unit}" + (" (this process's share)" if world > 1 else "")
+                + (f", {done / spent:.2f} {scoring.unit}/s, about {_duration(left)} left" if spent > 0 and done < total
+                   else ""))
 
         return report
 
