@@ -206,3 +206,11 @@ def test_the_frame_limit_the_docs_give_is_the_codes():
     defaults, cruxeval = (f"{max_result_bytes(limits) / 2**20:.1f} MiB" for limits in (TraceLimits(), TRACE_LIMITS))
     assert f"({defaults} at the defaults)" in readme
     assert f"{defaults} at the defaults, {cruxeval} for CRUXEval's" in design
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    """The manual moved into docs/: a link that still points where a page used to be is caught here."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if not re.match(r"[a-z]+://", target):
+                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
