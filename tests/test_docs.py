@@ -95,6 +95,11 @@ def test_the_base_cruxeval_figures_the_docs_quote_are_the_measured_ones():
         assert f"{100 * figures['output_accuracy']:.1f}% ({right.count('1')} of 800)" in text, name
     assert record["best_base"] == "base_cruxeval_direct_raw" and "raw is its best way" in text
     assert "29.0% of all 800 items (`results/cruxeval_base.json`)" in text
+    cot = record["chain_of_thought_first_100"]
+    right, direct = cot["right_per_item"]["base_cruxeval_cot_raw"], record["right_per_item"]["base_cruxeval_direct_raw"]
+    assert len(right) == cot["models"]["base_cruxeval_cot_raw"]["n"] == 100
+    assert f"{right.count('1')}% ({right.count('1')} of 100), against {direct[:100].count('1')}% " \
+        f"({direct[:100].count('1')} of 100) for the direct prompt on the same items" in text
 
 
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
