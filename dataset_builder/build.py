@@ -22,10 +22,11 @@ import shutil
 import signal
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from .generator import DRILL_KINDS
 from .rows import ProgramJob
 from .cgroups import TreeLimits
 from .cgroups import probe as probe_cgroups
@@ -62,6 +63,8 @@ class BuildOptions:
     shard: tuple[int, int] = (0, 1)  # (i, k): this build takes stream positions p with p % k == i
     sandbox: str = "auto"  # auto | bwrap | none (sandbox.py)
     drill_share: float = 0.0  # share of the train split that is drills (generator.build_drill), never in test
+    drill_kind: str = "snippets"  # which drills: generator.DRILL_KINDS
+    drill_max_steps: int | None = None  # drills with longer traces are dropped (None: max_steps)
 
 
 @dataclass
@@ -259,7 +262,7 @@ def _drills(count: int, options: BuildOptions, job: ProgramJob, sandbox: Sandbox
         want = math.ceil((count - len(kept)) * 1.3) + 8
         positions = range(next_position, next_position + want)
         next_position += want
-        _trace_all([(p, ("drill", p)) for p in positions], job, options, sandbox, tree, sink, outcomes,
+        _trace_all([(p, (options.drill_kind, p)) for p in positions], job, options, sandbox, tree, sink, outcomes,
                    lambda ok: None)
         kept, seen = [], set(taken)
         for position in sorted(outcomes):
@@ -420,6 +423,10 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
         raise BuildError("--shard splits generated programs; split your --programs file instead.")
     if not 0 <= options.drill_share < 1:
         raise BuildError("--drill-share must be at least 0 and below 1.")
+    if options.drill_kind not in DRILL_KINDS:
+        raise BuildError(f"--drill-kind must be one of {', '.join(DRILL_KINDS)}.")
+    if options.drill_max_steps is not None and options.drill_max_steps < 1:
+        raise BuildError("--drill-max-steps must be positive.")
     if options.drill_share and (options.programs_file is not None or options.shard != (0, 1)):
         raise BuildError("--drill-share works on a whole generated build, not with --programs or --shard.")
     if options.programs_file is None and options.test_size >= max(1, options.n):
@@ -463,7 +470,9 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
                 raise BuildError(f"--test-size {options.test_size:g} takes all {len(kept_outcomes)} kept programs, so "
                                  "the train split would be empty: ask for a smaller --test-size.")
             drill_count = round(options.drill_share * len(train) / (1 - options.drill_share))
-            drills = _drills(drill_count, options, job, sandbox, tree, sink, {o.norm for o in kept_outcomes},
+            drill_job = replace(job, trace_limits=replace(job.trace_limits,
+                                                          max_steps=options.drill_max_steps or options.max_steps))
+            drills = _drills(drill_count, options, drill_job, sandbox, tree, sink, {o.norm for o in kept_outcomes},
                              {kept_outcomes[i].skeleton for i in test}) if drill_count else []
         except WorkerStartError as exc:
             raise BuildError(f"The tracing workers could not start: {exc}.") from None

@@ -74,6 +74,12 @@ def _parse_test_size(ctx, param, value: str) -> float:
                    "often get wrong (a branch after a comparison, arithmetic, slices, string and list methods, dict "
                    "updates), spread evenly through it. The test split stays as without drills; no drill shares a "
                    "structure with a test program.")
+@click.option("--drill-kind", type=click.Choice(["snippets", "calls"]), default="snippets", show_default=True,
+              help="What the drills are. snippets: the short programs above. calls: one function called with literal "
+                   "arguments, in the shape of CRUXEval's items (a loop over a string or list with a test and an "
+                   "accumulator, string, list and dict methods, an early return), 6-40 trace steps.")
+@click.option("--drill-max-steps", type=click.IntRange(min=1), default=None, show_default="--max-steps",
+              help="Drills with longer traces are dropped (calls run longer than the main programs).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.pass_context
 def main(ctx, quiet: bool, **options) -> None:

@@ -12,7 +12,8 @@ Every program has 3-20 lines, no imports, no input, no randomness or clock, smal
 or under ~120 line events) and recursion under 12 deep. Generation never parses or runs the code it writes.
 
 *Drills* (`drill_at`, for `build-dataset --drill-share`) are a second stream of 3-8-line programs made only of
-the snippets small models most often get wrong.
+the snippets small models most often get wrong. *Calls* (`call_at`, `--drill-kind calls`) are a third: one function
+called with literal arguments, in the shape of CRUXEval's items (`templates/calls.py`).
 
     >>> from itertools import islice
     >>> [p.code for p in islice(generate_programs(0), 2)]  # doctest: +SKIP
@@ -24,10 +25,11 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from .templates import control, data, definitions, errors, values
+from .templates import calls, control, data, definitions, errors, values
 from .templates.env import MAX_LINES, Env, Skip, merge_vars, pick_words
 
-__all__ = ["CONSTRUCT_KINDS", "GeneratedProgram", "drill_at", "generate_programs", "program_at"]
+__all__ = ["CONSTRUCT_KINDS", "DRILL_KINDS", "GeneratedProgram", "call_at", "drill_at", "generate_programs",
+           "program_at"]
 
 CONSTRUCT_KINDS: tuple[str, ...] = (
     "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
@@ -39,6 +41,7 @@ CONSTRUCT_KINDS: tuple[str, ...] = (
 ERROR_SHARE = 0.14  # programs that end in an intended uncaught exception
 ERROR_LINES = 6  # lines kept free for that ending
 DRILL_MAX_LINES = 8
+DRILL_KINDS = ("snippets", "calls")  # build-dataset --drill-kind: drill_at's stream, or call_at's
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,22 @@ def build_drill(rng: random.Random) -> GeneratedProgram:
     if len(env.lines) < 3:
         env.lines.append(f"print({len(env.lines)})")
     return GeneratedProgram("\n".join(env.lines) + "\n", tuple(sorted(env.constructs)))
+
+
+def call_at(seed: int, position: int) -> GeneratedProgram:
+    """Call number `position` of `seed` (`templates/calls.py`): a stream of its own, like the drills."""
+    rng = random.Random(f"{seed}/call/{position}")
+    for _ in range(20):
+        try:
+            return GeneratedProgram(*calls.call_program(rng))
+        except Skip:
+            continue
+    return GeneratedProgram("def f(text):\n    return text.upper()\nresult = f('abc')\n", ("function", "string_methods"))
+
+
+def drilled_at(seed: int, kind: str, position: int) -> GeneratedProgram:
+    """Drill number `position` of the stream of `kind` (one of DRILL_KINDS)."""
+    return call_at(seed, position) if kind == "calls" else drill_at(seed, position)
 
 
 def attempt(env: Env, write) -> bool:

@@ -49,9 +49,10 @@ class ProgramJob:
         Returns the result so far and the program to trace (None when the result already says why not)."""
         clock = time.perf_counter()
         if self.seed is not None:
-            # a position in the seed's stream, or ("drill", position) in its stream of drills
+            # a position in the seed's stream, or (drill kind, position) in a stream of drills
             is_drill = isinstance(payload, (list, tuple))
-            program = generator.drill_at(self.seed, payload[1]) if is_drill else generator.program_at(self.seed, payload)
+            program = (generator.drilled_at(self.seed, *payload) if is_drill
+                       else generator.program_at(self.seed, payload))
             given_id, code, constructs = None, program.code, list(program.constructs)
         else:
             (given_id, code), constructs = payload, []

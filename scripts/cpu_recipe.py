@@ -81,9 +81,9 @@ MODELS = {
 # minutes; 1100 rows took 61.7 for the same exact-trace rate).
 RECIPES = {
     "qwen2.5-coder-0.5b": {"train_limit": 1000, "sft_learning_rate": 3e-4, "skip_sft_eval": True, "drill_share": 0.3,
-                           "lora_dropout": 0.0, "evaluate_sft_after": True},
+                           "drill_kind": "snippets", "lora_dropout": 0.0, "evaluate_sft_after": True},
     "smollm2-135m": {"train_limit": 0, "sft_learning_rate": 6e-4, "skip_sft_eval": False, "drill_share": 0.0,
-                     "lora_dropout": 0.05, "evaluate_sft_after": False},
+                     "drill_kind": "snippets", "lora_dropout": 0.05, "evaluate_sft_after": False},
 }
 
 
@@ -105,6 +105,10 @@ def parse_args(argv=None):
     parser.add_argument("--drill-share", type=float, default=None,
                         help="build-dataset --drill-share: that share of the train split is short drills (the test "
                              "split is the same as without)")
+    parser.add_argument("--drill-kind", default=None, choices=["snippets", "calls"],
+                        help="build-dataset --drill-kind (calls: functions called with literal arguments, in "
+                             "CRUXEval's shape)")
+    parser.add_argument("--drill-max-steps", type=int, default=None, help="build-dataset --drill-max-steps")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="train-and-push --train-limit: SFT and GRPO on the first N training programs (0: all)")
     parser.add_argument("--sft-epochs", type=float, default=1.0)
@@ -144,6 +148,9 @@ def parse_args(argv=None):
     parser.add_argument("--benchmark-data", default=None,
                         help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval "
                              "from the Hub]")
+    parser.add_argument("--cruxeval-prompts", default=None,
+                        help="train-and-push --cruxeval-prompts (none: the base is not asked CRUXEval's way in the "
+                             "run, as when its figures come from results/cruxeval_base.json)")
     parser.add_argument("--benchmark-limit", type=int, default=100,
                         help="CRUXEval-O on the first N items (0: no benchmark)")
     args = parser.parse_args(argv)
@@ -397,6 +404,9 @@ def main(argv=None) -> None:
              "--test-size", args.test_size, "--output", args.dataset, "--overwrite", "--quiet"]
     if args.drill_share:
         build += ["--drill-share", f"{args.drill_share:g}"]
+        build += ["--drill-kind", args.drill_kind]
+        if args.drill_max_steps:
+            build += ["--drill-max-steps", str(args.drill_max_steps)]
     if not args.collect_only:
         times["build_dataset"] = run(build)
 
@@ -428,6 +438,8 @@ def main(argv=None) -> None:
             train += ["--benchmark-data", args.benchmark_data]
         if args.benchmark_limit:
             train += ["--benchmark-limit", str(args.benchmark_limit)]
+        if args.cruxeval_prompts:
+            train += ["--cruxeval-prompts", args.cruxeval_prompts]
     if not args.collect_only:
         if os.path.exists(output_dir):
             import shutil

@@ -247,6 +247,31 @@ def test_drills_join_the_train_split_only_and_change_nothing_else(generated, tmp
     assert again.exit_code == 0 and load_from_disk(str(tmp_path / "again"))["train"].to_list() == train
 
 
+def test_call_drills_are_cruxeval_shaped_with_their_own_step_cap(tmp_path):
+    """--drill-kind calls: the drills are one function called with literal arguments; --drill-max-steps lets them
+    run longer than --max-steps allows the main programs, whose test split stays that of a build without drills."""
+    from datasets import load_from_disk
+
+    common = ["--n", "40", "--seed", "5", "--max-steps", "10", "--quiet"]
+    plain = build([*common, "--output", str(tmp_path / "plain")])
+    calls = build([*common, "--drill-share", "0.5", "--drill-kind", "calls", "--drill-max-steps", "25",
+                   "--output", str(tmp_path / "calls")])
+    assert plain.exit_code == 0 and calls.exit_code == 0, calls.output
+    dataset = load_from_disk(str(tmp_path / "calls"))
+    report = json.loads((tmp_path / "calls" / "report.json").read_text())
+    assert report["options"]["drill_kind"] == "calls" and report["options"]["drill_max_steps"] == 25
+    drill_ids = set(report["drill_ids"])
+    drills = [r for r in dataset["train"] if r["id"] in drill_ids]
+    programs = [r for r in dataset["train"] if r["id"] not in drill_ids] + dataset["test"].to_list()
+    assert len(drills) == report["counts"]["drills"] > 0
+    for row in drills:
+        assert row["code"].startswith("def f(") and row["code"].splitlines()[-1].startswith("result = f(")
+        assert row["num_steps"] <= 25
+    assert any(row["num_steps"] > 10 for row in drills)
+    assert all(row["num_steps"] <= 10 for row in programs)
+    assert dataset["test"].to_list() == load_from_disk(str(tmp_path / "plain"))["test"].to_list()
+
+
 @pytest.mark.parametrize("args", [["--drill-share", "1"], ["--drill-share", "0.2", "--shard", "0/2"]])
 def test_drill_share_misuse_is_one_sentence(tmp_path, args):
     result = CliRunner().invoke(main, ["--n", "5", "--output", str(tmp_path / "out"), *args, "--quiet"])

@@ -259,3 +259,34 @@ def test_drills_are_short_runnable_and_a_stream_of_their_own():
         assert 3 <= len(drill.code.splitlines()) <= 8 and "import" not in drill.code
         assert set(drill.constructs) & aimed
     assert program_at(1, 0).code != drills[0].code
+
+
+def test_calls_are_functions_called_with_literals_and_mostly_run_cleanly():
+    """--drill-kind calls: one `def f(...)`, a return, then `result = f(<literals>)`, as CRUXEval's items are;
+    deterministic, varied, and (run here with a step limit) almost all end without an error, with loops over
+    strings and lists among them and traces mostly in CRUXEval's range of lengths."""
+    from dataset_builder.generator import call_at, drilled_at
+
+    calls = [call_at(2, i) for i in range(300)]
+    assert [c.code for c in calls[:10]] == [drilled_at(2, "calls", i).code for i in range(10)]
+    assert drilled_at(2, "snippets", 0) == generator.drill_at(2, 0)
+    assert len({skeleton(c.code) for c in calls}) > 270
+    clean, lengths, kinds = 0, [], collections.Counter()
+    for call in calls:
+        tree = ast.parse(call.code)
+        assert isinstance(tree.body[0], ast.FunctionDef) and tree.body[0].name == "f" and len(tree.body) == 2
+        last = tree.body[1]
+        assert isinstance(last, ast.Assign) and last.targets[0].id == "result" and last.value.func.id == "f"
+        for argument in last.value.args:
+            ast.literal_eval(argument)  # literal arguments only
+        assert any(isinstance(node, ast.Return) for node in ast.walk(tree.body[0]))
+        assert "function" in call.constructs and set(call.constructs) <= set(CONSTRUCT_KINDS)
+        stats = run(call.code, max_events=1000)
+        clean += stats["error"] is None
+        lengths.append(stats["events"])
+        kinds.update(call.constructs)
+    assert clean >= 0.97 * len(calls)
+    assert kinds["for_loop"] > 0.3 * len(calls) and kinds["string_methods"] > 0.3 * len(calls)
+    assert kinds["while_loop"] and kinds["dict"] and kinds["list_comprehension"] and kinds["slicing"]
+    lengths.sort()
+    assert 4 <= lengths[len(lengths) // 2] <= 20  # CRUXEval's median is 8 traced steps

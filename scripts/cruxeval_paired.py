@@ -1,0 +1,89 @@
+"""The adapter against the base's best CRUXEval prompt, paired on the same items, without asking the base again.
+
+The base model's CRUXEval-O answers do not change between runs (greedy decoding, the same weights): they were
+measured once on all 800 items and kept with one right/wrong mark per item (`results/cruxeval_base.json`,
+`right_per_item`). This script takes an adapter's CRUXEval evaluation (`evaluate-traces --benchmark cruxeval
+--adapter DIR --cruxeval-prompts none --no-trace-base --output FOLDER/cruxeval_results.json`), pairs each of its
+items with the same item of every recorded base entry, and writes the comparison: each model's output accuracy on
+those items, the best base entry, the adapter minus it with a paired 95% interval (`trainer.benchmark`'s paired
+bootstrap), and the adapter's own right/wrong marks so the next comparison can pair with them too.
+
+    python scripts/cruxeval_paired.py --adapter-results outputs/RUN/crux/cruxeval_results.json \\
+        --base results/cruxeval_base.json --output results/cruxeval_adapter.json --label "SFT + GRPO, calls drills"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, paired_difference_ci95  # noqa: E402
+
+
+def adapter_marks(results_path: Path) -> dict[int, bool]:
+    """The adapter's right/wrong mark per item index, from the predictions written beside its results."""
+    marks = {}
+    with open(results_path.with_name(PREDICTIONS_FILE)) as handle:
+        for line in handle:
+            prediction = json.loads(line)
+            if prediction["model"] == "adapter":
+                marks[prediction["index"]] = bool(prediction["output_match"])
+    if not marks:
+        raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no adapter predictions.")
+    return marks
+
+
+def compare(adapter: dict[int, bool], base_record: dict) -> dict:
+    """Each model's accuracy on the adapter's items, the best base entry and the paired difference with it."""
+    items = sorted(adapter)
+    bases = base_record["right_per_item"]
+    if items[-1] >= min(len(marks) for marks in bases.values()):
+        raise SystemExit("The adapter was evaluated on items the base record does not cover.")
+    right = {"adapter": [adapter[i] for i in items]}
+    right |= {name: [marks[i] == "1" for i in items] for name, marks in bases.items()}
+    models = {name: {"n": len(items), "output_accuracy": round(sum(r) / len(items), 4), "right": sum(r)}
+              for name, r in right.items()}
+    best = max((name for name in models if name != "adapter"), key=lambda name: models[name]["output_accuracy"])
+    return {
+        "items": f"indices {items[0]}..{items[-1]} ({len(items)} items)" if items == list(range(items[0], items[-1] + 1))
+        else f"{len(items)} items",
+        "models": models,
+        "best_base": best,
+        "paired_difference": round((sum(right["adapter"]) - sum(right[best])) / len(items), 4),
+        "paired_difference_ci95": paired_difference_ci95(right["adapter"], right[best]),
+        "paired_difference_method": PAIRED_METHOD,
+        "right_per_item": {"adapter": "".join("1" if r else "0" for r in right["adapter"])},
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapter-results", type=Path, required=True, help="the adapter's cruxeval_results.json")
+    parser.add_argument("--base", type=Path, default=ROOT / "results" / "cruxeval_base.json")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--label", default="adapter", help="what the adapter is, for the record")
+    args = parser.parse_args(argv)
+    results = json.loads(args.adapter_results.read_text())
+    comparison = compare(adapter_marks(args.adapter_results), json.loads(args.base.read_text()))
+    record = {"what": f"CRUXEval-O: {args.label} (trace prompt) against the base's recorded answers on the same items",
+              "adapter": args.label, "adapter_decoding": results.get("decoding"),
+              "adapter_cut_off": results["models"]["adapter"].get("cut_off"),
+              "adapter_answered": results["models"]["adapter"].get("answered"),
+              "adapter_seconds": results["models"]["adapter"].get("seconds"),
+              "base_record": args.base.name, **comparison}
+    args.output.write_text(json.dumps(record, indent=1) + "\n")
+    low, high = record["paired_difference_ci95"]
+    models = record["models"]
+    print(f"adapter {100 * models['adapter']['output_accuracy']:.1f}% vs {record['best_base']} "
+          f"{100 * models[record['best_base']]['output_accuracy']:.1f}% on {models['adapter']['n']} items: "
+          f"difference {100 * record['paired_difference']:+.1f} points, paired 95% interval "
+          f"[{100 * low:+.1f}, {100 * high:+.1f}]")
+
+
+if __name__ == "__main__":
+    main()
