@@ -1,8 +1,9 @@
 """Where a model's predicted traces first go wrong: what `train-and-push` evaluated, read step by step.
 
     python scripts/first_errors.py outputs/run/adapter/eval_predictions.jsonl data/cpu-recipe [--model adapter]
+    python scripts/first_errors.py outputs/run/crux/cruxeval_predictions.jsonl --benchmark-data cruxeval.jsonl
 
-For each prediction of the test split it walks the predicted and the reference trace (both parsed and compared as
+For each prediction of the test split (or of CRUXEval's items, traced again here in the sandbox) it walks the predicted and the reference trace (both parsed and compared as
 the scorer does, `dataset_builder.trace`) to the first step that differs and sorts it: a wrong value at the right
 line, wrong control flow (a wrong line or event: a branch taken or not, a loop run once too often), a wrong
 return value / output / exception, a trace that stops early or runs on. It names the kind of source line that
@@ -77,18 +78,37 @@ def analyse(predictions: list[dict], test_rows: dict[str, dict]) -> dict:
             "first_error": dict(errors.most_common()), "source_line_kinds": dict(sources.most_common())}
 
 
+def benchmark_rows(spec: str, count: int) -> dict[str, dict]:
+    """The first `count` CRUXEval items as rows (`code`: the item's program, `expected_trace`: the tracer's, in the
+    sandbox as every evaluation traces them), by id."""
+    from dataset_builder import benchmark as crux
+
+    items = crux.load_items(spec, limit=count)
+    references = crux.reference_traces(crux.trace_items(items))
+    return {item["id"]: {"code": crux.program_of(item), "expected_trace": reference}
+            for item, reference in zip(items, references)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", help="eval_predictions.jsonl of a train-and-push or evaluate-traces run")
-    parser.add_argument("dataset", help="the dataset folder it was evaluated on (its test split)")
+    parser.add_argument("dataset", nargs="?", help="the dataset folder it was evaluated on (its test split)")
+    parser.add_argument("--benchmark-data", help="instead of a dataset: the CRUXEval items (a JSONL or parquet file, "
+                        "or a Hub id) a CRUXEval evaluation was run on")
     parser.add_argument("--model", default="adapter", help="which model's predictions: base, sft or adapter")
     parser.add_argument("--json", help="also write the summary here")
     args = parser.parse_args()
-    from datasets import load_from_disk
-
-    test_rows = {row["id"]: row for row in load_from_disk(args.dataset)["test"]}
+    if (args.dataset is None) == (args.benchmark_data is None):
+        parser.error("give the dataset folder or --benchmark-data, one of them")
     rows = [json.loads(line) for line in Path(args.predictions).read_text().splitlines() if line.strip()]
-    summary = analyse([r for r in rows if r["model"] == args.model], test_rows)
+    rows = [r for r in rows if r["model"] == args.model]
+    if args.benchmark_data:
+        test_rows = benchmark_rows(args.benchmark_data, max(r["index"] for r in rows) + 1)
+    else:
+        from datasets import load_from_disk
+
+        test_rows = {row["id"]: row for row in load_from_disk(args.dataset)["test"]}
+    summary = analyse(rows, test_rows)
     print(f"{args.model}: {summary['predictions']} predictions, right prefix {summary['mean_right_prefix']:.1%} "
           "of the reference's steps on average")
     for kind, count in summary["first_error"].items():

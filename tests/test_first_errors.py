@@ -31,3 +31,18 @@ def test_a_wrong_value_names_its_own_line_and_exact_and_broken_traces_are_told_a
     assert summary["first_error"] == {"wrong value": 1, "exact": 1}
     assert summary["source_line_kinds"] == {"wrong value <- slice": 1}
     assert summary["mean_right_prefix"] == round((2 / 3 + 1) / 2, 4)
+
+
+def test_cruxeval_predictions_are_read_against_the_items_traces():
+    """--benchmark-data: the references are the items' traces, made in the sandbox as an evaluation makes them."""
+    from first_errors import benchmark_rows
+
+    rows = benchmark_rows(str(ROOT / "tests" / "cruxeval_fixture.jsonl"), 3)
+    assert list(rows) == ["sample_0", "sample_1", "sample_2"]
+    row = rows["sample_2"]
+    assert row["code"].endswith("result = f('abc', 2)") and "result='abcabc2'" in row["expected_trace"]
+    cut = row["expected_trace"].split("\n")
+    short = "\n".join(cut[:-2] + cut[-1:])  # the last step (result = ...) missing
+    summary = analyse([{"id": "sample_2", "completion": row["expected_trace"]}, {"id": "sample_2", "completion": short}],
+                      rows)
+    assert summary["first_error"] == {"exact": 1, "stops early": 1}
