@@ -26,13 +26,14 @@ from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, paired_difference
 
 
 def adapter_marks(results_path: Path) -> dict[int, bool]:
-    """The adapter's right/wrong mark per item index, from the predictions written beside its results."""
+    """The adapter's right/wrong mark per item index, from the predictions written beside its results (one line
+    per item and model, in the items' order: the evaluation evaluates the first N items)."""
     marks = {}
     with open(results_path.with_name(PREDICTIONS_FILE)) as handle:
         for line in handle:
             prediction = json.loads(line)
             if prediction["model"] == "adapter":
-                marks[prediction["index"]] = bool(prediction["output_match"])
+                marks[len(marks)] = bool(prediction["output_match"])
     if not marks:
         raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no adapter predictions.")
     return marks

@@ -103,7 +103,7 @@ def main() -> None:
     rows = [json.loads(line) for line in Path(args.predictions).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["model"] == args.model]
     if args.benchmark_data:
-        test_rows = benchmark_rows(args.benchmark_data, max(r["index"] for r in rows) + 1)
+        test_rows = benchmark_rows(args.benchmark_data, len(rows))  # the first N items, one prediction each
     else:
         from datasets import load_from_disk
 

@@ -17,7 +17,7 @@ def write_evaluation(folder: Path, adapter_right: str) -> Path:
         "answered": 1.0, "seconds": 1.0}}}))
     with open(folder / "cruxeval_predictions.jsonl", "w") as handle:
         for index, mark in enumerate(adapter_right):
-            handle.write(json.dumps({"model": "adapter", "index": index, "output_match": mark == "1"}) + "\n")
+            handle.write(json.dumps({"model": "adapter", "id": f"sample_{index}", "output_match": mark == "1"}) + "\n")
     return results
 
 

@@ -102,6 +102,23 @@ def test_the_base_cruxeval_figures_the_docs_quote_are_the_measured_ones():
         f"({direct[:100].count('1')} of 100) for the direct prompt on the same items" in text
 
 
+def test_the_adapter_s_paired_cruxeval_figures_are_the_measured_ones():
+    """docs/cruxeval.md quotes results/cruxeval_adapter.json: the adapter and the base's best prompt on the same
+    items, their difference and its paired interval, each recomputed from the per-item marks."""
+    record = json.loads((ROOT / "results" / "cruxeval_adapter.json").read_text())
+    base = json.loads((ROOT / "results" / "cruxeval_base.json").read_text())
+    text = " ".join(README.split())
+    adapter, n = record["right_per_item"]["adapter"], record["models"]["adapter"]["n"]
+    best = record["best_base"]
+    base_right = base["right_per_item"][best][:n]
+    assert len(adapter) == n and record["models"][best]["right"] == base_right.count("1")
+    assert record["paired_difference"] == round((adapter.count("1") - base_right.count("1")) / n, 4)
+    low, high = record["paired_difference_ci95"]
+    assert f"{100 * adapter.count('1') / n:.1f}% ({adapter.count('1')} of {n})" in text
+    assert f"{100 * base_right.count('1') / n:.1f}% ({base_right.count('1')} of {n})" in text
+    assert f"{100 * record['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]" in text
+
+
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
     """`scripts/cpu_recipe.py --model M` with no other option is the run whose figures the README shows."""
     sys.path.insert(0, str(ROOT / "scripts"))
