@@ -55,14 +55,12 @@ class Call:
         self.vars: dict[str, str] = {}  # name -> kind
         self.lines: list[str] = []
         self.tags: set[str] = {"function"}
-        self.returned = False
 
     # names and values ------------------------------------------------------------------------------
 
     def fresh(self, kind: str) -> str:
         pool = [n for n in LOCAL_NAMES[kind] if n not in self.vars]
-        name = self.rng.choice(pool) if pool else f"{LOCAL_NAMES[kind][0]}{len(self.vars)}"
-        return name
+        return self.rng.choice(pool) if pool else f"{LOCAL_NAMES[kind][0]}{len(self.vars)}"
 
     def of(self, *kinds: str) -> tuple[str, str]:
         """A variable of one of `kinds`, the most recent ones likelier; Skip if none."""
@@ -71,7 +69,7 @@ class Call:
             raise Skip("no variable of that kind")
         return found[-1] if self.rng.random() < 0.6 else self.rng.choice(found)
 
-    def char(self, text_var: str | None = None) -> str:
+    def char(self) -> str:
         """A character (or short string): a `char` parameter if there is one, else a literal."""
         chars = [n for n, k in self.params if k == "char"]
         if chars and self.rng.random() < 0.7:
@@ -376,7 +374,7 @@ def early_return(call: Call) -> None:
     call.tags.add("if_elif_else")
     test = {"str": rng.choice((f"not {x}", f"{x}.isdigit()", f"{x}.isupper()", f"len({x}) < {rng.randint(3, 6)}",
                                f"{call.char()} not in {x}", f"{x}.startswith({call.char()})")),
-            "ints": rng.choice((f"not {x}", f"len({x}) < {rng.randint(3, 5)}", f"{x}[0] > {x}[-1]" if True else "")),
+            "ints": rng.choice((f"not {x}", f"len({x}) < {rng.randint(3, 5)}", f"{x}[0] > {x}[-1]")),
             "words": rng.choice((f"not {x}", f"len({x}) == 1")),
             "dict": rng.choice((f"not {x}", f"{rng.choice(LETTERS[:5])!r} in {x}")),
             "int": f"{x} {rng.choice(('<', '>', '=='))} {rng.randint(0, 4)}"}[kind]
