@@ -2,10 +2,10 @@
 
 The base model's CRUXEval-O answers do not change between runs (greedy decoding, the same weights): they were
 measured once on all 800 items and kept with one right/wrong mark per item (`results/cruxeval_base.json`,
-`right_per_item`). This script takes an adapter's CRUXEval evaluation (`evaluate-traces --benchmark cruxeval
---adapter DIR --cruxeval-prompts none --no-trace-base --output FOLDER/cruxeval_results.json`), pairs each of its
-items with the same item of every recorded base entry, and writes the comparison: each model's output accuracy on
-those items, the best base entry, the adapter minus it with a paired 95% interval (`trainer.benchmark`'s paired
+`right_per_item`). This script takes an adapter's CRUXEval evaluation of the first N items
+(`evaluate-traces --benchmark cruxeval --adapter DIR --no-base --cruxeval-prompts none --output
+FOLDER/cruxeval_results.json`), pairs each of its items with the same item of every recorded base entry, and
+writes the comparison: each model's output accuracy on those items, the best base entry, the adapter minus it with a paired 95% interval (`trainer.benchmark`'s paired
 bootstrap), and the adapter's own right/wrong marks so the next comparison can pair with them too.
 
     python scripts/cruxeval_paired.py --adapter-results outputs/RUN/crux/cruxeval_results.json \\
@@ -22,40 +22,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, paired_difference_ci95  # noqa: E402
+from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, best_base, paired_difference_ci95  # noqa: E402
 
 
-def adapter_marks(results_path: Path) -> dict[int, bool]:
-    """The adapter's right/wrong mark per item index, from the predictions written beside its results (one line
-    per item and model, in the items' order: the evaluation evaluates the first N items)."""
-    marks = {}
+def adapter_marks(results_path: Path) -> list[bool]:
+    """The adapter's right/wrong mark for each of the first N items, from the predictions written beside its
+    results (one line per item and model, in the items' order)."""
+    marks = []
     with open(results_path.with_name(PREDICTIONS_FILE)) as handle:
         for line in handle:
             prediction = json.loads(line)
             if prediction["model"] == "adapter":
-                marks[len(marks)] = bool(prediction["output_match"])
+                marks.append(bool(prediction["output_match"]))
     if not marks:
         raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no adapter predictions.")
     return marks
 
 
-def compare(adapter: dict[int, bool], base_record: dict) -> dict:
-    """Each model's accuracy on the adapter's items, the best base entry and the paired difference with it."""
-    items = sorted(adapter)
-    bases = base_record["right_per_item"]
-    if items[-1] >= min(len(marks) for marks in bases.values()):
+def compare(adapter: list[bool], base_record: dict) -> dict:
+    """Each model's accuracy on the adapter's items (the first N), the best base entry and the paired difference
+    with it."""
+    n, bases = len(adapter), base_record["right_per_item"]
+    if n > min(len(marks) for marks in bases.values()):
         raise SystemExit("The adapter was evaluated on items the base record does not cover.")
-    right = {"adapter": [adapter[i] for i in items]}
-    right |= {name: [marks[i] == "1" for i in items] for name, marks in bases.items()}
-    models = {name: {"n": len(items), "output_accuracy": round(sum(r) / len(items), 4), "right": sum(r)}
-              for name, r in right.items()}
-    best = max((name for name in models if name != "adapter"), key=lambda name: models[name]["output_accuracy"])
+    right = {"adapter": adapter} | {name: [mark == "1" for mark in marks[:n]] for name, marks in bases.items()}
+    models = {name: {"n": n, "output_accuracy": round(sum(r) / n, 4), "right": sum(r)} for name, r in right.items()}
+    best = best_base(models)
     return {
-        "items": f"indices {items[0]}..{items[-1]} ({len(items)} items)" if items == list(range(items[0], items[-1] + 1))
-        else f"{len(items)} items",
+        "items": f"indices 0..{n - 1} ({n} items)",
         "models": models,
         "best_base": best,
-        "paired_difference": round((sum(right["adapter"]) - sum(right[best])) / len(items), 4),
+        "paired_difference": round((sum(right["adapter"]) - sum(right[best])) / n, 4),
         "paired_difference_ci95": paired_difference_ci95(right["adapter"], right[best]),
         "paired_difference_method": PAIRED_METHOD,
         "right_per_item": {"adapter": "".join("1" if r else "0" for r in right["adapter"])},
