@@ -284,8 +284,9 @@ def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: 
                sink: _RowSink, on_traced) -> dict[int, _Outcome]:
     on_traced.total = len(programs)
     outcomes: dict[int, _Outcome] = {}
-    _trace_all(list(enumerate(programs)), job, options, sandbox, tree, sink, outcomes, on_traced)
-    _rerun(programs, outcomes, options, job, sandbox, tree, on_traced)
+    _trace_all(list(enumerate(programs)), replace(job, pid_parity=0), options, sandbox, tree, sink, outcomes,
+               on_traced)
+    _rerun(programs, outcomes, options, replace(job, pid_parity=1), sandbox, tree, on_traced)
     return outcomes
 
 
@@ -295,12 +296,13 @@ NONDETERMINISTIC = "nondeterministic: a second run traced differently"
 def _rerun(programs: list, outcomes: dict[int, _Outcome], options: BuildOptions, job: ProgramJob, sandbox: Sandbox,
            tree: TreeLimits, on_traced) -> None:
     """Trace every kept program of a user's file once more, in new workers (another interpreter: other memory
-    addresses; in reverse order: other pids; later: other times), and reject those whose steps, output or error
-    differ: a row must not depend on `id()`, the order of a set of objects, the clock, `os.urandom` or the pid.
-    What is fixed in every worker (the hash seed, `random`'s seed) gives the same rows by itself. Two runs catch
+    addresses; odd pids where the first run had even ones; later: other times), and reject those whose steps,
+    output or error differ: a row must not depend on `id()`, the order of a set of objects, the clock,
+    `os.urandom` or the pid. What is fixed in every worker (the hash seed, `random`'s seed) gives the same rows by itself. Two runs catch
     what differs between them; a program whose result changes rarely (a set of two objects keeps its order half
     the time) can pass. The builder's own generated programs use none of these and are traced once."""
-    # Kept programs only (no duplicates), in reverse order: each lands at another place in its worker (another pid).
+    # Kept programs only (no duplicates), in reverse order: each is forked from a template that prepared other
+    # programs before it (other heap addresses, so another order for a set of objects).
     again = [(position, programs[position]) for position in reversed(_select(outcomes, None)[0])]
     on_traced.total += len(again)
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)

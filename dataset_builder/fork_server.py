@@ -135,7 +135,7 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
     read_end, write_end = os.pipe()
     most = len(programs) * (4 + max_result_bytes(job.trace_limits))  # what the parent would accept, at most
     started = time.monotonic()
-    pid = os.fork()
+    pid = _fork(job.pid_parity)
     if pid == 0:
         os.close(read_end)
         os.close(channel_fd)
@@ -183,6 +183,23 @@ def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, 
     if records is None:
         return failure or "malformed result", []
     return "", records
+
+
+def _fork(parity: int | None) -> int:
+    """`os.fork()`, retried while the child's pid is not of `parity` (when one is asked for): a user's programs
+    run once with even and once with odd pids, so a trace that shows the pid always differs between the two."""
+    # In the worker's own pid namespace the next pid alternates; without one (--sandbox none) others fork too.
+    for attempt in range(100):
+        wanted = parity is None or attempt == 99
+        pid = os.fork()
+        if pid == 0:
+            if wanted or os.getpid() % 2 == parity:
+                return 0
+            os._exit(0)  # the wrong pid: gone before anything runs
+        if wanted or pid % 2 == parity:
+            return pid
+        os.waitpid(pid, 0)
+    raise AssertionError("unreachable")
 
 
 def _exited(pid: int) -> bool:

@@ -37,6 +37,7 @@ class ProgramJob:
     seed: int | None = None
     min_lines: int | None = None
     max_lines: int | None = None
+    pid_parity: int | None = None  # 0 or 1: every program's process gets a pid of it (`build._rerun`)
 
     @classmethod
     def from_config(cls, config: dict) -> "ProgramJob":
