@@ -170,6 +170,34 @@ def program_of(item: dict) -> str:
     return f"{item['code']}\n{RESULT} = f({item['input']})"
 
 
+def item_of(program: str, output: str | None = None) -> dict | None:
+    """The inverse of `program_of`: for a program that is imports, one function `f`, then `result = f(<literal
+    arguments>)` on one line (an item's shape, and that of `build-dataset --drill-kind calls`), the item
+    `{"code", "input", "output"}`; None for any other program, or where `output` (the traced value of `result`) is not a literal.
+    Parsing runs nothing."""
+    head, _, call = program.rstrip().rpartition("\n")
+    prefix = f"{RESULT} = f("
+    if not (call.startswith(prefix) and call.endswith(")")) or (output is not None and not literal(output)[0]):
+        return None
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    *imports, function, assign = tree.body if len(tree.body) >= 2 else (None, None)
+    if not (all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in imports)
+            and isinstance(function, ast.FunctionDef) and function.name == "f"):
+        return None
+    value = assign.value if isinstance(assign, ast.Assign) else None
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "f"):
+        return None
+    try:
+        for argument in [*value.args, *(k.value for k in value.keywords)]:
+            ast.literal_eval(argument)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return None
+    return {"code": head, "input": call[len(prefix):-1], "output": output}
+
+
 def answer_of(parsed) -> str | None:
     """The value of `result` in the last module-level state of a parsed answer (`parse_trace(answer_text(...))`),
     or None when there is no trace block or no `result` in it."""

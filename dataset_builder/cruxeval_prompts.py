@@ -132,6 +132,13 @@ def make_prompt(prompt: str, code: str, call_input: str) -> str:
     return head + code + middle + call_input + tail
 
 
+def direct_answer(call_input: str, output: str) -> str:
+    """What the direct prompt asks a model to write for an item (the completion after its closing `[ANSWER]`, as
+    its few-shot examples show it): the full assertion with the output, then the closing tag. `extract_answer`
+    reads `output` back from it."""
+    return f"assert f({call_input}) == {output}\n{ANSWER_CLOSE}"
+
+
 def extract_answer(completion: str, prompt: str, chat: bool) -> str:
     """The prediction in a completion, as CRUXEval's harness reads it (see the module's docstring): after the last
     `</think>` (a thinking model; none while the thinking is unclosed), up to the first `[/ANSWER]`; with the

@@ -151,6 +151,9 @@ def parse_args(argv=None):
     parser.add_argument("--cruxeval-prompts", default=None,
                         help="train-and-push --cruxeval-prompts (none: the base is not asked CRUXEval's way in the "
                              "run, as when its figures come from results/cruxeval_base.json)")
+    parser.add_argument("--direct-answers", action="store_true",
+                        help="train-and-push --direct-answers: the function calls among the training programs (from "
+                             "--drill-kind calls) also answer CRUXEval's direct prompt in the SFT warm start")
     parser.add_argument("--benchmark-limit", type=int, default=100,
                         help="CRUXEval-O on the first N items (0: no benchmark)")
     args = parser.parse_args(argv)
@@ -428,6 +431,8 @@ def main(argv=None) -> None:
         train += ["--train-limit", str(args.train_limit)]
     if args.skip_sft_eval:
         train += ["--skip-sft-eval"]
+    if args.direct_answers:
+        train += ["--direct-answers"]
     if args.eval_limit:
         train += ["--eval-limit", str(args.eval_limit)]
     if args.eval_max_new_tokens:

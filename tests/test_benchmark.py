@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataset_builder.benchmark import (BenchmarkError, answer_of, literal, load_items, output_matches, program_of,
+from dataset_builder.benchmark import (BenchmarkError, answer_of, item_of, literal, load_items, output_matches, program_of,
                                        score_completion)
 from dataset_builder.trace import answer_text, format_trace, parse_trace
 from sandboxes import BWRAP, needs_bwrap
@@ -144,6 +144,24 @@ def test_items_load_from_jsonl_and_parquet_alike(tmp_path):
     assert load_items(str(tmp_path / "crux.parquet")) == items
     assert load_items(str(FIXTURE), limit=3) == items[:3]
     assert program_of(items[2]) == items[2]["code"] + "\nresult = f('abc', 2)"
+
+
+def test_a_function_called_with_literals_reads_back_as_an_item():
+    """`item_of` undoes `program_of` for every fixture item, and refuses what is not one function called once with
+    literal arguments (the answer would need more than the function to work out) or whose output is no literal."""
+    for item in load_items(str(FIXTURE)):
+        assert item_of(program_of(item), item["output"]) == {k: item[k] for k in ("code", "input", "output")}
+    function = "def f(x):\n    return x * 2"
+    assert item_of(f"{function}\nresult = f(x=[1, 2])", "[1, 2, 1, 2]")["input"] == "x=[1, 2]"
+    assert item_of(f"{function}\nresult = f(3)", "<truncated 900 chars: '...'>") is None  # no literal output
+    for program in (f"{function}\nresult = f(len('ab'))",  # a call in the arguments
+                    f"s = 2\n{function}\nresult = f(s)",  # module-level state
+                    f"{function}\nresult = f(3) + 1",
+                    f"{function}\nvalue = f(3)",
+                    f"def g(x):\n    return x\nresult = g(3)",
+                    "result = f(3)",
+                    f"{function}\nresult = f(3"):
+        assert item_of(program, "6") is None, program
 
 
 @pytest.mark.parametrize("content, name, message", [
@@ -415,6 +433,62 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     assert "3 items from cruxeval_fixture.jsonl" in entry["dataset"]["name"]
     assert entry["metrics"] == [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
                                  "value": round(crux["models"]["adapter"]["output_accuracy"], 4)}]
+
+
+@needs_bwrap
+def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_way(model_cache, tmp_path):
+    """`--direct-answers`: every training program that is a function called with literal arguments is also an SFT
+    example of CRUXEval's direct prompt answered with its traced result; CRUXEval asks the adapter both ways and
+    compares the base with it asked the way it was trained to answer."""
+    from click.testing import CliRunner
+    from datasets import load_from_disk
+
+    from dataset_builder.cli import main as build_main
+    from trainer.answers import answer_examples
+    from trainer.cli import main
+
+    data = tmp_path / "data"
+    built = CliRunner().invoke(build_main, ["--n", "8", "--test-size", "2", "--drill-share", "0.5", "--drill-kind",
+                                            "calls", "--output", str(data), "--quiet"])
+    assert built.exit_code == 0, built.output
+    answers = answer_examples(load_from_disk(str(data))["train"])
+    assert len(answers) >= 4 and all(a["prompt"].startswith("You are given a Python function") for a in answers)
+    assert all(a["answer"].startswith("assert f(") and a["answer"].endswith("\n[/ANSWER]") for a in answers)
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "--dataset", str(data), "--model", "tiny", "--sft-steps", "2", "--max-steps", "0", "--direct-answers",
+        "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output),
+        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE),
+        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw"])
+    assert result.exit_code == 0, result.output
+    adapter = output / "adapter"
+    run = json.loads((adapter / "training_run.json").read_text())
+    assert run["training"]["direct_answers"] == len(answers)
+    assert run["training"]["sft"]["rows"] == run["training"]["train_rows"] + len(answers)
+    crux = run["evaluation"]["benchmarks"]["cruxeval"]
+    assert list(crux["models"]) == ["base_cruxeval_direct", "base_trace", "adapter", "adapter_cruxeval_direct"]
+    assert crux["adapter_prompts"]["adapter_cruxeval_direct"]["format"] == "chat"
+    assert crux["compared_adapter"] == "adapter_cruxeval_direct" and crux["paired_n"] == 3
+    predictions = [json.loads(line) for line in (adapter / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    assert crux["models"]["adapter_cruxeval_direct"]["output_accuracy"] == pytest.approx(
+        _recomputed_cruxeval(predictions, "adapter_cruxeval_direct", "direct", True)["output_accuracy"])
+    card = (adapter / "README.md").read_text()
+    assert "| Direct answers |" in card and "the comparison is with it asked that way" in card
+    assert "| SFT only | SFT only, CRUXEval's direct prompt, chat template |" in card  # --max-steps 0: SFT only
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["model-index"][0]["results"][1]["metrics"][0]["value"] == round(
+        crux["models"]["adapter_cruxeval_direct"]["output_accuracy"], 4)
+    # without a warm start, or without a function call among the programs, it is refused in one sentence
+    refused = CliRunner().invoke(main, ["--dataset", str(data), "--model", "tiny", "--max-steps", "1",
+                                        "--direct-answers", "--no-push", "--output-dir", str(tmp_path / "no-sft")])
+    assert refused.exit_code == 1 and "needs --sft-epochs or --sft-steps" in refused.output
+    plain = tmp_path / "plain"
+    assert CliRunner().invoke(build_main, ["--n", "6", "--test-size", "2", "--output", str(plain),
+                                           "--quiet"]).exit_code == 0
+    refused = CliRunner().invoke(main, ["--dataset", str(plain), "--model", "tiny", "--sft-steps", "1",
+                                        "--max-steps", "0", "--direct-answers", "--no-push", "--output-dir",
+                                        str(tmp_path / "plain-run")])
+    assert refused.exit_code == 1 and "found no training program that is a function called" in refused.output
 
 
 @needs_bwrap

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dataset_builder.cruxeval_prompts import extract_answer, make_prompt, score_prediction
+from dataset_builder.cruxeval_prompts import direct_answer, extract_answer, make_prompt, score_prediction
 from sandboxes import needs_bwrap
 from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 from trainer.benchmark import compare, format_table, paired_difference_ci95, verdict
@@ -82,6 +82,17 @@ def test_braces_in_an_items_code_and_input_are_left_alone():
 ])
 def test_the_answer_is_read_as_cruxevals_harness_reads_it(completion, prompt, chat, answer):
     assert extract_answer(completion, prompt, chat) == answer
+
+
+@pytest.mark.parametrize("call_input, output", [("'abc', 2", "'abcabc2'"), ("[1, 2]", "{'a': [1, (2, 3)]}"),
+                                                ("x=1", "'a == b'")])
+def test_a_direct_answer_is_what_the_prompt_asks_for_and_scores_right(call_input, output):
+    """The training target of a direct answer is the assertion the prompt's examples show; read back as the
+    harness reads it, it is right (an answer holding `==` is cut by the harness's split, as CRUXEval scores it)."""
+    text = direct_answer(call_input, output)
+    assert text.startswith(f"assert f({call_input}) == ") and text.endswith("\n[/ANSWER]")
+    right = score_prediction(text, call_input, output, "direct", chat=True)["output_match"]
+    assert right is ("==" not in output)
 
 
 # --- scoring: by value, and nothing ever runs ------------------------------------------------------------------

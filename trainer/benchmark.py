@@ -197,22 +197,30 @@ def base_prompts(benchmark: Benchmark, prompts=crux_prompts.PROMPTS, prompt_form
 
 def evaluate_benchmark(base, adapter_dir, benchmark: Benchmark, *, cruxeval_prompts=crux_prompts.PROMPTS,
                        cruxeval_prompt_format: str = "auto", labels: dict | None = None, trace_base: bool = True,
-                       **kwargs) -> dict | None:
+                       direct_answers: bool = False, **kwargs) -> dict | None:
     """The base model asked with CRUXEval's own prompts (`cruxeval_prompts`, in `cruxeval_prompt_format`: raw, chat,
     auto or both) and in the trace notation, and the adapters (as `evaluate_adapter` takes them;
     `adapter_dir=None`: the base model alone), on the benchmark's items; the adapter against the best base entry,
     paired. Writes `cruxeval_results.json` and `cruxeval_predictions.jsonl` (default: next to the adapter) on the
     main process and returns the results there (None on the others). `trace_base=False`: the base model is asked
-    with CRUXEval's prompts only (the trace notation, which it has not learnt, costs the most tokens)."""
+    with CRUXEval's prompts only (the trace notation, which it has not learnt, costs the most tokens).
+    `direct_answers`: the adapter was trained to answer CRUXEval's direct prompt too (`trainer.answers`), so it is
+    also asked that way, through its chat template as it was trained (`adapter_cruxeval_direct`)."""
+    from trainer.answers import ENTRY
     from trainer.evaluate import evaluate_adapter
 
     entries = base_prompts(benchmark, cruxeval_prompts, cruxeval_prompt_format)
+    adapter_entries = {ENTRY: base_prompts(benchmark, ("direct",), "chat")["base_cruxeval_direct"]} \
+        if direct_answers and adapter_dir is not None else {}
     titles = {TRACE_BASE: "Base, trace prompt", **{name: f"Base, {PROMPT_TITLES[entry.record['prompt']]}"
                                                    for name, entry in entries.items()},
               **{k: v for k, v in (labels or {}).items() if k != "base"}}
+    if adapter_entries:
+        titles[ENTRY] = f"{titles.get('adapter', 'Adapter')}, {PROMPT_TITLES['cruxeval_direct']}"
     return evaluate_adapter(base, adapter_dir, benchmark.rows, scoring=scoring(), record=benchmark.record(),
                             dataset_name=benchmark.source, split=crux.SPLIT, base_name=TRACE_BASE,
-                            base_prompts=entries, base_on_rows=trace_base, labels=titles, **kwargs)
+                            base_prompts=entries, base_on_rows=trace_base, labels=titles,
+                            adapter_prompts=adapter_entries, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -251,21 +259,31 @@ def paired_difference_ci95(adapter: list, base: list, resamples: int = RESAMPLES
     return [round(float(low), 4), round(float(high), 4)]
 
 
+def compared_adapter(models: dict) -> str | None:
+    """The adapter entry compared with the base: the way it was trained to answer, CRUXEval's direct prompt where it
+    was trained with direct answers (`trainer.answers`), else its traces; None without an adapter."""
+    from trainer.answers import ENTRY
+
+    return ENTRY if ENTRY in models else "adapter" if "adapter" in models else None
+
+
 def compare(results: dict, predictions: list) -> dict:
-    """`best_base`, and with an adapter the paired difference on the same items: adapter minus the best base
-    (`paired_difference`, `paired_difference_ci95`, `paired_difference_method`)."""
+    """`best_base`, and with an adapter the paired difference on the same items: the compared adapter entry
+    (`compared_adapter`) minus the best base (`paired_difference`, `paired_difference_ci95`,
+    `paired_difference_method`)."""
     models = results.get("models", {})
     best = best_base(models)
     if best is None:
         return {}
     out = {"best_base": best}
-    if "adapter" in models:
+    entry = compared_adapter(models)
+    if entry is not None:
         right: dict = {}
         for p in predictions:
             right.setdefault(p["model"], {})[p["index"]] = bool(p["output_match"])
-        items = [i for i in right["adapter"] if i in right[best]]
-        adapter, base = [right["adapter"][i] for i in items], [right[best][i] for i in items]
-        out.update(paired_difference=round((sum(adapter) - sum(base)) / len(items), 4),
+        items = [i for i in right[entry] if i in right[best]]
+        adapter, base = [right[entry][i] for i in items], [right[best][i] for i in items]
+        out.update(compared_adapter=entry, paired_difference=round((sum(adapter) - sum(base)) / len(items), 4),
                    paired_difference_ci95=paired_difference_ci95(adapter, base),
                    paired_difference_method=PAIRED_METHOD, paired_n=len(items))
     return out
@@ -276,7 +294,7 @@ def title(results: dict, name: str) -> str:
     label = (results.get("labels") or {}).get(name) or {
         "tracer": "Tracer", "base": "Base", TRACE_BASE: "Base, trace prompt", "adapter": "Adapter",
         "sft": "SFT only"}.get(name, name)
-    asked_how = (results.get("base_prompts") or {}).get(name)
+    asked_how = {**(results.get("base_prompts") or {}), **(results.get("adapter_prompts") or {})}.get(name)
     if asked_how:
         label += ", raw completion" if asked_how["format"] == "raw" else ", chat template"
     return label
@@ -286,26 +304,30 @@ def verdict(results: dict) -> str | None:
     """One sentence: the adapter against the best of its base's entries on the same items (None without both)."""
     models = results.get("models", {})
     best = results.get("best_base") or best_base(models)
-    if "adapter" not in models or best is None:
+    entry = results.get("compared_adapter") or compared_adapter(models)
+    if entry is None or best is None:
         return None
     if not (results.get("base_prompts") or {}):
         return ("The base model was asked only in the trace notation, which it was never trained on and which is "
                 "not how CRUXEval asks, so this is no comparison with the base model on CRUXEval-O.")
-    got, base = models["adapter"]["output_accuracy"], models[best]["output_accuracy"]
-    entry = results["base_prompts"].get(best)
-    how = "asked in the trace notation" if entry is None else f"asked with {PROMPT_TITLES[entry['prompt']]}" + (
-        " as a raw completion" if entry["format"] == "raw" else " through its chat template")
+    got, base = models[entry]["output_accuracy"], models[best]["output_accuracy"]
+    asked = results["base_prompts"].get(best)
+    how = "asked in the trace notation" if asked is None else f"asked with {PROMPT_TITLES[asked['prompt']]}" + (
+        " as a raw completion" if asked["format"] == "raw" else " through its chat template")
+    who = "The adapter" if entry == "adapter" else (
+        f"The adapter, asked with {PROMPT_TITLES[results['adapter_prompts'][entry]['prompt']]} as it was trained to "
+        "answer,")
     figures = f"{100 * got:.1f}% against {100 * base:.1f}% on the same {results.get('n')} items"
     low, high = results.get("paired_difference_ci95") or (None, None)
     if low is not None:
         figures += (f"; adapter minus base {100 * (got - base):+.1f} points, paired 95% interval "
                     f"[{100 * low:+.1f}, {100 * high:+.1f}]")
     if got < base:
-        return f"The adapter answers fewer CRUXEval-O items than its base model {how} ({figures})."
+        return f"{who} answers fewer CRUXEval-O items than its base model {how} ({figures})."
     if got == base:
-        return f"The adapter answers as many CRUXEval-O items as its base model {how} ({figures})."
+        return f"{who} answers as many CRUXEval-O items as its base model {how} ({figures})."
     unsure = " The interval includes 0, so this is not a measured gain." if low is not None and low <= 0 else ""
-    return f"The adapter answers more CRUXEval-O items than its base model {how} ({figures}).{unsure}"
+    return f"{who} answers more CRUXEval-O items than its base model {how} ({figures}).{unsure}"
 
 
 def tracer_results(benchmark: Benchmark) -> dict:

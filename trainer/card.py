@@ -68,17 +68,20 @@ def benchmark_results(evaluation: dict) -> list[dict]:
     """model-index results for the benchmarks the run evaluated (CRUXEval-O: the dataset `cruxeval-org/cruxeval`;
     a subset or a local copy of its items says so in the dataset's name)."""
     from dataset_builder.benchmark import HUB_ID
+    from trainer.benchmark import compared_adapter
 
     entries = []
     crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
-    adapter = ((crux or {}).get("models") or {}).get("adapter")
+    models = (crux or {}).get("models") or {}
+    entry = crux.get("compared_adapter") or compared_adapter(models) if crux else None
+    adapter = models.get(entry) if entry else None
     if adapter:
         name = "CRUXEval"
         if crux.get("dataset") != HUB_ID or crux.get("limit"):
             name += f": {crux.get('n')} items from {crux.get('dataset')}"
+        how = "through predicted traces" if entry == "adapter" else "asked with CRUXEval's direct prompt"
         entries.append({
-            "task": {"type": "text-generation",
-                     "name": "Code output prediction (CRUXEval-O, through predicted traces)"},
+            "task": {"type": "text-generation", "name": f"Code output prediction (CRUXEval-O, {how})"},
             "dataset": {"name": name, "type": HUB_ID, "split": crux.get("split", "test")},
             "metrics": [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
                          "value": round(float(adapter["output_accuracy"]), 4)}],
@@ -105,7 +108,10 @@ def benchmark_facts(evaluation: dict) -> dict | None:
             "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%",
             "table": format_table(crux).split("\n", 1)[1].strip(),
             "base_prompts": " and ".join(prompts), "base_formats": " and ".join(formats),
-            "interval": crux.get("paired_difference_method"), "overlap": _overlap_sentence(crux)}
+            "interval": crux.get("paired_difference_method"), "overlap": _overlap_sentence(crux),
+            "adapter_asked": "The adapter answers in the trace notation it was trained on." if "adapter_prompts" not in
+            crux else "The adapter was also trained to answer CRUXEval's direct prompt (direct answers), so it is "
+                      "asked both ways, and the comparison is with it asked that way, through its chat template."}
 
 
 def _overlap_sentence(crux: dict) -> str:
@@ -211,6 +217,10 @@ def settings_table(run: dict) -> str:
     ]
     if curriculum.get("programs"):
         rows.append(("Training programs", curriculum["programs"]))
+    if training.get("direct_answers"):
+        rows.append(("Direct answers", f"{training['direct_answers']} of the training programs (functions called with "
+                                       "literal arguments) were also trained, in the SFT warm start, to answer "
+                                       "CRUXEval's direct output prompt with their traced result"))
     thinking = training.get("thinking") or {}
     if thinking:
         rows.append(("Thinking", f"{'on' if thinking.get('enabled') else 'off'} (chat template: "

@@ -158,6 +158,10 @@ _benchmark_data_option = click.option(
                    "example, so none is cut].")
 @click.option("--curriculum", type=click.Choice(["none", "short-first"]), default="none", show_default=True,
               help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
+@click.option("--direct-answers", is_flag=True,
+              help="In the SFT warm start, also train every training program that is a function called with literal "
+                   "arguments (build-dataset --drill-kind calls) to answer CRUXEval's direct output prompt with its "
+                   "traced result; with --benchmark cruxeval the adapter is then compared asked that way.")
 @click.option("--max-trace-steps", type=click.IntRange(min=1),
               help="Train only on programs whose trace has at most N steps [default: no limit].")
 @click.option("--train-limit", type=click.IntRange(min=1),
@@ -229,7 +233,8 @@ _benchmark_data_option = click.option(
                    "processes.")
 def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
          num_generations, max_completion_length, learning_rate, seed, resume, overwrite, report_to, config_file,
-         set_values, sft_epochs, sft_steps, sft_learning_rate, sft_batch_size, curriculum, max_trace_steps,
+         set_values, sft_epochs, sft_steps, sft_learning_rate, sft_batch_size, curriculum, direct_answers,
+         max_trace_steps,
          train_limit, prompt_style, dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval,
          skip_sft_eval, dataset_id, license_,
          private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
@@ -283,7 +288,8 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             learning_rate=learning_rate, seed=seed, resume=resume, overwrite=overwrite, report_to=report_to,
             config_file=config_file,
             grpo_overrides=overrides, train_limit=train_limit, max_trace_steps=max_trace_steps,
-            curriculum=curriculum, prompt_style=prompt_style, sft_epochs=sft_epochs, sft_steps=sft_steps,
+            curriculum=curriculum, direct_answers=direct_answers, prompt_style=prompt_style, sft_epochs=sft_epochs,
+            sft_steps=sft_steps,
             sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,
             eval_batch_size=eval_batch_size, eval_max_new_tokens=eval_max_new_tokens,
             skip_base_eval=skip_base_eval, skip_sft_eval=skip_sft_eval, dataset_id=dataset_id, license=license_,
@@ -452,6 +458,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
                                       sandbox=sandbox)
             common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
             results = evaluate_benchmark(base, adapter, bench, **common, trace_base=not no_trace_base,
+                                         direct_answers=context["direct_answers"],
                                          **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format))
             table = format_benchmark
         else:
@@ -509,6 +516,7 @@ def _adapter_context(adapter, model, prompt_style, dtype) -> dict:
         "thinking_budget": (training.get("completion_budget") or {}).get("thinking_budget"),
         "prompt_style": prompt_style or training.get("prompt_style") or "dataset",
         "dtype": training.get("weights_dtype") if dtype == "auto" else dtype,
+        "direct_answers": bool(training.get("direct_answers")),  # also ask it CRUXEval's direct prompt
     }
 
 

@@ -247,7 +247,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
                      dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
                      record: dict | None = None, use_cache: bool = True, backend: str = "auto",
                      prompt_style: str | None = None, base_name: str = "base",
-                     base_prompts: dict[str, BasePrompt] | None = None, base_on_rows: bool = True) -> dict | None:
+                     base_prompts: dict[str, BasePrompt] | None = None, base_on_rows: bool = True,
+                     adapter_prompts: dict[str, BasePrompt] | None = None) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -274,7 +275,9 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     `prompt`; `prompt_style` (the adapters' style) names both in the results (`prompts`). The base model asked
     with the rows is `base_name` in the results; `base_prompts` ({name: `BasePrompt`}) asks it other ways too,
     each its own entry, evaluated first (and cached, and left out with the base: `include_base=False`);
-    `base_on_rows=False` asks the base model those other ways only."""
+    `base_on_rows=False` asks the base model those other ways only. `adapter_prompts` asks the adapter in
+    `adapter_dir` other ways too (after its own prompt, on the same merged model; under `adapter_prompts` in the
+    results), as it was trained to answer besides the traces (`trainer.answers`)."""
     import torch
     from peft import PeftModel
 
@@ -312,11 +315,14 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     adapters = {**(extra_adapters or {}), **({"adapter": adapter_dir} if adapter_dir is not None else {})}
     with_base = include_base or not adapters
     asks = (base_prompts or {}) if with_base else {}
+    adapter_asks = (adapter_prompts or {}) if adapter_dir is not None else {}
     # the base model's prompt where it differs from the adapters' (it has not learned the minimal format)
     base_rows = [dict(r, prompt=r.get(BASE_PROMPT_COLUMN) or r["prompt"]) for r in rows]
-    chat = {name: ask.format == "chat" or (ask.format == "auto" and policy.enabled) for name, ask in asks.items()}
+    every_ask = {**asks, **adapter_asks}
+    chat = {name: ask.format == "chat" or (ask.format == "auto" and policy.enabled)
+            for name, ask in every_ask.items()}
     ask_rows = {name: [dict(r, index=i, prompt=[{"role": "user", "content": r["prompt"]}] if chat[name] else
-                            r["prompt"]) for i, r in enumerate(ask.rows)] for name, ask in asks.items()}
+                            r["prompt"]) for i, r in enumerate(ask.rows)] for name, ask in every_ask.items()}
     everything = rows + base_rows + [r for share in ask_rows.values() for r in share]
     longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in everything], policy.chat_template_kwargs)
     _, room = context_room(source.path, longest_prompt)
@@ -331,7 +337,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     sampling = None if (greedy or not policy.enabled) else dict(QWEN_SAMPLING)
     # every pass: the rows it asks, its budget, whether the model thinks in it and where an answer ends
     passes = {}
-    for name, ask in asks.items():
+    for name, ask in every_ask.items():
         thinks = chat[name] and policy.enabled
         budget, why = ask.max_new_tokens, f"{ask.max_new_tokens} tokens"
         if thinks:
@@ -347,6 +353,8 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     if with_base and (base_on_rows or not asks):
         passes[base_name] = {"rows": base_rows, **traces}
     passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
+    for name in adapter_asks:  # asked after the adapter's own prompt, on the same merged model
+        passes[name] = {**passes.pop(name), "folder": adapter_dir, "adapter": "adapter"}
     say = log if distributed.is_main() else (lambda *args, **kwargs: None)
     model = None
     if with_vllm:
@@ -382,8 +390,10 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     }
     if asks:
         results["base_prompts"] = {name: passes[name]["record"] for name in asks}
+    if adapter_asks:
+        results["adapter_prompts"] = {name: passes[name]["record"] for name in adapter_asks}
     if prompt_style:
-        results["prompts"] = {name: asks[name].record.get("prompt", name) if name in asks else
+        results["prompts"] = {name: every_ask[name].record.get("prompt", name) if name in every_ask else
                               base_style_for(prompt_style) if name == base_name else prompt_style for name in names}
 
     def progress_for(name):
@@ -452,17 +462,17 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
     def evaluate_all() -> None:
         nonlocal model
-        fresh = True  # the loaded model has no adapter merged into it yet
+        merged = None  # the adapter merged into the loaded model (None: none yet)
         for name, setting in passes.items():
             folder = setting.get("folder")
             if isinstance(model, vllm_eval.VllmModel):
-                model.use(name, folder)  # the base (folder None), or a LoRA request on the same engine
-            elif folder is not None:
-                if not fresh:
+                model.use(setting.get("adapter", name), folder)  # the base (None), or a LoRA on the same engine
+            elif folder is not None and folder != merged:
+                if merged is not None:
                     del model
                     _, model = load_model(source, dtype=torch_dtype, device=device)
                 model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
-                fresh = False
+                merged = folder
             evaluate(name)
 
     try:
@@ -513,16 +523,18 @@ def format_table(results: dict) -> str:
             cells.append(f"{value:.3f}" if key == "mean_reward" else f"{100 * value:.1f}%")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     for benchmark, figures in (results.get("benchmarks") or {}).items():  # one line each: its headline figure
-        scores = dict(figures.get("models", {}))
-        best, how = figures.get("best_base"), ""
-        if best in scores and best != "base":  # the base column: the base at its best, saying how it was asked
-            from trainer.benchmark import title as entry_title
+        from trainer.benchmark import title as entry_title
 
-            scores["base"], how = scores[best], f" ({entry_title(figures, best).removeprefix('Base, ')})"
+        scores = dict(figures.get("models", {}))
+        best, compared, how = figures.get("best_base"), figures.get("compared_adapter"), {}
+        if best in scores and best != "base":  # the base column: the base at its best, saying how it was asked
+            scores["base"], how["base"] = scores[best], f" ({entry_title(figures, best).removeprefix('Base, ')})"
+        if compared in scores and compared != "adapter":  # the adapter column: asked as it was trained to answer
+            scores["adapter"], how["adapter"] = scores[compared], " (CRUXEval's direct prompt)"
         if all(n in scores for n in names):
             title = f"{BENCHMARK_TITLES.get(benchmark, benchmark)} ({figures.get('n', 0)} items)"
             lines.append(f"| {title} | " + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%"
-                                                      + (how if n == "base" else "") for n in names) + " |")
+                                                      + how.get(n, "") for n in names) + " |")
     return "\n".join(lines)
 
 

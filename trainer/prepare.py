@@ -40,6 +40,8 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     if settings.prompt_style == "minimal" and not settings.does_sft:
         raise TrainError("--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
                          "--sft-steps); use --prompt-style compact without one.")
+    if settings.direct_answers and not settings.does_sft:
+        raise TrainError("--direct-answers trains in the SFT warm start, so it needs --sft-epochs or --sft-steps.")
     if not settings.does_grpo and not settings.does_sft:
         raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
     if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
@@ -119,6 +121,16 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         if len(rows) == 0:
             raise TrainError("every training program has the structure of a CRUXEval item; nothing is left to "
                              "train on.")
+    answers = []
+    if settings.direct_answers:
+        from trainer.answers import answer_examples
+
+        answers = answer_examples(rows)
+        if not answers:
+            raise TrainError("--direct-answers found no training program that is a function called with literal "
+                             "arguments; build the dataset with --drill-share and --drill-kind calls.")
+        log(f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
+            "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt.")
     from trainer.models import load_tokenizer
     from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
                                   prompt_tokens, reference_tokens, thinking_policy)
@@ -135,7 +147,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
         default_thinking_budget(gpu),
         longest_reference=reference_tokens(tokenizer, target_traces(rows)), gpu=gpu, room=room,
-        world_size=settings.plan_gpus or distributed.world_size(), benchmark=benchmark,
+        world_size=settings.plan_gpus or distributed.world_size(), benchmark=benchmark, answers=answers,
         prompt_tokens_max=longest_prompt,
     )
     log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "

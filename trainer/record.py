@@ -71,6 +71,7 @@ def run_record(settings: TrainSettings, plan, summary: dict, sft_summary: dict |
         **summary,
         "model_path": plan.source.path,
         "prompt_style": settings.prompt_style,
+        "direct_answers": len(plan.answers),  # SFT examples of CRUXEval's direct prompt (trainer.answers)
         "cpu_threads": threads,
         "cpu": cpu_features(),  # what decides whether bf16 pays on a CPU (settings.BF16_INSTRUCTIONS)
         "curriculum": {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,

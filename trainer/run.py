@@ -196,7 +196,8 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
 
     benchmark = evaluate_benchmark(plan.source, adapter_dir, plan.benchmark, **common,
                                    cruxeval_prompts=settings.cruxeval_prompts,
-                                   cruxeval_prompt_format=settings.cruxeval_prompt_format)
+                                   cruxeval_prompt_format=settings.cruxeval_prompt_format,
+                                   direct_answers=settings.direct_answers)
     if results is None:  # not the main process
         return None
     results["benchmarks"] = {benchmark["benchmark"]: benchmark}

@@ -62,6 +62,7 @@ class TrainSettings:
     max_trace_steps: int | None = None  # train only on programs whose trace has at most N steps
     curriculum: str = "none"  # "none" | "short-first" (by trace length in steps)
     prompt_style: str = "dataset"  # trainer.prompts.PROMPT_STYLES
+    direct_answers: bool = False  # SFT also on CRUXEval's direct prompt for function calls (trainer.answers)
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
@@ -137,6 +138,7 @@ class Plan:
     world_size: int = 1
     warnings: list = field(default_factory=list)
     benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
+    answers: list = field(default_factory=list)  # --direct-answers: the SFT's direct-answer examples (trainer.answers)
     prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
     sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
 

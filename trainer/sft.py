@@ -71,21 +71,30 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
     return kwargs
 
 
-def sft_rows(train_rows, chat_template_kwargs: dict | None = None):
+def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list = ()):
     """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
     assistant's turn holding the reference trace, in the prompt style's notation; the loss covers only it). A
-    hybrid template's `enable_thinking` travels as TRL's per-example `chat_template_kwargs`."""
+    hybrid template's `enable_thinking` travels as TRL's per-example `chat_template_kwargs`. `answers`
+    (`trainer.answers.answer_examples`): direct-answer examples, spread evenly through the traces."""
+    import datasets
 
+    from dataset_builder.build import interleave
     from trainer.prompts import target_of
 
-    def example(row):
-        out = {"completion": [{"role": "assistant", "content": target_of(row)}]}
-        if chat_template_kwargs:
-            out["chat_template_kwargs"] = dict(chat_template_kwargs)
-        return out
+    extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
 
-    return train_rows.map(example, remove_columns=[c for c in train_rows.column_names if c != "prompt"],
-                          desc="SFT examples")
+    def example(row):
+        return {"completion": [{"role": "assistant", "content": target_of(row)}], **extra}
+
+    traces = train_rows.map(example, remove_columns=[c for c in train_rows.column_names if c != "prompt"],
+                            desc="SFT examples")
+    if not answers:
+        return traces
+    direct = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": a["prompt"]}],
+                                          "completion": [{"role": "assistant", "content": a["answer"]}], **extra}
+                                         for a in answers]).cast(traces.features)
+    both = datasets.concatenate_datasets([traces, direct])
+    return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
 
 
 def example_lengths(tokenizer, examples, chat_template_kwargs: dict | None = None) -> list[int]:
@@ -118,7 +127,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     log(f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
         f"{str(dtype).replace('torch.', '')})...")
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
-    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs)
+    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs, plan.answers)
     lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
     # sized from the data (nothing is cut), within the model's context
     context, _ = context_room(source.path, 0)
@@ -158,7 +167,9 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     else:
         trained_tokens = None
     log(
-        f"SFT warm start on {len(examples)} programs ({tokens} tokens, up to {config.max_length} per example): "
+        f"SFT warm start on {len(examples)} "
+        + (f"examples ({len(plan.answers)} of them direct answers, " if plan.answers else "programs (")
+        + f"{tokens} tokens, up to {config.max_length} per example): "
         f"LoRA r={settings.lora_r} alpha={settings.lora_alpha}, "
         f"{config.per_device_train_batch_size * config.gradient_accumulation_steps * plan.world_size} "
         f"programs per step, lr {config.learning_rate:g}, "
@@ -181,6 +192,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
         "seconds": round(seconds, 2),
         "started_at": started_at,
         "rows": len(examples),
+        "direct_answers": len(plan.answers),
         "tokens": tokens,
         "completion_tokens": trained_tokens,
         "tokens_per_second": round(tokens * (trainer.state.epoch or 1.0) / seconds, 1) if seconds else None,
