@@ -210,7 +210,7 @@ def main() -> None:
         rss = "/".join(str(runs[name]["peak_rss_mib"]) for name in names)
         print(" | ".join([f"{r['n']:>7}", *(f"{runs[name]['per_s']:>14}" for name in names), f"{cost:>12.0%}",
                           f"{r['naive_per_s']:>12}", f"{rss + ' MiB':>17}"]))
-    print(f"\nThe same programs from a --programs file (one process per program with the sandbox):")
+    print("\nThe same programs from a --programs file (one process per program with the sandbox):")
     for r in results:
         runs = r["runs"]
         before, after = runs["file_before"]["per_s"], runs["file_" + sandboxes[0]]["per_s"]

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .generator import DRILL_KINDS
-from .rows import ProgramJob
 from .cgroups import TreeLimits
 from .cgroups import probe as probe_cgroups
+from .generator import DRILL_KINDS
+from .rows import ProgramJob
 from .sandbox import Sandbox, SandboxUnavailable, resolve
 from .trace import storable
 from .tracer import TraceLimits

@@ -73,6 +73,7 @@ _UNAME_AT_START = os.uname()  # host and domain name belong to the worker's UTS 
 
 def _become_template(limits: WorkerLimits) -> None:
     import gc
+    import importlib
     import resource
 
     memory = limits.memory_mb << 20  # `prepare` parses a user's code here: a huge one fails, not the machine
@@ -83,7 +84,8 @@ def _become_template(limits: WorkerLimits) -> None:
     for sig in _IGNORED_SIGNALS:
         _SAVED_HANDLERS[sig] = signal.signal(sig, signal.SIG_IGN)
     # Modules programs commonly import, loaded once here rather than in every child.
-    import collections, functools, io, itertools, json, math, random, re, resource, string  # noqa: F401,E401
+    for name in ("collections", "functools", "io", "itertools", "json", "math", "random", "re", "resource", "string"):
+        importlib.import_module(name)
     gc.freeze()  # children never touch the template's objects in a collection: fewer pages copied
 
 

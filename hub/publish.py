@@ -211,9 +211,9 @@ def push_dataset(
         raise HubError(f"The dataset in {folder} would break the Hub viewer: {'; '.join(errors)}.")
     token = resolve_token(token)
     url = endpoint()
-    from hub.card import HISTOGRAM_PATH, histogram_svg, render_card
-
     from huggingface_hub import HfApi
+
+    from hub.card import HISTOGRAM_PATH, histogram_svg, render_card
 
     api = HfApi(endpoint=url, token=token)
     with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):

@@ -510,7 +510,7 @@ def main(argv=None) -> None:
     everything["models"][args.model] = record  # the other models' entries stay as they were measured
     results.write_text(json.dumps(everything, indent=2) + "\n")
     print("\n" + results_table(record))
-    print(f"\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
+    print("\nStages (wall seconds): " + ", ".join(f"{k} {v}" for k, v in times.items()))
     print(f"Written: {args.results} (log: {log_path})")
 
 

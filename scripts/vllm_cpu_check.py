@@ -141,10 +141,10 @@ def main(argv=None) -> None:
         raise SystemExit("vLLM is not installed in this environment: see this script's docstring for the CPU build.")
     import torch
     import vllm
+    from cpu_recipe import MODELS, cache_root, fetch_model
     from datasets import load_from_disk
     from peft import PeftModel
 
-    from cpu_recipe import MODELS, cache_root, fetch_model
     from dataset_builder.build import BuildOptions, build_dataset
     from dataset_builder.trace import TRACE_CLOSE
     from trainer import vllm_eval

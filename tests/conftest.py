@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["hub_server"]  # the `hub_server` fixture: a local Hub-compatible server (tests/hub_server.py)
+# fixtures every test file can ask for by name: `hub_server` (a local Hub-compatible server, tests/hub_server.py) and
+# the trainer's `tiny_dataset`, `model_cache` and `trained_run` (tests/trainer_fixtures.py)
+pytest_plugins = ["hub_server", "trainer_fixtures"]
 
 # Nothing in the tests may fetch from the Hub; tests that push point HF_ENDPOINT at the local test server.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,11 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataset_builder.benchmark import (BenchmarkError, answer_of, item_of, literal, load_items, output_matches, program_of,
-                                       score_completion)
-from dataset_builder.trace import answer_text, format_trace, parse_trace
+from dataset_builder.benchmark import (
+    BenchmarkError,
+    answer_of,
+    item_of,
+    literal,
+    load_items,
+    output_matches,
+    program_of,
+    score_completion,
+)
+from dataset_builder.trace import answer_text, parse_trace
 from sandboxes import BWRAP, needs_bwrap
-from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"
@@ -158,7 +165,7 @@ def test_a_function_called_with_literals_reads_back_as_an_item():
                     f"s = 2\n{function}\nresult = f(s)",  # module-level state
                     f"{function}\nresult = f(3) + 1",
                     f"{function}\nvalue = f(3)",
-                    f"def g(x):\n    return x\nresult = g(3)",
+                    "def g(x):\n    return x\nresult = g(3)",
                     "result = f(3)",
                     f"{function}\nresult = f(3"):
         assert item_of(program, "6") is None, program

@@ -1,7 +1,6 @@
 """The build pipeline and the `build-dataset` command, from a user's side: what lands on disk."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

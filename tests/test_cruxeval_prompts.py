@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from dataset_builder.cruxeval_prompts import direct_answer, extract_answer, make_prompt, score_prediction
 from sandboxes import needs_bwrap
-from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 from trainer.benchmark import compare, format_table, paired_difference_ci95, verdict
 
 FIXTURE = Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from dataset_builder.trace import Step, compare_traces, format_trace
-from test_trainer_fixtures import PROGRAMS, model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 from trainer.evaluate import format_table, summarize
+from trainer_fixtures import PROGRAMS
 
 REF = format_trace(PROGRAMS[0][1])
 

@@ -215,7 +215,7 @@ def test_card_says_it_lists_only_the_most_common_exception_types():
     assert len({r["error"].split(":")[0] for r in rows}) == len(failing) > TOP_EXCEPTION_TYPES
     dsd = DatasetDict({"train": _as_dataset(rows[:-1]), "test": _as_dataset(rows[-1:])})
     body = render_card(dsd, {"python_version": "3.11.7"}, "alice/traces")[0].text
-    line = next(l for l in body.splitlines() if l.startswith("Uncaught exceptions"))
+    line = next(text for text in body.splitlines() if text.startswith("Uncaught exceptions"))
     assert line.startswith(f"Uncaught exceptions, the {TOP_EXCEPTION_TYPES} most common types of {len(failing)}: ")
     assert line.count("`") == 2 * TOP_EXCEPTION_TYPES and "2 `ZeroDivisionError`, 2 `ValueError`" in line
     few = render_card(DatasetDict({"train": _as_dataset(rows[:3]), "test": _as_dataset(rows[3:4])}), {}, "a/b")[0].text

@@ -8,11 +8,7 @@ tracer tampering, malformed frames) is in test_sandbox.py.
 import errno
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from test_trainer_fixtures import model_cache  # noqa: F401 (fixture)
-
 pytestmark = pytest.mark.training
 
 

@@ -634,7 +634,7 @@ def test_no_host_path_reaches_a_row(tmp_path):
     file and sys.path name the interpreter's) finds no path of the host: /proc and /sys are closed to it
     (Landlock), and a Python installed outside the system folders appears at a neutral place."""
     from dataset_builder import landlock
-    from dataset_builder.sandbox import SANDBOX_PYTHON, SANDBOX_PACKAGE_ROOT
+    from dataset_builder.sandbox import SANDBOX_PACKAGE_ROOT, SANDBOX_PYTHON
 
     rows, report = _build([{"id": "where", "code": WHERE_AM_I}], tmp_path / "out")
     state = dict((s["name"], s["value"]) for s in rows["where"]["steps"][-1]["state"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_trainer_fixtures import model_cache, save_dataset, tiny_dataset, trained_run  # noqa: F401 (fixtures)
+from trainer_fixtures import save_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -312,8 +312,8 @@ def test_dataset_without_prompt_columns_is_rebuilt_from_code_and_steps(tmp_path)
     from datasets import load_from_disk
 
     from dataset_builder.trace import format_trace, make_prompt
-    from test_trainer_fixtures import PROGRAMS
     from trainer.data import load_trace_dataset
+    from trainer_fixtures import PROGRAMS
 
     folder = save_dataset(tmp_path / "d")
     stripped = load_from_disk(str(folder))

@@ -11,11 +11,8 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-from test_trainer_fixtures import model_cache, save_dataset, tiny_dataset  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.training
 

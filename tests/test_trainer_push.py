@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_trainer_fixtures import PROGRAMS, model_cache, tiny_dataset  # noqa: F401 (fixtures)
+from trainer_fixtures import PROGRAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRA_PROGRAMS = [

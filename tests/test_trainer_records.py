@@ -7,7 +7,6 @@ paths as the user typed them and come before any model loads; `--help` gives eve
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from test_trainer_fixtures import (model_cache, save_dataset, tiny_dataset,  # noqa: F401 (fixtures)
-                                   trained_run)
+from trainer_fixtures import save_dataset
 
 pytestmark = pytest.mark.training
 

@@ -9,12 +9,7 @@ import pytest
 import yaml
 
 from dataset_builder.trace import TRACE_CLOSE, Step, format_trace, make_prompt
-from test_trainer_fixtures import (  # noqa: F401 (fixtures)
-    CaptureModel,
-    model_cache,
-    shaped_reward_class,
-    tiny_dataset,
-)
+from trainer_fixtures import CaptureModel, shaped_reward_class
 
 # --- the curriculum (no model) -----------------------------------------------------------------------------------
 
@@ -81,7 +76,6 @@ def test_curriculum_turns_shuffling_off_in_both_trainers(tmp_path):
     from trl import SFTConfig
 
     from trainer.grpo import grpo_config_kwargs
-
     from trainer.sft import sft_config_kwargs
 
     assert grpo_config_kwargs(_settings(), tmp_path, gpu=False)["shuffle_dataset"] is True
@@ -159,8 +153,14 @@ def test_compact_prompt_style_asks_for_and_trains_on_the_compact_trace():
 def test_minimal_prompt_style_is_compact_under_a_few_words_and_keeps_the_full_prompt_for_the_base():
     """`minimal`: the same compact target under a few words of instructions (the format is learned in SFT); the
     base model, which has not learned it, keeps the compact prompt with the full instructions (`base_prompt`)."""
-    from trainer.prompts import (BASE_PROMPT_COLUMN, COMPACT_INSTRUCTIONS, MINIMAL_INSTRUCTIONS, TARGET_COLUMN,
-                                 apply_prompt_style, prompt_for)
+    from trainer.prompts import (
+        BASE_PROMPT_COLUMN,
+        COMPACT_INSTRUCTIONS,
+        MINIMAL_INSTRUCTIONS,
+        TARGET_COLUMN,
+        apply_prompt_style,
+        prompt_for,
+    )
 
     split = _split([3, 1])
     minimal, compact = apply_prompt_style(split, "minimal"), apply_prompt_style(split, "compact")
@@ -189,8 +189,8 @@ def test_minimal_prompt_style_without_sft_is_refused_in_one_sentence(tmp_path):
 
 def test_auto_token_budget_is_the_longest_reference_plus_a_margin(model_cache):
     from trainer.evaluate import auto_max_new_tokens
-    from trainer.thinking import MARGIN as AUTO_MARGIN
     from trainer.models import load_model
+    from trainer.thinking import MARGIN as AUTO_MARGIN
 
     tokenizer, _ = load_model("tiny")
     rows = [{"expected_trace": format_trace([Step(1, state=(("x", "1"),))] * n)} for n in (1, 4, 2)]

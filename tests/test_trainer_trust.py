@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from test_trainer_fixtures import model_cache, tiny_dataset  # noqa: F401 (fixtures)
-
 pytestmark = pytest.mark.training  # every test here trains, evaluates or loads the trainer's settings (torch)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,10 +167,10 @@ def test_template_kinds_and_the_thinking_policy(tiny_templates):
                                                 ("hybrid", "on", True)])
 def test_the_policy_reaches_the_budget_the_trainer_and_the_evaluation(kind, mode, thinks, tiny_templates,
                                                                       tiny_dataset, tmp_path):
-    from trainer.thinking import MARGIN
     from trainer.grpo import grpo_config_kwargs, make_grpo_config
     from trainer.prepare import prepare
     from trainer.settings import TrainSettings
+    from trainer.thinking import MARGIN
 
     settings = TrainSettings(dataset=str(tiny_dataset), model=str(tiny_templates[kind]), push=False,
                              thinking=mode, thinking_budget=40)
@@ -355,8 +353,8 @@ def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_
     the SFT loss and the GRPO reward at their steps; a tracker that is not installed is one sentence."""
     import sqlite3
 
-    from trainer.settings import REPORTERS, TRACKING_PROJECT
     from trainer.cli import main
+    from trainer.settings import REPORTERS, TRACKING_PROJECT
 
     output = tmp_path / "tracked"
     # the real command in its own process: trackio reads TRACKIO_DIR once, when it is imported

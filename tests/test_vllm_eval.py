@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from sandboxes import needs_bwrap
-from test_trainer_fixtures import model_cache, tiny_dataset, trained_run  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.training
 

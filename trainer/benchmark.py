@@ -84,7 +84,6 @@ def prepare_benchmark(spec: str | None, *, limit: int | None = None, prompt_styl
 def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     from dataset_builder.sandbox import SandboxUnavailable, resolve
     from dataset_builder.workers import WorkerStartError
-
     from trainer.prompts import BASE_PROMPT_COLUMN, TARGET_COLUMN, base_style_for, prompt_for, target_for
 
     try:

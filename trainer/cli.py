@@ -28,12 +28,11 @@ def _quiet_library_warnings() -> None:
 
 def _user_errors():
     """The exception types whose message is a sentence for the user (imported lazily)."""
+    from dataset_builder.benchmark import BenchmarkError
+    from dataset_builder.sandbox import SandboxUnavailable
     from trainer.data import DataError
     from trainer.models import ModelError
     from trainer.settings import PushError, TrainError
-
-    from dataset_builder.benchmark import BenchmarkError
-    from dataset_builder.sandbox import SandboxUnavailable
 
     types = [DataError, ModelError, TrainError, PushError, BenchmarkError, SandboxUnavailable]
     try:
@@ -543,9 +542,14 @@ def _tracer_only(benchmark_data, limit, sandbox, output) -> None:
 
     from dataset_builder.benchmark import BenchmarkError
     from dataset_builder.sandbox import SandboxUnavailable
-
-    from trainer.benchmark import PREDICTIONS_FILE, RESULTS_FILE, format_table, prepare_benchmark, tracer_results
-    from trainer.benchmark import write_tracer_predictions
+    from trainer.benchmark import (
+        PREDICTIONS_FILE,
+        RESULTS_FILE,
+        format_table,
+        prepare_benchmark,
+        tracer_results,
+        write_tracer_predictions,
+    )
 
     try:
         bench = prepare_benchmark(benchmark_data, limit=limit, sandbox=sandbox)

@@ -285,8 +285,14 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     from trainer.models import load_model, load_tokenizer, resolve_model
     from trainer.prompts import BASE_PROMPT_COLUMN, base_style_for
     from trainer.settings import TrainError
-    from trainer.thinking import (MARGIN, QWEN_SAMPLING, context_room, default_thinking_budget, prompt_tokens,
-                                  thinking_policy)
+    from trainer.thinking import (
+        MARGIN,
+        QWEN_SAMPLING,
+        context_room,
+        default_thinking_budget,
+        prompt_tokens,
+        thinking_policy,
+    )
 
     distributed.start()  # under torchrun without `run` (evaluate-traces): join the process group
     source = resolve_model(base) if isinstance(base, str) else base
@@ -492,7 +498,7 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         evaluate_all()
     if isinstance(model, vllm_eval.VllmModel):
         model.close()
-    del model
+    model = None  # the weights go now, not when the results are written
     if not distributed.is_main():
         return None
     if scoring.conclude:  # what the scoring makes of every model's predictions together (e.g. a paired interval)

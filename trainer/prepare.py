@@ -132,8 +132,15 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         log(f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
             "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt.")
     from trainer.models import load_tokenizer
-    from trainer.thinking import (ThinkingError, completion_budget, context_room, default_thinking_budget,
-                                  prompt_tokens, reference_tokens, thinking_policy)
+    from trainer.thinking import (
+        ThinkingError,
+        completion_budget,
+        context_room,
+        default_thinking_budget,
+        prompt_tokens,
+        reference_tokens,
+        thinking_policy,
+    )
 
     tokenizer = load_tokenizer(source)
     try:

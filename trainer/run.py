@@ -27,8 +27,19 @@ from trainer.grpo import train
 from trainer.prepare import prepare
 from trainer.push import push
 from trainer.record import dataset_label, dataset_name, run_record, write_run
-from trainer.settings import (ADAPTER_DIR, LOG_FILE, PLAN_FILE, PLOT_FILE, RUN_ITEMS, SFT_DIR, NoSignalError, Plan,
-                              RunResult, TrainSettings, set_cpu_threads)
+from trainer.settings import (
+    ADAPTER_DIR,
+    LOG_FILE,
+    PLAN_FILE,
+    PLOT_FILE,
+    RUN_ITEMS,
+    SFT_DIR,
+    NoSignalError,
+    Plan,
+    RunResult,
+    TrainSettings,
+    set_cpu_threads,
+)
 from trainer.sft import sft, sft_only_summary
 
 

@@ -20,8 +20,18 @@ from trainer.lm_head import labelled_positions_only
 from trainer.lora import lora_config, lora_summary, set_adapter_base
 from trainer.progress import progress_callback, save_every_callback
 from trainer.record import jsonable, library_versions, round4
-from trainer.settings import (ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, SFT_DIR, SFT_RUN_FILE, TrainError, TrainSettings,
-                              latest_checkpoint, model_dtype, tracking_kwargs)
+from trainer.settings import (
+    ADAPTER_DIR,
+    CHECKPOINT_DIR,
+    LOG_FILE,
+    SFT_DIR,
+    SFT_RUN_FILE,
+    TrainError,
+    TrainSettings,
+    latest_checkpoint,
+    model_dtype,
+    tracking_kwargs,
+)
 from trainer.sizing import CHECKPOINT_MAX_MINUTES, checkpoint_every
 from trainer.thinking import context_room
 

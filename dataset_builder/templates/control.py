@@ -3,8 +3,8 @@ nesting), and exceptions that are raised and caught."""
 
 from __future__ import annotations
 
-from .env import Env, Skip, word_for
 from .data import bool_expr, define_list, int_atom, int_expr, int_subject, maybe_print, need, value_expr
+from .env import Env, Skip, word_for
 
 LOOP_LIST = 6  # loops over lists longer than this (at most) are not written: traces would get long
 
@@ -159,7 +159,6 @@ def filter_loop(env: Env) -> None:
 
 def extreme_loop(env: Env) -> None:
     """best = xs[0]; for x in xs[1:]: if x > best: best = x."""
-    rng = env.rng
     env.tag("for_loop", "if_elif_else", "indexing", "slicing")
     xs = need(env, "list", elem="int", min_len=1, max_len=LOOP_LIST)
     best = env.fresh(("best", "largest", "smallest", "record"))
@@ -563,7 +562,7 @@ def try_except(env: Env) -> None:
     env.emit(f"except {error} as err:" if named else f"except {error}:")
     with env.block(certain=False):
         if named:
-            env.emit(f"print('failed:', err)" if rng.random() < 0.5 else f"print(type(err).__name__, err)")
+            env.emit("print('failed:', err)" if rng.random() < 0.5 else "print(type(err).__name__, err)")
         env.emit(fallback)
     if rng.random() < 0.25:
         env.emit("else:")

@@ -3,8 +3,8 @@ context-manager classes that `with` blocks use. Definitions are written at top l
 
 from __future__ import annotations
 
-from .env import PEOPLE, Env, Skip, pick_words, word_for
 from .data import int_atom, maybe_print, need, str_atom
+from .env import PEOPLE, Env, Skip, pick_words, word_for
 
 
 def _top_level(env: Env) -> None:
@@ -178,7 +178,7 @@ def recursive_function(env: Env) -> None:
         name, arg, depth = env.fresh(("factorial", "fact")), rng.randint(3, 7), 0
         depth = arg
         env.tag("arithmetic")
-        body = [f"if {arg_name} <= 1:", f"    return 1", f"return {arg_name} * {name}({arg_name} - 1)"]
+        body = [f"if {arg_name} <= 1:", "    return 1", f"return {arg_name} * {name}({arg_name} - 1)"]
     elif choice == 1:
         name, arg = env.fresh(("fib", "fibonacci")), rng.randint(3, 5)
         depth = 2 ** arg // 2
@@ -571,7 +571,7 @@ def suppressing_with(env: Env) -> None:
     env.emit(f"with {cls}():")
     with env.block(certain=False):
         if rng.random() < 0.5:
-            env.emit(f"print('trying')")
+            env.emit("print('trying')")
         env.emit(f"{value} = {failing}")
         env.emit(f"print({value})")
-    env.emit(f"print('still running')" if rng.random() < 0.5 else f"print('after the block')")
+    env.emit("print('still running')" if rng.random() < 0.5 else "print('after the block')")

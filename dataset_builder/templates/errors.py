@@ -4,8 +4,8 @@ a wrong method name, mixing types). Each one raises whatever the values in scope
 
 from __future__ import annotations
 
-from .env import Env, Skip, pick_words
 from .data import int_atom, need
+from .env import Env, Skip, pick_words
 
 # Words that never appear as values in generated programs, so looking them up always fails.
 MISSING = ("durian", "quince", "yak", "zebra", "violet", "berlin", "zoe", "walnut")
