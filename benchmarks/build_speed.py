@@ -104,8 +104,9 @@ def baseline_copy(ref: str, tmp: Path) -> Path:
     """The `dataset_builder` package of `ref`, extracted next to nothing else (its workers import it from there)."""
     folder = tmp / f"baseline-{ref}"
     folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", ref, "dataset_builder"], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", ref, "dataset_builder"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 
@@ -123,10 +124,15 @@ def bench(n: int, workers: int, tmp: Path, baseline: Path, sandboxes: list[str])
     for name, extra, base in [("before", [], baseline)] + [(s, ["--sandbox", s], None) for s in sandboxes]:
         out = tmp / f"ds-{n}-{name}"
         # cwd: the baseline's workers import the package from their working directory (`python -c`)
-        wall, peak, _, _ = run_measured(build_command(["--n", str(n), "--output", str(out), *common, *extra], base),
-                                        cwd=baseline)
-        runs[name] = {"s": round(wall, 2), "per_s": round(n / wall, 1), "peak_rss_mib": peak,
-                      "worker_s": json.loads((out / "report.json").read_text())["timings"]["worker_s"]}
+        wall, peak, _, _ = run_measured(
+            build_command(["--n", str(n), "--output", str(out), *common, *extra], base), cwd=baseline
+        )
+        runs[name] = {
+            "s": round(wall, 2),
+            "per_s": round(n / wall, 1),
+            "peak_rss_mib": peak,
+            "worker_s": json.loads((out / "report.json").read_text())["timings"]["worker_s"],
+        }
     out = tmp / f"ds-{n}-{sandboxes[0]}"
     report = json.loads((out / "report.json").read_text())
 
@@ -140,10 +146,16 @@ def bench(n: int, workers: int, tmp: Path, baseline: Path, sandboxes: list[str])
             for program_id, code in zip(split["id"], split["code"]):
                 codes.write(json.dumps(code) + "\n")
                 programs.write(json.dumps({"id": program_id, "code": code}) + "\n")
-    for name, extra, base in [("file_before", [], baseline), ("file_" + sandboxes[0], ["--sandbox", sandboxes[0]], None)]:
-        wall, _, _, _ = run_measured(build_command(["--programs", str(programs_file), "--output",
-                                                    str(tmp / f"file-{n}-{name}"), *common, *extra], base),
-                                     cwd=baseline)
+    for name, extra, base in [
+        ("file_before", [], baseline),
+        ("file_" + sandboxes[0], ["--sandbox", sandboxes[0]], None),
+    ]:
+        wall, _, _, _ = run_measured(
+            build_command(
+                ["--programs", str(programs_file), "--output", str(tmp / f"file-{n}-{name}"), *common, *extra], base
+            ),
+            cwd=baseline,
+        )
         runs[name] = {"s": round(wall, 2), "per_s": round(n / wall, 1)}
     _, naive_peak_mib, _, naive_out = run_measured([sys.executable, __file__, "--naive", str(codes_file)])
     naive = json.loads(naive_out)
@@ -193,14 +205,28 @@ def main() -> None:
         for n in (int(s) for s in args.sizes.split(",")):
             results.append(bench(n, args.workers, Path(tmp), baseline, sandboxes))
             print(f"n={n}: done", file=sys.stderr)
-    figures = {"cores": os.cpu_count(), "workers": args.workers, "baseline_ref": args.baseline_ref,
-               "help_s": round(help_time(), 3), "sizes": results}
+    figures = {
+        "cores": os.cpu_count(),
+        "workers": args.workers,
+        "baseline_ref": args.baseline_ref,
+        "help_s": round(help_time(), 3),
+        "sizes": results,
+    }
 
-    print(f"\nbuild-dataset --help: {figures['help_s']:.3f} s (median of 5)   cores: {figures['cores']}   "
-          f"before = {args.baseline_ref}")
+    print(
+        f"\nbuild-dataset --help: {figures['help_s']:.3f} s (median of 5)   cores: {figures['cores']}   "
+        f"before = {args.baseline_ref}"
+    )
     names = ["before", *sandboxes]
-    header = " | ".join([f"{'n':>7}", *(f"{name + ' prog/s':>14}" for name in names),
-                         f"{'cost (' + sandboxes[0] + ')':>12}", f"{'naive prog/s':>12}", f"{'peak RSS':>17}"])
+    header = " | ".join(
+        [
+            f"{'n':>7}",
+            *(f"{name + ' prog/s':>14}" for name in names),
+            f"{'cost (' + sandboxes[0] + ')':>12}",
+            f"{'naive prog/s':>12}",
+            f"{'peak RSS':>17}",
+        ]
+    )
     print("Generated programs (--n N):")
     print(header)
     print("-" * len(header))
@@ -208,20 +234,33 @@ def main() -> None:
         runs = r["runs"]
         cost = 1 - runs[sandboxes[0]]["per_s"] / runs["before"]["per_s"]
         rss = "/".join(str(runs[name]["peak_rss_mib"]) for name in names)
-        print(" | ".join([f"{r['n']:>7}", *(f"{runs[name]['per_s']:>14}" for name in names), f"{cost:>12.0%}",
-                          f"{r['naive_per_s']:>12}", f"{rss + ' MiB':>17}"]))
+        print(
+            " | ".join(
+                [
+                    f"{r['n']:>7}",
+                    *(f"{runs[name]['per_s']:>14}" for name in names),
+                    f"{cost:>12.0%}",
+                    f"{r['naive_per_s']:>12}",
+                    f"{rss + ' MiB':>17}",
+                ]
+            )
+        )
     print("\nThe same programs from a --programs file (one process per program with the sandbox):")
     for r in results:
         runs = r["runs"]
         before, after = runs["file_before"]["per_s"], runs["file_" + sandboxes[0]]["per_s"]
-        print(f"{r['n']:>7} | before {before:>7} prog/s | {sandboxes[0]} {after:>7} prog/s | cost {1 - after / before:.0%}")
+        print(
+            f"{r['n']:>7} | before {before:>7} prog/s | {sandboxes[0]} {after:>7} prog/s | cost {1 - after / before:.0%}"
+        )
     print("\nWhere the time goes (worker seconds summed over workers; parent wall seconds):")
     for r in results:
         for name in names:
             stages = ", ".join(f"{k} {v}" for k, v in r["runs"][name]["worker_s"].items())
             print(f"{r['n']:>7} {name:>7}: workers: {stages}")
-        print(f"{r['n']:>7} parent: trace phase {r['parent_trace_phase_s']}, write {r['write_s']} | traced "
-              f"{r['traced_programs']} for {r['n']} kept | data {r['data_mib']} MiB")
+        print(
+            f"{r['n']:>7} parent: trace phase {r['parent_trace_phase_s']}, write {r['write_s']} | traced "
+            f"{r['traced_programs']} for {r['n']} kept | data {r['data_mib']} MiB"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -53,12 +53,15 @@ def load_items(spec: str | None = None, *, limit: int | None = None) -> list[dic
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir():
-            raise BenchmarkError(f"{spec} is a folder; the benchmark data is a JSONL or parquet file or a Hub "
-                                 "dataset id.")
+            raise BenchmarkError(
+                f"{spec} is a folder; the benchmark data is a JSONL or parquet file or a Hub dataset id."
+            )
         records = _read_file(path, spec)
     elif spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith(FILE_SUFFIXES):
-        raise BenchmarkError(f"the benchmark data {spec} does not exist (expected a JSONL or parquet file or a Hub "
-                             "dataset id like cruxeval-org/cruxeval).")
+        raise BenchmarkError(
+            f"the benchmark data {spec} does not exist (expected a JSONL or parquet file or a Hub "
+            "dataset id like cruxeval-org/cruxeval)."
+        )
     else:
         records = _read_hub(spec)
     items = check_items(records, spec)
@@ -102,8 +105,9 @@ def _read_hub(spec: str) -> list:
 
         data = datasets.load_dataset(spec, split=SPLIT)
     except Exception as exc:  # the Hub client raises many kinds: offline, missing, private, no such split
-        raise BenchmarkError(f"could not load the benchmark {spec} (split {SPLIT}) from the Hub: "
-                             f"{_first_line(exc)}") from None
+        raise BenchmarkError(
+            f"could not load the benchmark {spec} (split {SPLIT}) from the Hub: {_first_line(exc)}"
+        ) from None
     missing = [c for c in COLUMNS if c not in data.column_names]
     if missing:
         raise BenchmarkError(_missing_columns(spec, missing))
@@ -124,18 +128,22 @@ def check_items(records, spec: str) -> list[dict]:
             raise BenchmarkError(_missing_columns(spec, missing, position))
         wrong = [c for c in COLUMNS if not isinstance(record[c], str)]
         if wrong:
-            raise BenchmarkError(f"item {position + 1} of {spec}: {', '.join(wrong)} must be text (Python source), "
-                                 f"as in CRUXEval.")
+            raise BenchmarkError(
+                f"item {position + 1} of {spec}: {', '.join(wrong)} must be text (Python source), as in CRUXEval."
+            )
         given = record.get("id")
-        items.append({"id": str(given) if given not in (None, "") else f"item_{position}",
-                      **{c: record[c] for c in COLUMNS}})
+        items.append(
+            {"id": str(given) if given not in (None, "") else f"item_{position}", **{c: record[c] for c in COLUMNS}}
+        )
     return items
 
 
 def _missing_columns(spec: str, missing: list, position: int | None = None) -> str:
     where = f"item {position + 1} of {spec}" if position is not None else spec
-    return (f"{where} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} (a CRUXEval item has "
-            "code, input, output and id).")
+    return (
+        f"{where} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} (a CRUXEval item has "
+        "code, input, output and id)."
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -184,8 +192,11 @@ def item_of(program: str, output: str | None = None) -> dict | None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     *imports, function, assign = tree.body if len(tree.body) >= 2 else (None, None)
-    if not (all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in imports)
-            and isinstance(function, ast.FunctionDef) and function.name == "f"):
+    if not (
+        all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in imports)
+        and isinstance(function, ast.FunctionDef)
+        and function.name == "f"
+    ):
         return None
     value = assign.value if isinstance(assign, ast.Assign) else None
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "f"):
@@ -195,7 +206,7 @@ def item_of(program: str, output: str | None = None) -> dict | None:
             ast.literal_eval(argument)
     except (ValueError, TypeError, SyntaxError, RecursionError):
         return None
-    return {"code": head, "input": call[len(prefix):-1], "output": output}
+    return {"code": head, "input": call[len(prefix) : -1], "output": output}
 
 
 def answer_of(parsed) -> str | None:
@@ -245,9 +256,12 @@ def summarize(predictions: list[dict]) -> dict:
         values = [float(bool(p[key])) for p in predictions]
         return sum(values) / len(values) if values else 0.0
 
-    metrics = {"n": len(predictions), "output_accuracy": mean("output_match"), "valid_format": mean("valid_format"),
-               "answered": float(sum(p["answer"] is not None for p in predictions) / len(predictions))
-               if predictions else 0.0}
+    metrics = {
+        "n": len(predictions),
+        "output_accuracy": mean("output_match"),
+        "valid_format": mean("valid_format"),
+        "answered": float(sum(p["answer"] is not None for p in predictions) / len(predictions)) if predictions else 0.0,
+    }
     if predictions and all(p.get("cut_off") is not None for p in predictions):
         metrics["cut_off"] = mean("cut_off")
     return metrics
@@ -268,8 +282,13 @@ def trace_items(items: list[dict], *, sandbox=None, workers: int = 2, timeout: f
         sandbox, _ = resolve("auto", untrusted=True)
     results: list = [None] * len(items)
     programs = [(i, program_of(item)) for i, item in enumerate(items)]
-    for index, result in trace_in_workers(programs, workers=max(1, workers), trace_limits=TRACE_LIMITS,
-                                          limits=WorkerLimits(timeout=timeout), sandbox=sandbox):
+    for index, result in trace_in_workers(
+        programs,
+        workers=max(1, workers),
+        trace_limits=TRACE_LIMITS,
+        limits=WorkerLimits(timeout=timeout),
+        sandbox=sandbox,
+    ):
         results[index] = result
     return results
 
@@ -283,8 +302,19 @@ def tracer_scores(items: list[dict], traces: list) -> list[dict]:
     """The tracer's answers scored exactly as a model's: its trace text through the same parse and comparison."""
     predictions = []
     for item, trace, text in zip(items, traces, reference_traces(traces)):
-        scores = score_completion(text, item["output"]) if text.startswith(TRACE_OPEN) else \
-            {"answer": None, "output_match": False, "valid_format": False}
-        predictions.append({"model": "tracer", "id": item["id"], "completion": text, **scores,
-                            "expected": item["output"], **({"failure": trace.failure} if trace.failure else {})})
+        scores = (
+            score_completion(text, item["output"])
+            if text.startswith(TRACE_OPEN)
+            else {"answer": None, "output_match": False, "valid_format": False}
+        )
+        predictions.append(
+            {
+                "model": "tracer",
+                "id": item["id"],
+                "completion": text,
+                **scores,
+                "expected": item["output"],
+                **({"failure": trace.failure} if trace.failure else {}),
+            }
+        )
     return predictions

@@ -217,8 +217,16 @@ def _select(outcomes: dict[int, _Outcome], limit: int | None) -> tuple[list[int]
     return kept, rejected
 
 
-def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, tree: TreeLimits, sink: _RowSink,
-               outcomes: dict, on_traced) -> None:
+def _trace_all(
+    items,
+    job: ProgramJob,
+    options: BuildOptions,
+    sandbox: Sandbox,
+    tree: TreeLimits,
+    sink: _RowSink,
+    outcomes: dict,
+    on_traced,
+) -> None:
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
     if job.seed is not None:  # the generator's own programs cannot be hostile: a process per batch, not per program
         limits.batch_size = limits.programs_per_process = GENERATED_PER_PROCESS
@@ -230,8 +238,9 @@ def _trace_all(items, job: ProgramJob, options: BuildOptions, sandbox: Sandbox, 
         on_traced(not outcomes[position].failure)
 
 
-def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits, sink: _RowSink,
-               on_traced) -> dict[int, _Outcome]:
+def _generated(
+    options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits, sink: _RowSink, on_traced
+) -> dict[int, _Outcome]:
     """Trace stream positions in rounds until `n` unique programs are kept. A shard `i/k` takes positions
     i, i + k, i + 2k, ...: shards of one seed never overlap, and `merge_datasets` joins them."""
     index, count = options.shard
@@ -249,8 +258,16 @@ def _generated(options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: T
         _trace_all([(p, p) for p in positions], job, options, sandbox, tree, sink, outcomes, on_traced)
 
 
-def _drills(count: int, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits,
-            sink: _RowSink, taken: set[str], test_skeletons: set[str]) -> list[_Outcome]:
+def _drills(
+    count: int,
+    options: BuildOptions,
+    job: ProgramJob,
+    sandbox: Sandbox,
+    tree: TreeLimits,
+    sink: _RowSink,
+    taken: set[str],
+    test_skeletons: set[str],
+) -> list[_Outcome]:
     """`count` drills for the train split, traced like any program, in stream order: none that failed, repeats
     a kept program or another drill, or shares a structure with a test program (that would leak the test)."""
     outcomes: dict[int, _Outcome] = {}
@@ -262,12 +279,25 @@ def _drills(count: int, options: BuildOptions, job: ProgramJob, sandbox: Sandbox
         want = math.ceil((count - len(kept)) * 1.3) + 8
         positions = range(next_position, next_position + want)
         next_position += want
-        _trace_all([(p, (options.drill_kind, p)) for p in positions], job, options, sandbox, tree, sink, outcomes,
-                   lambda ok: None)
+        _trace_all(
+            [(p, (options.drill_kind, p)) for p in positions],
+            job,
+            options,
+            sandbox,
+            tree,
+            sink,
+            outcomes,
+            lambda ok: None,
+        )
         kept, seen = [], set(taken)
         for position in sorted(outcomes):
             drill = outcomes[position]
-            if len(kept) < count and not drill.failure and drill.norm not in seen and drill.skeleton not in test_skeletons:
+            if (
+                len(kept) < count
+                and not drill.failure
+                and drill.norm not in seen
+                and drill.skeleton not in test_skeletons
+            ):
                 kept.append(drill)
                 seen.add(drill.norm)
     return kept
@@ -280,12 +310,18 @@ def interleave(programs: list, drills: list) -> list:
     return [x for _, _, x in sorted(placed, key=lambda item: item[:2])]
 
 
-def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: Sandbox, tree: TreeLimits,
-               sink: _RowSink, on_traced) -> dict[int, _Outcome]:
+def _from_file(
+    programs: list,
+    options: BuildOptions,
+    job: ProgramJob,
+    sandbox: Sandbox,
+    tree: TreeLimits,
+    sink: _RowSink,
+    on_traced,
+) -> dict[int, _Outcome]:
     on_traced.total = len(programs)
     outcomes: dict[int, _Outcome] = {}
-    _trace_all(list(enumerate(programs)), replace(job, pid_parity=0), options, sandbox, tree, sink, outcomes,
-               on_traced)
+    _trace_all(list(enumerate(programs)), replace(job, pid_parity=0), options, sandbox, tree, sink, outcomes, on_traced)
     _rerun(programs, outcomes, options, replace(job, pid_parity=1), sandbox, tree, on_traced)
     return outcomes
 
@@ -293,8 +329,15 @@ def _from_file(programs: list, options: BuildOptions, job: ProgramJob, sandbox: 
 NONDETERMINISTIC = "nondeterministic: a second run traced differently"
 
 
-def _rerun(programs: list, outcomes: dict[int, _Outcome], options: BuildOptions, job: ProgramJob, sandbox: Sandbox,
-           tree: TreeLimits, on_traced) -> None:
+def _rerun(
+    programs: list,
+    outcomes: dict[int, _Outcome],
+    options: BuildOptions,
+    job: ProgramJob,
+    sandbox: Sandbox,
+    tree: TreeLimits,
+    on_traced,
+) -> None:
     """Trace every kept program of a user's file once more, in new workers (another interpreter: other memory
     addresses; odd pids where the first run had even ones; later: other times), and reject those whose steps,
     output or error differ: a row must not depend on `id()`, the order of a set of objects, the clock,
@@ -306,8 +349,9 @@ def _rerun(programs: list, outcomes: dict[int, _Outcome], options: BuildOptions,
     again = [(position, programs[position]) for position in reversed(_select(outcomes, None)[0])]
     on_traced.total += len(again)
     limits = WorkerLimits(timeout=options.timeout, memory_mb=options.memory_mb)
-    for position, result in run_in_workers(again, job, workers=options.workers, limits=limits, sandbox=sandbox,
-                                           tree=tree):
+    for position, result in run_in_workers(
+        again, job, workers=options.workers, limits=limits, sandbox=sandbox, tree=tree
+    ):
         row = result.get("row")
         if result.get("failure") or row is None or _digest(row) != outcomes[position].digest:
             outcomes[position].failure = NONDETERMINISTIC
@@ -384,9 +428,19 @@ def _summary(values: list[int]) -> dict:
 
 
 def _reason_kind(reason: str) -> str:
-    """"duplicate of X" and "syntax error: ..." count under one name each."""
-    for kind in ("duplicate", "syntax error", "too few lines", "too many lines", "called sys.exit", "too long",
-                 "trace too long", "protocol error", "unparsable", "nondeterministic"):
+    """ "duplicate of X" and "syntax error: ..." count under one name each."""
+    for kind in (
+        "duplicate",
+        "syntax error",
+        "too few lines",
+        "too many lines",
+        "called sys.exit",
+        "too long",
+        "trace too long",
+        "protocol error",
+        "unparsable",
+        "nondeterministic",
+    ):
         if reason.startswith(kind):
             return kind
     return reason
@@ -432,8 +486,9 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
     if options.drill_share and (options.programs_file is not None or options.shard != (0, 1)):
         raise BuildError("--drill-share works on a whole generated build, not with --programs or --shard.")
     if options.programs_file is None and options.test_size >= max(1, options.n):
-        raise BuildError(f"--test-size {options.test_size:g} is not below --n {options.n}: the train split would be "
-                         "empty.")
+        raise BuildError(
+            f"--test-size {options.test_size:g} is not below --n {options.n}: the train split would be empty."
+        )
     _check_output(options)
     output = Path(options.output)
     generated = options.programs_file is None
@@ -469,13 +524,28 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
             kept_outcomes = [outcomes[p] for p in kept]
             train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
             if kept_outcomes and not train:  # nothing is written: the build stops before saving
-                raise BuildError(f"--test-size {options.test_size:g} takes all {len(kept_outcomes)} kept programs, so "
-                                 "the train split would be empty: ask for a smaller --test-size.")
+                raise BuildError(
+                    f"--test-size {options.test_size:g} takes all {len(kept_outcomes)} kept programs, so "
+                    "the train split would be empty: ask for a smaller --test-size."
+                )
             drill_count = round(options.drill_share * len(train) / (1 - options.drill_share))
-            drill_job = replace(job, trace_limits=replace(job.trace_limits,
-                                                          max_steps=options.drill_max_steps or options.max_steps))
-            drills = _drills(drill_count, options, drill_job, sandbox, tree, sink, {o.norm for o in kept_outcomes},
-                             {kept_outcomes[i].skeleton for i in test}) if drill_count else []
+            drill_job = replace(
+                job, trace_limits=replace(job.trace_limits, max_steps=options.drill_max_steps or options.max_steps)
+            )
+            drills = (
+                _drills(
+                    drill_count,
+                    options,
+                    drill_job,
+                    sandbox,
+                    tree,
+                    sink,
+                    {o.norm for o in kept_outcomes},
+                    {kept_outcomes[i].skeleton for i in test},
+                )
+                if drill_count
+                else []
+            )
         except WorkerStartError as exc:
             raise BuildError(f"The tracing workers could not start: {exc}.") from None
         sink.close()
@@ -536,6 +606,7 @@ def _report_json(report: BuildReport) -> dict:
 def _sigterm_interrupts():
     """SIGTERM stops a build as Ctrl-C does (workers killed, partial output removed, nothing replaced).
     Returns the handler to put back."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
@@ -564,8 +635,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def merge_datasets(folders: list[Path], output: Path, *, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0,
-                   overwrite: bool = False) -> dict:
+def merge_datasets(
+    folders: list[Path], output: Path, *, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0, overwrite: bool = False
+) -> dict:
     """Join datasets built separately (for instance `--shard 0/4` ... `--shard 3/4` on several machines):
     drop programs that appear in more than one (same id: same normalized code), and split train/test again by
     skeleton over the whole, so that no structure ends up on both sides. Returns the merged report."""

@@ -144,7 +144,7 @@ def probe() -> TreeLimits:
     own = {}  # controller -> our group's path in that hierarchy ("" for v2)
     for line in groups:
         number, controllers, path = line.split(":", 2)
-        for controller in (controllers.split(",") if controllers else [""]):
+        for controller in controllers.split(",") if controllers else [""]:
             own[controller] = path
     points = _mount_points(mounts)
     if "" in points and "" in own:
@@ -187,7 +187,7 @@ def _below(point: tuple[str, str], path: str) -> Path | None:
     root, mounted_at = point
     if root != "/" and not (path + "/").startswith(root.rstrip("/") + "/"):
         return None
-    folder = Path(mounted_at) / path[len(root.rstrip("/")):].lstrip("/")
+    folder = Path(mounted_at) / path[len(root.rstrip("/")) :].lstrip("/")
     return folder if folder.is_dir() else None
 
 

@@ -44,42 +44,87 @@ def _parse_test_size(ctx, param, value: str) -> float:
     default=None,
     help='Trace your own programs instead: a JSONL file, one {"id": ..., "code": ...} per line ("id" optional).',
 )
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUTPUT,
-              help="Folder to save the DatasetDict (train/test) and report.json in.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUTPUT,
+    help="Folder to save the DatasetDict (train/test) and report.json in.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace --output if it already exists.")
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="number of cores",
-              help="Worker processes tracing in parallel.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="number of cores",
+    help="Worker processes tracing in parallel.",
+)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, help="Wall-clock seconds per program.")
-@click.option("--memory-mb", type=click.IntRange(min=128), default=1024,
-              help="Address-space limit of each program's process; where cgroups can be created, a worker's whole "
-                   "process tree also gets this much memory (+256 MiB for the worker itself).")
+@click.option(
+    "--memory-mb",
+    type=click.IntRange(min=128),
+    default=1024,
+    help="Address-space limit of each program's process; where cgroups can be created, a worker's whole "
+    "process tree also gets this much memory (+256 MiB for the worker itself).",
+)
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, help="Programs with longer traces are dropped.")
-@click.option("--max-value-chars", type=click.IntRange(min=8), default=160,
-              help="Longer value reprs are truncated, with a visible marker.")
-@click.option("--max-output-chars", type=click.IntRange(min=0), default=8192,
-              help="Programs printing more are dropped.")
-@click.option("--test-size", default="0.1667", callback=_parse_test_size, show_default="1/6, about 100 of 600",
-              help="Test split: a fraction below 1, or a number of programs. Split by program structure.")
+@click.option(
+    "--max-value-chars",
+    type=click.IntRange(min=8),
+    default=160,
+    help="Longer value reprs are truncated, with a visible marker.",
+)
+@click.option(
+    "--max-output-chars", type=click.IntRange(min=0), default=8192, help="Programs printing more are dropped."
+)
+@click.option(
+    "--test-size",
+    default="0.1667",
+    callback=_parse_test_size,
+    show_default="1/6, about 100 of 600",
+    help="Test split: a fraction below 1, or a number of programs. Split by program structure.",
+)
 @click.option("--min-lines", type=click.IntRange(min=1), default=None, show_default="3 generated, none for --programs")
 @click.option("--max-lines", type=click.IntRange(min=1), default=None, show_default="20 generated, none for --programs")
-@click.option("--shard", default="0/1", callback=lambda ctx, param, value: _parse_shard(value),
-              help="Build part i of k (0-based) of the seed's program stream: shards never overlap; join them "
-                   "with merge-datasets.")
-@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]), default="auto",
-              help="Run the traced programs inside bubblewrap (bwrap: no network, no view of your files, nothing "
-                   "outside to signal). auto: bwrap when it works here; without it, generated programs run "
-                   "unsandboxed with a note and --programs is refused. none: no sandbox (trusted code only).")
-@click.option("--drill-share", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
-              help="Share of the train split made of drills: extra 3-8-line programs of what small models most "
-                   "often get wrong (a branch after a comparison, arithmetic, slices, string and list methods, dict "
-                   "updates), spread evenly through it. The test split stays as without drills; no drill shares a "
-                   "structure with a test program.")
-@click.option("--drill-kind", type=click.Choice(["snippets", "calls"]), default="snippets", show_default=True,
-              help="What the drills are. snippets: the short programs above. calls: one function called with literal "
-                   "arguments, in the shape of CRUXEval's items (a loop over a string or list with a test and an "
-                   "accumulator, string, list and dict methods, an early return), 6-40 trace steps.")
-@click.option("--drill-max-steps", type=click.IntRange(min=1), default=None, show_default="--max-steps",
-              help="Drills with longer traces are dropped (calls run longer than the main programs).")
+@click.option(
+    "--shard",
+    default="0/1",
+    callback=lambda ctx, param, value: _parse_shard(value),
+    help="Build part i of k (0-based) of the seed's program stream: shards never overlap; join them "
+    "with merge-datasets.",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["auto", "bwrap", "none"]),
+    default="auto",
+    help="Run the traced programs inside bubblewrap (bwrap: no network, no view of your files, nothing "
+    "outside to signal). auto: bwrap when it works here; without it, generated programs run "
+    "unsandboxed with a note and --programs is refused. none: no sandbox (trusted code only).",
+)
+@click.option(
+    "--drill-share",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.0,
+    help="Share of the train split made of drills: extra 3-8-line programs of what small models most "
+    "often get wrong (a branch after a comparison, arithmetic, slices, string and list methods, dict "
+    "updates), spread evenly through it. The test split stays as without drills; no drill shares a "
+    "structure with a test program.",
+)
+@click.option(
+    "--drill-kind",
+    type=click.Choice(["snippets", "calls"]),
+    default="snippets",
+    show_default=True,
+    help="What the drills are. snippets: the short programs above. calls: one function called with literal "
+    "arguments, in the shape of CRUXEval's items (a loop over a string or list with a test and an "
+    "accumulator, string, list and dict methods, an early return), 6-40 trace steps.",
+)
+@click.option(
+    "--drill-max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="--max-steps",
+    help="Drills with longer traces are dropped (calls run longer than the main programs).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.pass_context
 def main(ctx, quiet: bool, **options) -> None:
@@ -125,8 +170,16 @@ def _build_with_progress(options):
 
     label = "Tracing until kept" if options.programs_file is None else "Tracing"
     rate = TextColumn("{task.fields[rate]}")  # programs per second, once rich has measured a speed
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), rate, TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        rate,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
         task = bar.add_task("trace", total=None, rate="")
 
         def show(done, total):
@@ -150,7 +203,9 @@ def _print_summary(report) -> None:
 
     table = Table(title=terminal_text(f"Dataset saved to {report.output}"), show_header=False)
     counts = report.counts
-    table.add_row("kept", f"{counts['kept']} (train {counts['train'] - counts.get('drills', 0)}, test {counts['test']})")
+    table.add_row(
+        "kept", f"{counts['kept']} (train {counts['train'] - counts.get('drills', 0)}, test {counts['test']})"
+    )
     if counts.get("drills"):
         table.add_row("drills (train only)", str(counts["drills"]))
     where = f" (each with its reason in {Path(report.output) / 'report.json'})" if counts["rejected"] else ""
@@ -186,5 +241,7 @@ def merge_main(folders, output, overwrite, test_size, seed) -> None:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
     counts = report["counts"]
-    click.echo(f"Merged {len(folders)} datasets into {output}: {counts['kept']} programs "
-               f"(train {counts['train']}, test {counts['test']}), {counts['rejected']} duplicates dropped.")
+    click.echo(
+        f"Merged {len(folders)} datasets into {output}: {counts['kept']} programs "
+        f"(train {counts['train']}, test {counts['test']}), {counts['rejected']} duplicates dropped."
+    )

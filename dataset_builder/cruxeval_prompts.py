@@ -54,8 +54,10 @@ PROMPTS = ("direct", "cot")
 ANSWER_OPEN, ANSWER_CLOSE = "[ANSWER]", "[/ANSWER]"
 MAX_NEW_TOKENS = {"direct": 100, "cot": 1000}  # CRUXEval's chat harness (openai/openai_run.py: max_tokens)
 SOURCE = "facebookresearch/cruxeval prompts.py (MIT)"
-SCORING = ("the answer read as CRUXEval's harness reads it; right when it is a Python literal equal to the output as "
-           "a value and does not contain the call f(<input>); anything else is wrong, and nothing is ever run")
+SCORING = (
+    "the answer read as CRUXEval's harness reads it; right when it is a Python literal equal to the output as "
+    "a value and does not contain the call f(<input>); anything else is wrong, and nothing is ever run"
+)
 
 DIRECT_OUTPUT_PROMPT = """You are given a Python function and an assertion containing an input to the function. \
 Complete the assertion with a literal (no unsimplified expressions, no function calls) containing the output when \

@@ -24,8 +24,19 @@ from . import landlock
 from .protocol import max_result_bytes
 from .workers import WorkerLimits
 
-_IGNORED_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE]
+_IGNORED_SIGNALS = [
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGPIPE,
+]
 _INTERNAL_ERROR = 70  # a child that failed outside the program (cannot write its result)
 
 
@@ -98,12 +109,12 @@ def _run_chunk(job, payloads: list, limits: WorkerLimits, channel_fd: int) -> li
     import json
 
     prepared = [job.prepare(payload) for payload in payloads]
-    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8"), _name(result))
-                for result, _ in prepared]
+    outcomes = [("", json.dumps(result, ensure_ascii=False).encode("utf-8"), _name(result)) for result, _ in prepared]
     runnable = [i for i, (_, program) in enumerate(prepared) if program is not None]
     if len(runnable) > 1:
-        failure, bodies = _trace_in_child(job, [prepared[i] for i in runnable], limits, channel_fd,
-                                          min(limits.timeout, CHUNK_DEADLINE_S))
+        failure, bodies = _trace_in_child(
+            job, [prepared[i] for i in runnable], limits, channel_fd, min(limits.timeout, CHUNK_DEADLINE_S)
+        )
         if not failure:
             for i, body in zip(runnable, bodies):
                 outcomes[i] = ("", body, outcomes[i][2])
@@ -128,8 +139,9 @@ def _split_records(data: bytes, count: int) -> list[bytes] | None:
     return records if pos == len(data) and len(records) == count else None
 
 
-def _trace_in_child(job, programs: list, limits: WorkerLimits, channel_fd: int, timeout: float
-                    ) -> tuple[str, list[bytes]]:
+def _trace_in_child(
+    job, programs: list, limits: WorkerLimits, channel_fd: int, timeout: float
+) -> tuple[str, list[bytes]]:
     """Fork a child that traces `programs` ((result, Prepared) pairs) in order; return (failure or "", one
     result's bytes per program)."""
     import select
@@ -315,8 +327,13 @@ def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
         for sig, handler in _SAVED_HANDLERS.items():
             signal.signal(sig, handler)
         memory = limits.memory_mb << 20
-        rlimits = [(resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, _cpu_budget(limits)), (resource.RLIMIT_CORE, 0),
-                   (resource.RLIMIT_FSIZE, limits.max_file_mb << 20), (resource.RLIMIT_NOFILE, limits.max_open_files)]
+        rlimits = [
+            (resource.RLIMIT_AS, memory),
+            (resource.RLIMIT_CPU, _cpu_budget(limits)),
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
+            (resource.RLIMIT_NOFILE, limits.max_open_files),
+        ]
         if limits.process_rlimit:  # else the worker's cgroup caps its processes (workers.WorkerLimits)
             rlimits.append((resource.RLIMIT_NPROC, limits.max_processes))
         for limit, value in rlimits:
@@ -334,7 +351,7 @@ def _child(job, programs: list, limits: WorkerLimits, result_fd: int) -> None:
             data = json.dumps(result, ensure_ascii=False).encode("utf-8")
             view = memoryview(len(data).to_bytes(4, "big") + data)
             while view:
-                view = view[os.write(result_fd, view):]
+                view = view[os.write(result_fd, view) :]
         code = 0
     finally:
         os._exit(code)  # never back into the template's loop, whatever the program did

@@ -28,14 +28,46 @@ from typing import Iterator
 from .templates import calls, control, data, definitions, errors, values
 from .templates.env import MAX_LINES, Env, Skip, merge_vars, pick_words
 
-__all__ = ["CONSTRUCT_KINDS", "DRILL_KINDS", "GeneratedProgram", "call_at", "drill_at", "generate_programs",
-           "program_at"]
+__all__ = [
+    "CONSTRUCT_KINDS",
+    "DRILL_KINDS",
+    "GeneratedProgram",
+    "call_at",
+    "drill_at",
+    "generate_programs",
+    "program_at",
+]
 
 CONSTRUCT_KINDS: tuple[str, ...] = (
-    "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
-    "unpacking", "for_loop", "while_loop", "break", "continue", "nested_loop", "if_elif_else",
-    "conditional_expression", "boolean_logic", "function", "recursion", "lambda", "list_comprehension",
-    "dict_comprehension", "try_except", "raise", "class", "with", "uncaught_exception",
+    "arithmetic",
+    "string_methods",
+    "fstring",
+    "list",
+    "dict",
+    "set",
+    "tuple",
+    "mutation",
+    "indexing",
+    "slicing",
+    "unpacking",
+    "for_loop",
+    "while_loop",
+    "break",
+    "continue",
+    "nested_loop",
+    "if_elif_else",
+    "conditional_expression",
+    "boolean_logic",
+    "function",
+    "recursion",
+    "lambda",
+    "list_comprehension",
+    "dict_comprehension",
+    "try_except",
+    "raise",
+    "class",
+    "with",
+    "uncaught_exception",
 )
 
 ERROR_SHARE = 0.14  # programs that end in an intended uncaught exception
@@ -126,7 +158,9 @@ def call_at(seed: int, position: int) -> GeneratedProgram:
         except Skip:
             continue
     # practically never (20 bodies in a row with no step that fits): a valid call the builder dedupes
-    return GeneratedProgram("def f(text):\n    return text.upper()\nresult = f('abc')\n", ("function", "string_methods"))
+    return GeneratedProgram(
+        "def f(text):\n    return text.upper()\nresult = f('abc')\n", ("function", "string_methods")
+    )
 
 
 def drilled_at(seed: int, kind: str, position: int) -> GeneratedProgram:
@@ -150,35 +184,90 @@ def attempt(env: Env, write) -> bool:
 
 # (weight, snippet) for top-level statements.
 SNIPPETS = (
-    (6, values.arithmetic), (5, values.string_methods), (5, values.fstring), (6, values.list_ops),
-    (5, values.dict_ops), (4, values.set_ops), (4, values.tuples_and_unpacking), (4, values.indexing),
-    (4, values.slicing), (6, values.comprehension), (3, values.conditional_expression), (3, values.boolean_logic),
-    (4, control.if_chain), (3, control.if_else), (4, control.accumulate_loop), (3, control.count_loop),
-    (3, control.filter_loop), (2, control.extreme_loop), (3, control.search_loop), (3, control.skip_loop),
-    (3, control.range_loop), (2, control.items_loop), (2, control.enumerate_loop), (1, control.zip_loop),
-    (2, control.counting_dict_loop), (4, control.while_loop), (3, control.while_break), (1, control.drain_loop),
-    (4, control.nested_loop), (5, control.try_except), (3, control.raise_and_catch),
-    (7, definitions.small_function), (6, definitions.recursive_function), (4, definitions.lambda_use),
-    (5, definitions.class_definition), (2, definitions.object_use), (2, definitions.suppressing_with),
+    (6, values.arithmetic),
+    (5, values.string_methods),
+    (5, values.fstring),
+    (6, values.list_ops),
+    (5, values.dict_ops),
+    (4, values.set_ops),
+    (4, values.tuples_and_unpacking),
+    (4, values.indexing),
+    (4, values.slicing),
+    (6, values.comprehension),
+    (3, values.conditional_expression),
+    (3, values.boolean_logic),
+    (4, control.if_chain),
+    (3, control.if_else),
+    (4, control.accumulate_loop),
+    (3, control.count_loop),
+    (3, control.filter_loop),
+    (2, control.extreme_loop),
+    (3, control.search_loop),
+    (3, control.skip_loop),
+    (3, control.range_loop),
+    (2, control.items_loop),
+    (2, control.enumerate_loop),
+    (1, control.zip_loop),
+    (2, control.counting_dict_loop),
+    (4, control.while_loop),
+    (3, control.while_break),
+    (1, control.drain_loop),
+    (4, control.nested_loop),
+    (5, control.try_except),
+    (3, control.raise_and_catch),
+    (7, definitions.small_function),
+    (6, definitions.recursive_function),
+    (4, definitions.lambda_use),
+    (5, definitions.class_definition),
+    (2, definitions.object_use),
+    (2, definitions.suppressing_with),
 )
 
 # Snippets that read well inside a loop, a branch or a function body.
 BODY_SNIPPETS = (
-    (5, values.arithmetic), (3, values.string_methods), (4, values.fstring), (5, values.list_ops),
-    (4, values.dict_ops), (2, values.set_ops), (2, values.tuples_and_unpacking), (3, values.indexing),
-    (2, values.slicing), (2, values.comprehension), (3, values.conditional_expression), (2, values.boolean_logic),
-    (3, control.if_chain), (4, control.if_else), (4, control.small_action), (2, control.accumulate_loop),
-    (2, control.count_loop), (2, control.filter_loop), (1, control.search_loop), (1, control.skip_loop),
-    (1, control.range_loop), (1, control.items_loop), (1, control.while_loop), (2, control.try_except),
-    (2, control.raise_and_catch), (1, definitions.lambda_use), (2, definitions.object_use),
+    (5, values.arithmetic),
+    (3, values.string_methods),
+    (4, values.fstring),
+    (5, values.list_ops),
+    (4, values.dict_ops),
+    (2, values.set_ops),
+    (2, values.tuples_and_unpacking),
+    (3, values.indexing),
+    (2, values.slicing),
+    (2, values.comprehension),
+    (3, values.conditional_expression),
+    (2, values.boolean_logic),
+    (3, control.if_chain),
+    (4, control.if_else),
+    (4, control.small_action),
+    (2, control.accumulate_loop),
+    (2, control.count_loop),
+    (2, control.filter_loop),
+    (1, control.search_loop),
+    (1, control.skip_loop),
+    (1, control.range_loop),
+    (1, control.items_loop),
+    (1, control.while_loop),
+    (2, control.try_except),
+    (2, control.raise_and_catch),
+    (1, definitions.lambda_use),
+    (2, definitions.object_use),
 )
 
 
 # What drills are made of (`build_drill`).
 DRILL_SNIPPETS = (
-    (5, control.if_else), (5, control.if_chain), (3, values.boolean_logic), (3, values.conditional_expression),
-    (4, values.arithmetic), (4, values.slicing), (4, values.string_methods), (3, values.indexing),
-    (3, values.list_ops), (3, values.dict_ops), (1, control.counting_dict_loop),
+    (5, control.if_else),
+    (5, control.if_chain),
+    (3, values.boolean_logic),
+    (3, values.conditional_expression),
+    (4, values.arithmetic),
+    (4, values.slicing),
+    (4, values.string_methods),
+    (3, values.indexing),
+    (3, values.list_ops),
+    (3, values.dict_ops),
+    (1, control.counting_dict_loop),
 )
 
 
@@ -224,7 +313,9 @@ def body(env: Env, statements: int = 0, nested: int = 1) -> None:
         if written == statements:
             break
         if nested and rng.random() < 0.2:
-            written += attempt(env, lambda e: (loop_wrapper if rng.random() < 0.5 else condition_wrapper)(e, nested - 1))
+            written += attempt(
+                env, lambda e: (loop_wrapper if rng.random() < 0.5 else condition_wrapper)(e, nested - 1)
+            )
         else:
             written += attempt(env, _choose(rng, _BODY))
     if not written:
@@ -262,7 +353,8 @@ def function_wrapper(env: Env, write=None) -> None:
     local = [v for name, v in env.vars.items() if name not in outer and v.kind != "obj"]
     result = local[-1] if local and write is None else None
     shows = any("print(" in line for line in env.lines[start:]) or any(
-        outer[p].kind in ("list", "dict", "set", "obj") for p in params)
+        outer[p].kind in ("list", "dict", "set", "obj") for p in params
+    )
     if not result and write is None and not shows:
         raise Skip("a function that neither returns, prints nor changes anything")
     verb = rng.choice(("get", "compute", "make", "build", "find", "calc"))
@@ -276,8 +368,10 @@ def function_wrapper(env: Env, write=None) -> None:
             env.emit(f"return {result.name}")
     call = f"{name}({', '.join(params)})"
     # Back outside: the parameters' objects may have changed; the body's other names were local.
-    after = {n: (env.vars.get(n, v) if n in params and v.kind in ("list", "dict", "set", "obj") else v)
-             for n, v in outer.items()}
+    after = {
+        n: (env.vars.get(n, v) if n in params and v.kind in ("list", "dict", "set", "obj") else v)
+        for n, v in outer.items()
+    }
     env.vars, env.outer, env.reads = after, frozenset(), None
     if result and rng.random() < 0.25:
         env.emit(f"print({call})")
@@ -347,8 +441,7 @@ def loop_wrapper(env: Env, nested: int = 1) -> None:
             env.emit(f"{loop_vars[0]} -= 1")
     env.frozen, env.focus = saved_frozen, saved_focus
     keep_new = runs_once and not jump
-    env.vars = {n: v for n, v in env.vars.items()
-                if n not in loop_vars and (n in before or keep_new)}
+    env.vars = {n: v for n, v in env.vars.items() if n not in loop_vars and (n in before or keep_new)}
     if roll >= 0.75:  # the while counter stays in scope, it is just 0 now
         env.define(loop_vars[0], "int")
 
@@ -357,8 +450,11 @@ def _loop_control(env: Env, loop_var: tuple) -> None:
     """if <test on the loop variable>: continue / break."""
     rng = env.rng
     name, kind, _ = loop_var
-    test = (f"{name} % 2 == 0" if rng.random() < 0.5 else f"{name} > {rng.randint(2, 10)}") if kind == "int" else (
-        f"{name} == {pick_words(rng, 1)[0]!r}" if kind == "str" else f"{name}")
+    test = (
+        (f"{name} % 2 == 0" if rng.random() < 0.5 else f"{name} > {rng.randint(2, 10)}")
+        if kind == "int"
+        else (f"{name} == {pick_words(rng, 1)[0]!r}" if kind == "str" else f"{name}")
+    )
     word = rng.choice(("break", "continue"))
     env.tag(word, "if_elif_else")
     env.emit(f"if {test}:")

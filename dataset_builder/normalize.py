@@ -29,8 +29,16 @@ import re
 
 __all__ = ["normalized_form", "skeleton", "forms", "program_id", "id_of_normalized"]
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
-           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 
 def normalized_form(code: str) -> str:
@@ -53,12 +61,14 @@ def forms(code: str) -> tuple[str, str]:
 
 # Literals as `ast.unparse` prints them: strings (any prefix, f-strings whole, triple-quoted or not), then
 # numbers that are not part of a name (`v12`) or an attribute.
-_STRING = "|".join((
-    r"'''(?:[^\\]|\\.)*?'''",
-    r'"""(?:[^\\]|\\.)*?"""',
-    r"'(?:[^'\\\n]|\\.)*'",
-    r'"(?:[^"\\\n]|\\.)*"',
-))
+_STRING = "|".join(
+    (
+        r"'''(?:[^\\]|\\.)*?'''",
+        r'"""(?:[^\\]|\\.)*?"""',
+        r"'(?:[^'\\\n]|\\.)*'",
+        r'"(?:[^"\\\n]|\\.)*"',
+    )
+)
 _LITERAL = re.compile(
     rf"(?P<str>(?<!\w)[rRbBuUfF]{{0,2}}(?:{_STRING}))"
     r"|(?P<num>(?<![\w.])(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?[jJ]?)"
@@ -112,8 +122,12 @@ def _strip_docstrings(node: ast.AST) -> None:
     Only statements can hold a def or a class, so expressions are never walked."""
     if isinstance(node, _DOCUMENTED):
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     for name in _STATEMENT_LISTS:
         for child in getattr(node, name, ()):
@@ -416,5 +430,3 @@ class _ListItem:
     @value.setter
     def value(self, new: str) -> None:
         self._items[self._index] = new
-
-

@@ -158,8 +158,21 @@ def _exact_keys(value, keys: frozenset, what: str) -> dict:
 
 
 _RESULT_KEYS = frozenset({"id", "norm", "failure", "row", "seconds"})
-_ROW_KEYS = frozenset({"id", "code", "steps", "stdout", "error", "prompt", "expected_trace", "num_lines",
-                       "num_steps", "constructs", "skeleton"})
+_ROW_KEYS = frozenset(
+    {
+        "id",
+        "code",
+        "steps",
+        "stdout",
+        "error",
+        "prompt",
+        "expected_trace",
+        "num_lines",
+        "num_steps",
+        "constructs",
+        "skeleton",
+    }
+)
 _STEP_KEYS = frozenset({"line", "event", "function", "depth", "state", "value", "output"})
 _PAIR_KEYS = frozenset({"name", "value"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
@@ -174,10 +187,17 @@ def check_result(result, limits: TraceLimits = TraceLimits()) -> dict:
     _text(result["norm"], "norm", 128)
     _text(result["failure"], "failure", 10_000)
     seconds = result["seconds"]
-    if not isinstance(seconds, dict) or len(seconds) > 16 or not all(
-        isinstance(k, str) and len(k) < 100 and (type(v) is float and math.isfinite(v) or type(v) is int and
-                                                 abs(v) < 2**53)  # a huge int would not even convert to a float
-        for k, v in seconds.items()
+    if (
+        not isinstance(seconds, dict)
+        or len(seconds) > 16
+        or not all(
+            isinstance(k, str)
+            and len(k) < 100
+            and (
+                type(v) is float and math.isfinite(v) or type(v) is int and abs(v) < 2**53
+            )  # a huge int would not even convert to a float
+            for k, v in seconds.items()
+        )
     ):
         raise ProtocolError("seconds is not a small map of finite numbers")
     if result["row"] is not None:

@@ -52,14 +52,14 @@ class ProgramJob:
         if self.seed is not None:
             # a position in the seed's stream, or (drill kind, position) in a stream of drills
             is_drill = isinstance(payload, (list, tuple))
-            program = (generator.drilled_at(self.seed, *payload) if is_drill
-                       else generator.program_at(self.seed, payload))
+            program = (
+                generator.drilled_at(self.seed, *payload) if is_drill else generator.program_at(self.seed, payload)
+            )
             given_id, code, constructs = None, program.code, list(program.constructs)
         else:
             (given_id, code), constructs = payload, []
         generated_at = time.perf_counter()
-        result = {"id": given_id, "norm": "", "failure": "", "row": None,
-                  "seconds": {"generate": generated_at - clock}}
+        result = {"id": given_id, "norm": "", "failure": "", "row": None, "seconds": {"generate": generated_at - clock}}
         if len(code) > MAX_CODE_CHARS:  # not even parsed: a program this long is no short program
             result["failure"] = f"too long ({len(code)} characters > {MAX_CODE_CHARS})"
             return result, None
@@ -128,8 +128,10 @@ class ProgramJob:
         """Why a result that a program's process wrote is not that program's own, or "". `name` is the id and
         normal form its worker computed before the program ran; for a user's program the code must be the one
         the parent sent."""
-        if result["id"] != name["id"] or result["norm"] != name["norm"] or (
-            self.seed is None and result["row"] is not None and result["row"]["code"] != payload[1]
+        if (
+            result["id"] != name["id"]
+            or result["norm"] != name["norm"]
+            or (self.seed is None and result["row"] is not None and result["row"]["code"] != payload[1])
         ):
             return "its process reported a result that is not its own"
         return ""

@@ -75,11 +75,15 @@ class Sandbox:
         if self.kind != "bwrap":
             return "none"
         # Landlock is the kernel's: the parent sees what every program's process will get (fork_server.py).
-        return " ".join(filter(None, ("bubblewrap", self.version))) + " + seccomp" + (
-            " + landlock" if landlock.available() else "")
+        return (
+            " ".join(filter(None, ("bubblewrap", self.version)))
+            + " + seccomp"
+            + (" + landlock" if landlock.available() else "")
+        )
 
-    def start(self, python_code: str, *args: str, home: str = "", pass_fds: tuple = (), prefix: tuple = (),
-              **popen_options) -> subprocess.Popen:
+    def start(
+        self, python_code: str, *args: str, home: str = "", pass_fds: tuple = (), prefix: tuple = (), **popen_options
+    ) -> subprocess.Popen:
         """Start `python -c python_code *args` in this sandbox (with a private `home` without one), behind the
         command words `prefix` (a launcher that must exec the rest). The seccomp filter travels on a pipe."""
         python = os.path.realpath(sys.executable)
@@ -99,9 +103,10 @@ class Sandbox:
         try:
             os.write(write_end, program)  # a few hundred bytes: the pipe holds them until bwrap reads them
             os.close(write_end)
-            command[len(prefix):len(prefix)] = _bwrap_arguments(layout, read_end, as_root)
-            return subprocess.Popen(command, env=self.environment(home), pass_fds=(*pass_fds, read_end),
-                                    **popen_options)
+            command[len(prefix) : len(prefix)] = _bwrap_arguments(layout, read_end, as_root)
+            return subprocess.Popen(
+                command, env=self.environment(home), pass_fds=(*pass_fds, read_end), **popen_options
+            )
         finally:
             os.close(read_end)
 
@@ -148,7 +153,7 @@ def _layout(python: str) -> _Layout:
         return _Layout(binds, python)
     if under(python, [prefix]):
         binds.append((prefix, SANDBOX_PYTHON))
-        return _Layout(binds, SANDBOX_PYTHON + python[len(prefix):], f"{SANDBOX_PYTHON}/lib")
+        return _Layout(binds, SANDBOX_PYTHON + python[len(prefix) :], f"{SANDBOX_PYTHON}/lib")
     # An interpreter outside its own prefix: both where they are on the host.
     extra = sorted({prefix, os.path.dirname(os.path.dirname(python))}, key=len)
     extra = [r for i, r in enumerate(extra) if not under(r, system + extra[:i])]
@@ -157,15 +162,28 @@ def _layout(python: str) -> _Layout:
 
 # The worker's first statement when the build runs as root: groups, then gid, then uid (after which the process
 # holds no capability, so nothing can take them back). A failure ends the worker, and the probe says why.
-_DROP_ROOT = (f"import os; os.setgroups([]); os.setresgid({SANDBOX_GID}, {SANDBOX_GID}, {SANDBOX_GID}); "
-              f"os.setresuid({SANDBOX_UID}, {SANDBOX_UID}, {SANDBOX_UID}); ")
+_DROP_ROOT = (
+    f"import os; os.setgroups([]); os.setresgid({SANDBOX_GID}, {SANDBOX_GID}, {SANDBOX_GID}); "
+    f"os.setresuid({SANDBOX_UID}, {SANDBOX_UID}, {SANDBOX_UID}); "
+)
 
 
 def _bwrap_arguments(layout: _Layout, seccomp_fd: int, as_root: bool) -> list[str]:
     args = [shutil.which("bwrap") or "bwrap"]
     if as_root:  # no user namespace (its uid 0 is the host's); only what the drop to nobody needs, until it
-        args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args += [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+        ]
     else:  # user, ipc, pid, net, uts, cgroup
         args += ["--unshare-all", "--cap-drop", "ALL"]
     args += [
@@ -226,8 +244,9 @@ def probe_bwrap() -> tuple[bool, str]:
     if filter_program() is None:
         return False, f"no seccomp filter for this processor ({platform.machine()})"
     try:
-        process = Sandbox("bwrap").start(_PROBE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True)
+        process = Sandbox("bwrap").start(
+            _PROBE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         out, err = process.communicate(timeout=30)
     except OSError as exc:
         return False, f"bwrap did not start ({type(exc).__name__})"

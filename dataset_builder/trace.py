@@ -181,8 +181,10 @@ def _state_item_end(text: str, i: int) -> bool:
 # Characters that end a line for str.splitlines, which the parser uses: no value may hold one.
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAKS_ESCAPED = str.maketrans({c: repr(c)[1:-1] for c in _LINE_BREAKS})
-_PLAIN = re.compile(rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]|[^'\"()\[\]{{}},\s{_LINE_BREAKS}][^'\"()\[\]{{}},{_LINE_BREAKS}]*"
-                    rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]")
+_PLAIN = re.compile(
+    rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]|[^'\"()\[\]{{}},\s{_LINE_BREAKS}][^'\"()\[\]{{}},{_LINE_BREAKS}]*"
+    rf"[^'\"()\[\]{{}},\s{_LINE_BREAKS}]"
+)
 
 
 def _is_self_contained(value: str) -> bool:
@@ -508,9 +510,7 @@ def align_credit(pred: list[Step], ref: list[Step]) -> float:
         r_key = _result_key(r)
         current = [0.0] * (len(pred) + 1)
         for j, p in enumerate(pred, 1):
-            current[j] = max(
-                previous[j], current[j - 1], previous[j - 1] + _credit(p, pred_keys[j - 1], r, r_key)
-            )
+            current[j] = max(previous[j], current[j - 1], previous[j - 1] + _credit(p, pred_keys[j - 1], r, r_key))
         previous = current
     return previous[-1]
 

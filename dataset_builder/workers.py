@@ -75,7 +75,8 @@ class _Worker:
         # Its whole process tree in a cgroup of its own where the host allows it (cgroups.py).
         self.leaf = tree.leaf((limits.memory_mb << 20) + TEMPLATE_HEADROOM_BYTES, limits.max_processes)
         self.process = sandbox.start(
-            "from dataset_builder.fork_server import serve; serve()", str(theirs.fileno()),
+            "from dataset_builder.fork_server import serve; serve()",
+            str(theirs.fileno()),
             home=self.home,
             pass_fds=(theirs.fileno(),),
             prefix=self.leaf.launcher() if self.leaf else (),
@@ -180,9 +181,15 @@ def _death_reason(exitcode: int | None) -> str:
     return f"worker exited with code {exitcode}"
 
 
-def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, limits: WorkerLimits,
-                   sandbox: Sandbox = Sandbox("none"), tree: TreeLimits | None = None
-                   ) -> Iterator[tuple[int, dict]]:
+def run_in_workers(
+    items: Iterable[tuple[int, object]],
+    job,
+    *,
+    workers: int,
+    limits: WorkerLimits,
+    sandbox: Sandbox = Sandbox("none"),
+    tree: TreeLimits | None = None,
+) -> Iterator[tuple[int, dict]]:
     """Run `job.run(payload)` (a `rows.ProgramJob`) for every `(index, payload)` in sandboxed workers; yield
     `(index, result)` in completion order, exactly one per item, even for items that killed their worker
     (`job.failed(..., reason)`). Payloads must be JSON data. Each worker's process tree is bounded by a cgroup
@@ -266,8 +273,9 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
                         if not worker.ready:
                             failed_starts += 1
                             if failed_starts > 3:
-                                raise WorkerStartError(f"tracing workers fail to start "
-                                                       f"({_death_reason(worker.kill(grace=1.0))})")
+                                raise WorkerStartError(
+                                    f"tracing workers fail to start ({_death_reason(worker.kill(grace=1.0))})"
+                                )
                         yield from replace(worker, DIED, grace=1.0)
                         continue
                     for header, body in frames:
@@ -296,15 +304,22 @@ def run_in_workers(items: Iterable[tuple[int, object]], job, *, workers: int, li
         worker.stop()
 
 
-def trace_in_workers(programs: Iterable[tuple[int, str]], *, workers: int, trace_limits: TraceLimits,
-                     limits: WorkerLimits, sandbox: Sandbox = Sandbox("none")) -> Iterator[tuple[int, TraceResult]]:
+def trace_in_workers(
+    programs: Iterable[tuple[int, str]],
+    *,
+    workers: int,
+    trace_limits: TraceLimits,
+    limits: WorkerLimits,
+    sandbox: Sandbox = Sandbox("none"),
+) -> Iterator[tuple[int, TraceResult]]:
     """Trace `(index, code)` pairs in workers; yield `(index, TraceResult)` in completion order."""
     from .rows import ProgramJob
     from .trace import Step
 
     job = ProgramJob(trace_limits)
-    for index, result in run_in_workers(((i, [None, code]) for i, code in programs), job, workers=workers,
-                                        limits=limits, sandbox=sandbox):
+    for index, result in run_in_workers(
+        ((i, [None, code]) for i, code in programs), job, workers=workers, limits=limits, sandbox=sandbox
+    ):
         row = result["row"]
         if row is None:
             yield index, TraceResult(failure=result["failure"])

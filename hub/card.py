@@ -22,9 +22,13 @@ FIRST_ROWS_MAX_BYTES = 200_000  # docs/design.md §6: keep the first rows under 
 COLUMNS = [
     ("id", "string", "stable id: the user's id for `--programs`, else a hash of the normalized code"),
     ("code", "string", "the program"),
-    ("steps", "list of struct", "one entry per trace event: `line`, `event` (`line`/`call`/`return`/`exception`), "
-     "`function`, `depth`, `state` (list of `{name, value}`: the frame's variables *after* the line, values as `repr`), "
-     "`value` (returned value or `Type: message`), `output` (what the step printed)"),
+    (
+        "steps",
+        "list of struct",
+        "one entry per trace event: `line`, `event` (`line`/`call`/`return`/`exception`), "
+        "`function`, `depth`, `state` (list of `{name, value}`: the frame's variables *after* the line, values as `repr`), "
+        "`value` (returned value or `Type: message`), `output` (what the step printed)",
+    ),
     ("stdout", "string", "everything the program printed"),
     ("error", "string", "`Type: message` of an uncaught exception, else empty"),
     ("prompt", "list of `{role, content}`", "the chat prompt shown to the model"),
@@ -150,8 +154,13 @@ def dataset_figures(dsd, report: dict) -> dict:
     if example is not None:
         code = example["code"].rstrip("\n")
         trace = example["expected_trace"].rstrip("\n")
-        example = {"id": code_span(example["id"]), "code": code, "fence": _fence(code), "trace": trace,
-                   "trace_fence": _fence(trace)}
+        example = {
+            "id": code_span(example["id"]),
+            "code": code,
+            "fence": _fence(code),
+            "trace": trace,
+            "trace_fence": _fence(trace),
+        }
     options = dict(report.get("options") or {})
     if isinstance(options.get("programs_file"), str):  # its name only: no path of the user's reaches the Hub
         options["programs_file"] = PurePath(options["programs_file"]).name
@@ -162,29 +171,36 @@ def dataset_figures(dsd, report: dict) -> dict:
         "total": total,
         "distinct_skeletons": report.get("distinct_skeletons") or len({r for n in dsd for r in dsd[n]["skeleton"]}),
         "constructs": [
-            {"kind": kind, "programs": count, "share": f"{100 * count / total:.0f}%"} for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+            {"kind": kind, "programs": count, "share": f"{100 * count / total:.0f}%"}
+            for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "lines": _summary(lines),
         "steps": _summary(steps),
         "line_bins": _bins(lines),
         "step_bins": _bins(steps),
-        "errors": {"count": sum(errors.values()), "share": f"{100 * sum(errors.values()) / total:.1f}%" if total else "0%",
-                   "kinds": len(errors),
-                   "types": [{"type": code_span(t), "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)]},
+        "errors": {
+            "count": sum(errors.values()),
+            "share": f"{100 * sum(errors.values()) / total:.1f}%" if total else "0%",
+            "kinds": len(errors),
+            "types": [{"type": code_span(t), "count": c} for t, c in errors.most_common(TOP_EXCEPTION_TYPES)],
+        },
         "printing": f"{100 * sum(bool(r['stdout']) for r in rows) / total:.0f}%" if total else "0%",
         "events": dict(sorted(events.items())),
         "python_version": report.get("python_version") or "unknown",
         "sandbox": report.get("sandbox") or "unknown (built before the sandbox was recorded)",
         "source": report.get("source") or "unknown",
         "seed": report.get("seed"),
-        "options": [{"name": k, "value": json.dumps(v) if not isinstance(v, str) else v} for k, v in sorted(options.items())],
+        "options": [
+            {"name": k, "value": json.dumps(v) if not isinstance(v, str) else v} for k, v in sorted(options.items())
+        ],
         "max_value_chars": options.get("max_value_chars"),
         "max_steps": options.get("max_steps"),
         "timeout": options.get("timeout"),
         "drills": (report.get("counts") or {}).get("drills", 0),
         "rejected": (report.get("counts") or {}).get("rejected", len(report.get("rejected") or [])),
-        "rejected_by_reason": [{"reason": plain_text(k), "count": v}
-                               for k, v in (report.get("rejected_by_reason") or {}).items()],
+        "rejected_by_reason": [
+            {"reason": plain_text(k), "count": v} for k, v in (report.get("rejected_by_reason") or {}).items()
+        ],
         "example": example,
         "first_rows": FIRST_ROWS,
         "first_rows_kb": {name: round(size / 1000, 1) for name, size in first_rows.items()},
@@ -227,7 +243,9 @@ def _panel(x0: int, title: str, xlabel: str, bins: list[tuple[int, int, int]], c
             f"<title>{label}: {count}</title></rect>"
         )
         if i % label_every == 0:
-            out.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" font-size="10">{label}</text>')
+            out.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" font-size="10">{label}</text>'
+            )
     return out
 
 
@@ -263,14 +281,24 @@ def card_data(dsd, report: dict, hub_metadata: dict, pretty_name: str, license: 
     )
 
 
-def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = None,
-                pretty_name: str = "Python execution traces", template: str | Path = TEMPLATE, license: str = LICENSE):
+def render_card(
+    dsd,
+    report: dict,
+    repo_id: str,
+    *,
+    hub_metadata: dict | None = None,
+    pretty_name: str = "Python execution traces",
+    template: str | Path = TEMPLATE,
+    license: str = LICENSE,
+):
     """The `DatasetCard` for `dsd`: YAML metadata plus a body with the figures, rendered from the template;
     `license`: the Hub's license id of the data (the metadata and the card's License section say it)."""
     try:
         import jinja2
     except ImportError:
-        raise HubError("Rendering the dataset card needs Jinja2, which is not installed: run `pip install jinja2`.") from None
+        raise HubError(
+            "Rendering the dataset card needs Jinja2, which is not installed: run `pip install jinja2`."
+        ) from None
     from huggingface_hub import DatasetCard
 
     figures = dataset_figures(dsd, report)
@@ -280,8 +308,14 @@ def render_card(dsd, report: dict, repo_id: str, *, hub_metadata: dict | None = 
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     try:
         text = environment.from_string(Path(template).read_text(encoding="utf-8")).render(
-            card_data=data.to_yaml(), **data.to_dict(), repo_id=repo_id, figures=figures, columns=COLUMNS,
-            histogram_path=HISTOGRAM_PATH, default_license=LICENSE)
+            card_data=data.to_yaml(),
+            **data.to_dict(),
+            repo_id=repo_id,
+            figures=figures,
+            columns=COLUMNS,
+            histogram_path=HISTOGRAM_PATH,
+            default_license=LICENSE,
+        )
     except jinja2.UndefinedError as exc:
         raise HubError(f"The dataset card template uses a name the card does not provide ({exc.message}).") from None
     card = DatasetCard(text)

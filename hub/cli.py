@@ -30,14 +30,29 @@ def _quiet_libraries() -> None:
     help="Hub token with write access; default: HF_TOKEN, then the cached `hf auth login`. Never printed.",
 )
 @click.option("--pretty-name", default="Python execution traces", show_default=True, help="Title of the dataset card.")
-@click.option("--license", "license_", default="apache-2.0", show_default=True,
-              help="The data's license as a Hub license id (mit, cc-by-4.0, other, ...): the card's metadata and its "
-                   "License section say it. apache-2.0 covers the project's generated programs; give yours for "
-                   "--programs data.")
-@click.option("--commit-message", default=None,
-              help="Title of the commit [default: 'Publish dataset (N train / M test programs) with its card'].")
-def main(folder: Path, repo_id: str, private: bool, token: str | None, pretty_name: str, license_: str,
-         commit_message: str | None) -> None:
+@click.option(
+    "--license",
+    "license_",
+    default="apache-2.0",
+    show_default=True,
+    help="The data's license as a Hub license id (mit, cc-by-4.0, other, ...): the card's metadata and its "
+    "License section say it. apache-2.0 covers the project's generated programs; give yours for "
+    "--programs data.",
+)
+@click.option(
+    "--commit-message",
+    default=None,
+    help="Title of the commit [default: 'Publish dataset (N train / M test programs) with its card'].",
+)
+def main(
+    folder: Path,
+    repo_id: str,
+    private: bool,
+    token: str | None,
+    pretty_name: str,
+    license_: str,
+    commit_message: str | None,
+) -> None:
     """Push the dataset that `build-dataset` saved in FOLDER (train and test splits, as parquet) to the
     Hugging Face Hub, with a dataset card rendered from dataset_card.md. The Hub is HF_ENDPOINT
     (default https://huggingface.co). Pushing the same data again changes nothing."""
@@ -47,13 +62,22 @@ def main(folder: Path, repo_id: str, private: bool, token: str | None, pretty_na
         _quiet_libraries()
         from hub.publish import push_dataset
 
-        result = push_dataset(folder, repo_id, token=token, private=private, pretty_name=pretty_name,
-                              license=license_, commit_message=commit_message)
+        result = push_dataset(
+            folder,
+            repo_id,
+            token=token,
+            private=private,
+            pretty_name=pretty_name,
+            license=license_,
+            commit_message=commit_message,
+        )
     except HubError as err:
         click.secho(f"Error: {err}", fg="red", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.secho("Interrupted: the local dataset is untouched; run the same command again to finish.", fg="red", err=True)
+        click.secho(
+            "Interrupted: the local dataset is untouched; run the same command again to finish.", fg="red", err=True
+        )
         sys.exit(130)
     for warning in result.warnings:
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)

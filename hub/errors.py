@@ -55,7 +55,12 @@ def _is_network(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _NETWORK_ERRORS:
         return True
-    return isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH)
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    )
 
 
 def _xet_hint(endpoint: str) -> str:
@@ -64,8 +69,11 @@ def _xet_hint(endpoint: str) -> str:
     from urllib.parse import urlparse
 
     host = urlparse(endpoint).hostname or ""
-    if os.environ.get("HF_HUB_DISABLE_XET", "").strip().lower() in ("1", "true", "yes", "on") or host in (
-        "huggingface.co", "hf.co") or host.endswith(".huggingface.co"):
+    if (
+        os.environ.get("HF_HUB_DISABLE_XET", "").strip().lower() in ("1", "true", "yes", "on")
+        or host in ("huggingface.co", "hf.co")
+        or host.endswith(".huggingface.co")
+    ):
         return ""
     return " (uploads go through Xet, which a Hub other than huggingface.co may not speak: set HF_HUB_DISABLE_XET=1)"
 
@@ -97,7 +105,9 @@ def translate(
     for err in _chain(exc):
         if _is_network(err):
             kind = type(err).__name__
-            if kind in ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled") or isinstance(err, ConnectionRefusedError):
+            if kind in ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled") or isinstance(
+                err, ConnectionRefusedError
+            ):
                 return HubError(
                     f"Cannot reach the Hub at {endpoint} ({kind}) during the {action}{where}; "
                     f"check the network or HF_ENDPOINT, then run the same command again.",
@@ -115,19 +125,31 @@ def translate(
             continue
         says = _server_says(err)
         if type(err).__name__ == "RepositoryNotFoundError" and status in (401, 404):
-            return HubError(f"Repository {repo_id} was not found on {endpoint} or this token cannot see it.", secrets=secrets)
+            return HubError(
+                f"Repository {repo_id} was not found on {endpoint} or this token cannot see it.", secrets=secrets
+            )
         if status == 401:
             return HubError(
                 f"The Hub at {endpoint} rejected the token (HTTP 401): set a valid HF_TOKEN, run `hf auth login`, or pass --token.",
                 secrets=secrets,
             )
         if status == 403:
-            return HubError(f"The token is not allowed to write{where} (HTTP 403{': ' + says if says else ''}).", secrets=secrets)
+            return HubError(
+                f"The token is not allowed to write{where} (HTTP 403{': ' + says if says else ''}).", secrets=secrets
+            )
         if status == 429:
-            return HubError(f"The Hub at {endpoint} is rate-limiting this token (HTTP 429); wait a minute and run the command again.", secrets=secrets)
+            return HubError(
+                f"The Hub at {endpoint} is rate-limiting this token (HTTP 429); wait a minute and run the command again.",
+                secrets=secrets,
+            )
         if status >= 500:
-            return HubError(f"The Hub at {endpoint} failed during the {action}{where} (HTTP {status}); {retry}.", secrets=secrets)
-        return HubError(f"The Hub at {endpoint} refused the {action}{where} (HTTP {status}{': ' + says if says else ''}).", secrets=secrets)
+            return HubError(
+                f"The Hub at {endpoint} failed during the {action}{where} (HTTP {status}); {retry}.", secrets=secrets
+            )
+        return HubError(
+            f"The Hub at {endpoint} refused the {action}{where} (HTTP {status}{': ' + says if says else ''}).",
+            secrets=secrets,
+        )
     for err in _chain(exc):
         if isinstance(err, ValueError) and "Invalid metadata in README.md" in str(err):
             first = " ".join(str(err).split("\n")[1:2]).lstrip("- ").rstrip(".")

@@ -27,7 +27,8 @@ def write_parquet_shards(dsd, folder: str | Path) -> dict[str, Path]:
         count = shard_count(split)
         # small row groups for wide rows: the viewer reads one row group to show a page
         batch_size = get_writer_batch_size_from_features(split.features) or get_writer_batch_size_from_data_size(
-            len(split), split.data.nbytes)
+            len(split), split.data.nbytes
+        )
         for index in range(count):
             shard = split if count == 1 else split.shard(num_shards=count, index=index, contiguous=True)
             path = f"{DATA_DIR}/{name}-{index:05d}-of-{count:05d}.parquet"

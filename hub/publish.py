@@ -33,8 +33,11 @@ def upload_model_folder(
     check_repo_id(repo_id)
     token = resolve_token(token)
     url = endpoint()
-    wanted = {p.relative_to(folder).as_posix(): str(p) for p in sorted(folder.rglob("*"))
-              if p.is_file() and not _ignored(p.relative_to(folder))}
+    wanted = {
+        p.relative_to(folder).as_posix(): str(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not _ignored(p.relative_to(folder))
+    }
     with hub_errors(endpoint=url, repo_id=repo_id, action="upload", token=token):
         from huggingface_hub import HfApi
 
@@ -73,8 +76,11 @@ def _changes(api, repo_id: str, revision: str, wanted: dict, *, managed: tuple[s
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.hf_api import RepoFile
 
-    remote = {f.path: f for f in api.list_repo_tree(repo_id, repo_type=repo_type, recursive=True, revision=revision)
-              if isinstance(f, RepoFile)}
+    remote = {
+        f.path: f
+        for f in api.list_repo_tree(repo_id, repo_type=repo_type, recursive=True, revision=revision)
+        if isinstance(f, RepoFile)
+    }
     adds = [CommitOperationAdd(path, content) for path, content in wanted.items()]
     operations = [op for op in adds if not _same_file(remote.get(op.path_in_repo), op)]
     stale = sorted(p for p in remote if p.startswith(managed) and p not in wanted and p != ".gitattributes")
@@ -97,7 +103,19 @@ def _same_file(remote, add) -> bool:
 # Datasets
 
 SPLITS = ("train", "test")
-COLUMNS = ("id", "code", "steps", "stdout", "error", "prompt", "expected_trace", "num_lines", "num_steps", "constructs", "skeleton")
+COLUMNS = (
+    "id",
+    "code",
+    "steps",
+    "stdout",
+    "error",
+    "prompt",
+    "expected_trace",
+    "num_lines",
+    "num_steps",
+    "constructs",
+    "skeleton",
+)
 MAX_ROW_BYTES = 200_000  # one row bigger than this breaks the Hub viewer's first page
 
 
@@ -130,7 +148,9 @@ def load_built_dataset(folder: str | Path):
     try:
         dsd = DatasetDict.load_from_disk(str(folder))
     except Exception as exc:  # datasets raises many kinds for a damaged folder
-        raise HubError(f"The dataset in {folder} cannot be read ({type(exc).__name__}); rebuild it with build-dataset.") from None
+        raise HubError(
+            f"The dataset in {folder} cannot be read ({type(exc).__name__}); rebuild it with build-dataset."
+        ) from None
     missing_splits = [s for s in SPLITS if s not in dsd]
     if missing_splits:
         raise HubError(f"The dataset in {folder} lacks the split(s) {', '.join(missing_splits)}.")
@@ -171,7 +191,9 @@ def viewer_problems(dsd) -> tuple[list[str], list[str]]:
     for name in dsd:
         biggest = max((row_bytes(row) for row in dsd[name]), default=0)
         if biggest > MAX_ROW_BYTES:
-            warnings.append(f"a row of the {name} split is {biggest // 1000} KB of JSON (over {MAX_ROW_BYTES // 1000} KB): the viewer will truncate it")
+            warnings.append(
+                f"a row of the {name} split is {biggest // 1000} KB of JSON (over {MAX_ROW_BYTES // 1000} KB): the viewer will truncate it"
+            )
         size = first_rows_bytes(dsd[name])
         if size > FIRST_ROWS_MAX_BYTES:
             warnings.append(
@@ -201,8 +223,10 @@ def push_dataset(
     check_repo_id(repo_id)
     license = license or LICENSE
     if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
-        raise HubError(f"--license {license!r} is not a license id as the Hub writes them (lowercase, such as "
-                       "apache-2.0, mit, cc-by-4.0 or other).")
+        raise HubError(
+            f"--license {license!r} is not a license id as the Hub writes them (lowercase, such as "
+            "apache-2.0, mit, cc-by-4.0 or other)."
+        )
     if commit_message is not None and not commit_message.strip():
         raise HubError("--commit-message is empty.")
     dsd, report = load_built_dataset(folder)
@@ -221,10 +245,14 @@ def push_dataset(
     with tempfile.TemporaryDirectory(prefix="push-dataset-") as scratch:
         # Everything the commit holds is made locally first: nothing goes to the Hub until it is all ready.
         shards = write_parquet_shards(dsd, scratch)
-        card, figures = render_card(dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards),
-                                    pretty_name=pretty_name, license=license)
-        wanted = {**{path: str(file) for path, file in shards.items()},
-                  "README.md": str(card).encode(), HISTOGRAM_PATH: histogram_svg(figures).encode()}
+        card, figures = render_card(
+            dsd, report, repo_id, hub_metadata=hub_metadata(dsd, shards), pretty_name=pretty_name, license=license
+        )
+        wanted = {
+            **{path: str(file) for path, file in shards.items()},
+            "README.md": str(card).encode(),
+            HISTOGRAM_PATH: histogram_svg(figures).encode(),
+        }
         with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
             before, head = _repo_head(api, repo_id, "dataset", private)
             managed = (f"{DATA_DIR}/", HISTOGRAM_PATH.rsplit("/", 1)[0] + "/")  # data/ and images/ are ours

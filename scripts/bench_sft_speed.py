@@ -39,10 +39,20 @@ def measure(args, name: str, workdir: Path) -> dict:
 
     variant = VARIANTS[name]
     settings = TrainSettings(
-        dataset=args.dataset, model=args.model, base_model_id=args.base_model_id, output_dir=str(workdir / name),
-        push=False, max_steps=0, prompt_style=args.prompt_style, sft_steps=args.steps, train_limit=4 * args.steps,
-        sft_learning_rate=args.learning_rate, dtype=args.dtype, cpu_threads=args.cpu_threads,
-        lora_dropout=variant["lora_dropout"])
+        dataset=args.dataset,
+        model=args.model,
+        base_model_id=args.base_model_id,
+        output_dir=str(workdir / name),
+        push=False,
+        max_steps=0,
+        prompt_style=args.prompt_style,
+        sft_steps=args.steps,
+        train_limit=4 * args.steps,
+        sft_learning_rate=args.learning_rate,
+        dtype=args.dtype,
+        cpu_threads=args.cpu_threads,
+        lora_dropout=variant["lora_dropout"],
+    )
     set_cpu_threads(settings)
     plan = prepare(settings, log=lambda *a, **k: None)
     head = sft_module.labelled_positions_only
@@ -53,9 +63,14 @@ def measure(args, name: str, workdir: Path) -> dict:
     finally:
         sft_module.labelled_positions_only = head
     return {
-        "variant": name, **variant, "steps": summary["steps"], "seconds": summary["seconds"],
-        "tokens": summary["tokens"], "completion_tokens": summary["completion_tokens"],
-        "tokens_per_second": summary["tokens_per_second"], "first_loss": summary["first_loss"],
+        "variant": name,
+        **variant,
+        "steps": summary["steps"],
+        "seconds": summary["seconds"],
+        "tokens": summary["tokens"],
+        "completion_tokens": summary["completion_tokens"],
+        "tokens_per_second": summary["tokens_per_second"],
+        "first_loss": summary["first_loss"],
         "last_loss": summary["last_loss"],
     }
 
@@ -85,9 +100,11 @@ def main(argv=None) -> int:
         for name in names:
             rows.append(measure(args, name, Path(tmp)))
             row = rows[-1]
-            print(f"{name:14} {row['tokens']:7d} tokens ({row['completion_tokens']} trace) in {row['seconds']:7.1f} s:"
-                  f" {row['tokens_per_second']:6.1f} tokens/s, loss {row['first_loss']:.3f} -> {row['last_loss']:.3f}",
-                  flush=True)
+            print(
+                f"{name:14} {row['tokens']:7d} tokens ({row['completion_tokens']} trace) in {row['seconds']:7.1f} s:"
+                f" {row['tokens_per_second']:6.1f} tokens/s, loss {row['first_loss']:.3f} -> {row['last_loss']:.3f}",
+                flush=True,
+            )
     base = rows[0]["seconds"]
     for row in rows[1:]:
         print(f"{row['variant']}: {base / row['seconds']:.2f}x the speed of {rows[0]['variant']}")
@@ -96,11 +113,19 @@ def main(argv=None) -> int:
         import trl
         from cpu_recipe import _cpu_name  # this script's folder
 
-        record = {"what": "SFT warm-start speed, one variant after another in one process (scripts/bench_sft_speed.py)",
-                  "model": args.base_model_id or args.model, "dataset": args.dataset, "steps": args.steps,
-                  "prompt_style": args.prompt_style, "dtype": args.dtype, "cpu_threads": args.cpu_threads,
-                  "machine": _cpu_name(), "torch": torch.__version__,
-                  "trl": trl.__version__, "variants": rows}
+        record = {
+            "what": "SFT warm-start speed, one variant after another in one process (scripts/bench_sft_speed.py)",
+            "model": args.base_model_id or args.model,
+            "dataset": args.dataset,
+            "steps": args.steps,
+            "prompt_style": args.prompt_style,
+            "dtype": args.dtype,
+            "cpu_threads": args.cpu_threads,
+            "machine": _cpu_name(),
+            "torch": torch.__version__,
+            "trl": trl.__version__,
+            "variants": rows,
+        }
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
 

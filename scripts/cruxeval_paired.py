@@ -68,19 +68,25 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     results = json.loads(args.adapter_results.read_text())
     comparison = compare(adapter_marks(args.adapter_results), json.loads(args.base.read_text()))
-    record = {"what": f"CRUXEval-O: {args.label} (trace prompt) against the base's recorded answers on the same items",
-              "adapter": args.label, "adapter_decoding": results.get("decoding"),
-              "adapter_cut_off": results["models"]["adapter"].get("cut_off"),
-              "adapter_answered": results["models"]["adapter"].get("answered"),
-              "adapter_seconds": results["models"]["adapter"].get("seconds"),
-              "base_record": args.base.name, **comparison}
+    record = {
+        "what": f"CRUXEval-O: {args.label} (trace prompt) against the base's recorded answers on the same items",
+        "adapter": args.label,
+        "adapter_decoding": results.get("decoding"),
+        "adapter_cut_off": results["models"]["adapter"].get("cut_off"),
+        "adapter_answered": results["models"]["adapter"].get("answered"),
+        "adapter_seconds": results["models"]["adapter"].get("seconds"),
+        "base_record": args.base.name,
+        **comparison,
+    }
     args.output.write_text(json.dumps(record, indent=1) + "\n")
     low, high = record["paired_difference_ci95"]
     models = record["models"]
-    print(f"adapter {100 * models['adapter']['output_accuracy']:.1f}% vs {record['best_base']} "
-          f"{100 * models[record['best_base']]['output_accuracy']:.1f}% on {models['adapter']['n']} items: "
-          f"difference {100 * record['paired_difference']:+.1f} points, paired 95% interval "
-          f"[{100 * low:+.1f}, {100 * high:+.1f}]")
+    print(
+        f"adapter {100 * models['adapter']['output_accuracy']:.1f}% vs {record['best_base']} "
+        f"{100 * models[record['best_base']]['output_accuracy']:.1f}% on {models['adapter']['n']} items: "
+        f"difference {100 * record['paired_difference']:+.1f} points, paired 95% interval "
+        f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,11 @@ from dataset_builder.trace import answer_text, parse_trace, same_header, same_st
 LINE_KINDS = (
     ("comparison/boolean", r"==|!=|<=|>=|<|>|\bnot\b|\band\b|\bor\b|\bin\b"),
     ("slice", r"\[[^\]]*:[^\]]*\]"),
-    ("string method", r"\.(upper|lower|strip|lstrip|rstrip|split|join|replace|find|count|startswith|endswith|title|"
-                      r"capitalize|zfill|center|ljust|rjust|swapcase|isdigit|isalpha|partition)\("),
+    (
+        "string method",
+        r"\.(upper|lower|strip|lstrip|rstrip|split|join|replace|find|count|startswith|endswith|title|"
+        r"capitalize|zfill|center|ljust|rjust|swapcase|isdigit|isalpha|partition)\(",
+    ),
     ("list method", r"\.(append|extend|pop|insert|remove|sort|reverse|copy|clear|index)\("),
     ("dict access/update", r"\.(get|items|keys|values|update|setdefault)\(|\w+\[[^\]:]+\]\s*[-+*]?="),
     ("builtin call", r"\b(sorted|sum|min|max|len|range|enumerate|zip|reversed|abs|round|divmod|int|str)\("),
@@ -74,8 +77,12 @@ def analyse(predictions: list[dict], test_rows: dict[str, dict]) -> dict:
         right.append(share)
         if source:
             sources.update(f"{kind} <- {k}" for k in line_kinds(source))
-    return {"predictions": len(predictions), "mean_right_prefix": round(sum(right) / max(len(right), 1), 4),
-            "first_error": dict(errors.most_common()), "source_line_kinds": dict(sources.most_common())}
+    return {
+        "predictions": len(predictions),
+        "mean_right_prefix": round(sum(right) / max(len(right), 1), 4),
+        "first_error": dict(errors.most_common()),
+        "source_line_kinds": dict(sources.most_common()),
+    }
 
 
 def benchmark_rows(spec: str, count: int) -> dict[str, dict]:
@@ -85,16 +92,21 @@ def benchmark_rows(spec: str, count: int) -> dict[str, dict]:
 
     items = crux.load_items(spec, limit=count)
     references = crux.reference_traces(crux.trace_items(items))
-    return {item["id"]: {"code": crux.program_of(item), "expected_trace": reference}
-            for item, reference in zip(items, references)}
+    return {
+        item["id"]: {"code": crux.program_of(item), "expected_trace": reference}
+        for item, reference in zip(items, references)
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", help="eval_predictions.jsonl of a train-and-push or evaluate-traces run")
     parser.add_argument("dataset", nargs="?", help="the dataset folder it was evaluated on (its test split)")
-    parser.add_argument("--benchmark-data", help="instead of a dataset: the CRUXEval items (a JSONL or parquet file, "
-                        "or a Hub id) a CRUXEval evaluation was run on")
+    parser.add_argument(
+        "--benchmark-data",
+        help="instead of a dataset: the CRUXEval items (a JSONL or parquet file, "
+        "or a Hub id) a CRUXEval evaluation was run on",
+    )
     parser.add_argument("--model", default="adapter", help="which model's predictions: base, sft or adapter")
     parser.add_argument("--json", help="also write the summary here")
     args = parser.parse_args()
@@ -109,8 +121,10 @@ def main() -> None:
 
         test_rows = {row["id"]: row for row in load_from_disk(args.dataset)["test"]}
     summary = analyse(rows, test_rows)
-    print(f"{args.model}: {summary['predictions']} predictions, right prefix {summary['mean_right_prefix']:.1%} "
-          "of the reference's steps on average")
+    print(
+        f"{args.model}: {summary['predictions']} predictions, right prefix {summary['mean_right_prefix']:.1%} "
+        "of the reference's steps on average"
+    )
     for kind, count in summary["first_error"].items():
         print(f"  {kind}: {count}")
     print("source line of the first error (rough kinds; a line can have several):")

@@ -54,9 +54,17 @@ def check(model: str, base_id: str, backend: str, dataset: Path, work: Path, arg
     from trainer.run import run
     from trainer.settings import TrainSettings
 
-    settings = TrainSettings(dataset=str(dataset), model=model, base_model_id=base_id, push=False,
-                             output_dir=str(work / f"{Path(model).stem}-{backend}"), max_steps=args.steps,
-                             eval_limit=args.eval_limit, vllm_mode=backend, thinking_budget=256)
+    settings = TrainSettings(
+        dataset=str(dataset),
+        model=model,
+        base_model_id=base_id,
+        push=False,
+        output_dir=str(work / f"{Path(model).stem}-{backend}"),
+        max_steps=args.steps,
+        eval_limit=args.eval_limit,
+        vllm_mode=backend,
+        thinking_budget=256,
+    )
     torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     result = run(settings, log=print)
@@ -81,8 +89,9 @@ def main(argv=None) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        print("No CUDA device here: the GPU check runs on a GPU machine (the CPU tests cover the plan).",
-              file=sys.stderr)
+        print(
+            "No CUDA device here: the GPU check runs on a GPU machine (the CPU tests cover the plan).", file=sys.stderr
+        )
         raise SystemExit(2)
     from dataset_builder.build import BuildOptions, build_dataset
     from trainer.grpo import vllm_installed
@@ -99,13 +108,20 @@ def main(argv=None) -> None:
         for model, base_id in models:
             for backend in backends:
                 checks.append(check(model, base_id, backend, dataset, Path(tmp), args))
-    figures = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "vllm": vllm_installed(),
-               "steps": args.steps, "checks": checks}
+    figures = {
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "vllm": vllm_installed(),
+        "steps": args.steps,
+        "checks": checks,
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     for c in checks:
-        print(f"{c['model']:>36} {c['generation_backend']:>14}: {c['seconds_per_grpo_step']} s/step, peak "
-              f"{c['peak_reserved_gib']} GiB reserved (plan {c['plan_memory_gib_per_device']} GiB)")
+        print(
+            f"{c['model']:>36} {c['generation_backend']:>14}: {c['seconds_per_grpo_step']} s/step, peak "
+            f"{c['peak_reserved_gib']} GiB reserved (plan {c['plan_memory_gib_per_device']} GiB)"
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default=f"1,{os.cpu_count() or 1}")
     args = parser.parse_args(argv)
     if not Path(args.dataset).is_dir():
-        subprocess.run([str(BIN / "build-dataset"), "--n", "600", "--output", args.dataset, "--quiet"], check=True,
-                       cwd=ROOT)
+        subprocess.run(
+            [str(BIN / "build-dataset"), "--n", "600", "--output", args.dataset, "--quiet"], check=True, cwd=ROOT
+        )
     counts = [int(t) for t in args.threads.split(",")]
     walls: dict[int, list[float]] = {t: [] for t in counts}
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | {"HF_HUB_OFFLINE": "1"}
@@ -41,16 +42,42 @@ def main(argv=None) -> int:
         for threads in counts:
             output = Path(args.work) / f"threads-{threads}"
             started = time.perf_counter()
-            subprocess.run([str(BIN / "train-and-push"), "--dataset", args.dataset, "--model", "tiny", "--max-steps",
-                            "2", "--no-push", "--max-completion-length", "128", "--eval-max-new-tokens", "128",
-                            "--output-dir", str(output), "--cpu-threads", str(threads)],
-                           check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(BIN / "train-and-push"),
+                    "--dataset",
+                    args.dataset,
+                    "--model",
+                    "tiny",
+                    "--max-steps",
+                    "2",
+                    "--no-push",
+                    "--max-completion-length",
+                    "128",
+                    "--eval-max-new-tokens",
+                    "128",
+                    "--output-dir",
+                    str(output),
+                    "--cpu-threads",
+                    str(threads),
+                ],
+                check=True,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             walls[threads].append(round(time.perf_counter() - started, 1))
             record = json.loads((output / "adapter" / "training_run.json").read_text())
-            print(f"--cpu-threads {threads}: {walls[threads][-1]} s (startup {record['timings']['startup']} s, "
-                  f"GRPO {record['timings']['grpo']} s, evaluation {record['timings']['evaluate']} s)", flush=True)
+            print(
+                f"--cpu-threads {threads}: {walls[threads][-1]} s (startup {record['timings']['startup']} s, "
+                f"GRPO {record['timings']['grpo']} s, evaluation {record['timings']['evaluate']} s)",
+                flush=True,
+            )
     for threads, values in walls.items():
-        print(f"--cpu-threads {threads}: median {statistics.median(values)} s, min {min(values)} s, max {max(values)} s")
+        print(
+            f"--cpu-threads {threads}: median {statistics.median(values)} s, min {min(values)} s, max {max(values)} s"
+        )
     return 0
 
 

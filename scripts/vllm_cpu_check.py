@@ -67,8 +67,16 @@ def random_adapter(source, folder: Path, rank: int) -> Path:
 
     _, model = load_model(source, dtype=torch.float32, device="cpu")
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(LORA_TARGETS),
-                                             init_lora_weights=False, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=rank,
+            lora_alpha=2 * rank,
+            target_modules=list(LORA_TARGETS),
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
             parameter.data.mul_(0.25)
@@ -81,8 +89,12 @@ def common_prefix(a: str, b: str) -> int:
 
 
 def agreement(vllm_texts, vllm_cut, hf_texts, hf_cut) -> dict:
-    return {"identical": sum(a == b for a, b in zip(vllm_texts, hf_texts)), "of": len(hf_texts),
-            "cut_off_vllm": sum(vllm_cut), "cut_off_transformers": sum(hf_cut)}
+    return {
+        "identical": sum(a == b for a, b in zip(vllm_texts, hf_texts)),
+        "of": len(hf_texts),
+        "cut_off_vllm": sum(vllm_cut),
+        "cut_off_transformers": sum(hf_cut),
+    }
 
 
 GRPO_METRICS = ("reward", "sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/mean")
@@ -107,15 +119,33 @@ def grpo_steps(model_folder: str, data: Path, sync: bool) -> list[dict]:
     def longer_is_better(completions, **kwargs):
         return [len(c[0]["content"]) / 100 for c in completions]
 
-    config = GRPOConfig(output_dir=str(data.parent / "grpo"), use_vllm=True, vllm_mode="colocate",
-                        vllm_max_model_length=1024, vllm_gpu_memory_utilization=0.2, max_steps=3,
-                        per_device_train_batch_size=4, num_generations=4, gradient_accumulation_steps=1,
-                        max_completion_length=24, learning_rate=5e-3, logging_steps=1, save_strategy="no",
-                        report_to=[], use_cpu=True, bf16=False, seed=0)
+    config = GRPOConfig(
+        output_dir=str(data.parent / "grpo"),
+        use_vllm=True,
+        vllm_mode="colocate",
+        vllm_max_model_length=1024,
+        vllm_gpu_memory_utilization=0.2,
+        max_steps=3,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        gradient_accumulation_steps=1,
+        max_completion_length=24,
+        learning_rate=5e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+    )
     rows = load_from_disk(str(data))["train"].select(range(8)).select_columns(["prompt"])
-    trainer = GRPOTrainer(model=model_folder, args=config, reward_funcs=longer_is_better, train_dataset=rows,
-                          peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                 task_type="CAUSAL_LM"))
+    trainer = GRPOTrainer(
+        model=model_folder,
+        args=config,
+        reward_funcs=longer_is_better,
+        train_dataset=rows,
+        peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     trainer.train()
     return [{k: round(h[k], 4) for k in GRPO_METRICS} for h in trainer.state.log_history if "reward" in h]
 
@@ -123,14 +153,16 @@ def grpo_steps(model_folder: str, data: Path, sync: bool) -> list[dict]:
 def grpo_in_subprocess(model_folder: str, data: Path, sync: bool) -> list[dict]:
     import subprocess
 
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); from vllm_cpu_check import grpo_steps; "
-            f"print('STEPS ' + json.dumps(grpo_steps({model_folder!r}, __import__('pathlib').Path({str(data)!r}), "
-            f"{sync})))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); from vllm_cpu_check import grpo_steps; "
+        f"print('STEPS ' + json.dumps(grpo_steps({model_folder!r}, __import__('pathlib').Path({str(data)!r}), "
+        f"{sync})))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("STEPS ")]
     if done.returncode or not lines:
         raise SystemExit(f"the GRPO run (weight sync {'on' if sync else 'off'}) failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("STEPS "):])
+    return json.loads(lines[-1][len("STEPS ") :])
 
 
 def main(argv=None) -> None:
@@ -168,9 +200,15 @@ def main(argv=None) -> None:
     torch.cuda.mem_get_info = lambda *a: (20 * 2**30, 24 * 2**30)
     vllm_eval.usable = lambda backend, world: (backend != "transformers", "")
 
-    figures: dict = {"vllm": vllm.__version__, "torch": torch.__version__, "model": model.base_id,
-                     "programs": len(prompts), "max_new_tokens": NEW_TOKENS, "evaluation_max_new_tokens": EVALUATION_TOKENS,
-                     "dtype": "bfloat16"}
+    figures: dict = {
+        "vllm": vllm.__version__,
+        "torch": torch.__version__,
+        "model": model.base_id,
+        "programs": len(prompts),
+        "max_new_tokens": NEW_TOKENS,
+        "evaluation_max_new_tokens": EVALUATION_TOKENS,
+        "dtype": "bfloat16",
+    }
     engine = vllm_eval.VllmModel(source, adapters={"adapter": adapter}, max_model_len=2048, dtype="bfloat16")
     figures["engine_max_lora_rank"] = engine.llm.llm_engine.vllm_config.lora_config.max_lora_rank
     tokenizer, base = load_model(source, dtype=torch.bfloat16, device="cpu")
@@ -189,21 +227,38 @@ def main(argv=None) -> None:
     # adapter changes (under transformers), how many of vLLM's follow the adapter's answer further than the base's
     changed = [i for i in range(len(prompts)) if theirs[0][i] != transformers_base[i]]
     follows = sum(common_prefix(ours[0][i], theirs[0][i]) > common_prefix(ours[0][i], vllm_base[i]) for i in changed)
-    figures["adapter_as_lora_request"] = {**agreement(*ours, *theirs), "changed_by_the_adapter": len(changed),
-                                          "of_those_following_the_adapter": follows}
+    figures["adapter_as_lora_request"] = {
+        **agreement(*ours, *theirs),
+        "changed_by_the_adapter": len(changed),
+        "of_those_following_the_adapter": follows,
+    }
     engine.close()
     del with_adapter, base
 
     for backend in ("vllm", "transformers"):
         started = time.perf_counter()
-        results = evaluate_adapter(source, None, rows, output=work / f"evaluation-{backend}.json",
-                                   max_new_tokens=EVALUATION_TOKENS, greedy=True, use_cache=False, backend=backend,
-                                   dtype="bfloat16", log=print)
+        results = evaluate_adapter(
+            source,
+            None,
+            rows,
+            output=work / f"evaluation-{backend}.json",
+            max_new_tokens=EVALUATION_TOKENS,
+            greedy=True,
+            use_cache=False,
+            backend=backend,
+            dtype="bfloat16",
+            log=print,
+        )
         scores = {k: v for k, v in results["models"]["base"].items() if not isinstance(v, (list, dict))}
-        figures[f"evaluation_{backend}"] = {**scores, "wall_seconds": round(time.perf_counter() - started, 1),
-                                            "backend_used": results["decoding"]["backend"]}
-    figures["grpo_colocated_3_steps"] = {"weight_sync_on": grpo_in_subprocess(source.path, data, sync=True),
-                                         "weight_sync_off_control": grpo_in_subprocess(source.path, data, sync=False)}
+        figures[f"evaluation_{backend}"] = {
+            **scores,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "backend_used": results["decoding"]["backend"],
+        }
+    figures["grpo_colocated_3_steps"] = {
+        "weight_sync_on": grpo_in_subprocess(source.path, data, sync=True),
+        "weight_sync_off_control": grpo_in_subprocess(source.path, data, sync=False),
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

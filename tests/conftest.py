@@ -36,7 +36,9 @@ def pytest_collection_modifyitems(config, items):
     missing = [name for name in TRAINING_EXTRA if importlib.util.find_spec(name) is None]
     if not missing:
         return
-    skip = pytest.mark.skip(reason=f"needs the training extra ({', '.join(missing)} not installed): pip install -e '.[train]'")
+    skip = pytest.mark.skip(
+        reason=f"needs the training extra ({', '.join(missing)} not installed): pip install -e '.[train]'"
+    )
     for item in items:
         if item.get_closest_marker("training") or "model_cache" in getattr(item, "fixturenames", ()):
             item.add_marker(skip)

@@ -167,14 +167,20 @@ class HubState:
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool, user: str) -> dict:
         repo = {"type": repo_type, "id": repo_id, "private": private, "created": _now(), "commits": [], "refs": {}}
-        self.commit(repo, {".gitattributes": self.file_entry(GITATTRIBUTES.encode(), lfs=False)}, "initial commit", "", user)
+        self.commit(
+            repo, {".gitattributes": self.file_entry(GITATTRIBUTES.encode(), lfs=False)}, "initial commit", "", user
+        )
         self.repos[self.key(repo_type, repo_id)] = repo
         self.save()
         return repo
 
     def file_entry(self, data: bytes, lfs: bool) -> dict:
         sha = self.put_blob(data)
-        return self.lfs_entry(sha, len(data)) if lfs else {"sha256": sha, "size": len(data), "oid": git_blob_sha1(data), "lfs": False}
+        return (
+            self.lfs_entry(sha, len(data))
+            if lfs
+            else {"sha256": sha, "size": len(data), "oid": git_blob_sha1(data), "lfs": False}
+        )
 
     @staticmethod
     def lfs_entry(sha: str, size: int) -> dict:
@@ -184,7 +190,15 @@ class HubState:
         parent = repo["refs"].get(branch)
         oid = hashlib.sha1(f"{parent}{title}{time.time_ns()}{secrets.token_hex(4)}".encode()).hexdigest()
         repo["commits"].append(
-            {"id": oid, "parent": parent, "title": title, "message": message, "author": user, "date": _now(), "files": files}
+            {
+                "id": oid,
+                "parent": parent,
+                "title": title,
+                "message": message,
+                "author": user,
+                "date": _now(),
+                "files": files,
+            }
         )
         repo["refs"][branch] = oid
         return oid
@@ -290,7 +304,9 @@ class Handler(BaseHTTPRequestHandler):
     def _user(self) -> str | None:
         return self.server.state.user_for(self._token())
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"):
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
+    ):
         self.server.before_answer(self._route)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -376,7 +392,9 @@ class Handler(BaseHTTPRequestHandler):
         if repo_type not in URL_PREFIX or not _NAME.match(name) or not _NAME.match(namespace):
             raise HttpError(400, f"Invalid repo name or type: {namespace}/{name} ({repo_type})")
         if not state.can_write_namespace(user, namespace):
-            raise HttpError(403, f"You don't have the rights to create a {repo_type} under the namespace \"{namespace}\"")
+            raise HttpError(
+                403, f'You don\'t have the rights to create a {repo_type} under the namespace "{namespace}"'
+            )
         repo_id = f"{namespace}/{name}"
         url = f"{self.server.url}/{URL_PREFIX[repo_type]}{repo_id}"
         with state.lock:
@@ -440,7 +458,11 @@ class Handler(BaseHTTPRequestHandler):
     def _file_json(path: str, entry: dict, commit: dict | None) -> dict:
         out = {"type": "file", "oid": entry["oid"], "size": entry["size"], "path": path}
         if entry["lfs"]:
-            out["lfs"] = {"oid": entry["sha256"], "size": entry["size"], "pointerSize": len(lfs_pointer(entry["sha256"], entry["size"]))}
+            out["lfs"] = {
+                "oid": entry["sha256"],
+                "size": entry["size"],
+                "pointerSize": len(lfs_pointer(entry["sha256"], entry["size"])),
+            }
         if commit is not None:
             out["lastCommit"] = {"id": commit["id"], "title": commit["title"], "date": commit["date"]}
         return out
@@ -583,7 +605,13 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             repo = state.repo(self._repo_args(type), id, self._user())
             out = [
-                {"id": c["id"], "title": c["title"], "message": c["message"], "date": c["date"], "authors": [{"user": c["author"]}]}
+                {
+                    "id": c["id"],
+                    "title": c["title"],
+                    "message": c["message"],
+                    "date": c["date"],
+                    "authors": [{"user": c["author"]}],
+                }
                 for c in state.history(repo, rev)
             ]
         self._send_json(200, out)
@@ -715,7 +743,10 @@ def validate_readme(text: str, repo_type: str) -> tuple[list[dict], list[dict]]:
                 files = config.get("data_files")
                 ok = strings(files) or (
                     isinstance(files, list)
-                    and all(isinstance(f, dict) and isinstance(f.get("split"), str) and strings(f.get("path")) for f in files)
+                    and all(
+                        isinstance(f, dict) and isinstance(f.get("split"), str) and strings(f.get("path"))
+                        for f in files
+                    )
                 )
                 if files is not None and not ok:
                     errors.append({"message": f'"configs[{config["config_name"]}].data_files" is malformed'})
@@ -915,7 +946,9 @@ class HubServer:
             from huggingface_hub import constants
 
             monkeypatch.setattr(constants, "ENDPOINT", self.url)
-            monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}")
+            monkeypatch.setattr(
+                constants, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}"
+            )
             monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
             monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
             monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
@@ -970,8 +1003,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="A Hub-compatible server for local tests.")
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--root", help="state folder (kept across restarts); a temp folder by default")
-    parser.add_argument("--user", action="append", default=[],
-                        help="create this user (repeatable); NAME:TOKEN gives it that token, else a random one")
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        help="create this user (repeatable); NAME:TOKEN gives it that token, else a random one",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     server = HubServer(root=args.root, port=args.port, verbose=args.verbose)

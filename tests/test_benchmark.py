@@ -39,10 +39,19 @@ def _items():
 def _evaluate_traces(args, env=None, cwd=None):
     """The real `evaluate-traces` in a subprocess (the console script where installed)."""
     script = Path(sys.executable).parent / "evaluate-traces"
-    command = [str(script)] if script.exists() else [
-        sys.executable, "-c", "import sys; from trainer.cli import evaluate_main; sys.exit(evaluate_main())"]
-    return subprocess.run(command + args, capture_output=True, text=True, cwd=cwd or ROOT, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from trainer.cli import evaluate_main; sys.exit(evaluate_main())"]
+    )
+    return subprocess.run(
+        command + args,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 # --- the fixture and the scoring --------------------------------------------------------------------------------
@@ -79,30 +88,35 @@ def test_the_fixture_has_the_shapes_that_make_cruxeval_hard_to_score():
     assert any(len(s) > 160 for s in strings)  # longer than the builder's value cap
 
 
-@pytest.mark.parametrize("answer, output, right", [
-    ("[(4,1),(4, 1)]", "[(4, 1), (4, 1)]", True),  # spacing does not matter
-    ("{2: None, 1: None}", "{1: None, 2: None}", True),  # a dict is a dict in any order
-    ("{'c', 'a', 'b'}", "{'a', 'b', 'c'}", True),  # so is a set
-    ('"say \'hi\'\\\\n"', "\"say 'hi'\\\\n\"", True),  # the same string, quoted either way
-    ("'say \\'hi\\'\\\\n'", "\"say 'hi'\\\\n\"", True),
-    ("(1, 2)", "[1, 2]", False),  # a tuple is not a list
-    ("'1'", "1", False),
-    ("-0.5", "-0.5", True),
-    ("1.0", "1", True),  # Python's ==, as CRUXEval's own harness compares
-    ("inf", "inf", True),  # not literals on either side: the texts
-    ("inf", "-inf", False),
-    ("<truncated 5000 chars: 'xx'>", "'xx'", False),
-    (None, "None", False),  # no answer at all
-    ("None", "None", True),
-])
+@pytest.mark.parametrize(
+    "answer, output, right",
+    [
+        ("[(4,1),(4, 1)]", "[(4, 1), (4, 1)]", True),  # spacing does not matter
+        ("{2: None, 1: None}", "{1: None, 2: None}", True),  # a dict is a dict in any order
+        ("{'c', 'a', 'b'}", "{'a', 'b', 'c'}", True),  # so is a set
+        ("\"say 'hi'\\\\n\"", "\"say 'hi'\\\\n\"", True),  # the same string, quoted either way
+        ("'say \\'hi\\'\\\\n'", "\"say 'hi'\\\\n\"", True),
+        ("(1, 2)", "[1, 2]", False),  # a tuple is not a list
+        ("'1'", "1", False),
+        ("-0.5", "-0.5", True),
+        ("1.0", "1", True),  # Python's ==, as CRUXEval's own harness compares
+        ("inf", "inf", True),  # not literals on either side: the texts
+        ("inf", "-inf", False),
+        ("<truncated 5000 chars: 'xx'>", "'xx'", False),
+        (None, "None", False),  # no answer at all
+        ("None", "None", True),
+    ],
+)
 def test_answers_are_compared_as_python_values(answer, output, right):
     assert output_matches(answer, output) is right
 
 
 def test_the_answer_is_result_in_the_last_module_level_state():
-    trace = ("<execution_trace>\nLine 1: State: {}\n  Call f at line 1: State: {x=1}\n"
-             "  Line 2 in f: State: {x=1, result=99}\n  Return from f at line 2: 2\nLine 3: State: {result=2}\n"
-             "</execution_trace>")
+    trace = (
+        "<execution_trace>\nLine 1: State: {}\n  Call f at line 1: State: {x=1}\n"
+        "  Line 2 in f: State: {x=1, result=99}\n  Return from f at line 2: 2\nLine 3: State: {result=2}\n"
+        "</execution_trace>"
+    )
     assert answer_of(parse_trace(answer_text(trace))) == "2"
     assert answer_of(parse_trace(answer_text("Line 3: State: {result=2}"))) is None  # no trace block: no answer
     assert answer_of(parse_trace(answer_text(trace.replace("result=2", "r=2")))) is None
@@ -121,20 +135,33 @@ def test_the_model_scorer_reads_a_thinking_completion_as_the_reward_does():
     trace = "<execution_trace>\nLine 3: State: {result='abcabc2'}\n</execution_trace>"
     assert _score(row, "thinking...</think>\n\n" + trace, True)["output_match"] is True
     assert _score(row, trace, True)["output_match"] is False  # still thinking: cut off before </think>
-    assert _score(row, trace, False) == {"answer": "'abcabc2'", "output_match": True, "valid_format": True,
-                                         "expected": "'abcabc2'"}
+    assert _score(row, trace, False) == {
+        "answer": "'abcabc2'",
+        "output_match": True,
+        "valid_format": True,
+        "expected": "'abcabc2'",
+    }
 
 
 def test_the_figures_are_means_over_the_items():
     from dataset_builder.benchmark import summarize
 
     trace = "<execution_trace>\nLine 3: State: {result=%s}\n</execution_trace>"
-    completions = [(trace % "[1, 2]", "[1,2]", False), (trace % "(1, 2)", "[1, 2]", False),
-                   ("Line 3: State: {result=3}", "3", True), (trace % "'a'", "'a'", False)]
+    completions = [
+        (trace % "[1, 2]", "[1,2]", False),
+        (trace % "(1, 2)", "[1, 2]", False),
+        ("Line 3: State: {result=3}", "3", True),
+        (trace % "'a'", "'a'", False),
+    ]
     records = [{**score_completion(c, output), "cut_off": cut} for c, output, cut in completions]
     assert [r["output_match"] for r in records] == [True, False, False, True]
-    assert summarize(records) == {"n": 4, "output_accuracy": 0.5, "valid_format": 0.75, "answered": 0.75,
-                                  "cut_off": 0.25}
+    assert summarize(records) == {
+        "n": 4,
+        "output_accuracy": 0.5,
+        "valid_format": 0.75,
+        "answered": 0.75,
+        "cut_off": 0.25,
+    }
     assert "cut_off" not in summarize([{k: v for k, v in r.items() if k != "cut_off"} for r in records])
 
 
@@ -161,27 +188,32 @@ def test_a_function_called_with_literals_reads_back_as_an_item():
     function = "def f(x):\n    return x * 2"
     assert item_of(f"{function}\nresult = f(x=[1, 2])", "[1, 2, 1, 2]")["input"] == "x=[1, 2]"
     assert item_of(f"{function}\nresult = f(3)", "<truncated 900 chars: '...'>") is None  # no literal output
-    for program in (f"{function}\nresult = f(len('ab'))",  # a call in the arguments
-                    f"s = 2\n{function}\nresult = f(s)",  # module-level state
-                    f"{function}\nresult = f(3) + 1",
-                    f"{function}\nvalue = f(3)",
-                    "def g(x):\n    return x\nresult = g(3)",
-                    "result = f(3)",
-                    f"{function}\nresult = f(3"):
+    for program in (
+        f"{function}\nresult = f(len('ab'))",  # a call in the arguments
+        f"s = 2\n{function}\nresult = f(s)",  # module-level state
+        f"{function}\nresult = f(3) + 1",
+        f"{function}\nvalue = f(3)",
+        "def g(x):\n    return x\nresult = g(3)",
+        "result = f(3)",
+        f"{function}\nresult = f(3",
+    ):
         assert item_of(program, "6") is None, program
 
 
-@pytest.mark.parametrize("content, name, message", [
-    (None, "missing.jsonl", "does not exist"),
-    ('{"code": "def f(x):\\n    return x", "input": "1"}\n', "no_output.jsonl", "has no output column"),
-    ('{"code": "def f(x): return x", "input": "1", "output": "1"}\nnot json\n', "bad.jsonl", "line 2 of"),
-    ('{"code": "def f(x): return x", "input": 1, "output": "1"}\n', "number.jsonl", "must be text"),
-    ("", "empty.jsonl", "holds no benchmark items"),
-    ("x", "items.csv", "neither a .jsonl nor a .parquet file"),
-    ("not parquet", "broken.parquet", "is not a readable parquet file"),
-    (None, "a/b/c", "does not exist"),
-    (None, "nobody/no-such-benchmark", "could not load the benchmark nobody/no-such-benchmark"),  # offline Hub
-])
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (None, "missing.jsonl", "does not exist"),
+        ('{"code": "def f(x):\\n    return x", "input": "1"}\n', "no_output.jsonl", "has no output column"),
+        ('{"code": "def f(x): return x", "input": "1", "output": "1"}\nnot json\n', "bad.jsonl", "line 2 of"),
+        ('{"code": "def f(x): return x", "input": 1, "output": "1"}\n', "number.jsonl", "must be text"),
+        ("", "empty.jsonl", "holds no benchmark items"),
+        ("x", "items.csv", "neither a .jsonl nor a .parquet file"),
+        ("not parquet", "broken.parquet", "is not a readable parquet file"),
+        (None, "a/b/c", "does not exist"),
+        (None, "nobody/no-such-benchmark", "could not load the benchmark nobody/no-such-benchmark"),  # offline Hub
+    ],
+)
 def test_bad_benchmark_data_is_one_sentence_and_exit_1(tmp_path, content, name, message):
     if content is not None:
         (tmp_path / name).write_text(content)
@@ -199,13 +231,21 @@ def test_bad_benchmark_data_is_one_sentence_and_exit_1(tmp_path, content, name, 
 @needs_bwrap
 def test_tracer_only_scores_every_fixture_item_right_through_the_cli(tmp_path):
     out = tmp_path / "tracer.json"
-    code = ("import sys\nfrom trainer.cli import evaluate_main\n"
-            f"evaluate_main(['--benchmark', 'cruxeval', '--tracer-only', '--benchmark-data', {str(FIXTURE)!r}, "
-            f"'--output', {str(out)!r}], standalone_mode=False)\n"
-            "heavy = ('torch', 'transformers', 'datasets', 'trl', 'peft')\n"
-            "print('HEAVY', sorted(m for m in heavy if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        "import sys\nfrom trainer.cli import evaluate_main\n"
+        f"evaluate_main(['--benchmark', 'cruxeval', '--tracer-only', '--benchmark-data', {str(FIXTURE)!r}, "
+        f"'--output', {str(out)!r}], standalone_mode=False)\n"
+        "heavy = ('torch', 'transformers', 'datasets', 'trl', 'peft')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "HEAVY []" in done.stdout  # no model, no torch, no datasets for a local file: no training extra needed
     results = json.loads(out.read_text())
@@ -231,7 +271,8 @@ def test_compact_traces_answer_every_fixture_item_as_the_full_ones_do():
     compact = [target_for("compact", reference) for reference in references]
     assert sum(map(len, compact)) < sum(map(len, references))
     assert [score_completion(c, item["output"])["output_match"] for c, item in zip(compact, items)] == [True] * len(
-        items)
+        items
+    )
 
 
 @needs_bwrap
@@ -240,12 +281,19 @@ def test_benchmark_items_run_in_the_sandbox_never_in_this_process(tmp_path):
     from dataset_builder.benchmark import trace_items, tracer_scores
 
     target = tmp_path / "written"
-    items = [{"id": "w", "code": "def f(p):\n    open(p, 'w').write('x')\n    return 'wrote'",
-              "input": repr(str(target)), "output": "'wrote'"}]
+    items = [
+        {
+            "id": "w",
+            "code": "def f(p):\n    open(p, 'w').write('x')\n    return 'wrote'",
+            "input": repr(str(target)),
+            "output": "'wrote'",
+        }
+    ]
     traces = trace_items(items, sandbox=BWRAP)
     assert not target.exists()
-    assert "FileNotFoundError" in traces[0].error or "PermissionError" in traces[0].error or \
-        "OSError" in traces[0].error, traces[0]
+    assert (
+        "FileNotFoundError" in traces[0].error or "PermissionError" in traces[0].error or "OSError" in traces[0].error
+    ), traces[0]
     assert tracer_scores(items, traces)[0]["output_match"] is False
 
 
@@ -257,20 +305,35 @@ def test_the_hub_loader_reads_a_dataset_pushed_to_the_test_hub(hub_server, tmp_p
     Dataset.from_list(_items()).push_to_hub("user/cruxeval", split="test", token=token)
     env = hub_server.env(token, tmp_path / "home")
     out = tmp_path / "hub.json"
-    done = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/cruxeval",
-                             "--output", str(out), "--limit", "21"], env=env, cwd=tmp_path)
+    done = _evaluate_traces(
+        [
+            "--benchmark",
+            "cruxeval",
+            "--tracer-only",
+            "--benchmark-data",
+            "user/cruxeval",
+            "--output",
+            str(out),
+            "--limit",
+            "21",
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
     assert results["dataset"] == "user/cruxeval" and results["n"] == 21 and results["limit"] == 21
     assert results["models"]["tracer"]["output_accuracy"] == 1.0
-    missing = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/nothing"],
-                               env=env, cwd=tmp_path)
+    missing = _evaluate_traces(
+        ["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/nothing"], env=env, cwd=tmp_path
+    )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "Could not load the benchmark user/nothing (split test) from the Hub" in missing.stderr
     wrong = Dataset.from_list([{"code": i["code"], "answer": i["output"]} for i in _items()])
     wrong.push_to_hub("user/wrong-columns", split="test", token=token)
-    bad = _evaluate_traces(["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/wrong-columns"],
-                           env=env, cwd=tmp_path)
+    bad = _evaluate_traces(
+        ["--benchmark", "cruxeval", "--tracer-only", "--benchmark-data", "user/wrong-columns"], env=env, cwd=tmp_path
+    )
     assert bad.returncode == 1 and "has no input, output columns" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -282,11 +345,15 @@ def _recomputed(predictions, model):
     from trainer.rewards import THINK_OPEN
 
     rows = [p for p in predictions if p["model"] == model]
-    right = [output_matches(answer_of(parse_trace(answer_text(THINK_OPEN + p["completion"]))), p["expected"])
-             for p in rows]
+    right = [
+        output_matches(answer_of(parse_trace(answer_text(THINK_OPEN + p["completion"]))), p["expected"]) for p in rows
+    ]
     valid = [parse_trace(answer_text(THINK_OPEN + p["completion"])).valid for p in rows]
-    return {"output_accuracy": sum(right) / len(rows), "valid_format": sum(valid) / len(rows),
-            "cut_off": sum(p["cut_off"] for p in rows) / len(rows)}
+    return {
+        "output_accuracy": sum(right) / len(rows),
+        "valid_format": sum(valid) / len(rows),
+        "cut_off": sum(p["cut_off"] for p in rows) / len(rows),
+    }
 
 
 def _recomputed_cruxeval(predictions, model, prompt, chat):
@@ -301,12 +368,18 @@ def _recomputed_cruxeval(predictions, model, prompt, chat):
         answer = extract_answer((THINK_OPEN if chat else "") + p["completion"], prompt, chat) or None
         assert p["answer"] == answer, (model, p)
         assert p["output_match"] == bool(answer and literal(answer)[0] and output_matches(answer, p["expected"]))
-    return {"output_accuracy": sum(p["output_match"] for p in rows) / len(rows),
-            "cut_off": sum(p["cut_off"] for p in rows) / len(rows)}
+    return {
+        "output_accuracy": sum(p["output_match"] for p in rows) / len(rows),
+        "cut_off": sum(p["cut_off"] for p in rows) / len(rows),
+    }
 
 
-BASES = {"base_cruxeval_direct_raw": ("direct", False), "base_cruxeval_direct_chat": ("direct", True),
-         "base_cruxeval_cot_raw": ("cot", False), "base_cruxeval_cot_chat": ("cot", True)}
+BASES = {
+    "base_cruxeval_direct_raw": ("direct", False),
+    "base_cruxeval_direct_chat": ("direct", True),
+    "base_cruxeval_cot_raw": ("cot", False),
+    "base_cruxeval_cot_chat": ("cot", True),
+}
 
 
 @needs_bwrap
@@ -320,9 +393,25 @@ def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_pat
 
     adapter = trained_run["result"].adapter_dir
     out = tmp_path / "crux.json"
-    result = CliRunner().invoke(evaluate_main, [
-        "--benchmark", "cruxeval", "--adapter", str(adapter), "--benchmark-data", str(FIXTURE), "--limit", "4",
-        "--max-new-tokens", "8", "--output", str(out), "--cruxeval-prompt-format", "both"])
+    result = CliRunner().invoke(
+        evaluate_main,
+        [
+            "--benchmark",
+            "cruxeval",
+            "--adapter",
+            str(adapter),
+            "--benchmark-data",
+            str(FIXTURE),
+            "--limit",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--output",
+            str(out),
+            "--cruxeval-prompt-format",
+            "both",
+        ],
+    )
     assert result.exit_code == 0, result.output
     results = json.loads(out.read_text())
     assert results["benchmark"] == "cruxeval" and results["n"] == 4
@@ -347,16 +436,20 @@ def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_pat
     bases = [m for m in results["models"] if m.startswith("base")]
     best = results["best_base"]
     assert best in bases and results["models"][best]["output_accuracy"] == max(
-        results["models"][m]["output_accuracy"] for m in bases)
+        results["models"][m]["output_accuracy"] for m in bases
+    )
     low, high = results["paired_difference_ci95"]
     difference = results["models"]["adapter"]["output_accuracy"] - results["models"][best]["output_accuracy"]
     assert results["paired_difference"] == pytest.approx(difference) and low <= difference <= high
     assert results["paired_n"] == 4 and "bootstrap" in results["paired_difference_method"]
-    header = result.output.splitlines()[result.output.splitlines().index(
-        "CRUXEval-O on 4 items from cruxeval_fixture.jsonl (a local file):") + 1]
-    assert header == ("| Metric | Base, CRUXEval's direct prompt, raw completion | Base, CRUXEval's direct prompt, "
-                      "chat template | Base, CRUXEval's chain-of-thought prompt, raw completion | Base, CRUXEval's "
-                      "chain-of-thought prompt, chat template | Base, trace prompt | Adapter |")
+    header = result.output.splitlines()[
+        result.output.splitlines().index("CRUXEval-O on 4 items from cruxeval_fixture.jsonl (a local file):") + 1
+    ]
+    assert header == (
+        "| Metric | Base, CRUXEval's direct prompt, raw completion | Base, CRUXEval's direct prompt, "
+        "chat template | Base, CRUXEval's chain-of-thought prompt, raw completion | Base, CRUXEval's "
+        "chain-of-thought prompt, chat template | Base, trace prompt | Adapter |"
+    )
     assert "| Items | 4 | 4 | 4 | 4 | 4 | 4 |" in result.output
     assert "The adapter answers" in result.output and "paired 95% interval" in result.output
     # the test split's files next to the adapter are left alone
@@ -372,9 +465,26 @@ def test_the_base_alone_asked_with_cruxevals_prompts_only(model_cache, tmp_path)
     from trainer.cli import evaluate_main
 
     out = tmp_path / "crux.json"
-    result = CliRunner().invoke(evaluate_main, [
-        "--benchmark", "cruxeval", "--model", "tiny", "--benchmark-data", str(FIXTURE), "--limit", "3",
-        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw", "--no-trace-base", "--output", str(out)])
+    result = CliRunner().invoke(
+        evaluate_main,
+        [
+            "--benchmark",
+            "cruxeval",
+            "--model",
+            "tiny",
+            "--benchmark-data",
+            str(FIXTURE),
+            "--limit",
+            "3",
+            "--cruxeval-prompts",
+            "direct",
+            "--cruxeval-prompt-format",
+            "raw",
+            "--no-trace-base",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     results = json.loads(out.read_text())
     assert list(results["models"]) == ["base_cruxeval_direct"] and results["models"]["base_cruxeval_direct"]["n"] == 3
@@ -382,11 +492,13 @@ def test_the_base_alone_asked_with_cruxevals_prompts_only(model_cache, tmp_path)
     predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
     figures = _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)
     assert results["models"]["base_cruxeval_direct"]["output_accuracy"] == pytest.approx(figures["output_accuracy"])
-    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--no-trace-base",
-                                                "--cruxeval-prompts", "none"])
+    result = CliRunner().invoke(
+        evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--no-trace-base", "--cruxeval-prompts", "none"]
+    )
     assert result.exit_code == 2 and "leaves nothing to ask the base model" in result.output
-    result = CliRunner().invoke(evaluate_main, ["--dataset", str(tmp_path), "--adapter", str(tmp_path),
-                                                "--no-trace-base"])
+    result = CliRunner().invoke(
+        evaluate_main, ["--dataset", str(tmp_path), "--adapter", str(tmp_path), "--no-trace-base"]
+    )
     assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
 
 
@@ -397,11 +509,36 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     from trainer.cli import main
 
     output = tmp_path / "run"
-    result = CliRunner().invoke(main, [
-        "--dataset", str(tiny_dataset), "--model", "tiny", "--max-steps", "1", "--max-completion-length", "8",
-        "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output),
-        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE),
-        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--max-completion-length",
+            "8",
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "8",
+            "--no-push",
+            "--output-dir",
+            str(output),
+            "--benchmark",
+            "cruxeval",
+            "--benchmark-limit",
+            "3",
+            "--benchmark-data",
+            str(FIXTURE),
+            "--cruxeval-prompts",
+            "direct",
+            "--cruxeval-prompt-format",
+            "raw",
+        ],
+    )
     assert result.exit_code == 0, result.output
     adapter = output / "adapter"
     run = json.loads((adapter / "training_run.json").read_text())
@@ -415,11 +552,16 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     predictions = [json.loads(line) for line in (adapter / "cruxeval_predictions.jsonl").read_text().splitlines()]
     for model in ("base_trace", "adapter"):
         assert crux["models"][model]["output_accuracy"] == pytest.approx(
-            _recomputed(predictions, model)["output_accuracy"])
+            _recomputed(predictions, model)["output_accuracy"]
+        )
     assert crux["models"]["base_cruxeval_direct"]["output_accuracy"] == pytest.approx(
-        _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)["output_accuracy"])
-    assert {"evaluate_cruxeval_base_cruxeval_direct", "evaluate_cruxeval_base_trace",
-            "evaluate_cruxeval_adapter"} <= set(run["timings"])
+        _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)["output_accuracy"]
+    )
+    assert {
+        "evaluate_cruxeval_base_cruxeval_direct",
+        "evaluate_cruxeval_base_trace",
+        "evaluate_cruxeval_adapter",
+    } <= set(run["timings"])
 
     card = (adapter / "README.md").read_text()
     best, trained = crux["best_base"], 100 * crux["models"]["adapter"]["output_accuracy"]
@@ -438,8 +580,13 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
     entry = meta["model-index"][0]["results"][1]
     assert entry["dataset"]["type"] == "cruxeval-org/cruxeval" and entry["dataset"]["split"] == "test"
     assert "3 items from cruxeval_fixture.jsonl" in entry["dataset"]["name"]
-    assert entry["metrics"] == [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
-                                 "value": round(crux["models"]["adapter"]["output_accuracy"], 4)}]
+    assert entry["metrics"] == [
+        {
+            "type": "accuracy",
+            "name": "CRUXEval-O output accuracy",
+            "value": round(crux["models"]["adapter"]["output_accuracy"], 4),
+        }
+    ]
 
 
 @needs_bwrap
@@ -455,18 +602,58 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
     from trainer.cli import main
 
     data = tmp_path / "data"
-    built = CliRunner().invoke(build_main, ["--n", "8", "--test-size", "2", "--drill-share", "0.5", "--drill-kind",
-                                            "calls", "--output", str(data), "--quiet"])
+    built = CliRunner().invoke(
+        build_main,
+        [
+            "--n",
+            "8",
+            "--test-size",
+            "2",
+            "--drill-share",
+            "0.5",
+            "--drill-kind",
+            "calls",
+            "--output",
+            str(data),
+            "--quiet",
+        ],
+    )
     assert built.exit_code == 0, built.output
     answers = answer_examples(load_from_disk(str(data))["train"])
     assert len(answers) >= 4 and all(a["prompt"].startswith("You are given a Python function") for a in answers)
     assert all(a["answer"].startswith("assert f(") and a["answer"].endswith("\n[/ANSWER]") for a in answers)
     output = tmp_path / "run"
-    result = CliRunner().invoke(main, [
-        "--dataset", str(data), "--model", "tiny", "--sft-steps", "2", "--max-steps", "0", "--direct-answers",
-        "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output),
-        "--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE),
-        "--cruxeval-prompts", "direct", "--cruxeval-prompt-format", "raw"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(data),
+            "--model",
+            "tiny",
+            "--sft-steps",
+            "2",
+            "--max-steps",
+            "0",
+            "--direct-answers",
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "8",
+            "--no-push",
+            "--output-dir",
+            str(output),
+            "--benchmark",
+            "cruxeval",
+            "--benchmark-limit",
+            "3",
+            "--benchmark-data",
+            str(FIXTURE),
+            "--cruxeval-prompts",
+            "direct",
+            "--cruxeval-prompt-format",
+            "raw",
+        ],
+    )
     assert result.exit_code == 0, result.output
     adapter = output / "adapter"
     run = json.loads((adapter / "training_run.json").read_text())
@@ -478,23 +665,54 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
     assert crux["compared_adapter"] == "adapter_cruxeval_direct" and crux["paired_n"] == 3
     predictions = [json.loads(line) for line in (adapter / "cruxeval_predictions.jsonl").read_text().splitlines()]
     assert crux["models"]["adapter_cruxeval_direct"]["output_accuracy"] == pytest.approx(
-        _recomputed_cruxeval(predictions, "adapter_cruxeval_direct", "direct", True)["output_accuracy"])
+        _recomputed_cruxeval(predictions, "adapter_cruxeval_direct", "direct", True)["output_accuracy"]
+    )
     card = (adapter / "README.md").read_text()
     assert "| Direct answers |" in card and "the comparison is with it asked that way" in card
     assert "| SFT only | SFT only, CRUXEval's direct prompt, chat template |" in card  # --max-steps 0: SFT only
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["model-index"][0]["results"][1]["metrics"][0]["value"] == round(
-        crux["models"]["adapter_cruxeval_direct"]["output_accuracy"], 4)
+        crux["models"]["adapter_cruxeval_direct"]["output_accuracy"], 4
+    )
     # without a warm start, or without a function call among the programs, it is refused in one sentence
-    refused = CliRunner().invoke(main, ["--dataset", str(data), "--model", "tiny", "--max-steps", "1",
-                                        "--direct-answers", "--no-push", "--output-dir", str(tmp_path / "no-sft")])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(data),
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--direct-answers",
+            "--no-push",
+            "--output-dir",
+            str(tmp_path / "no-sft"),
+        ],
+    )
     assert refused.exit_code == 1 and "needs --sft-epochs or --sft-steps" in refused.output
     plain = tmp_path / "plain"
-    assert CliRunner().invoke(build_main, ["--n", "6", "--test-size", "2", "--output", str(plain),
-                                           "--quiet"]).exit_code == 0
-    refused = CliRunner().invoke(main, ["--dataset", str(plain), "--model", "tiny", "--sft-steps", "1",
-                                        "--max-steps", "0", "--direct-answers", "--no-push", "--output-dir",
-                                        str(tmp_path / "plain-run")])
+    assert (
+        CliRunner().invoke(build_main, ["--n", "6", "--test-size", "2", "--output", str(plain), "--quiet"]).exit_code
+        == 0
+    )
+    refused = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(plain),
+            "--model",
+            "tiny",
+            "--sft-steps",
+            "1",
+            "--max-steps",
+            "0",
+            "--direct-answers",
+            "--no-push",
+            "--output-dir",
+            str(tmp_path / "plain-run"),
+        ],
+    )
     assert refused.exit_code == 1 and "found no training program that is a function called" in refused.output
 
 
@@ -510,13 +728,21 @@ def test_training_programs_shaped_like_a_benchmark_item_are_left_out(tmp_path):
     benchmark = prepare_benchmark(str(FIXTURE), limit=2, log=lambda *a: None)
     item = load_items(str(FIXTURE))[5]  # beyond the 2 evaluated: every item of the data counts
     renamed = program_of(item).replace("f(", "g(")  # the same skeleton under another name
-    rows = Dataset.from_list([{"id": "mine", "code": "x = 1\ny = x + 2"}, {"id": "copy", "code": renamed},
-                              {"id": "item", "code": program_of(item)}])
+    rows = Dataset.from_list(
+        [
+            {"id": "mine", "code": "x = 1\ny = x + 2"},
+            {"id": "copy", "code": renamed},
+            {"id": "item", "code": program_of(item)},
+        ]
+    )
     kept = leave_out_shared_structures(rows, benchmark, log=lambda *a: None)
     assert kept["id"] == ["mine"]
     overlap = benchmark.record()["training_overlap"]
     assert (overlap["items_checked"], overlap["training_programs_checked"], overlap["shared_structure"]) == (
-        len(FIXTURE.read_text().splitlines()), 3, 2)
+        len(FIXTURE.read_text().splitlines()),
+        3,
+        2,
+    )
     assert overlap["left_out_ids"] == ["copy", "item"]
 
 
@@ -538,8 +764,9 @@ def test_benchmark_options_without_the_benchmark_are_refused(tiny_dataset, tmp_p
         assert result.exit_code == 2 and "go with --benchmark cruxeval" in result.output
         result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--tracer-only", *given])
         assert result.exit_code == 2 and "asks no model" in result.output
-    result = CliRunner().invoke(evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--cruxeval-prompts",
-                                                "direct,fancy"])
+    result = CliRunner().invoke(
+        evaluate_main, ["--benchmark", "cruxeval", "--model", "tiny", "--cruxeval-prompts", "direct,fancy"]
+    )
     assert result.exit_code == 2 and "is not a list of CRUXEval prompts" in result.output
 
 
@@ -549,8 +776,22 @@ def test_train_and_push_refuses_bad_benchmark_data_before_training(tiny_dataset,
     from trainer.cli import main
 
     output = tmp_path / "run"
-    result = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--output-dir",
-                                       str(output), "--benchmark", "cruxeval", "--benchmark-data", "missing.jsonl"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--no-push",
+            "--output-dir",
+            str(output),
+            "--benchmark",
+            "cruxeval",
+            "--benchmark-data",
+            "missing.jsonl",
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "The benchmark data missing.jsonl does not exist" in result.output
     assert not (output / "adapter").exists()  # nothing trained

@@ -130,8 +130,9 @@ def test_a_test_split_that_would_take_every_program_is_refused_before_anything_i
     assert result.exit_code == 1
     assert result.output.strip() == "Error: --test-size 50 is not below --n 10: the train split would be empty."
     programs = write_programs(tmp_path / "p.jsonl", [USER_PROGRAMS[i] for i in (0, 2, 3)])
-    result = CliRunner().invoke(main, ["--programs", str(programs), "--output", str(tmp_path / "mine"),
-                                       "--test-size", "3", "--sandbox", "none"])
+    result = CliRunner().invoke(
+        main, ["--programs", str(programs), "--output", str(tmp_path / "mine"), "--test-size", "3", "--sandbox", "none"]
+    )
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "takes all 3 kept programs, so the train split would be empty" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]  # no output, no partial folder
@@ -139,8 +140,11 @@ def test_a_test_split_that_would_take_every_program_is_refused_before_anything_i
 
 def test_the_summary_says_where_the_rejections_are_explained(tmp_path):
     programs = write_programs(tmp_path / "p.jsonl", [USER_PROGRAMS[0], USER_PROGRAMS[5]])  # the second does not parse
-    result = CliRunner().invoke(main, ["--programs", str(programs), "--output", str(tmp_path / "out"),
-                                       "--test-size", "0", "--sandbox", "none"], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        main,
+        ["--programs", str(programs), "--output", str(tmp_path / "out"), "--test-size", "0", "--sandbox", "none"],
+        env={"COLUMNS": "300"},
+    )
     assert result.exit_code == 0, result.output
     assert f"1 (each with its reason in {tmp_path / 'out' / 'report.json'})" in result.output
 
@@ -178,8 +182,12 @@ def test_help_is_fast_because_it_imports_nothing_heavy():
 def generated(tmp_path_factory):
     """`build-dataset --n 80` as a user runs it: the installed console script, in a subprocess."""
     out = tmp_path_factory.mktemp("gen") / "ds"
-    proc = subprocess.run([str(BIN / "build-dataset"), "--n", "80", "--seed", "3", "--output", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "build-dataset"), "--n", "80", "--seed", "3", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Dataset saved to" in proc.stdout
     return out
@@ -253,8 +261,19 @@ def test_call_drills_are_cruxeval_shaped_with_their_own_step_cap(tmp_path):
 
     common = ["--n", "40", "--seed", "5", "--max-steps", "10", "--quiet"]
     plain = build([*common, "--output", str(tmp_path / "plain")])
-    calls = build([*common, "--drill-share", "0.5", "--drill-kind", "calls", "--drill-max-steps", "25",
-                   "--output", str(tmp_path / "calls")])
+    calls = build(
+        [
+            *common,
+            "--drill-share",
+            "0.5",
+            "--drill-kind",
+            "calls",
+            "--drill-max-steps",
+            "25",
+            "--output",
+            str(tmp_path / "calls"),
+        ]
+    )
     assert plain.exit_code == 0 and calls.exit_code == 0, calls.output
     dataset = load_from_disk(str(tmp_path / "calls"))
     report = json.loads((tmp_path / "calls" / "report.json").read_text())
@@ -315,8 +334,9 @@ def test_shards_do_not_overlap_and_merge_into_one_structurally_split_dataset(tmp
     report = json.loads((tmp_path / "s1" / "report.json").read_text())
     assert report["options"]["shard"] == "1/2"
 
-    result = CliRunner().invoke(merge_main, [str(tmp_path / "s0"), str(tmp_path / "s1"), "--output",
-                                             str(tmp_path / "merged")])
+    result = CliRunner().invoke(
+        merge_main, [str(tmp_path / "s0"), str(tmp_path / "s1"), "--output", str(tmp_path / "merged")]
+    )
     assert result.exit_code == 0, result.output
     merged = load_from_disk(str(tmp_path / "merged"))
     rows = list(merged["train"]) + list(merged["test"])

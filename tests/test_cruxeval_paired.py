@@ -12,9 +12,22 @@ def write_evaluation(folder: Path, adapter_right: str) -> Path:
     """An adapter evaluation as evaluate-traces writes it: results, and the predictions beside them."""
     folder.mkdir()
     results = folder / "cruxeval_results.json"
-    results.write_text(json.dumps({"decoding": {"greedy": True}, "models": {"adapter": {
-        "n": len(adapter_right), "output_accuracy": adapter_right.count("1") / len(adapter_right), "cut_off": 0.0,
-        "answered": 1.0, "seconds": 1.0}}}))
+    results.write_text(
+        json.dumps(
+            {
+                "decoding": {"greedy": True},
+                "models": {
+                    "adapter": {
+                        "n": len(adapter_right),
+                        "output_accuracy": adapter_right.count("1") / len(adapter_right),
+                        "cut_off": 0.0,
+                        "answered": 1.0,
+                        "seconds": 1.0,
+                    }
+                },
+            }
+        )
+    )
     with open(folder / "cruxeval_predictions.jsonl", "w") as handle:
         for index, mark in enumerate(adapter_right):
             handle.write(json.dumps({"model": "adapter", "id": f"sample_{index}", "output_match": mark == "1"}) + "\n")
@@ -22,8 +35,12 @@ def write_evaluation(folder: Path, adapter_right: str) -> Path:
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "cruxeval_paired.py"), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cruxeval_paired.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_adapter_is_paired_with_the_best_base_on_the_same_items(tmp_path):

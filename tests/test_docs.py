@@ -63,8 +63,9 @@ def test_the_lever_table_quotes_results_cpu_levers_json():
 
 def test_the_sft_speed_the_readme_quotes_is_the_benchmark_s():
     figures = json.loads((ROOT / "results" / "sft_speed.json").read_text())["variants"]
-    baseline, head, no_dropout = (next(v for v in figures if v["variant"] == name)
-                                  for name in ("trl-head", "labelled-only", "no-dropout"))
+    baseline, head, no_dropout = (
+        next(v for v in figures if v["variant"] == name) for name in ("trl-head", "labelled-only", "no-dropout")
+    )
     text = " ".join(README.split())
     assert f"{baseline['seconds'] / head['seconds']:.2f}x the SFT tokens/s" in text
     assert f"{baseline['seconds'] / no_dropout['seconds']:.2f}x with `--lora-dropout 0`" in text
@@ -75,7 +76,7 @@ def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
 
     models = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]
     start = README.index("- **Figures**: on the first")
-    bullet = " ".join(README[start:README.index("\n- ", start + 1)].split())
+    bullet = " ".join(README[start : README.index("\n- ", start + 1)].split())
     for name, label in (("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B adapter gets"), ("smollm2-135m", "SmolLM2-135M's")):
         crux = models[name]["evaluation"]["benchmarks"]["cruxeval"]
         assert f"first {crux['n']} items" in bullet
@@ -98,8 +99,10 @@ def test_the_base_cruxeval_figures_the_docs_quote_are_the_measured_ones():
     cot = record["chain_of_thought_first_100"]
     right, direct = cot["right_per_item"]["base_cruxeval_cot_raw"], record["right_per_item"]["base_cruxeval_direct_raw"]
     assert len(right) == cot["models"]["base_cruxeval_cot_raw"]["n"] == 100
-    assert f"{right.count('1')}% ({right.count('1')} of 100), against {direct[:100].count('1')}% " \
+    assert (
+        f"{right.count('1')}% ({right.count('1')} of 100), against {direct[:100].count('1')}% "
         f"({direct[:100].count('1')} of 100) for the direct prompt on the same items" in text
+    )
 
 
 def test_the_adapter_s_paired_cruxeval_figures_are_the_measured_ones():
@@ -116,7 +119,10 @@ def test_the_adapter_s_paired_cruxeval_figures_are_the_measured_ones():
     low, high = record["paired_difference_ci95"]
     assert f"{100 * adapter.count('1') / n:.1f}% ({adapter.count('1')} of {n})" in text
     assert f"{100 * base_right.count('1') / n:.1f}% ({base_right.count('1')} of {n})" in text
-    assert f"{100 * record['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]" in text
+    assert (
+        f"{100 * record['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
+        in text
+    )
 
 
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
@@ -151,8 +157,10 @@ def test_the_build_speed_table_quotes_the_benchmark_results():
         cost = 1 - runs["bwrap"]["per_s"] / runs["before"]["per_s"]
         assert f"| {round(100 * cost)}% |" in generated, n
         from_file = next(line for line in section.splitlines() if line.startswith(f"| {n} (`--programs`)"))
-        assert f"{round(runs['file_before']['per_s']):,}/s" in from_file and \
-            f"{round(runs['file_bwrap']['per_s']):,}/s" in from_file, n
+        assert (
+            f"{round(runs['file_before']['per_s']):,}/s" in from_file
+            and f"{round(runs['file_bwrap']['per_s']):,}/s" in from_file
+        ), n
 
 
 def test_the_limits_the_readme_names_are_the_code_s():
@@ -192,8 +200,10 @@ def test_the_gpu_defaults_the_readme_plans_are_the_code_s():
     calls = gpu["gradient_accumulation_steps"] // gpu["steps_per_generation"]
     assert f"| {per_call} / {calls} |" in plan
     assert f"micro-batch of {gpu['per_device_train_batch_size']} sequences" in plan
-    assert f"every {round(100 * CHECKPOINT_SHARE)}% of the optimizer steps and at least every " \
-           f"{CHECKPOINT_MAX_MINUTES} minutes" in plan
+    assert (
+        f"every {round(100 * CHECKPOINT_SHARE)}% of the optimizer steps and at least every "
+        f"{CHECKPOINT_MAX_MINUTES} minutes" in plan
+    )
 
 
 def test_the_vllm_cpu_check_the_readme_quotes_is_the_script_s():
@@ -204,8 +214,10 @@ def test_the_vllm_cpu_check_the_readme_quotes_is_the_script_s():
     lora = figures["adapter_as_lora_request"]
     assert f"engine reserved rank {figures['engine_max_lora_rank']}" in text
     assert f"{lora['identical']} of {lora['of']} answers identical" in text
-    assert (f"of the {lora['changed_by_the_adapter']} answers the adapter changes, "
-            f"{lora['of_those_following_the_adapter']} of vLLM's") in text
+    assert (
+        f"of the {lora['changed_by_the_adapter']} answers the adapter changes, "
+        f"{lora['of_those_following_the_adapter']} of vLLM's"
+    ) in text
     speeds = [round(figures[f"evaluation_{b}"]["tokens_per_second"]) for b in ("vllm", "transformers")]
     walls = [round(figures[f"evaluation_{b}"]["wall_seconds"]) for b in ("vllm", "transformers")]
     assert f"{speeds[0]} tokens/s against {speeds[1]}" in text and f"({walls[0]} s against {walls[1]} s)" in text

@@ -29,8 +29,12 @@ def test_summarize_uses_the_contract_comparison():
 
 
 def test_table_shows_base_and_adapter_side_by_side():
-    results = {"models": {"base": summarize([compare_traces("x", REF)], [True]),
-                          "adapter": summarize([compare_traces(REF, REF)], [False])}}
+    results = {
+        "models": {
+            "base": summarize([compare_traces("x", REF)], [True]),
+            "adapter": summarize([compare_traces(REF, REF)], [False]),
+        }
+    }
     table = format_table(results)
     assert table.splitlines()[0] == "| Metric | Base | Adapter |"
     assert "| Execution Prediction Accuracy | 0.0% | 100.0% |" in table
@@ -44,10 +48,13 @@ def test_evaluate_model_scores_what_the_model_wrote(model_cache, monkeypatch):
     from trainer.models import load_model
 
     tokenizer, model = load_model("tiny")
-    rows = [{"id": "a", "prompt": [{"role": "user", "content": "a"}], "expected_trace": REF},
-            {"id": "b", "prompt": [{"role": "user", "content": "b"}], "expected_trace": REF}]
-    monkeypatch.setattr(evaluate, "generate",
-                        lambda *a, **k: ([f"hmm</think>\n\n{REF}", "still thinking"], [False, True]))
+    rows = [
+        {"id": "a", "prompt": [{"role": "user", "content": "a"}], "expected_trace": REF},
+        {"id": "b", "prompt": [{"role": "user", "content": "b"}], "expected_trace": REF},
+    ]
+    monkeypatch.setattr(
+        evaluate, "generate", lambda *a, **k: ([f"hmm</think>\n\n{REF}", "still thinking"], [False, True])
+    )
     result = evaluate.evaluate_model(model, tokenizer, rows, thinking=True, batch_size=2, max_new_tokens=8)
     assert result.metrics["execution_prediction_accuracy"] == 0.5
     assert result.metrics["mean_reward"] == 0.5
@@ -64,8 +71,7 @@ def test_a_compact_answer_is_scored_on_its_expanded_states(model_cache, monkeypa
     tokenizer, model = load_model("tiny")
     steps = PROGRAMS[0][1]
     compact = format_trace(steps, compact=True)
-    wrong = compact.replace(f"{steps[-1].state[-1][0]}={steps[-1].state[-1][1]}",
-                            f"{steps[-1].state[-1][0]}=12345")
+    wrong = compact.replace(f"{steps[-1].state[-1][0]}={steps[-1].state[-1][1]}", f"{steps[-1].state[-1][0]}=12345")
     assert wrong != compact
     rows = [{"id": i, "prompt": [{"role": "user", "content": "p"}], "expected_trace": REF} for i in "ab"]
     monkeypatch.setattr(evaluate, "generate", lambda *a, **k: ([compact, wrong], [False, False]))
@@ -99,8 +105,14 @@ def test_training_run_evaluated_base_and_adapter(trained_run):
     assert results["decoding"]["dtype"] == run["training"]["weights_dtype"] == "float32"  # evaluated = trained
     for metrics in results["models"].values():
         assert metrics["n"] == 2
-        for key in ("execution_prediction_accuracy", "mean_state_accuracy", "output_accuracy", "format_validity",
-                    "mean_reward", "cut_off"):
+        for key in (
+            "execution_prediction_accuracy",
+            "mean_state_accuracy",
+            "output_accuracy",
+            "format_validity",
+            "mean_reward",
+            "cut_off",
+        ):
             assert 0.0 <= metrics[key] <= 1.0
     lines = (trained_run["result"].adapter_dir / "eval_predictions.jsonl").read_text().splitlines()
     assert len(lines) == 4 and {json.loads(line)["model"] for line in lines} == {"base", "adapter"}
@@ -112,10 +124,21 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
     from trainer.cli import evaluate_main
 
     output = tmp_path / "results.json"
-    result = CliRunner().invoke(evaluate_main, [
-        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir),
-        "--max-new-tokens", "6", "--batch-size", "3", "--output", str(output),
-    ])
+    result = CliRunner().invoke(
+        evaluate_main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--adapter",
+            str(trained_run["result"].adapter_dir),
+            "--max-new-tokens",
+            "6",
+            "--batch-size",
+            "3",
+            "--output",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "| Execution Prediction Accuracy |" in result.output
     results = json.loads(output.read_text())
@@ -125,17 +148,42 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
     assert results["thinking"]["enabled"] and results["decoding"]["greedy"] is False
     assert results["decoding"]["dtype"] == "float32"
     # progress after each batch of 2: done of all, the rate and the time left, then done
-    progress = CliRunner().invoke(evaluate_main, [
-        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
-        "--batch-size", "2", "--no-base", "--output", str(tmp_path / "progress.json"),
-    ])
+    progress = CliRunner().invoke(
+        evaluate_main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--adapter",
+            str(trained_run["result"].adapter_dir),
+            "--max-new-tokens",
+            "4",
+            "--batch-size",
+            "2",
+            "--no-base",
+            "--output",
+            str(tmp_path / "progress.json"),
+        ],
+    )
     lines = [line for line in progress.output.splitlines() if line.startswith("  adapter: ")]
     assert re.fullmatch(r"  adapter: 2/3 programs, \d+\.\d\d programs/s, about \d+ s left", lines[0]), lines
     assert lines[1] == "  adapter: 3/3 programs"
-    greedy = CliRunner().invoke(evaluate_main, [
-        "--dataset", str(tiny_dataset), "--adapter", str(trained_run["result"].adapter_dir), "--max-new-tokens", "4",
-        "--limit", "1", "--no-base", "--greedy", "--output", str(tmp_path / "greedy.json"),
-    ])
+    greedy = CliRunner().invoke(
+        evaluate_main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--adapter",
+            str(trained_run["result"].adapter_dir),
+            "--max-new-tokens",
+            "4",
+            "--limit",
+            "1",
+            "--no-base",
+            "--greedy",
+            "--output",
+            str(tmp_path / "greedy.json"),
+        ],
+    )
     assert greedy.exit_code == 0, greedy.output
     assert json.loads((tmp_path / "greedy.json").read_text())["decoding"]["greedy"] is True
 
@@ -150,8 +198,9 @@ def test_evaluate_command_mistakes(tmp_path, tiny_dataset):
     assert "Traceback" not in result.output
 
 
-def test_minimal_style_prompts_the_base_with_full_instructions_and_the_adapter_as_trained(trained_run, tiny_dataset,
-                                                                                          monkeypatch, tmp_path):
+def test_minimal_style_prompts_the_base_with_full_instructions_and_the_adapter_as_trained(
+    trained_run, tiny_dataset, monkeypatch, tmp_path
+):
     """The base model has not learned the minimal prompt's format: it is asked with the compact prompt (the
     row's `base_prompt`), every adapter with the minimal one, and the results name both prompts."""
     from datasets import load_from_disk
@@ -167,9 +216,18 @@ def test_minimal_style_prompts_the_base_with_full_instructions_and_the_adapter_a
         return ["junk"] * len(prompts), [False] * len(prompts)
 
     monkeypatch.setattr(evaluate, "generate", fake_generate)
-    results = evaluate.evaluate_adapter("tiny", trained_run["result"].adapter_dir, rows, max_new_tokens=4,
-                                        greedy=True, use_cache=False, output=tmp_path / "r.json",
-                                        prompt_style="minimal", backend="transformers", log=lambda *a: None)
+    results = evaluate.evaluate_adapter(
+        "tiny",
+        trained_run["result"].adapter_dir,
+        rows,
+        max_new_tokens=4,
+        greedy=True,
+        use_cache=False,
+        output=tmp_path / "r.json",
+        prompt_style="minimal",
+        backend="transformers",
+        log=lambda *a: None,
+    )
     base_asked, adapter_asked = asked
     assert base_asked == [r["base_prompt"][0]["content"] for r in rows]
     assert adapter_asked == [r["prompt"][0]["content"] for r in rows]

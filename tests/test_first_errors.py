@@ -9,13 +9,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from first_errors import analyse, first_error  # noqa: E402
 
 CODE = "offset = 7\nif offset >= 9:\n    offset = 1\nname = 'fig'[1:]\n"
-REFERENCE = ("<execution_trace>\nLine 1: State: {offset=7}\nLine 2: State: {offset=7}\n"
-             "Line 4: State: {offset=7, name='ig'}\n</execution_trace>")
+REFERENCE = (
+    "<execution_trace>\nLine 1: State: {offset=7}\nLine 2: State: {offset=7}\n"
+    "Line 4: State: {offset=7, name='ig'}\n</execution_trace>"
+)
 
 
 def test_a_branch_taken_wrongly_is_control_flow_caused_by_the_condition():
-    predicted = ("<execution_trace>\nLine 1: State: {offset=7}\nLine 2: State: {offset=7}\nLine 3: State: {offset=1}\n"
-                 "Line 4: State: {offset=1, name='ig'}\n</execution_trace>")
+    predicted = (
+        "<execution_trace>\nLine 1: State: {offset=7}\nLine 2: State: {offset=7}\nLine 3: State: {offset=1}\n"
+        "Line 4: State: {offset=1, name='ig'}\n</execution_trace>"
+    )
     assert first_error(predicted, REFERENCE, CODE) == ("wrong control flow", "if offset >= 9:", 2 / 3)
 
 
@@ -43,6 +47,7 @@ def test_cruxeval_predictions_are_read_against_the_items_traces():
     assert row["code"].endswith("result = f('abc', 2)") and "result='abcabc2'" in row["expected_trace"]
     cut = row["expected_trace"].split("\n")
     short = "\n".join(cut[:-2] + cut[-1:])  # the last step (result = ...) missing
-    summary = analyse([{"id": "sample_2", "completion": row["expected_trace"]}, {"id": "sample_2", "completion": short}],
-                      rows)
+    summary = analyse(
+        [{"id": "sample_2", "completion": row["expected_trace"]}, {"id": "sample_2", "completion": short}], rows
+    )
     assert summary["first_error"] == {"exact": 1, "stops early": 1}

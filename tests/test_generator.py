@@ -19,10 +19,35 @@ from dataset_builder.normalize import normalized_form, skeleton
 from dataset_builder.templates import control, data, definitions, env, errors, values
 
 REQUIRED_KINDS = (
-    "arithmetic", "string_methods", "fstring", "list", "dict", "set", "tuple", "mutation", "indexing", "slicing",
-    "unpacking", "for_loop", "while_loop", "break", "continue", "nested_loop", "if_elif_else",
-    "conditional_expression", "boolean_logic", "function", "recursion", "lambda", "list_comprehension",
-    "dict_comprehension", "try_except", "raise", "class", "with", "uncaught_exception",
+    "arithmetic",
+    "string_methods",
+    "fstring",
+    "list",
+    "dict",
+    "set",
+    "tuple",
+    "mutation",
+    "indexing",
+    "slicing",
+    "unpacking",
+    "for_loop",
+    "while_loop",
+    "break",
+    "continue",
+    "nested_loop",
+    "if_elif_else",
+    "conditional_expression",
+    "boolean_logic",
+    "function",
+    "recursion",
+    "lambda",
+    "list_comprehension",
+    "dict_comprehension",
+    "try_except",
+    "raise",
+    "class",
+    "with",
+    "uncaught_exception",
 )
 SEEDS = (0, 4242)
 UNIQUE = 600
@@ -150,12 +175,25 @@ def test_constructs_are_sorted_known_kinds(seed):
 def test_tags_match_the_code():
     """Spot-check that a tag means the construct is really there."""
     syntax = {
-        "for_loop": (ast.For,), "while_loop": (ast.While,), "break": (ast.Break,), "continue": (ast.Continue,),
-        "try_except": (ast.Try,), "raise": (ast.Raise,), "class": (ast.ClassDef,), "with": (ast.With,),
-        "lambda": (ast.Lambda,), "list_comprehension": (ast.ListComp,), "dict_comprehension": (ast.DictComp,),
-        "conditional_expression": (ast.IfExp,), "function": (ast.FunctionDef,), "fstring": (ast.JoinedStr,),
-        "if_elif_else": (ast.If,), "boolean_logic": (ast.BoolOp, ast.Not), "slicing": (ast.Slice,),
-        "indexing": (ast.Subscript,), "set": (ast.Set, ast.SetComp, ast.Call),
+        "for_loop": (ast.For,),
+        "while_loop": (ast.While,),
+        "break": (ast.Break,),
+        "continue": (ast.Continue,),
+        "try_except": (ast.Try,),
+        "raise": (ast.Raise,),
+        "class": (ast.ClassDef,),
+        "with": (ast.With,),
+        "lambda": (ast.Lambda,),
+        "list_comprehension": (ast.ListComp,),
+        "dict_comprehension": (ast.DictComp,),
+        "conditional_expression": (ast.IfExp,),
+        "function": (ast.FunctionDef,),
+        "fstring": (ast.JoinedStr,),
+        "if_elif_else": (ast.If,),
+        "boolean_logic": (ast.BoolOp, ast.Not),
+        "slicing": (ast.Slice,),
+        "indexing": (ast.Subscript,),
+        "set": (ast.Set, ast.SetComp, ast.Call),
     }
     for program in unique_programs(0):
         nodes = list(ast.walk(ast.parse(program.code)))
@@ -164,12 +202,18 @@ def test_tags_match_the_code():
                 assert any(isinstance(n, syntax[kind]) for n in nodes), (kind, program.code)
         if "recursion" in program.constructs:
             functions = [n for n in nodes if isinstance(n, ast.FunctionDef)]
-            assert any(isinstance(c, ast.Call) and getattr(c.func, "id", None) == f.name
-                       for f in functions for c in ast.walk(f)), program.code
+            assert any(
+                isinstance(c, ast.Call) and getattr(c.func, "id", None) == f.name
+                for f in functions
+                for c in ast.walk(f)
+            ), program.code
         if "nested_loop" in program.constructs:
             loops = [n for n in nodes if isinstance(n, (ast.For, ast.While))]
-            assert any(inner is not outer and isinstance(inner, (ast.For, ast.While))
-                       for outer in loops for inner in ast.walk(outer)), program.code
+            assert any(
+                inner is not outer and isinstance(inner, (ast.For, ast.While))
+                for outer in loops
+                for inner in ast.walk(outer)
+            ), program.code
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,8 +293,18 @@ def test_drills_are_short_runnable_and_a_stream_of_their_own():
 
     from dataset_builder.generator import drill_at, program_at
 
-    aimed = {"if_elif_else", "boolean_logic", "conditional_expression", "arithmetic", "slicing", "string_methods",
-             "indexing", "list", "dict", "mutation"}
+    aimed = {
+        "if_elif_else",
+        "boolean_logic",
+        "conditional_expression",
+        "arithmetic",
+        "slicing",
+        "string_methods",
+        "indexing",
+        "list",
+        "dict",
+        "mutation",
+    }
     drills = [drill_at(1, i) for i in range(200)]
     assert [d.code for d in drills[:20]] == [drill_at(1, i).code for i in range(20)]
     assert len({d.code for d in drills}) > 150

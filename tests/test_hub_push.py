@@ -69,10 +69,17 @@ def _as_dataset(rows):
 
     features = Features(
         {
-            "id": Value("string"), "code": Value("string"), "steps": steps_features(), "stdout": Value("string"),
-            "error": Value("string"), "prompt": List({"role": Value("string"), "content": Value("string")}),
-            "expected_trace": Value("string"), "num_lines": Value("int32"), "num_steps": Value("int32"),
-            "constructs": List(Value("string")), "skeleton": Value("string"),
+            "id": Value("string"),
+            "code": Value("string"),
+            "steps": steps_features(),
+            "stdout": Value("string"),
+            "error": Value("string"),
+            "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "expected_trace": Value("string"),
+            "num_lines": Value("int32"),
+            "num_steps": Value("int32"),
+            "constructs": List(Value("string")),
+            "skeleton": Value("string"),
         }
     )
     return Dataset.from_list(rows, features=features)
@@ -97,11 +104,17 @@ def _hand_built(out: Path, n: int = 40) -> None:
         for k in r["constructs"]:
             kinds[k] = kinds.get(k, 0) + 1
     report = {
-        "seed": 0, "source": "generated", "python_version": "3.11.7", "sandbox": "none",
+        "seed": 0,
+        "source": "generated",
+        "python_version": "3.11.7",
+        "sandbox": "none",
         "options": {"n": n, "seed": 0, "workers": 2, "timeout": 5.0, "max_steps": 1000, "max_value_chars": 160},
         "counts": {"kept": len(rows), "train": len(train), "test": len(test), "rejected": 1},
-        "rejected": [{"id": "x", "reason": "duplicate"}], "rejected_by_reason": {"duplicate": 1},
-        "distinct_skeletons": len({r["skeleton"] for r in rows}), "construct_kinds": kinds, "elapsed_s": 0.1,
+        "rejected": [{"id": "x", "reason": "duplicate"}],
+        "rejected_by_reason": {"duplicate": 1},
+        "distinct_skeletons": len({r["skeleton"] for r in rows}),
+        "construct_kinds": kinds,
+        "elapsed_s": 0.1,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
 
@@ -111,8 +124,17 @@ def built(tmp_path_factory) -> Path:
     """A dataset folder as `build-dataset --n 40 --seed 0` writes it (read-only for the tests)."""
     out = tmp_path_factory.mktemp("built") / "traces"
     cli = BIN / "build-dataset"
-    ran = subprocess.run([str(cli), "--n", "40", "--seed", "0", "--output", str(out)], capture_output=True, text=True,
-                         timeout=300, cwd=ROOT) if cli.exists() else None
+    ran = (
+        subprocess.run(
+            [str(cli), "--n", "40", "--seed", "0", "--output", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        if cli.exists()
+        else None
+    )
     if ran is None or ran.returncode != 0:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -121,7 +143,11 @@ def built(tmp_path_factory) -> Path:
 
 
 def _digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _push(hub_server, tmp_path, *args, token=None, env=None):
@@ -130,8 +156,14 @@ def _push(hub_server, tmp_path, *args, token=None, env=None):
     full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     full_env.update(hub_server.env(token, hf_home=tmp_path / "cli_home"))
     full_env.update(env or {})
-    ran = subprocess.run([str(BIN / "push-dataset"), *map(str, args)], capture_output=True, text=True, env=full_env,
-                         timeout=180, cwd=ROOT)
+    ran = subprocess.run(
+        [str(BIN / "push-dataset"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=180,
+        cwd=ROOT,
+    )
     return ran.returncode, ran.stdout, ran.stderr
 
 
@@ -190,7 +222,11 @@ def test_card_renders_figures_from_the_data(built):
     assert "](images/distributions.svg)" in body
     assert 'load_dataset("alice/traces")' in body and "train-and-push --dataset alice/traces" in body
     # install lines that work: the toolkit is on no registry, so from a clone; loading needs only `datasets`
-    assert "pip install datasets" in body and "pip install -e ." in body and "pip install execution-world-model" not in body
+    assert (
+        "pip install datasets" in body
+        and "pip install -e ." in body
+        and "pip install execution-world-model" not in body
+    )
     assert figures["example"]["trace"] in body and "## Limitations" in body
     assert f"| lines of code | {figures['lines']['min']} |" in body
     if report.get("seed") is not None:
@@ -208,8 +244,18 @@ def test_card_says_it_lists_only_the_most_common_exception_types():
 
     from hub.card import TOP_EXCEPTION_TYPES, render_card
 
-    failing = ["y = 1 / 0", "y = int('a')", "y = [][1]", "y = {}['k']", "y = None + 1", "y = nope", "y = (1).nope",
-               "assert False", "raise RuntimeError('x')", "raise StopIteration"]
+    failing = [
+        "y = 1 / 0",
+        "y = int('a')",
+        "y = [][1]",
+        "y = {}['k']",
+        "y = None + 1",
+        "y = nope",
+        "y = (1).nope",
+        "assert False",
+        "raise RuntimeError('x')",
+        "raise StopIteration",
+    ]
     programs = [f"x = {i}\n{line}" for i, line in enumerate(failing)] + ["x = 1\ny = 1 / 0", "x = 2\ny = int('b')"]
     rows = _hand_rows(programs)
     assert len({r["error"].split(":")[0] for r in rows}) == len(failing) > TOP_EXCEPTION_TYPES
@@ -219,7 +265,9 @@ def test_card_says_it_lists_only_the_most_common_exception_types():
     assert line.startswith(f"Uncaught exceptions, the {TOP_EXCEPTION_TYPES} most common types of {len(failing)}: ")
     assert line.count("`") == 2 * TOP_EXCEPTION_TYPES and "2 `ZeroDivisionError`, 2 `ValueError`" in line
     few = render_card(DatasetDict({"train": _as_dataset(rows[:3]), "test": _as_dataset(rows[3:4])}), {}, "a/b")[0].text
-    assert "Uncaught exceptions, all 4 types: 1 `ZeroDivisionError`, 1 `ValueError`, 1 `IndexError`, 1 `KeyError`." in few
+    assert (
+        "Uncaught exceptions, all 4 types: 1 `ZeroDivisionError`, 1 `ValueError`, 1 `IndexError`, 1 `KeyError`." in few
+    )
 
 
 def test_text_that_programs_control_is_escaped_in_the_card():
@@ -229,13 +277,18 @@ def test_text_that_programs_control_is_escaped_in_the_card():
 
     from hub.card import render_card
 
-    rows = _hand_rows(["E = type('<img src=x onerror=alert(1)>', (Exception,), {})\nraise E('x')",
-                       "s = '```'\nprint(s)\nt = s * 2"])
+    rows = _hand_rows(
+        ["E = type('<img src=x onerror=alert(1)>', (Exception,), {})\nraise E('x')", "s = '```'\nprint(s)\nt = s * 2"]
+    )
     rows[1]["id"] = "a`b<script>"
-    report = {"python_version": "3.11.7", "counts": {"rejected": 1},
-              "rejected_by_reason": {"protocol error: an unexpected '[link](http://x) <script>' message": 1}}
-    body = render_card(DatasetDict({"train": _as_dataset(rows[:1] + rows[1:]), "test": _as_dataset(rows[:1])}), report,
-                       "a/b")[0].text
+    report = {
+        "python_version": "3.11.7",
+        "counts": {"rejected": 1},
+        "rejected_by_reason": {"protocol error: an unexpected '[link](http://x) <script>' message": 1},
+    }
+    body = render_card(
+        DatasetDict({"train": _as_dataset(rows[:1] + rows[1:]), "test": _as_dataset(rows[:1])}), report, "a/b"
+    )[0].text
     prose = re.sub(r"(`+)(.+?)\1", "", re.sub(r"(?ms)^(`{3,})\w*\n.*?^\1$", "", body))  # outside code
     assert "<img" not in prose and "<script" not in prose and "](http" not in prose
     assert "2 `<img src=x onerror=alert(1)>`" in body  # a code span shows its text literally
@@ -298,7 +351,12 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     assert data_files and all(p.endswith(".parquet") for p in data_files)
     assert {p.split("/")[1].split("-")[0] for p in data_files} == {"train", "test"}
     meta, body = _readme_meta(hub_server, "alice/traces")
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]
+    assert meta["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}],
+        }
+    ]
     assert [f["name"] for f in meta["dataset_info"]["features"]] == local["train"].column_names
     assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == {s: len(local[s]) for s in local}
     import pyarrow as pa
@@ -318,7 +376,10 @@ def test_push_loads_back_equal_and_viewer_safe(hub_server, built, tmp_path):
     assert f"`train`: {len(local['train'])} programs" in body and "CPython" in body
     ET.fromstring(hub_server.read("alice/traces", "images/distributions.svg"))
     titles = [c["title"] for c in hub_server.commits("alice/traces")]
-    assert titles == [f"Publish dataset ({len(local['train'])} train / {len(local['test'])} test programs) with its card", "initial commit"]
+    assert titles == [
+        f"Publish dataset ({len(local['train'])} train / {len(local['test'])} test programs) with its card",
+        "initial commit",
+    ]
     assert _digest(built) == before
 
 
@@ -357,8 +418,15 @@ def test_repush_is_a_no_op_and_changed_data_lands_in_one_commit(hub_server, buil
     assert commits()[0].commit_id == head
 
     # Leftovers a previous layout could have left: an extra split's shard and an old image.
-    api.upload_file(path_or_fileobj=b"PAR1junk", path_in_repo="data/validation-00000-of-00001.parquet", repo_id="alice/traces", repo_type="dataset")
-    api.upload_file(path_or_fileobj=b"<svg/>", path_in_repo="images/old.svg", repo_id="alice/traces", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"PAR1junk",
+        path_in_repo="data/validation-00000-of-00001.parquet",
+        repo_id="alice/traces",
+        repo_type="dataset",
+    )
+    api.upload_file(
+        path_or_fileobj=b"<svg/>", path_in_repo="images/old.svg", repo_id="alice/traces", repo_type="dataset"
+    )
     before = hub_server.files("alice/traces")
     count = len(commits())
 
@@ -375,12 +443,20 @@ def test_repush_is_a_no_op_and_changed_data_lands_in_one_commit(hub_server, buil
     assert len(commits()) == count + 1
     after = hub_server.files("alice/traces")
     assert sorted(after) == [
-        ".gitattributes", "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
+        ".gitattributes",
+        "README.md",
+        "data/test-00000-of-00001.parquet",
+        "data/train-00000-of-00001.parquet",
         "images/distributions.svg",
     ]
     touched = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
-    assert touched == {"README.md", "data/train-00000-of-00001.parquet", "images/distributions.svg",
-                       "data/validation-00000-of-00001.parquet", "images/old.svg"}
+    assert touched == {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "images/distributions.svg",
+        "data/validation-00000-of-00001.parquet",
+        "images/old.svg",
+    }
     remote = _load("alice/traces", token, tmp_path / "cache2")
     assert remote["train"].to_list() == local["train"].to_list() and remote["test"].to_list() == local["test"].to_list()
     meta, body = _readme_meta(hub_server, "alice/traces")
@@ -394,7 +470,9 @@ def test_private_push_is_invisible_to_others(hub_server, built, tmp_path):
 
     token, other = hub_server.add_user("alice"), hub_server.add_user("bob")
     # --token wins over HF_TOKEN (bob's, who cannot write to alice/)
-    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/secret", "--private", "--token", token, token=other)
+    code, out, err = _push(
+        hub_server, tmp_path, built, "--repo-id", "alice/secret", "--private", "--token", token, token=other
+    )
     assert code == 0, err
     assert hub_server.repo_private("alice/secret")
     with pytest.raises(RepositoryNotFoundError):
@@ -414,8 +492,18 @@ def test_license_and_commit_message_are_what_was_passed(hub_server, built, tmp_p
     """--license reaches the card's metadata and its License section; --commit-message titles the commit; a license
     id the Hub would not take, or an empty message, is one sentence and nothing is pushed."""
     token = hub_server.add_user("alice")
-    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/mine", "--license", "cc-by-4.0",
-                           "--commit-message", "First traces of my programs", token=token)
+    code, out, err = _push(
+        hub_server,
+        tmp_path,
+        built,
+        "--repo-id",
+        "alice/mine",
+        "--license",
+        "cc-by-4.0",
+        "--commit-message",
+        "First traces of my programs",
+        token=token,
+    )
     assert code == 0, err
     meta, body = _readme_meta(hub_server, "alice/mine")
     assert meta["license"] == "cc-by-4.0"
@@ -425,8 +513,10 @@ def test_license_and_commit_message_are_what_was_passed(hub_server, built, tmp_p
     meta, body = _readme_meta(hub_server, "alice/default")
     assert code == 0 and meta["license"] == "apache-2.0" and "Apache-2.0 (the programs come from" in body
     assert hub_server.commits("alice/default")[0]["title"].startswith("Publish dataset (")
-    for args, message in ((["--license", "My License"], "is not a license id as the Hub writes them"),
-                          (["--commit-message", " "], "--commit-message is empty")):
+    for args, message in (
+        (["--license", "My License"], "is not a license id as the Hub writes them"),
+        (["--commit-message", " "], "--commit-message is empty"),
+    ):
         code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/bad", *args, token=token)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1
         assert hub_server.state.key("dataset", "alice/bad") not in hub_server.state.repos  # not even created
@@ -435,7 +525,9 @@ def test_license_and_commit_message_are_what_was_passed(hub_server, built, tmp_p
 def test_nothing_but_loopback_is_ever_reached(hub_server, built, tmp_path):
     """With HF_ENDPOINT elsewhere, the CLI's connection is refused by the guard and reported in one sentence."""
     token = hub_server.add_user("alice")
-    code, out, err = _push(hub_server, tmp_path, built, "--repo-id", "alice/x", token=token, env={"HF_ENDPOINT": "http://10.1.2.3"})
+    code, out, err = _push(
+        hub_server, tmp_path, built, "--repo-id", "alice/x", token=token, env={"HF_ENDPOINT": "http://10.1.2.3"}
+    )
     assert "Cannot reach the Hub at http://10.1.2.3" in _one_sentence(code, out, err, token)
     assert hub_server.requests == []
 
@@ -460,14 +552,23 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     repo = ("--repo-id", "alice/traces")
 
     assert "No Hugging Face token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo))
-    assert "Malformed repo id" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/bad name", token=token), token)
-    assert "cannot write to the namespace 'bob'" in _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "bob/traces", token=token), token)
-    assert "rejected the token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, "--token", "hf_not_a_token"), "hf_not_a_token")
+    assert "Malformed repo id" in _one_sentence(
+        *_push(hub_server, tmp_path, built, "--repo-id", "alice/bad name", token=token), token
+    )
+    assert "cannot write to the namespace 'bob'" in _one_sentence(
+        *_push(hub_server, tmp_path, built, "--repo-id", "bob/traces", token=token), token
+    )
+    assert "rejected the token" in _one_sentence(
+        *_push(hub_server, tmp_path, built, *repo, "--token", "hf_not_a_token"), "hf_not_a_token"
+    )
     # with the libraries' progress bars on, as a user has them: the token is checked before any parquet is written
     bars = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
-    assert "rejected the token" in _one_sentence(*_push(hub_server, tmp_path, built, *repo, "--token", "hf_nope",
-                                                        env=bars), "hf_nope")
-    assert "no dataset folder" in _one_sentence(*_push(hub_server, tmp_path, tmp_path / "missing", *repo, token=token), token)
+    assert "rejected the token" in _one_sentence(
+        *_push(hub_server, tmp_path, built, *repo, "--token", "hf_nope", env=bars), "hf_nope"
+    )
+    assert "no dataset folder" in _one_sentence(
+        *_push(hub_server, tmp_path, tmp_path / "missing", *repo, token=token), token
+    )
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "dataset_dict.json").write_text("{not json")
@@ -475,8 +576,10 @@ def test_errors_are_one_sentence_and_a_rerun_finishes(hub_server, built, tmp_pat
     assert "cannot be read" in _one_sentence(*_push(hub_server, tmp_path, junk, *repo, token=token), token)
 
     # a local Hub pushed to through Xet (the clients' default): the broken connection says what to set
-    xet = _one_sentence(*_push(hub_server, tmp_path, built, "--repo-id", "alice/xet", token=token,
-                               env={"HF_HUB_DISABLE_XET": "0"}), token)
+    xet = _one_sentence(
+        *_push(hub_server, tmp_path, built, "--repo-id", "alice/xet", token=token, env={"HF_HUB_DISABLE_XET": "0"}),
+        token,
+    )
     assert "broke" in xet and "set HF_HUB_DISABLE_XET=1" in xet
 
     hub_server.stop()

@@ -78,7 +78,10 @@ def test_upload_model_folder_replaces_stale_files(hub_server, tmp_path, monkeypa
     url = upload_model_folder(folder, "alice/adapter")
     assert url == f"{hub_server.url}/alice/adapter"
     assert set(hub_server.files("alice/adapter", "model")) == {
-        ".gitattributes", "README.md", "adapter_model.safetensors", "old.json"
+        ".gitattributes",
+        "README.md",
+        "adapter_model.safetensors",
+        "old.json",
     }
     upload_model_folder(folder, "alice/adapter", commit_message="unchanged")  # the same files: no commit
     (folder / "old.json").unlink()
@@ -86,7 +89,10 @@ def test_upload_model_folder_replaces_stale_files(hub_server, tmp_path, monkeypa
     (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# adapter, retrained\n")
     upload_model_folder(folder, "alice/adapter", commit_message="second")
     assert set(hub_server.files("alice/adapter", "model")) == {
-        ".gitattributes", "README.md", "adapter_model.safetensors", "adapter_config.json"
+        ".gitattributes",
+        "README.md",
+        "adapter_model.safetensors",
+        "adapter_config.json",
     }
     assert hub_server.read("alice/adapter", "adapter_config.json", "model") == b'{"r": 64}'
     # the new file, the new card and the deletion landed together, in one commit

@@ -18,8 +18,11 @@ from dataset_builder.tracer import TraceLimits
 from dataset_builder.workers import WorkerLimits, trace_in_workers
 from sandboxes import BWRAP, needs_bwrap
 
-HONEST = ["total = 0\nfor i in range(3):\n    total += i", "import heapq\nh = [3, 1]\nheapq.heapify(h)",
-          "s = 'abc'\nt = s[::-1].upper()"]
+HONEST = [
+    "total = 0\nfor i in range(3):\n    total += i",
+    "import heapq\nh = [3, 1]\nheapq.heapify(h)",
+    "s = 'abc'\nt = s[::-1].upper()",
+]
 
 
 def _build(programs: list[dict], output, workers: int = 1, **options):
@@ -28,8 +31,11 @@ def _build(programs: list[dict], output, workers: int = 1, **options):
     path = output.parent / f"{output.name}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(p) + "\n" for p in programs))
-    report = build_dataset(BuildOptions(programs_file=path, output=output, sandbox="bwrap", workers=workers,
-                                        timeout=3.0, test_size=0, **options))
+    report = build_dataset(
+        BuildOptions(
+            programs_file=path, output=output, sandbox="bwrap", workers=workers, timeout=3.0, test_size=0, **options
+        )
+    )
     return {row["id"]: row for row in load_from_disk(str(output))["train"]}, report
 
 
@@ -96,8 +102,9 @@ def test_system_calls_no_program_needs_are_denied():
         forked = os.waitpid(pid, 0)[1] >> 8""")
     if os.uname().machine != "x86_64":
         pytest.skip("the system call numbers in this test are x86_64's")
-    (_, result), = trace_in_workers([(0, code)], workers=1, trace_limits=TraceLimits(max_value_chars=1000),
-                                    limits=WorkerLimits(), sandbox=BWRAP)
+    ((_, result),) = trace_in_workers(
+        [(0, code)], workers=1, trace_limits=TraceLimits(max_value_chars=1000), limits=WorkerLimits(), sandbox=BWRAP
+    )
     state = dict(result.steps[-1].state)
     denied = eval(state["denied"])
     assert denied == {name: errno.ENOSYS if name == "clone3" else errno.EPERM for name in denied}
@@ -128,8 +135,11 @@ def test_a_fork_bomb_stops_at_the_process_cap_of_its_worker():
             os.waitpid(pid, 0)
         made = len(children)""")
     limits = WorkerLimits(max_processes=20)
-    results = dict(trace_in_workers([(0, bomb), (1, HONEST[0])], workers=1, trace_limits=TraceLimits(),
-                                    limits=limits, sandbox=BWRAP))
+    results = dict(
+        trace_in_workers(
+            [(0, bomb), (1, HONEST[0])], workers=1, trace_limits=TraceLimits(), limits=limits, sandbox=BWRAP
+        )
+    )
     made = int(dict(results[0].steps[-1].state)["made"])
     assert 10 <= made <= limits.max_processes  # the cap holds although root is exempt from RLIMIT_NPROC
     assert not results[1].failure
@@ -151,8 +161,15 @@ def test_forked_children_share_one_memory_budget():
             pids.append(pid)
         statuses = [os.waitpid(pid, 0)[1] for pid in pids]
         killed = sum(status == 9 for status in statuses)""")
-    results = dict(trace_in_workers([(0, hog), (1, HONEST[0])], workers=1, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(memory_mb=512, timeout=20), sandbox=BWRAP))
+    results = dict(
+        trace_in_workers(
+            [(0, hog), (1, HONEST[0])],
+            workers=1,
+            trace_limits=TraceLimits(),
+            limits=WorkerLimits(memory_mb=512, timeout=20),
+            sandbox=BWRAP,
+        )
+    )
     hogged = results[0]
     assert hogged.failure == "memory limit" or int(dict(hogged.steps[-1].state)["killed"]) >= 1
     assert not results[1].failure
@@ -163,10 +180,14 @@ def test_a_slow_program_holds_back_at_most_one_other(tmp_path):
     """Two workers, one program that runs to its timeout first in line: the quick ones go to the other worker
     instead of queueing behind it."""
     programs = [(0, "import time\ntime.sleep(60)")] + [(i, f"x = {i}") for i in range(1, 9)]
-    order = [index for index, _ in trace_in_workers(programs, workers=2, trace_limits=TraceLimits(),
-                                                     limits=WorkerLimits(timeout=4.0), sandbox=BWRAP)]
+    order = [
+        index
+        for index, _ in trace_in_workers(
+            programs, workers=2, trace_limits=TraceLimits(), limits=WorkerLimits(timeout=4.0), sandbox=BWRAP
+        )
+    ]
     assert len(order) == 9
-    assert len(order[order.index(0):]) <= 2  # the slow one, and at most one quick one that waited behind it
+    assert len(order[order.index(0) :]) <= 2  # the slow one, and at most one quick one that waited behind it
 
 
 HOG = """
@@ -186,10 +207,18 @@ def test_a_program_with_60_busy_children_does_not_starve_the_next_worker():
     """The CPU is shared between workers, not between processes: 60 busy children of one program take their
     worker's share, and an honest program in the other worker finishes well within its timeout."""
     programs = [(0, HOG), (1, BUSY)]
-    results = dict(trace_in_workers(programs, workers=2, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=8.0, batch_size=1), sandbox=BWRAP))
-    clean = dict(trace_in_workers([(1, BUSY)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                  sandbox=BWRAP))
+    results = dict(
+        trace_in_workers(
+            programs,
+            workers=2,
+            trace_limits=TraceLimits(),
+            limits=WorkerLimits(timeout=8.0, batch_size=1),
+            sandbox=BWRAP,
+        )
+    )
+    clean = dict(
+        trace_in_workers([(1, BUSY)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=BWRAP)
+    )
     assert results[0].failure in ("timeout", "left a process running")
     assert results[1].failure == "" and results[1].steps == clean[1].steps
 
@@ -214,7 +243,8 @@ REWRITES = {
     "a 100,000-character value": "row['steps'][0]['state'] = [{'name': 'x', 'value': 'v' * 100_000}]",
     "a trace past its cap in small values": (
         "row['steps'] = [dict(row['steps'][0], state=[{'name': 'x', 'value': 'v' * 100}] * 2)] * 900; "
-        "row['num_steps'] = 900"),
+        "row['num_steps'] = 900"
+    ),
     "a megabyte of output": "row['stdout'] = 'o' * 1_000_000",
     "forged construct names": "row['constructs'] = ['<img src=x onerror=alert(1)>']",
     "NaN seconds": "result['seconds']['trace'] = float('nan')",
@@ -238,10 +268,12 @@ def test_a_program_that_rewrites_its_own_result_stays_within_the_builds_caps(tmp
     assert reasons.pop("5,000 steps") == "protocol error: more steps than the cap (5000 > 1000)"
     assert reasons.pop("a 100,000-character value") == "protocol error: a value is too long"
     assert reasons.pop("a trace past its cap in small values") == (
-        "protocol error: a trace longer than the cap (100000 characters)")
+        "protocol error: a trace longer than the cap (100000 characters)"
+    )
     assert reasons.pop("a megabyte of output") == "protocol error: stdout is too long"
     assert reasons.pop("forged construct names") == (
-        "protocol error: constructs are not distinct names from the builder's list")
+        "protocol error: constructs are not distinct names from the builder's list"
+    )
     assert reasons.pop("NaN seconds") == "protocol error: not JSON (ValueError)"
     assert reasons == {}
     assert rows["a false line count"]["num_lines"] == len(_rewriter(REWRITES["a false line count"]).splitlines())
@@ -280,8 +312,13 @@ def test_huge_messages_names_and_programs_are_bounded_and_never_parsed_by_the_bu
 
 def test_programs_files_read_as_common_jsonl_readers_do(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "a", "code": "s = 'x\u2028y'"}, ensure_ascii=False).encode()
-                     + b"\n" + json.dumps({"id": "b", "code": "y = 2"}).encode() + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps({"id": "a", "code": "s = 'x\u2028y'"}, ensure_ascii=False).encode()
+        + b"\n"
+        + json.dumps({"id": "b", "code": "y = 2"}).encode()
+        + b"\n"
+    )
     assert read_programs_file(path) == [("a", "s = 'x\u2028y'"), ("b", "y = 2")]
     path.write_text("[" * 100_000 + "\n")
     with pytest.raises(BuildError, match=r"line 1: JSON nested too deeply\.$"):
@@ -308,7 +345,7 @@ NONDETERMINISTIC = {
     "hash": "o = object()\nh = hash(o)",
     # 100 objects, not a few: the order of a few stays the same between two runs more often (a pass by chance)
     "set order": "class A:\n    pass\nitems = [A() for _ in range(100)]\n"
-                 "order = hash(tuple(items.index(a) for a in set(items)))",
+    "order = hash(tuple(items.index(a) for a in set(items)))",
     "time": "import time\nt = time.time()",
     "urandom": "import os\nb = os.urandom(8)",
     "pid": "import os\np = os.getpid()",

@@ -103,8 +103,26 @@ def test_every_kind_of_binding_is_renamed():
         """
     )
     form = normalized_form(code)
-    for name in ("outer", "first", "rest", "flag", "options", "inner", "counter", "amount", "squares", "key",
-                 "handle", "left", "right", "others", "error", "missing", "index", "Shape"):
+    for name in (
+        "outer",
+        "first",
+        "rest",
+        "flag",
+        "options",
+        "inner",
+        "counter",
+        "amount",
+        "squares",
+        "key",
+        "handle",
+        "left",
+        "right",
+        "others",
+        "error",
+        "missing",
+        "index",
+        "Shape",
+    ):
         assert name not in form, name
     # Never bound, so kept: a builtin and an unknown free name.
     assert "range(3)" in form and "open_thing()" in form
@@ -165,7 +183,9 @@ def test_skeleton_abstracts_constants_but_keeps_structure():
     assert skeleton(a) == skeleton(b)
     assert skeleton(a) == "v0 = 0\nv1 = 's'\nif v0 > 0:\n    print(v1 * v0, -0)"
     # True/False/None and operators stay, so control structure differences stay.
-    assert skeleton("flag = True\nwhile flag:\n    flag = False") != skeleton("flag = None\nwhile flag:\n    flag = False")
+    assert skeleton("flag = True\nwhile flag:\n    flag = False") != skeleton(
+        "flag = None\nwhile flag:\n    flag = False"
+    )
     assert skeleton("x = 1 + 2") != skeleton("x = 1 - 2")
     assert skeleton("x = 1\ns = f'{x:>3} items'") == skeleton("y = 2\nt = f'{y:<9} things'")
 
@@ -182,8 +202,13 @@ def test_program_id_is_stable_across_processes():
     script = "import sys; from dataset_builder.normalize import program_id; print(program_id(sys.stdin.read()))"
     for seed in ("0", "12345"):
         out = subprocess.run(
-            [sys.executable, "-c", script], input=ORIGINAL, capture_output=True, text=True, check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+            [sys.executable, "-c", script],
+            input=ORIGINAL,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=str(__import__("pathlib").Path(__file__).parents[1]),
         )
         ids.add(out.stdout.strip())
     assert len(ids) == 1

@@ -26,7 +26,7 @@ def test_a_real_result_passes_and_survives_the_frame():
 def test_frames_split_anywhere_are_put_back_together():
     data = encode_frame({"kind": "ready"}) + encode_frame({"kind": "result", "index": 0}, b"xyz")
     reader = FrameReader()
-    frames = [f for i in range(len(data)) for f in reader.feed(data[i:i + 1])]
+    frames = [f for i in range(len(data)) for f in reader.feed(data[i : i + 1])]
     assert frames == [({"kind": "ready"}, b""), ({"kind": "result", "index": 0}, b"xyz")]
 
 
@@ -35,32 +35,44 @@ class Boom:
         return (print, ("this would run in the parent",))
 
 
-@pytest.mark.parametrize("body", [
-    pickle.dumps(5), pickle.dumps(Boom()), b"\x80\x05garbage", b"", b"[]", b"null", b"\xed\xa0\x80",
-    b'{"id": "a", "norm": "", "failure": "", "row": null, "seconds": {}}',  # neither row nor failure
-    json.dumps({"id": "\udcff", "norm": "", "failure": "x", "row": None, "seconds": {}}).encode(),
-    b"[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pickle.dumps(5),
+        pickle.dumps(Boom()),
+        b"\x80\x05garbage",
+        b"",
+        b"[]",
+        b"null",
+        b"\xed\xa0\x80",
+        b'{"id": "a", "norm": "", "failure": "", "row": null, "seconds": {}}',  # neither row nor failure
+        json.dumps({"id": "\udcff", "norm": "", "failure": "x", "row": None, "seconds": {}}).encode(),
+        b"[" * 100_000,
+    ],
+)
 def test_garbage_results_are_protocol_errors(body):
     with pytest.raises(ProtocolError):
         decode_result(body)
 
 
-@pytest.mark.parametrize("corrupt", [
-    lambda r: r["row"].pop("steps"),
-    lambda r: r["row"].update(extra=1),
-    lambda r: r["row"].update(num_steps=99),
-    lambda r: r["row"]["steps"][0].update(line="1"),
-    lambda r: r["row"]["steps"][0].update(line=True),
-    lambda r: r["row"]["steps"][0].update(event="teleport"),
-    lambda r: r["row"]["steps"][0]["state"].append({"name": "x"}),
-    lambda r: r["row"]["steps"][0]["state"].append({"name": "x", "value": 5}),
-    lambda r: r["row"].update(stdout="\udcff"),
-    lambda r: r["row"].update(id="someone else"),
-    lambda r: r.update(failure="timeout"),
-    lambda r: r.update(seconds={"x": "slow"}),
-    lambda r: r.update(seconds={"x": 10 ** 400}),
-])
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda r: r["row"].pop("steps"),
+        lambda r: r["row"].update(extra=1),
+        lambda r: r["row"].update(num_steps=99),
+        lambda r: r["row"]["steps"][0].update(line="1"),
+        lambda r: r["row"]["steps"][0].update(line=True),
+        lambda r: r["row"]["steps"][0].update(event="teleport"),
+        lambda r: r["row"]["steps"][0]["state"].append({"name": "x"}),
+        lambda r: r["row"]["steps"][0]["state"].append({"name": "x", "value": 5}),
+        lambda r: r["row"].update(stdout="\udcff"),
+        lambda r: r["row"].update(id="someone else"),
+        lambda r: r.update(failure="timeout"),
+        lambda r: r.update(seconds={"x": "slow"}),
+        lambda r: r.update(seconds={"x": 10**400}),
+    ],
+)
 def test_results_with_a_wrong_shape_are_protocol_errors(corrupt):
     result = good_result()
     corrupt(result)
@@ -89,11 +101,25 @@ def test_a_result_at_every_cap_fits_the_frame_limit_and_one_past_a_cap_does_not_
     row = result["row"]
     code = "\x01" * MAX_CODE_CHARS  # 6 bytes each in JSON
     per_step = limits.max_trace_chars // limits.max_steps  # characters of trace text per step, all in one value
-    step = {"line": 1, "event": "line", "function": "<module>", "depth": 0, "value": "", "output": "",
-            "state": [{"name": "x", "value": "\x01" * (per_step - 2)}]}
-    row.update(code=code, prompt=[{"role": "user", "content": code}], num_lines=1, stdout="\x01" * output_chars(limits),
-               error="\x01" * ERROR_CHARS, expected_trace="\x01" * limits.max_trace_chars,
-               steps=[step] * limits.max_steps, num_steps=limits.max_steps)
+    step = {
+        "line": 1,
+        "event": "line",
+        "function": "<module>",
+        "depth": 0,
+        "value": "",
+        "output": "",
+        "state": [{"name": "x", "value": "\x01" * (per_step - 2)}],
+    }
+    row.update(
+        code=code,
+        prompt=[{"role": "user", "content": code}],
+        num_lines=1,
+        stdout="\x01" * output_chars(limits),
+        error="\x01" * ERROR_CHARS,
+        expected_trace="\x01" * limits.max_trace_chars,
+        steps=[step] * limits.max_steps,
+        num_steps=limits.max_steps,
+    )
     assert per_step - 2 <= value_chars(limits)
     assert len(json.dumps(result, ensure_ascii=False).encode()) <= max_result_bytes(limits)
     assert check_result(json.loads(json.dumps(result)), limits)["row"]["num_steps"] == limits.max_steps

@@ -41,8 +41,15 @@ LIST_STEPS = [
 
 def replace_value(steps, name, new):
     return [
-        Step(s.line, s.event, s.function, s.depth, tuple((n, new if n == name else v) for n, v in s.state), s.value,
-             s.output)
+        Step(
+            s.line,
+            s.event,
+            s.function,
+            s.depth,
+            tuple((n, new if n == name else v) for n, v in s.state),
+            s.value,
+            s.output,
+        )
         for s in steps
     ]
 
@@ -126,8 +133,13 @@ def test_trl_wrapper_with_a_thinking_template_treats_the_completion_as_inside_th
         [{"role": "assistant", "content": f"reasoning, then cut off: {reference}"}],  # never closed its thinking
         [{"role": "assistant", "content": "</think>\n\nno trace"}],
     ]
-    scores = reward(prompts=[[]] * 3, completions=completions, completion_ids=[[]] * 3,
-                    expected_trace=[reference] * 3, code=["x"] * 3)
+    scores = reward(
+        prompts=[[]] * 3,
+        completions=completions,
+        completion_ids=[[]] * 3,
+        expected_trace=[reference] * 3,
+        code=["x"] * 3,
+    )
     assert scores == [1.0, 0.0, 0.0]
 
 

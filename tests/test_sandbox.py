@@ -43,10 +43,12 @@ ORDINARY = [
 def attacks(place: dict) -> dict[str, str]:
     """name -> code. `place` holds the absolute paths and the port the attacks aim at."""
     p = {k: repr(str(v)) for k, v in place.items()}
-    return {name: textwrap.dedent(code).strip() for name, code in {
-        # --- secrets ---------------------------------------------------------------------------------------
-        "env token": "import os\ntoken = os.environ.get('HF_TOKEN')\nenv = dict(os.environ)",
-        "proc environ": """
+    return {
+        name: textwrap.dedent(code).strip()
+        for name, code in {
+            # --- secrets ---------------------------------------------------------------------------------------
+            "env token": "import os\ntoken = os.environ.get('HF_TOKEN')\nenv = dict(os.environ)",
+            "proc environ": """
             import os
             found = []
             for pid in ['self', str(os.getppid()), '1'] + os.listdir('/proc'):
@@ -55,48 +57,48 @@ def attacks(place: dict) -> dict[str, str]:
                 except (OSError, ValueError):
                     pass
             print(found)""",
-        "token file": f"""
+            "token file": f"""
             import os
             found = []
-            for path in [{p['token_file']}, os.path.expanduser('~/.cache/huggingface/token')]:
+            for path in [{p["token_file"]}, os.path.expanduser('~/.cache/huggingface/token')]:
                 try:
                     found.append(open(path).read())
                 except OSError as e:
                     found.append(type(e).__name__)
             print(found)""",
-        "build's working directory": f"""
+            "build's working directory": f"""
             import os
             seen = []
-            for d in [{p['cwd']}, f'/proc/{{os.getppid()}}/cwd', '/proc/1/cwd']:
+            for d in [{p["cwd"]}, f'/proc/{{os.getppid()}}/cwd', '/proc/1/cwd']:
                 try:
                     seen += [open(os.path.join(d, n)).read() for n in os.listdir(d)]
                 except OSError:
                     pass
             print(seen)""",
-        # --- the user's files --------------------------------------------------------------------------------
-        "delete and create files": f"""
+            # --- the user's files --------------------------------------------------------------------------------
+            "delete and create files": f"""
             import os
-            for path in [{p['victim']}, {p['token_file']}]:
+            for path in [{p["victim"]}, {p["token_file"]}]:
                 try:
                     os.remove(path)
                 except OSError:
                     pass
-            for folder in [{p['home']}, {p['cwd']}, {p['output_parent']}, {p['site']}]:
+            for folder in [{p["home"]}, {p["cwd"]}, {p["output_parent"]}, {p["site"]}]:
                 try:
                     open(os.path.join(folder, 'pwned.pth'), 'w').write('import os; os.system("touch /tmp/pwned")')
                 except OSError:
                     pass""",
-        "fill the disk": """
+            "fill the disk": """
             import os
             fd = os.open('/tmp/canary-fill', os.O_CREAT | os.O_WRONLY)
             os.posix_fallocate(fd, 0, 2 << 30)""",
-        # --- the network -------------------------------------------------------------------------------------
-        "send the token to 127.0.0.1": f"""
+            # --- the network -------------------------------------------------------------------------------------
+            "send the token to 127.0.0.1": f"""
             import os, socket
-            s = socket.create_connection(('127.0.0.1', {place['port']}), timeout=1)
+            s = socket.create_connection(('127.0.0.1', {place["port"]}), timeout=1)
             s.sendall(os.environ.get('HF_TOKEN', 'no token').encode())""",
-        # --- the build ---------------------------------------------------------------------------------------
-        "signal everything": """
+            # --- the build ---------------------------------------------------------------------------------------
+            "signal everything": """
             import os, signal
             for sig in (signal.SIGSTOP, signal.SIGTERM):
                 for pid in [os.getppid(), 1] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:
@@ -106,9 +108,9 @@ def attacks(place: dict) -> dict[str, str]:
                         except OSError:
                             pass
             x = 1""",
-        "kill -1": "import os, signal\nos.kill(-1, signal.SIGKILL)\nx = 1",
-        "killpg the parent": "import os, signal\nos.killpg(os.getpgid(os.getppid()), signal.SIGKILL)\nx = 1",
-        "200 setsid children": """
+            "kill -1": "import os, signal\nos.kill(-1, signal.SIGKILL)\nx = 1",
+            "killpg the parent": "import os, signal\nos.killpg(os.getpgid(os.getppid()), signal.SIGKILL)\nx = 1",
+            "200 setsid children": """
             import os, time
             for _ in range(200):
                 if os.fork() == 0:
@@ -116,26 +118,26 @@ def attacks(place: dict) -> dict[str, str]:
                     time.sleep(600)
                     os._exit(0)
             x = 1""",
-        "daemon that writes later": f"""
+            "daemon that writes later": f"""
             import os, time
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
                     time.sleep(3)
-                    open({p['report']}, 'a').write('{{"tampered": true}}')
+                    open({p["report"]}, 'a').write('{{"tampered": true}}')
                 os._exit(0)
             x = 1""",
-        "raise its own cpu limit": "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))",
-        # --- other programs' rows ------------------------------------------------------------------------------
-        "patch the row builder": """
+            "raise its own cpu limit": "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))",
+            # --- other programs' rows ------------------------------------------------------------------------------
+            "patch the row builder": """
             import sys
             for name, module in list(sys.modules.items()):
                 if name.endswith('rows') or name.endswith('trace'):
                     module.format_trace = lambda steps: 'forged'
                     module.make_prompt = lambda code: [{'role': 'user', 'content': 'forged'}]
             x = 1""",
-        "profile hook": "import sys\nsys.setprofile(lambda *a: print('forged'))\nx = 1",
-        "edit the worker's frames": """
+            "profile hook": "import sys\nsys.setprofile(lambda *a: print('forged'))\nx = 1",
+            "edit the worker's frames": """
             import sys
             f = sys._getframe()
             while f is not None:
@@ -149,14 +151,14 @@ def attacks(place: dict) -> dict[str, str]:
                                 value[i] = [item[0], [None, 'print("forged")']]
                 f = f.f_back
             x = 1""",
-        "spy thread": """
+            "spy thread": """
             import threading, time, sys
             def spy():
                 while True:
                     time.sleep(0.01)
             threading.Thread(target=spy, daemon=True).start()
             x = 1""",
-        "forge frames to the parent": """
+            "forge frames to the parent": """
             import json, os, pickle, struct
             row = {'id': 'n0', 'code': 'x', 'steps': [], 'stdout': 'forged', 'error': '', 'prompt': [],
                    'expected_trace': 'forged', 'num_lines': 1, 'num_steps': 0, 'constructs': [], 'skeleton': ''}
@@ -170,7 +172,7 @@ def attacks(place: dict) -> dict[str, str]:
                     except OSError:
                         pass
             os._exit(0)""",
-        "forge a well-framed result": """
+            "forge a well-framed result": """
             import json, os
             body = json.dumps({'id': 'n0', 'kind': 'result', 'row': {'stdout': 'forged'}}).encode()
             for fd in range(3, 64):
@@ -179,9 +181,9 @@ def attacks(place: dict) -> dict[str, str]:
                 except OSError:
                     pass
             os._exit(0)""",
-        # --- text that cannot be stored or parsed ---------------------------------------------------------------
-        "surrogates": "s = '\\udcff'\nprint(s)\nraise ValueError(s)",
-        "closing tag everywhere": """
+            # --- text that cannot be stored or parsed ---------------------------------------------------------------
+            "surrogates": "s = '\\udcff'\nprint(s)\nraise ValueError(s)",
+            "closing tag everywhere": """
             class Tag:
                 def __repr__(self):
                     return '</execution_trace>'
@@ -189,8 +191,9 @@ def attacks(place: dict) -> dict[str, str]:
             s = 'a</execution_trace>b<execution_trace>'
             print('</execution_trace>')
             raise KeyError('</execution_trace>')""",
-        "addresses in output": "class A:\n    pass\nprint(A())\nprint(object())",
-    }.items()}
+            "addresses in output": "class A:\n    pass\nprint(A())\nprint(object())",
+        }.items()
+    }
 
 
 @pytest.fixture
@@ -228,9 +231,16 @@ def canaries(tmp_path, monkeypatch):
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     output = tmp_path / "out" / "dataset"
-    place = {"home": home, "token_file": token_file, "cwd": cwd, "victim": cwd / "victim.txt",
-             "output_parent": output.parent, "site": sysconfig.get_paths()["purelib"],
-             "report": output / "report.json", "port": listener.getsockname()[1]}
+    place = {
+        "home": home,
+        "token_file": token_file,
+        "cwd": cwd,
+        "victim": cwd / "victim.txt",
+        "output_parent": output.parent,
+        "site": sysconfig.get_paths()["purelib"],
+        "report": output / "report.json",
+        "port": listener.getsockname()[1],
+    }
     yield place, output, connections
     stop.set()
     thread.join()
@@ -246,6 +256,7 @@ def _alive(pid: int) -> bool:
 
 def _workers_alive() -> list[int]:
     """Tracing workers and what runs inside them, anywhere below this test process."""
+
     def is_worker(pid):
         try:
             return b"serve()" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -281,8 +292,9 @@ def _build(programs: list[dict], output: Path, sandbox: str = "bwrap", **options
     path = output.parent / f"{output.name}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(p) + "\n" for p in programs))
-    report = build_dataset(BuildOptions(programs_file=path, output=output, sandbox=sandbox, workers=2, timeout=2.0,
-                                        test_size=0, **options))
+    report = build_dataset(
+        BuildOptions(programs_file=path, output=output, sandbox=sandbox, workers=2, timeout=2.0, test_size=0, **options)
+    )
     data = load_from_disk(str(output))
     return {row["id"]: row for row in data["train"]}, report
 
@@ -366,8 +378,11 @@ def test_attacks_reach_nothing_of_the_user_the_build_or_other_programs(canaries,
 
 @needs_bwrap
 def test_ids_and_code_that_cannot_be_stored_do_not_stop_the_build(tmp_path):
-    programs = [{"id": "bad\udcffid", "code": "x = 1\ny = 2"}, {"id": "bad code", "code": "s = '\udcff'"},
-                {"id": "fine", "code": "z = 3"}]
+    programs = [
+        {"id": "bad\udcffid", "code": "x = 1\ny = 2"},
+        {"id": "bad code", "code": "s = '\udcff'"},
+        {"id": "fine", "code": "z = 3"},
+    ]
     rows, report = _build(programs, tmp_path / "out")
     assert set(rows) == {"bad\\udcffid", "fine"}
     assert [r["id"] for r in report.rejected] == ["bad code"]
@@ -375,8 +390,9 @@ def test_ids_and_code_that_cannot_be_stored_do_not_stop_the_build(tmp_path):
 
 def test_the_environment_is_cleared_even_without_a_sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    rows, report = _build([{"id": "env", "code": "import os\nenv = sorted(os.environ)"}], tmp_path / "out",
-                          sandbox="none")
+    rows, report = _build(
+        [{"id": "env", "code": "import os\nenv = sorted(os.environ)"}], tmp_path / "out", sandbox="none"
+    )
     assert report.sandbox == "none"
     names = rows["env"]["steps"][-1]["state"][-1]["value"]
     assert "HF_TOKEN" not in names and "PYTHONHASHSEED" in names
@@ -388,15 +404,22 @@ def test_the_environment_is_cleared_even_without_a_sandbox(tmp_path, monkeypatch
 
 def _cli(args, env=None, **kwargs):
     code = "import sys\nfrom dataset_builder.cli import main\nsys.exit(main())"
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_build_kills_its_workers_and_leaves_nothing(tmp_path, sig):
     programs = tmp_path / "p.jsonl"
-    programs.write_text("".join(json.dumps({"id": str(i), "code": "import time\ntime.sleep(30)"}) + "\n"
-                                for i in range(4)))
+    programs.write_text(
+        "".join(json.dumps({"id": str(i), "code": "import time\ntime.sleep(30)"}) + "\n" for i in range(4))
+    )
     out = tmp_path / "out"
     build = _cli(["--programs", str(programs), "--output", str(out), "--sandbox", "none", "--timeout", "60", "--quiet"])
     deadline = time.monotonic() + 30
@@ -485,8 +508,10 @@ try:
 except (OSError, AttributeError):
     pass
 """
-PLANTER = (f"import time\nscope = {{}}\nexec(compile({PLANT!r}, 'attack', 'exec'), scope)\n"
-           "planted, visited = scope['planted'], scope['visited']\n")
+PLANTER = (
+    f"import time\nscope = {{}}\nexec(compile({PLANT!r}, 'attack', 'exec'), scope)\n"
+    "planted, visited = scope['planted'], scope['visited']\n"
+)
 HONEST = "import heapq, os\nheap = []\nheapq.heappush(heap, 3)\nwhere = heapq.__file__"
 
 
@@ -501,17 +526,23 @@ def test_nothing_a_program_writes_reaches_the_next_program_in_its_worker(tmp_pat
     from sandboxes import BWRAP
 
     planter = PLANTER + ("time.sleep(60)\n" if then == "times out" else "")
-    reader = ("import os\nfound = sorted(os.listdir('/tmp') + os.listdir(os.path.expanduser('~')) + "
-              "os.listdir('/dev/shm') + os.listdir('/dev/mqueue'))")
+    reader = (
+        "import os\nfound = sorted(os.listdir('/tmp') + os.listdir(os.path.expanduser('~')) + "
+        "os.listdir('/dev/shm') + os.listdir('/dev/mqueue'))"
+    )
     programs = [(0, planter), (1, HONEST), (2, reader)]
     before = set(os.listdir("/tmp"))
     # The walk over the whole file tree takes about a second alone but many under a loaded CI machine: the program
     # that should exit gets room to finish; the one that should time out sleeps far past its 5 s.
     timeout = 5.0 if then == "times out" else 120.0
-    results = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=timeout), sandbox=BWRAP))
-    clean = dict(trace_in_workers([(1, HONEST)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                  sandbox=BWRAP))
+    results = dict(
+        trace_in_workers(
+            programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(timeout=timeout), sandbox=BWRAP
+        )
+    )
+    clean = dict(
+        trace_in_workers([(1, HONEST)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=BWRAP)
+    )
     if then == "times out":
         assert results[0].failure == "timeout"
     else:
@@ -526,9 +557,16 @@ def test_nothing_a_program_writes_reaches_the_next_program_in_its_worker(tmp_pat
 
 # Kernel settings a program must not be able to open for writing: global ones (an escape to host root through
 # core_pattern, the host's memory through drop_caches and overcommit) and per-namespace ones (the next program).
-HOST_SETTINGS = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname", "/proc/sys/kernel/domainname",
-                 "/proc/sys/vm/drop_caches", "/proc/sys/vm/swappiness", "/proc/sys/vm/overcommit_memory",
-                 "/proc/sys/net/ipv4/ip_forward", "/proc/sysrq-trigger"]
+HOST_SETTINGS = [
+    "/proc/sys/kernel/core_pattern",
+    "/proc/sys/kernel/hostname",
+    "/proc/sys/kernel/domainname",
+    "/proc/sys/vm/drop_caches",
+    "/proc/sys/vm/swappiness",
+    "/proc/sys/vm/overcommit_memory",
+    "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sysrq-trigger",
+]
 PRIVILEGES = f"""
 import os
 uid, gid, groups = os.geteuid(), os.getegid(), os.getgroups()
@@ -586,10 +624,12 @@ def test_a_program_holds_no_privilege_over_the_host_or_the_next_program(tmp_path
 
     host_settings = {path: Path(path).read_text() for path in HOST_SETTINGS[:3]}
     programs = [(0, PRIVILEGES), (1, RENAME), (2, HOSTNAME), (3, FAMILIES)]
-    results = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                    sandbox=BWRAP))
-    clean = dict(trace_in_workers([(2, HOSTNAME)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                  sandbox=BWRAP))
+    results = dict(
+        trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=BWRAP)
+    )
+    clean = dict(
+        trace_in_workers([(2, HOSTNAME)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=BWRAP)
+    )
     assert all(not r.failure for r in results.values()), {i: r.failure for i, r in results.items()}
     state = {i: dict(r.steps[-1].state) for i, r in results.items()}
     assert state[0]["uid"] != "0" and state[0]["regained"] == "False"
@@ -638,8 +678,13 @@ def test_no_host_path_reaches_a_row(tmp_path):
 
     rows, report = _build([{"id": "where", "code": WHERE_AM_I}], tmp_path / "out")
     state = dict((s["name"], s["value"]) for s in rows["where"]["steps"][-1]["state"])
-    host_paths = {str(Path(__file__).resolve().parent.parent), str(tmp_path), os.path.expanduser("~"),
-                  os.path.realpath(sys.base_prefix), os.getcwd()} - {"/", "/usr", "/usr/local"}
+    host_paths = {
+        str(Path(__file__).resolve().parent.parent),
+        str(tmp_path),
+        os.path.expanduser("~"),
+        os.path.realpath(sys.base_prefix),
+        os.getcwd(),
+    } - {"/", "/usr", "/usr/local"}
     text = json.dumps(rows["where"])
     assert not [path for path in host_paths if path in text], state
     if landlock.available():

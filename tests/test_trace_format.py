@@ -32,8 +32,17 @@ def test_truncation_is_visible_and_balanced():
     assert parse_trace(format_trace(steps)).steps == steps
 
 
-@pytest.mark.parametrize("junk", ["", "<execution_trace>", "Line x: State: {", "{" * 5000, "Line 1: State: {a=[}",
-                                  "<execution_trace>\nOutput: 'x'\nReturn from at line : \n</execution_trace>"])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "",
+        "<execution_trace>",
+        "Line x: State: {",
+        "{" * 5000,
+        "Line 1: State: {a=[}",
+        "<execution_trace>\nOutput: 'x'\nReturn from at line : \n</execution_trace>",
+    ],
+)
 def test_junk_never_raises(junk):
     parsed = parse_trace(junk)
     assert not parsed.valid
@@ -41,9 +50,44 @@ def test_junk_never_raises(junk):
 
 # --- text a program controls: anything at all must survive format -> parse -----------------------------------
 
-_ALPHABET = ["a", "Z", "0", " ", ",", "=", "{", "}", "[", "]", "(", ")", "'", '"', "\\", "\n", "\r", "\t", "<", ">",
-             "/", ":", "\udcff", "\ud800", "é", "😀", "\x00", "Output: ", "Line 1: State: {", "<execution_trace>",
-             "</execution_trace>", "</think>", " at 0x7f00ab", "<__main__.", "x=1, y=", "\\x3c"]
+_ALPHABET = [
+    "a",
+    "Z",
+    "0",
+    " ",
+    ",",
+    "=",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "'",
+    '"',
+    "\\",
+    "\n",
+    "\r",
+    "\t",
+    "<",
+    ">",
+    "/",
+    ":",
+    "\udcff",
+    "\ud800",
+    "é",
+    "😀",
+    "\x00",
+    "Output: ",
+    "Line 1: State: {",
+    "<execution_trace>",
+    "</execution_trace>",
+    "</think>",
+    " at 0x7f00ab",
+    "<__main__.",
+    "x=1, y=",
+    "\\x3c",
+]
 
 
 def _random_text(rng) -> str:
@@ -61,10 +105,15 @@ def test_any_value_output_or_message_round_trips_and_never_ends_the_block():
     rng = random.Random(0)
     for _ in range(3000):
         steps = [
-            Step(1, state=(("v", encode_value(repr(_random_text(rng)), 40)), ("w", encode_value(_random_text(rng), 40))),
-                 output=scrub_output(_random_text(rng))),
+            Step(
+                1,
+                state=(("v", encode_value(repr(_random_text(rng)), 40)), ("w", encode_value(_random_text(rng), 40))),
+                output=scrub_output(_random_text(rng)),
+            ),
             Step(2, "call", "f", 1, state=(("a", encode_value(_random_text(rng), 200)),)),
-            Step(3, "return", "f", 1, value=encode_value(_random_text(rng), 200), output=scrub_output(_random_text(rng))),
+            Step(
+                3, "return", "f", 1, value=encode_value(_random_text(rng), 200), output=scrub_output(_random_text(rng))
+            ),
             Step(4, "exception", value=one_line_message(ValueError(_random_text(rng)))),
         ]
         text = format_trace(steps)

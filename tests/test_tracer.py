@@ -222,13 +222,16 @@ def test_methods_are_labelled_with_their_class_and_objects_have_no_address():
 
 
 def test_failing_repr_and_long_values_are_marked_not_fatal():
-    result = run("""
+    result = run(
+        """
         class Bad:
             def __repr__(self):
                 raise RuntimeError('no repr')
         b = Bad()
         long = list(range(100))
-    """, max_value_chars=40)
+    """,
+        max_value_chars=40,
+    )
     state = dict(result.steps[-1].state)
     assert state["b"] == "<repr failed: RuntimeError: no repr>"
     assert state["long"].startswith("<truncated 390 chars: '[0, 1, 2")
@@ -249,13 +252,16 @@ def test_modules_functions_classes_and_dunders_are_hidden():
 
 
 def test_step_cap_stops_an_endless_loop_even_if_the_program_catches_everything():
-    result = run("""
+    result = run(
+        """
         while True:
             try:
                 x = 1
             except:
                 pass
-    """, max_steps=50)
+    """,
+        max_steps=50,
+    )
     assert result.failure == "too many steps"
 
 
@@ -296,7 +302,12 @@ def test_compact_notation_expands_back_to_the_full_trace(code):
 def test_compact_notation_shows_changes_and_deletions_only():
     compact = format_trace(run("a = 1\nb = [a]\nb.append(2)\ndel a\nc = 3").steps, compact=True)
     assert compact.splitlines()[1:-1] == [
-        "Line 1: {a=1}", "Line 2: {b=[1]}", "Line 3: {b=[1, 2]}", "Line 4: {} del a", "Line 5: {c=3}"]
+        "Line 1: {a=1}",
+        "Line 2: {b=[1]}",
+        "Line 3: {b=[1, 2]}",
+        "Line 4: {} del a",
+        "Line 5: {c=3}",
+    ]
 
 
 @pytest.mark.parametrize("line", ["Line 2: {b=2} junk", "Line 2: {b=2} del 3x", "Line 2: {b=2"])

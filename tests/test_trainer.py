@@ -45,8 +45,9 @@ def test_tiny_model_is_a_qwen3_with_a_thinking_template(model_cache):
     assert model.config.model_type == "qwen3"
     assert model.num_parameters() < 1_000_000
     assert thinking_template(tokenizer)
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>assistant\n<think>\n")
     ids = tokenizer("<think>a</think>\n<execution_trace>").input_ids
     assert tokenizer.decode(ids, skip_special_tokens=True) == "<think>a</think>\n<execution_trace>"
@@ -121,7 +122,9 @@ def test_gpu_defaults_use_bf16_checkpointing_qwen_sampling_and_room_to_think(tmp
     assert kwargs["bf16"] and kwargs["activation_checkpointing"]
     assert (kwargs["temperature"], kwargs["top_p"], kwargs["top_k"]) == (0.6, 0.95, 20)
     assert kwargs["max_completion_length"] >= 4096
-    assert (kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"]) % kwargs["num_generations"] == 0
+    assert (kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"]) % kwargs[
+        "num_generations"
+    ] == 0
 
 
 @pytest.mark.training
@@ -130,8 +133,9 @@ def test_config_file_then_explicit_options_win(tmp_path):
 
     config_file = tmp_path / "grpo.yaml"
     config_file.write_text("save_steps: 7\nlearning_rate: 0.5\nbeta: 0.04\ngradient_checkpointing: false\n")
-    settings = _settings(config_file=str(config_file), learning_rate=2e-5, num_generations=4, max_steps=3,
-                         grpo_overrides={"beta": 0.01})
+    settings = _settings(
+        config_file=str(config_file), learning_rate=2e-5, num_generations=4, max_steps=3, grpo_overrides={"beta": 0.01}
+    )
     kwargs = grpo_config_kwargs(settings, tmp_path, gpu=False)
     assert kwargs["save_steps"] == 7 and kwargs["learning_rate"] == 2e-5 and kwargs["beta"] == 0.01
     assert kwargs["num_generations"] == 4 and kwargs["per_device_train_batch_size"] == 4
@@ -166,10 +170,25 @@ def test_grpo_run_saves_an_adapter_that_names_its_base(trained_run):
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "tiny"  # the id, never the cache path it was loaded from
     assert config["r"] == 64 and config["lora_alpha"] == 128
-    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                             "down_proj"}
-    for name in ("adapter_model.safetensors", "README.md", "reward_curve.png", "eval_results.json",
-                 "eval_predictions.jsonl", "training_log.json", "training_run.json", "tokenizer.json"):
+    assert set(config["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    for name in (
+        "adapter_model.safetensors",
+        "README.md",
+        "reward_curve.png",
+        "eval_results.json",
+        "eval_predictions.jsonl",
+        "training_log.json",
+        "training_run.json",
+        "tokenizer.json",
+    ):
         assert (adapter / name).is_file(), name
     assert not (adapter / "training_args.bin").exists()
     assert (trained_run["output"] / "checkpoints" / "checkpoint-2").is_dir()
@@ -231,7 +250,8 @@ def test_card_renders_with_valid_yaml_the_measured_table_and_a_working_snippet(t
     metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     results = json.loads((adapter / "eval_results.json").read_text())
     assert metrics["execution_prediction_accuracy"] == round(
-        results["models"]["adapter"]["execution_prediction_accuracy"], 4)
+        results["models"]["adapter"]["execution_prediction_accuracy"], 4
+    )
     assert "| Metric | Base | Adapter |" in card and "| Mean State Accuracy |" in card
     assert "![Reward over training steps](reward_curve.png)" in card
     assert "learns nothing useful" in card
@@ -253,8 +273,16 @@ def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
 
     output = trained_run["output"]
     lines = []
-    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(output), max_steps=3,
-                             max_completion_length=24, push=False, resume=True, grpo_overrides={"save_steps": 1})
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(output),
+        max_steps=3,
+        max_completion_length=24,
+        push=False,
+        resume=True,
+        grpo_overrides={"save_steps": 1},
+    )
     summary = train(settings, prepare(settings, log=lines.append), output, log=lines.append)
     assert any(line.startswith("Resuming from") and "checkpoint-2" in line for line in lines)
     assert summary["global_steps"] == 3
@@ -280,8 +308,10 @@ def _cli(args, env=None):
         (["--dataset", "/no/such/dir", "--no-push", "--model", "tiny"], "does not exist"),
         # what could be a Hub id and is no folder here: both were tried, and the message says so (the tests are
         # offline: the Hub lookup fails at once)
-        (["--dataset", "someone/missing", "--no-push", "--model", "tiny"],
-         "There is no folder someone/missing here, and dataset someone/missing could not be loaded from the Hub"),
+        (
+            ["--dataset", "someone/missing", "--no-push", "--model", "tiny"],
+            "There is no folder someone/missing here, and dataset someone/missing could not be loaded from the Hub",
+        ),
         (["--dataset", "{data}", "--no-push", "--model", "/no/such.gguf"], "GGUF file /no/such.gguf does not exist"),
         (["--dataset", "{data}", "--no-push", "--model", "tiny", "--set", "bogus=1"], "unknown GRPOConfig setting"),
         (["--dataset", "{data}", "--no-push", "--model", "tiny", "--set", "nonsense"], "KEY=VALUE"),
@@ -302,8 +332,18 @@ def test_cli_mistakes_are_one_sentence(args, message, tiny_dataset, model_cache,
 
 def test_cli_without_token_fails_before_training(tiny_dataset, model_cache, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    result = _cli(["--dataset", str(tiny_dataset), "--repo-id", "user/name", "--model", "tiny",
-                   "--output-dir", str(tmp_path / "out")])
+    result = _cli(
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--repo-id",
+            "user/name",
+            "--model",
+            "tiny",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert result.exit_code == 1 and "No Hugging Face token" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -331,10 +371,14 @@ def test_the_default_output_dir_names_the_repo_or_the_data_and_the_model():
     from trainer.settings import TrainSettings
 
     assert str(TrainSettings(dataset="data/x", repo_id="you/my-lora").resolved_output_dir()) == "outputs/my-lora"
-    assert str(TrainSettings(dataset="data/execution-traces/").resolved_output_dir()) == \
-        "outputs/execution-traces-Qwen3-4B-Thinking-2507"
-    assert str(TrainSettings(dataset="you/traces", model="/m/SmolLM2-135M-Instruct.Q4_1.gguf").resolved_output_dir()) \
+    assert (
+        str(TrainSettings(dataset="data/execution-traces/").resolved_output_dir())
+        == "outputs/execution-traces-Qwen3-4B-Thinking-2507"
+    )
+    assert (
+        str(TrainSettings(dataset="you/traces", model="/m/SmolLM2-135M-Instruct.Q4_1.gguf").resolved_output_dir())
         == "outputs/traces-SmolLM2-135M-Instruct.Q4_1"
+    )
     assert str(TrainSettings(dataset="d", model="tiny", output_dir="~/runs/a").resolved_output_dir()).endswith("runs/a")
 
 

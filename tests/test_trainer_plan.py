@@ -18,11 +18,24 @@ pytestmark = pytest.mark.training
 
 # Qwen/Qwen3-4B-Thinking-2507's config.json (the fields a config needs).
 QWEN3_4B = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 2560, "intermediate_size": 9728,
-    "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
-    "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 262144, "rms_norm_eps": 1e-06,
-    "rope_theta": 5000000, "hidden_act": "silu", "attention_bias": False, "torch_dtype": "bfloat16",
-    "bos_token_id": 151643, "eos_token_id": 151645,
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "hidden_size": 2560,
+    "intermediate_size": 9728,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 262144,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 5000000,
+    "hidden_act": "silu",
+    "attention_bias": False,
+    "torch_dtype": "bfloat16",
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
 }
 # By hand: embeddings 151936 x 2560 (tied); per layer q 2560x4096, k and v 2560x1024, o 4096x2560, MLP 3 x 2560 x 9728,
 # norms 2 x 2560 + q/k norms 2 x 128; a final norm of 2560.
@@ -49,10 +62,26 @@ def qwen3_4b_folder(tmp_path_factory, model_cache):
 
 def _dry_run(folder, dataset, output, *args):
     code = "import sys\nfrom trainer.cli import main\nsys.exit(main())"
-    done = subprocess.run([sys.executable, "-c", code, "--dataset", str(dataset), "--model", str(folder),
-                           "--output-dir", str(output), "--no-push", "--dry-run", *args],
-                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
-                                                                            "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--dataset",
+            str(dataset),
+            "--model",
+            str(folder),
+            "--output-dir",
+            str(output),
+            "--no-push",
+            "--dry-run",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
     return done
 
 
@@ -82,8 +111,11 @@ def test_the_plan_of_the_4b_run_matches_the_arithmetic(qwen3_4b_folder, tiny_dat
     assert plan["optimizer_steps"] == math.ceil(train_rows / (4 * 8 * gpus // 8))  # one epoch, 4 prompts per GPU
     assert plan["checkpoint_every_steps"] == math.ceil(plan["optimizer_steps"] / 10)
     # generation (KV cache) and training (activations) take turns beside the weights and the adapter
-    transformers_need = (plan["weights_gib"] + plan["adapter_and_optimizer_gib"]
-                         + max(plan["kv_cache_gib_per_device"], plan["activations_gib_per_device"]))
+    transformers_need = (
+        plan["weights_gib"]
+        + plan["adapter_and_optimizer_gib"]
+        + max(plan["kv_cache_gib_per_device"], plan["activations_gib_per_device"])
+    )
     assert plan["memory_gib_per_device"] == pytest.approx(transformers_need, abs=0.05)
     assert plan["fits"] is True and plan["gpu_memory_gb"] == 80.0
     assert f"{plan['kv_cache_bytes_per_token']:,} bytes per token" in done.stdout
@@ -94,8 +126,17 @@ def test_a_plan_that_cannot_fit_is_refused_with_the_options_that_fix_it(qwen3_4b
     from trainer.settings import TrainError, TrainSettings
     from trainer.sizing import refusal
 
-    done = _dry_run(qwen3_4b_folder, tiny_dataset, tmp_path / "dry", "--plan-gpus", "1", "--gpu-memory-gb", "16",
-                    "--thinking-budget", "30000")
+    done = _dry_run(
+        qwen3_4b_folder,
+        tiny_dataset,
+        tmp_path / "dry",
+        "--plan-gpus",
+        "1",
+        "--gpu-memory-gb",
+        "16",
+        "--thinking-budget",
+        "30000",
+    )
     assert done.returncode == 0, done.stderr  # a dry run reports; it does not refuse
     plan = json.loads((tmp_path / "dry" / "plan.json").read_text())
     assert plan["fits"] is False and "DOES NOT FIT" in done.stdout
@@ -103,8 +144,14 @@ def test_a_plan_that_cannot_fit_is_refused_with_the_options_that_fix_it(qwen3_4b
     assert "--thinking-budget" in sentence and "--gpu-memory-gb" in sentence
     assert sentence.endswith(".") and not re.search(r"\.\s+[A-Z]", sentence)  # one sentence
     # a real run with the same plan stops in prepare, before any weight loads
-    settings = TrainSettings(dataset=str(tiny_dataset), model=str(qwen3_4b_folder), push=False,
-                             output_dir=str(tmp_path / "run"), thinking_budget=30000, gpu_memory_gb=16)
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model=str(qwen3_4b_folder),
+        push=False,
+        output_dir=str(tmp_path / "run"),
+        thinking_budget=30000,
+        gpu_memory_gb=16,
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrainSettings, "planned_gpu", property(lambda self: True))
         with pytest.raises(TrainError, match="needs up to .* GiB per GPU"):
@@ -118,9 +165,17 @@ def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
     from trainer.prepare import prepare
     from trainer.settings import TrainSettings
 
-    settings = TrainSettings(dataset=str(tiny_dataset), model=str(qwen3_4b_folder), push=False, dry_run=True,
-                             plan_gpus=1, vllm_mode="colocate", gpu_memory_gb=80, ddp_timeout=3600,
-                             output_dir=str(tmp_path / "out"))
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model=str(qwen3_4b_folder),
+        push=False,
+        dry_run=True,
+        plan_gpus=1,
+        vllm_mode="colocate",
+        gpu_memory_gb=80,
+        ddp_timeout=3600,
+        output_dir=str(tmp_path / "out"),
+    )
     plan = prepare(settings, log=lambda *a: None)
     sizing = plan.sizing
     assert sizing["generation_backend"] == "vllm-colocate"
@@ -140,8 +195,9 @@ def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
     # TRL accepts the rest of it (bf16 and vLLM need a GPU here, so those two are left out of the check)
     from trl import GRPOConfig
 
-    config = GRPOConfig(**{**kwargs, "bf16": False, "use_cpu": True, "use_vllm": False,
-                           "output_dir": str(tmp_path / "ck")})
+    config = GRPOConfig(
+        **{**kwargs, "bf16": False, "use_cpu": True, "use_vllm": False, "output_dir": str(tmp_path / "ck")}
+    )
     assert config.generation_batch_size == sizing["sequences_per_generation"] == 16
     assert config.per_device_train_batch_size * config.gradient_accumulation_steps == 32
     # an explicit setting still wins over the plan
@@ -184,8 +240,18 @@ def test_resume_continues_an_interrupted_sft(tiny_dataset, model_cache, tmp_path
                 raise KeyboardInterrupt
 
     output = tmp_path / "out"
-    common = dict(dataset=str(tiny_dataset), model="tiny", output_dir=str(output), push=False, sft_steps=6,
-                  sft_batch_size=1, max_steps=0, eval_limit=1, eval_max_new_tokens=4, skip_base_eval=True)
+    common = dict(
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(output),
+        push=False,
+        sft_steps=6,
+        sft_batch_size=1,
+        max_steps=0,
+        eval_limit=1,
+        eval_max_new_tokens=4,
+        skip_base_eval=True,
+    )
     assert resume_hint(output) == "no checkpoint was saved yet, so --resume would start from the beginning."
     with pytest.raises(KeyboardInterrupt):
         run(TrainSettings(**common), log=lambda *a: None, callbacks=[Interrupt()])
@@ -211,9 +277,29 @@ def test_ctrl_c_says_what_resume_will_do(tiny_dataset, model_cache, tmp_path):
     output = tmp_path / "out"
     code = "import sys\nfrom trainer.cli import main\nsys.exit(main())"
     process = subprocess.Popen(
-        [sys.executable, "-c", code, "--dataset", str(tiny_dataset), "--model", "tiny", "--output-dir", str(output),
-         "--no-push", "--sft-steps", "400", "--sft-batch-size", "1", "--max-steps", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--output-dir",
+            str(output),
+            "--no-push",
+            "--sft-steps",
+            "400",
+            "--sft-batch-size",
+            "1",
+            "--max-steps",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     deadline = time.monotonic() + 240
     checkpoints = output / "sft" / "checkpoints"
     while time.monotonic() < deadline and not (checkpoints.is_dir() and any(checkpoints.iterdir())):
@@ -223,8 +309,9 @@ def test_ctrl_c_says_what_resume_will_do(tiny_dataset, model_cache, tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130
     last = err.strip().splitlines()[-1]
-    assert last.startswith("Interrupted; what was saved is kept: --resume continues the SFT warm start from "
-                           "checkpoint-"), last
+    assert last.startswith(
+        "Interrupted; what was saved is kept: --resume continues the SFT warm start from checkpoint-"
+    ), last
 
 
 AVX2_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
@@ -246,8 +333,9 @@ def test_bf16_weights_on_a_cpu_without_bf16_instructions_are_a_warning(tiny_data
     assert slow_bf16_warning(bf16) is None and "7x slower than fp32" in slow_bf16_warning(avx2)
     assert cpu_features(str(tmp_path / "missing"))["bf16_instructions"] is False
 
-    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", push=False, output_dir=str(tmp_path / "run"),
-                             dtype="bfloat16")
+    settings = TrainSettings(
+        dataset=str(tiny_dataset), model="tiny", push=False, output_dir=str(tmp_path / "run"), dtype="bfloat16"
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(prepare_module, "slow_bf16_warning", lambda: slow_bf16_warning(avx2))
         warned = prepare(settings, log=lambda *a: None).warnings

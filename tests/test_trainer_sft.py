@@ -111,8 +111,9 @@ def test_tiny_chat_template_renders_the_prompt_as_a_prefix_of_prompt_plus_answer
     tokenizer, _ = load_model("tiny")
     prompt = [{"role": "user", "content": "hi"}]
     head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": "<execution_trace>"}],
-                                         tokenize=False)
+    full = tokenizer.apply_chat_template(
+        prompt + [{"role": "assistant", "content": "<execution_trace>"}], tokenize=False
+    )
     assert full.startswith(head) and full.endswith("</think>\n\n<execution_trace><|im_end|>\n")
 
 
@@ -145,7 +146,8 @@ def test_compact_prompt_style_asks_for_and_trains_on_the_compact_trace():
     assert target.splitlines()[1:-1] == ["Line 1: {x=0}", "Line 2: {x=1}", "Line 3: {x=2}"]
     assert compare_traces(target, compact[0]["expected_trace"]).exact
     assert target_traces(compact) == list(compact[TARGET_COLUMN]) and target_traces(split) == list(
-        split["expected_trace"])
+        split["expected_trace"]
+    )
     assert sft_rows(compact)[0]["completion"] == [{"role": "assistant", "content": target}]
     assert sft_rows(split)[0]["completion"][0]["content"] == split[0]["expected_trace"]
 
@@ -178,8 +180,14 @@ def test_minimal_prompt_style_without_sft_is_refused_in_one_sentence(tmp_path):
     from trainer.prepare import prepare
     from trainer.settings import TrainError, TrainSettings
 
-    settings = TrainSettings(dataset=str(tmp_path), model="tiny", push=False, output_dir=str(tmp_path / "out"),
-                             prompt_style="minimal", max_steps=2)
+    settings = TrainSettings(
+        dataset=str(tmp_path),
+        model="tiny",
+        push=False,
+        output_dir=str(tmp_path / "out"),
+        prompt_style="minimal",
+        max_steps=2,
+    )
     with pytest.raises(TrainError, match=r"^--prompt-style minimal needs an SFT warm start .*compact without one\.$"):
         prepare(settings, log=lambda *a: None)
 
@@ -239,10 +247,14 @@ def test_table_with_three_models_uses_their_labels():
     from trainer.evaluate import format_table, summarize
 
     ref = format_trace([Step(1, state=(("x", "1"),))])
-    results = {"labels": {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"},
-               "models": {"adapter": summarize([compare_traces(ref, ref)]),
-                          "base": summarize([compare_traces("x", ref)]),
-                          "sft": summarize([compare_traces(ref, ref)])}}
+    results = {
+        "labels": {"base": "Base", "sft": "SFT only", "adapter": "SFT + GRPO"},
+        "models": {
+            "adapter": summarize([compare_traces(ref, ref)]),
+            "base": summarize([compare_traces("x", ref)]),
+            "sft": summarize([compare_traces(ref, ref)]),
+        },
+    }
     table = format_table(results)
     assert table.splitlines()[0] == "| Metric | Base | SFT only | SFT + GRPO |"
     assert "| Execution Prediction Accuracy | 0.0% | 100.0% | 100.0% |" in table
@@ -261,10 +273,20 @@ def sft_run(tmp_path_factory, tiny_dataset, model_cache):
     lines = []
     capture = CaptureModel()
     settings = TrainSettings(
-        dataset=str(tiny_dataset), model="tiny", output_dir=str(output), push=False,
-        sft_steps=4, sft_batch_size=2, sft_learning_rate=1e-2, curriculum="short-first",
-        max_steps=1, learning_rate=1e-12, max_completion_length=12,
-        eval_limit=2, eval_max_new_tokens=8, prompt_style="short",
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(output),
+        push=False,
+        sft_steps=4,
+        sft_batch_size=2,
+        sft_learning_rate=1e-2,
+        curriculum="short-first",
+        max_steps=1,
+        learning_rate=1e-12,
+        max_completion_length=12,
+        eval_limit=2,
+        eval_max_new_tokens=8,
+        prompt_style="short",
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer.rewards, "ExecutionReward", shaped_reward_class())
@@ -310,8 +332,10 @@ def test_grpo_continues_the_sft_adapter(sft_run):
     sft_b, final_b = _lora(sft_dir), _lora(final)
     assert sft_b.keys() == final_b.keys()
     assert all(torch.allclose(sft_b[k], final_b[k], atol=1e-6) for k in sft_b)
-    assert json.loads((sft_dir / "adapter_config.json").read_text())["target_modules"] == \
-        json.loads((final / "adapter_config.json").read_text())["target_modules"]
+    assert (
+        json.loads((sft_dir / "adapter_config.json").read_text())["target_modules"]
+        == json.loads((final / "adapter_config.json").read_text())["target_modules"]
+    )
     assert any(line.startswith("GRPO continues the SFT adapter") for line in sft_run["log"])
     assert [line.split()[1] for line in sft_run["log"] if line.startswith("step ")] == ["1/1"]
 
@@ -340,9 +364,18 @@ def test_compact_run_records_its_style_and_the_card_explains_it(tmp_path, tiny_d
     from trainer.run import run
     from trainer.settings import TrainSettings
 
-    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,
-                             sft_steps=1, sft_batch_size=1, max_steps=0, eval_limit=1, eval_max_new_tokens=4,
-                             prompt_style="compact")
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(tmp_path / "out"),
+        push=False,
+        sft_steps=1,
+        sft_batch_size=1,
+        max_steps=0,
+        eval_limit=1,
+        eval_max_new_tokens=4,
+        prompt_style="compact",
+    )
     result = run(settings, log=lambda *a, **k: None)
     run_info = json.loads((result.adapter_dir / "training_run.json").read_text())
     assert run_info["training"]["prompt_style"] == "compact"
@@ -356,8 +389,17 @@ def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
     from trainer.settings import TrainSettings
 
     lines = []
-    settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / "out"), push=False,
-                             sft_steps=1, sft_batch_size=1, max_steps=0, eval_limit=1, eval_max_new_tokens=4)
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(tmp_path / "out"),
+        push=False,
+        sft_steps=1,
+        sft_batch_size=1,
+        max_steps=0,
+        eval_limit=1,
+        eval_max_new_tokens=4,
+    )
     result = run(settings, log=lines.append)
     assert not any(line.startswith("step ") for line in lines)  # no GRPO
     results = json.loads((result.adapter_dir / "eval_results.json").read_text())
@@ -373,16 +415,38 @@ def test_cli_takes_the_warm_start_options(tiny_dataset, model_cache, tmp_path):
 
     from trainer.cli import main
 
-    result = CliRunner().invoke(main, [
-        "--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--output-dir", str(tmp_path / "o"),
-        "--sft-steps", "1", "--sft-batch-size", "1", "--max-steps", "0", "--curriculum", "short-first",
-        "--max-trace-steps", "3", "--prompt-style", "short", "--eval-limit", "1", "--eval-max-new-tokens", "2",
-        "--skip-base-eval",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--no-push",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--sft-steps",
+            "1",
+            "--sft-batch-size",
+            "1",
+            "--max-steps",
+            "0",
+            "--curriculum",
+            "short-first",
+            "--max-trace-steps",
+            "3",
+            "--prompt-style",
+            "short",
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "2",
+            "--skip-base-eval",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_info = json.loads((tmp_path / "o" / "adapter" / "training_run.json").read_text())
     assert run_info["training"]["curriculum"]["max_trace_steps"] == 3
     assert run_info["training"]["train_rows"] == 4  # the tiny dataset's traces have 2-3 steps
-    bad = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push",
-                                    "--max-steps", "0"])
+    bad = CliRunner().invoke(main, ["--dataset", str(tiny_dataset), "--model", "tiny", "--no-push", "--max-steps", "0"])
     assert bad.exit_code == 1 and "trains nothing" in bad.output

@@ -43,14 +43,38 @@ def test_two_processes_train_evaluate_once_and_push_once(hub_server, tiny_datase
     the main process saved), each evaluates its share of the test split, the main process alone writes the
     adapter, the record, the card and pushes it (one commit)."""
     token = hub_server.add_user("user")
-    env = {**os.environ, **hub_server.env(token, hub_server.hf_home), "EWM_CACHE": str(model_cache),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        **hub_server.env(token, hub_server.hf_home),
+        "EWM_CACHE": str(model_cache),
+        "OMP_NUM_THREADS": "1",
+    }
     output = tmp_path / "run"
     done = subprocess.run(
-        _torchrun() + ["--dataset", tiny_dataset, "--model", "tiny", "--sft-steps", "2", "--sft-batch-size", "1",
-                       "--max-steps", "2", "--repo-id", "user/two", "--output-dir", output,
-                       "--eval-max-new-tokens", "8"],
-        capture_output=True, text=True, cwd=tmp_path, env={k: str(v) for k, v in env.items()}, timeout=600,
+        _torchrun()
+        + [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            "tiny",
+            "--sft-steps",
+            "2",
+            "--sft-batch-size",
+            "1",
+            "--max-steps",
+            "2",
+            "--repo-id",
+            "user/two",
+            "--output-dir",
+            output,
+            "--eval-max-new-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: str(v) for k, v in env.items()},
+        timeout=600,
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
@@ -68,7 +92,9 @@ def test_two_processes_train_evaluate_once_and_push_once(hub_server, tiny_datase
     results = run["evaluation"]
     assert results["decoding"]["processes"] == 2
     assert results["n"] == 3 and all(m["n"] == 3 for m in results["models"].values())  # the whole test split
-    predictions = [json.loads(line) for line in (output / "adapter" / "eval_predictions.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line) for line in (output / "adapter" / "eval_predictions.jsonl").read_text().splitlines()
+    ]
     for model in ("base", "sft", "adapter"):
         assert sorted(p["id"] for p in predictions if p["model"] == model) == ["te0", "te1", "te2"]  # each once
     card = (output / "adapter" / "README.md").read_text()
@@ -78,15 +104,33 @@ def test_two_processes_train_evaluate_once_and_push_once(hub_server, tiny_datase
 # --- the learning signal ------------------------------------------------------------------------------------------
 
 
-def test_run_that_learned_nothing_says_so_and_fails_before_the_push(hub_server, tiny_dataset, model_cache, tmp_path,
-                                                                     monkeypatch):
+def test_run_that_learned_nothing_says_so_and_fails_before_the_push(
+    hub_server, tiny_dataset, model_cache, tmp_path, monkeypatch
+):
     """GRPO alone on tiny: every completion scores 0 (and is cut off), so every group has zero reward spread, the
     gradient is 0 and lora_B stays 0. The console, the record and the card say so; --fail-on-no-signal exits 1
     before anything reaches the Hub."""
     monkeypatch.setenv("HF_TOKEN", hub_server.add_user("user"))
     output = tmp_path / "run"
-    result = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "1", "--repo-id", "user/nothing",
-                   "--output-dir", output, "--eval-limit", "1", "--eval-max-new-tokens", "4", "--fail-on-no-signal"])
+    result = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--repo-id",
+            "user/nothing",
+            "--output-dir",
+            output,
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "4",
+            "--fail-on-no-signal",
+        ]
+    )
     assert result.exit_code == 1, result.output
     assert "learned nothing" in result.output and "--fail-on-no-signal" in result.output
     assert "Traceback" not in result.output and "Pushing" not in result.output
@@ -103,8 +147,23 @@ def test_run_that_learned_nothing_says_so_and_fails_before_the_push(hub_server, 
     card = (output / "adapter" / "README.md").read_text()
     assert "**Warning: this run learned nothing.**" in card
     # the same run without the option finishes (and still warns)
-    again = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "1", "--no-push",
-                  "--output-dir", tmp_path / "again", "--eval-limit", "1", "--eval-max-new-tokens", "4"])
+    again = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--no-push",
+            "--output-dir",
+            tmp_path / "again",
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "4",
+        ]
+    )
     assert again.exit_code == 0 and "WARNING: this run learned nothing" in again.output
 
 
@@ -117,8 +176,12 @@ def test_weight_change_sees_one_changed_value():
     model.lora_A = torch.nn.Parameter(torch.ones(2, 2))
     model.lora_B = torch.nn.Parameter(torch.zeros(2, 2))
     before = fingerprint(model)
-    assert weight_change(before, fingerprint(model)) == {"tensors": 2, "tensors_changed": 0,
-                                                         "adapter_changed": False, "lora_B_all_zero": True}
+    assert weight_change(before, fingerprint(model)) == {
+        "tensors": 2,
+        "tensors_changed": 0,
+        "adapter_changed": False,
+        "lora_B_all_zero": True,
+    }
     with torch.no_grad():
         model.lora_B[1, 1] = 1e-6
     change = weight_change(before, fingerprint(model))
@@ -154,8 +217,9 @@ def test_template_kinds_and_the_thinking_policy(tiny_templates):
     assert auto.enabled and not auto.opens_think and auto.chat_template_kwargs == {"enable_thinking": True}
     off = thinking_policy(tok["hybrid"], "off")
     assert not off.enabled and off.chat_template_kwargs == {"enable_thinking": False}
-    prompt = tok["hybrid"].apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
-                                               add_generation_prompt=True, **off.chat_template_kwargs)
+    prompt = tok["hybrid"].apply_chat_template(
+        [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True, **off.chat_template_kwargs
+    )
     assert prompt.endswith("<think>\n\n</think>\n\n")
 
     assert not thinking_policy(tok["none"], "auto").enabled
@@ -163,17 +227,20 @@ def test_template_kinds_and_the_thinking_policy(tiny_templates):
         thinking_policy(tok["none"], "on")
 
 
-@pytest.mark.parametrize("kind, mode, thinks", [("hybrid", "off", False), ("none", "auto", False),
-                                                ("hybrid", "on", True)])
-def test_the_policy_reaches_the_budget_the_trainer_and_the_evaluation(kind, mode, thinks, tiny_templates,
-                                                                      tiny_dataset, tmp_path):
+@pytest.mark.parametrize(
+    "kind, mode, thinks", [("hybrid", "off", False), ("none", "auto", False), ("hybrid", "on", True)]
+)
+def test_the_policy_reaches_the_budget_the_trainer_and_the_evaluation(
+    kind, mode, thinks, tiny_templates, tiny_dataset, tmp_path
+):
     from trainer.grpo import grpo_config_kwargs, make_grpo_config
     from trainer.prepare import prepare
     from trainer.settings import TrainSettings
     from trainer.thinking import MARGIN
 
-    settings = TrainSettings(dataset=str(tiny_dataset), model=str(tiny_templates[kind]), push=False,
-                             thinking=mode, thinking_budget=40)
+    settings = TrainSettings(
+        dataset=str(tiny_dataset), model=str(tiny_templates[kind]), push=False, thinking=mode, thinking_budget=40
+    )
     plan = prepare(settings, log=lambda *_: None)
     kwargs = grpo_config_kwargs(settings, tmp_path, gpu=False, plan=plan)
     assert plan.longest_reference > 10
@@ -190,14 +257,32 @@ def test_hybrid_template_with_thinking_off_end_to_end(tiny_templates, tiny_datas
     """A real GRPO step and evaluation with enable_thinking=False passed to the template: greedy, stopped at the
     trace's end, budget without thinking; the record and the card say so."""
     output = tmp_path / "run"
-    result = _cli(["--dataset", tiny_dataset, "--model", tiny_templates["hybrid"], "--thinking", "off",
-                   "--max-steps", "1", "--no-push", "--output-dir", output, "--eval-limit", "1",
-                   "--skip-base-eval"])
+    result = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            tiny_templates["hybrid"],
+            "--thinking",
+            "off",
+            "--max-steps",
+            "1",
+            "--no-push",
+            "--output-dir",
+            output,
+            "--eval-limit",
+            "1",
+            "--skip-base-eval",
+        ]
+    )
     assert result.exit_code == 0, result.output
     run = _record(output)
     thinking = run["training"]["thinking"]
     assert (thinking["template"], thinking["enabled"], thinking["chat_template_kwargs"]) == (
-        "hybrid", False, {"enable_thinking": False})
+        "hybrid",
+        False,
+        {"enable_thinking": False},
+    )
     assert run["training"]["grpo"]["chat_template_kwargs"] == {"enable_thinking": False}
     assert run["training"]["grpo"]["mask_truncated_completions"] is False
     decoding = run["evaluation"]["decoding"]
@@ -218,8 +303,12 @@ def test_a_budget_past_the_model_context_is_capped_and_warned(tmp_path, model_ca
     from trainer.settings import TrainSettings
 
     steps = [Step(1 + i % 3, state=(("value", repr(list(range(i % 40)))),)) for i in range(400)]
-    row = {"id": ["long"], "code": ["x = 1\n"], "prompt": [make_prompt("x = 1\n")],
-           "expected_trace": [format_trace(steps)]}
+    row = {
+        "id": ["long"],
+        "code": ["x = 1\n"],
+        "prompt": [make_prompt("x = 1\n")],
+        "expected_trace": [format_trace(steps)],
+    }
     DatasetDict({"train": Dataset.from_dict(row), "test": Dataset.from_dict(row)}).save_to_disk(str(tmp_path / "d"))
     settings = TrainSettings(dataset=str(tmp_path / "d"), model="tiny", push=False)
     plan = prepare(settings, log=lambda *_: None)
@@ -230,11 +319,23 @@ def test_a_budget_past_the_model_context_is_capped_and_warned(tmp_path, model_ca
     assert any("does not fit the model's 4096-token context" in w for w in plan.warnings)
 
 
-@pytest.mark.parametrize("kind, mode, message", [("none", "on", "has no thinking"),
-                                                 ("thinking", "off", "no enable_thinking switch")])
+@pytest.mark.parametrize(
+    "kind, mode, message", [("none", "on", "has no thinking"), ("thinking", "off", "no enable_thinking switch")]
+)
 def test_impossible_thinking_modes_are_one_sentence(kind, mode, message, tiny_templates, tiny_dataset, tmp_path):
-    result = _cli(["--dataset", tiny_dataset, "--model", tiny_templates[kind], "--thinking", mode, "--no-push",
-                   "--output-dir", tmp_path / "o"])
+    result = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            tiny_templates[kind],
+            "--thinking",
+            mode,
+            "--no-push",
+            "--output-dir",
+            tmp_path / "o",
+        ]
+    )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert "Loading model" not in result.output
 
@@ -263,8 +364,19 @@ def test_use_vllm_without_vllm_is_one_sentence_before_any_model_loads(tiny_datas
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
-    result = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--no-push", "--set", "use_vllm=true",
-                   "--output-dir", tmp_path / "o"])
+    result = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            "tiny",
+            "--no-push",
+            "--set",
+            "use_vllm=true",
+            "--output-dir",
+            tmp_path / "o",
+        ]
+    )
     assert result.exit_code == 1, result.output
     assert "needs vLLM, which is not installed" in result.output
     assert "Traceback" not in result.output and "Loading" not in result.output
@@ -276,9 +388,19 @@ def test_sft_max_length_comes_from_the_data_and_cut_examples_are_counted(tiny_da
 
     def sft_run(name, **kw):
         lines = []
-        settings = TrainSettings(dataset=str(tiny_dataset), model="tiny", output_dir=str(tmp_path / name),
-                                 push=False, sft_steps=1, sft_batch_size=1, max_steps=0, eval_limit=1,
-                                 eval_max_new_tokens=2, skip_base_eval=True, **kw)
+        settings = TrainSettings(
+            dataset=str(tiny_dataset),
+            model="tiny",
+            output_dir=str(tmp_path / name),
+            push=False,
+            sft_steps=1,
+            sft_batch_size=1,
+            max_steps=0,
+            eval_limit=1,
+            eval_max_new_tokens=2,
+            skip_base_eval=True,
+            **kw,
+        )
         result = run(settings, log=lines.append)
         return result, _record(result.output_dir)["training"]["sft"], lines
 
@@ -288,8 +410,7 @@ def test_sft_max_length_comes_from_the_data_and_cut_examples_are_counted(tiny_da
     result, sft, lines = sft_run("cut", sft_max_length=longest - 1)
     assert sft["max_length"] == longest - 1 and sft["examples_over_max_length"] >= 1
     over = sft["examples_over_max_length"]
-    assert any(f"{over} of 4 SFT examples are longer than --sft-max-length {longest - 1}" in w
-               for w in result.warnings)
+    assert any(f"{over} of 4 SFT examples are longer than --sft-max-length {longest - 1}" in w for w in result.warnings)
     assert any(line.startswith(f"Warning: {over} of 4 SFT examples") for line in lines)
 
 
@@ -297,9 +418,30 @@ def test_bf16_weights_on_a_cpu_are_recorded_and_evaluated_as_trained(tiny_datase
     """`--set bf16=true` on a CPU: the base weights are bf16 in training, in the record and in evaluation; the
     record also holds the thread count, the start-up and the total time."""
     output = tmp_path / "bf16"
-    result = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "1", "--no-push", "--set",
-                   "bf16=true", "--set", "mask_truncated_completions=false", "--output-dir", output,
-                   "--eval-limit", "1", "--eval-max-new-tokens", "2", "--skip-base-eval", "--cpu-threads", "1"])
+    result = _cli(
+        [
+            "--dataset",
+            tiny_dataset,
+            "--model",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--no-push",
+            "--set",
+            "bf16=true",
+            "--set",
+            "mask_truncated_completions=false",
+            "--output-dir",
+            output,
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "2",
+            "--skip-base-eval",
+            "--cpu-threads",
+            "1",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "Loading model tiny (CPU, bfloat16)" in result.output
     run = _record(output)
@@ -326,13 +468,30 @@ def test_mean_state_accuracy_counts_steps_at_their_position_and_line():
     assert compare_traces(format_trace(ref[:2]), text).state_accuracy == pytest.approx(2 / 3)  # missing costs
 
 
-def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwritten(tiny_dataset, model_cache,
-                                                                                    tmp_path):
+def test_an_output_dir_holding_another_run_is_refused_unless_resumed_or_overwritten(
+    tiny_dataset, model_cache, tmp_path
+):
     """As build-dataset refuses an existing output: a second run into the folder of a finished one is one sentence
     naming --resume and --overwrite, and the first run's files stay byte for byte; --overwrite replaces them."""
     output = tmp_path / "run"
-    quick = ["--dataset", tiny_dataset, "--model", "tiny", "--max-steps", "1", "--no-push", "--output-dir", output,
-             "--eval-limit", "1", "--eval-max-new-tokens", "2", "--skip-base-eval", "--cpu-threads", "1"]
+    quick = [
+        "--dataset",
+        tiny_dataset,
+        "--model",
+        "tiny",
+        "--max-steps",
+        "1",
+        "--no-push",
+        "--output-dir",
+        output,
+        "--eval-limit",
+        "1",
+        "--eval-max-new-tokens",
+        "2",
+        "--skip-base-eval",
+        "--cpu-threads",
+        "1",
+    ]
     assert _cli(quick).exit_code == 0
     before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
     again = _cli(quick)
@@ -359,11 +518,36 @@ def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_
     output = tmp_path / "tracked"
     # the real command in its own process: trackio reads TRACKIO_DIR once, when it is imported
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "train-and-push"), "--dataset", str(tiny_dataset), "--model", "tiny",
-         "--max-steps", "2", "--sft-steps", "2", "--no-push", "--output-dir", str(output), "--eval-limit", "1",
-         "--eval-max-new-tokens", "2", "--skip-base-eval", "--cpu-threads", "1", "--max-completion-length", "8",
-         "--report-to", "trackio"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")})
+        [
+            str(Path(sys.executable).parent / "train-and-push"),
+            "--dataset",
+            str(tiny_dataset),
+            "--model",
+            "tiny",
+            "--max-steps",
+            "2",
+            "--sft-steps",
+            "2",
+            "--no-push",
+            "--output-dir",
+            str(output),
+            "--eval-limit",
+            "1",
+            "--eval-max-new-tokens",
+            "2",
+            "--skip-base-eval",
+            "--cpu-threads",
+            "1",
+            "--max-completion-length",
+            "8",
+            "--report-to",
+            "trackio",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     store = sqlite3.connect(tmp_path / "trackio" / f"{TRACKING_PROJECT}.db")
     logged: dict = {}

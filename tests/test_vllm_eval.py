@@ -72,11 +72,11 @@ class LLM:
             outputs.append(types.SimpleNamespace(outputs=[completion]))
         return outputs
 '''
-FAKE_LORA = '''
+FAKE_LORA = """
 class LoRARequest:
     def __init__(self, lora_name, lora_int_id, lora_path):
         self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
-'''
+"""
 
 
 @pytest.fixture
@@ -107,8 +107,9 @@ def _rows(tiny_dataset):
     return load_from_disk(str(tiny_dataset))["test"].select(range(2))
 
 
-def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does(trained_run, tiny_dataset,
-                                                                                fake_vllm, tmp_path):
+def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does(
+    trained_run, tiny_dataset, fake_vllm, tmp_path
+):
     from trainer.evaluate import evaluate_adapter
 
     adapter = trained_run["result"].adapter_dir
@@ -131,22 +132,30 @@ def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does
     text = tokenizer.apply_chat_template(first, tokenize=False, add_generation_prompt=True)
     assert {"prompt_token_ids": tokenizer(text, add_special_tokens=False).input_ids} in adapter_call["prompts"]
 
-    plain = evaluate_adapter("tiny", adapter, _rows(tiny_dataset), output=tmp_path / "t.json",
-                             backend="transformers", **common)
+    plain = evaluate_adapter(
+        "tiny", adapter, _rows(tiny_dataset), output=tmp_path / "t.json", backend="transformers", **common
+    )
     assert plain["decoding"]["backend"] == "transformers"
     for name in ("base", "adapter"):
         scores = {k: v for k, v in with_vllm["models"][name].items() if k not in ("seconds", "tokens_per_second")}
         assert scores == {k: plain["models"][name][k] for k in scores}, name
 
 
-def test_a_vllm_engine_that_fails_hands_the_evaluation_to_transformers(trained_run, tiny_dataset, fake_vllm,
-                                                                      tmp_path):
+def test_a_vllm_engine_that_fails_hands_the_evaluation_to_transformers(trained_run, tiny_dataset, fake_vllm, tmp_path):
     from trainer.evaluate import evaluate_adapter
 
     fake_vllm["fail"] = True
     lines = []
-    results = evaluate_adapter("tiny", trained_run["result"].adapter_dir, _rows(tiny_dataset), max_new_tokens=4,
-                               greedy=True, use_cache=False, output=tmp_path / "r.json", log=lines.append)
+    results = evaluate_adapter(
+        "tiny",
+        trained_run["result"].adapter_dir,
+        _rows(tiny_dataset),
+        max_new_tokens=4,
+        greedy=True,
+        use_cache=False,
+        output=tmp_path / "r.json",
+        log=lines.append,
+    )
     assert results["decoding"]["backend"] == "transformers" and set(results["models"]) == {"base", "adapter"}
     assert any(line.startswith("Warning: the vLLM evaluation failed (RuntimeError: CUDA error") for line in lines)
     assert len(json.loads((tmp_path / "r.json").read_text())["models"]) == 2
@@ -178,26 +187,39 @@ def test_cruxevals_prompts_go_to_vllm_as_raw_text_or_through_the_template(traine
     from dataset_builder.cruxeval_prompts import make_prompt
     from trainer.benchmark import evaluate_benchmark, prepare_benchmark
 
-    bench = prepare_benchmark(str(Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"), limit=2,
-                              log=lambda *a: None)
-    results = evaluate_benchmark("tiny", trained_run["result"].adapter_dir, bench, cruxeval_prompts=("direct",),
-                                 cruxeval_prompt_format="both", max_new_tokens=4, greedy=True, use_cache=False,
-                                 output=tmp_path / "c.json", log=lambda *a: None)
+    bench = prepare_benchmark(
+        str(Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"), limit=2, log=lambda *a: None
+    )
+    results = evaluate_benchmark(
+        "tiny",
+        trained_run["result"].adapter_dir,
+        bench,
+        cruxeval_prompts=("direct",),
+        cruxeval_prompt_format="both",
+        max_new_tokens=4,
+        greedy=True,
+        use_cache=False,
+        output=tmp_path / "c.json",
+        log=lambda *a: None,
+    )
     assert results["decoding"]["backend"] == "vllm"
     raw, chat, trace, adapter = fake_vllm["generate"]
     (engine,) = fake_vllm["llm"]
     tokenizer = AutoTokenizer.from_pretrained(engine["model"])
     texts = [make_prompt("direct", item["code"], item["input"]) for item in bench.items]
     assert [p["prompt_token_ids"] for p in raw["prompts"]] == [
-        tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-    templated = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
-                                               add_generation_prompt=True) for t in texts]
+        tokenizer(t, add_special_tokens=False).input_ids for t in texts
+    ]
+    templated = [
+        tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+        for t in texts
+    ]
     assert [p["prompt_token_ids"] for p in chat["prompts"]] == [
-        tokenizer(t, add_special_tokens=False).input_ids for t in templated]
+        tokenizer(t, add_special_tokens=False).input_ids for t in templated
+    ]
     assert raw["params"]["stop"] == ["[/ANSWER]"] and raw["params"]["max_tokens"] == 100
     assert chat["params"]["stop"] is None and chat["params"]["max_tokens"] == 100 + 64  # tiny thinks
     assert trace["params"]["max_tokens"] == 4 and raw["lora"] is chat["lora"] is trace["lora"] is None
     assert adapter["lora"] is not None
     assert engine["max_model_len"] >= max(len(p["prompt_token_ids"]) for p in chat["prompts"]) + 164
-    assert list(results["models"]) == ["base_cruxeval_direct_raw", "base_cruxeval_direct_chat", "base_trace",
-                                       "adapter"]
+    assert list(results["models"]) == ["base_cruxeval_direct_raw", "base_cruxeval_direct_chat", "base_trace", "adapter"]

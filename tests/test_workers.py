@@ -28,8 +28,10 @@ def pid_alive(pid: int) -> bool:
 def hostile_programs(pid_dir):
     """name -> (code, expected failure or None for a kept row, expected error). Programs record their pids in
     `pid_dir` where they can write there (not inside bwrap)."""
-    record = (f"try:\n    open({str(pid_dir)!r} + '/' + str(__import__('os').getpid()), 'w').close()\n"
-              "except OSError:\n    pass\n")
+    record = (
+        f"try:\n    open({str(pid_dir)!r} + '/' + str(__import__('os').getpid()), 'w').close()\n"
+        "except OSError:\n    pass\n"
+    )
     return {
         "infinite loop": ("while True:\n    pass", "too many steps", ""),
         "hang inside C code": ("x = 10 ** 10 ** 8", "timeout", ""),
@@ -44,17 +46,27 @@ def hostile_programs(pid_dir):
         # its own process's streams: nothing of anyone else's, and print() still goes to the trace
         "close stdout and stderr": ("import os\nos.close(1)\nos.close(2)\nprint('hi')", "", ""),
         "__repr__ that raises": (
-            "class A:\n    def __repr__(self):\n        raise ValueError('no')\na = A()\nb = 2", "", ""),
+            "class A:\n    def __repr__(self):\n        raise ValueError('no')\na = A()\nb = 2",
+            "",
+            "",
+        ),
         "thread that never ends": (
             record + "import threading, time\nthreading.Thread(target=time.sleep, args=(600,)).start()\nx = 1",
-            "left a thread running", ""),
+            "left a thread running",
+            "",
+        ),
         "forked child that never ends": (
             "import os, time\nchild = os.fork()\nif child == 0:\n    time.sleep(600)\n"
             f"try:\n    open({str(pid_dir)!r} + '/' + str(child), 'w').close()\nexcept OSError:\n    pass",
-            "left a process running", ""),
+            "left a process running",
+            "",
+        ),
         "double-forked daemon": (
             "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(600)\n"
-            "    os._exit(0)\ntime.sleep(0.2)", "left a process running", ""),
+            "    os._exit(0)\ntime.sleep(0.2)",
+            "left a process running",
+            "",
+        ),
         "stops itself": ("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)", "timeout", ""),
     }
 
@@ -70,9 +82,15 @@ def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path, sandbox)
         programs += [(len(programs), GOOD), (len(programs) + 1, code)]
     names = {i + 1: name for i, name in zip(range(0, len(programs), 2), cases)}
     started = time.monotonic()
-    results = dict(trace_in_workers(
-        programs, workers=2, trace_limits=TraceLimits(max_steps=300, max_output_chars=5000),
-        limits=WorkerLimits(timeout=2.0, memory_mb=512, batch_size=4), sandbox=sandbox))
+    results = dict(
+        trace_in_workers(
+            programs,
+            workers=2,
+            trace_limits=TraceLimits(max_steps=300, max_output_chars=5000),
+            limits=WorkerLimits(timeout=2.0, memory_mb=512, batch_size=4),
+            sandbox=sandbox,
+        )
+    )
     assert time.monotonic() - started < 60  # nothing hung (a hang would have hit pytest's limits much later)
     assert sorted(results) == [i for i, _ in programs]  # one result per program, none lost
     for index, code in programs:
@@ -98,8 +116,15 @@ def test_hostile_programs_are_contained_and_good_rows_survive(tmp_path, sandbox)
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_a_timeout_kills_only_that_program(tmp_path, sandbox):
     programs = [(0, "import time\ntime.sleep(60)")] + [(i, f"v = {i}\nw = v * 2") for i in range(1, 40)]
-    results = dict(trace_in_workers(programs, workers=2, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(timeout=1.0, batch_size=8), sandbox=sandbox))
+    results = dict(
+        trace_in_workers(
+            programs,
+            workers=2,
+            trace_limits=TraceLimits(),
+            limits=WorkerLimits(timeout=1.0, batch_size=8),
+            sandbox=sandbox,
+        )
+    )
     assert results[0].failure == "timeout"
     for i in range(1, 40):
         assert results[i].failure == "" and dict(results[i].steps[-1].state)["w"] == str(2 * i)
@@ -107,20 +132,28 @@ def test_a_timeout_kills_only_that_program(tmp_path, sandbox):
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_set_order_and_random_are_the_same_in_every_run(sandbox):
-    code = ("import random\ns = {'apple', 'banana', 'cherry', 'date', 'elder', 'fig', 'grape'}\n"
-            "r = [random.randint(0, 99) for _ in range(3)]\nt = list(s)")
+    code = (
+        "import random\ns = {'apple', 'banana', 'cherry', 'date', 'elder', 'fig', 'grape'}\n"
+        "r = [random.randint(0, 99) for _ in range(3)]\nt = list(s)"
+    )
     programs = [(0, code), (1, "x = 1"), (2, code)]
-    first = dict(trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                  sandbox=sandbox))
-    second = dict(trace_in_workers(programs[::-1], workers=2, trace_limits=TraceLimits(), limits=WorkerLimits(),
-                                   sandbox=sandbox))
+    first = dict(
+        trace_in_workers(programs, workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=sandbox)
+    )
+    second = dict(
+        trace_in_workers(programs[::-1], workers=2, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=sandbox)
+    )
     assert first[0].steps == first[2].steps == second[0].steps == second[2].steps
     # and it is the order of a fresh interpreter with the fixed hash seed, computed without our tracer
     import subprocess
     import sys
 
-    expected = subprocess.run([sys.executable, "-c", "import random\nrandom.seed(0)\n" + code + "\nprint(repr(t), r)"],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}).stdout.strip()
+    expected = subprocess.run(
+        [sys.executable, "-c", "import random\nrandom.seed(0)\n" + code + "\nprint(repr(t), r)"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    ).stdout.strip()
     state = dict(first[0].steps[-1].state)
     assert f"{state['t']} {state['r']}" == expected
 
@@ -130,8 +163,11 @@ def test_programs_run_in_a_private_temporary_directory(tmp_path, sandbox, monkey
     monkeypatch.chdir(tmp_path)
     code = "import os\nhere = os.getcwd()\nopen('scratch.txt', 'w').write('x')"
     reader = "import os\nfound = os.listdir('.')"
-    results = dict(trace_in_workers([(0, code), (1, reader)], workers=1, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(), sandbox=sandbox))
+    results = dict(
+        trace_in_workers(
+            [(0, code), (1, reader)], workers=1, trace_limits=TraceLimits(), limits=WorkerLimits(), sandbox=sandbox
+        )
+    )
     here = dict(results[0].steps[-1].state)["here"].strip("'")
     assert here == "/tmp" if sandbox.kind == "bwrap" else "trace-worker-" in here
     assert dict(results[1].steps[-1].state)["found"] == "[]"  # the next program starts clean
@@ -142,8 +178,9 @@ def test_programs_run_in_a_private_temporary_directory(tmp_path, sandbox, monkey
 @pytest.mark.parametrize("workers", [1, 3])
 def test_results_do_not_depend_on_the_number_of_workers(workers):
     programs = [(i, f"x = {i}\nfor j in range(3):\n    x += j\nprint(x)") for i in range(20)]
-    results = dict(trace_in_workers(programs, workers=workers, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(batch_size=3)))
+    results = dict(
+        trace_in_workers(programs, workers=workers, trace_limits=TraceLimits(), limits=WorkerLimits(batch_size=3))
+    )
     assert [results[i].stdout for i in range(20)] == [f"{i + 3}\n" for i in range(20)]
 
 
@@ -152,8 +189,11 @@ def test_each_program_gets_a_fresh_process_from_a_reused_worker():
     from dataset_builder.workers import run_in_workers
 
     code = "import os\npid, template = os.getpid(), os.getppid()"
-    results = dict(trace_in_workers([(i, code) for i in range(30)], workers=2, trace_limits=TraceLimits(),
-                                    limits=WorkerLimits(batch_size=4)))
+    results = dict(
+        trace_in_workers(
+            [(i, code) for i in range(30)], workers=2, trace_limits=TraceLimits(), limits=WorkerLimits(batch_size=4)
+        )
+    )
     states = [dict(r.steps[-1].state) for r in results.values()]
     assert len({s["pid"] for s in states}) == 30  # one process per program
     assert len({s["template"] for s in states}) <= 2  # forked from the two workers' templates

@@ -11,26 +11,35 @@ import pytest
 from dataset_builder.trace import Step, format_trace, make_prompt
 
 PROGRAMS = [
-    ("x = 10\ny = 20\nz = 30\n", [
-        Step(1, state=(("x", "10"),)),
-        Step(2, state=(("x", "10"), ("y", "20"))),
-        Step(3, state=(("x", "10"), ("y", "20"), ("z", "30"))),
-    ]),
+    (
+        "x = 10\ny = 20\nz = 30\n",
+        [
+            Step(1, state=(("x", "10"),)),
+            Step(2, state=(("x", "10"), ("y", "20"))),
+            Step(3, state=(("x", "10"), ("y", "20"), ("z", "30"))),
+        ],
+    ),
     ("a = [1]\na.append(2)\n", [Step(1, state=(("a", "[1]"),)), Step(2, state=(("a", "[1, 2]"),))]),
-    ("s = 'hi, you'\nt = s * 2\nprint(t)\n", [
-        Step(1, state=(("s", "'hi, you'"),)),
-        Step(2, state=(("s", "'hi, you'"), ("t", "'hi, youhi, you'"))),
-        Step(3, state=(("s", "'hi, you'"), ("t", "'hi, youhi, you'")), output="hi, youhi, you\n"),
-    ]),
+    (
+        "s = 'hi, you'\nt = s * 2\nprint(t)\n",
+        [
+            Step(1, state=(("s", "'hi, you'"),)),
+            Step(2, state=(("s", "'hi, you'"), ("t", "'hi, youhi, you'"))),
+            Step(3, state=(("s", "'hi, you'"), ("t", "'hi, youhi, you'")), output="hi, youhi, you\n"),
+        ],
+    ),
     ("n = 3\nn += 1\n", [Step(1, state=(("n", "3"),)), Step(2, state=(("n", "4"),))]),
     ("d = {}\nd['k'] = 1\n", [Step(1, state=(("d", "{}"),)), Step(2, state=(("d", "{'k': 1}"),))]),
-    ("def f(n):\n    return n + 1\nr = f(1)\n", [
-        Step(1, state=()),
-        Step(1, "call", "f", 1, (("n", "1"),)),
-        Step(2, "line", "f", 1, (("n", "1"),)),
-        Step(2, "return", "f", 1, value="2"),
-        Step(3, state=(("r", "2"),)),
-    ]),
+    (
+        "def f(n):\n    return n + 1\nr = f(1)\n",
+        [
+            Step(1, state=()),
+            Step(1, "call", "f", 1, (("n", "1"),)),
+            Step(2, "line", "f", 1, (("n", "1"),)),
+            Step(2, "return", "f", 1, value="2"),
+            Step(3, state=(("r", "2"),)),
+        ],
+    ),
     ("x = 1 / 0\n", [Step(1, "exception", value="ZeroDivisionError: division by zero")]),
 ]
 
@@ -51,8 +60,10 @@ def save_dataset(folder, n_train=4):
     from datasets import Dataset, DatasetDict
 
     DatasetDict(
-        {"train": Dataset.from_dict(_rows(PROGRAMS[:n_train], "tr")),
-         "test": Dataset.from_dict(_rows(PROGRAMS[n_train:], "te"))}
+        {
+            "train": Dataset.from_dict(_rows(PROGRAMS[:n_train], "tr")),
+            "test": Dataset.from_dict(_rows(PROGRAMS[n_train:], "te")),
+        }
     ).save_to_disk(str(folder))
     return folder
 
@@ -120,8 +131,15 @@ def trained_run(tmp_path_factory, tiny_dataset, model_cache):
     capture = CaptureModel()
     lines = []
     settings = TrainSettings(
-        dataset=str(tiny_dataset), model="tiny", output_dir=str(output), max_steps=2, max_completion_length=24,
-        learning_rate=5e-3, eval_limit=2, eval_max_new_tokens=12, push=False,
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(output),
+        max_steps=2,
+        max_completion_length=24,
+        learning_rate=5e-3,
+        eval_limit=2,
+        eval_max_new_tokens=12,
+        push=False,
         # tiny thinks (its template opens <think>) and never ends a completion, so with the thinking default of
         # masking cut-off completions nothing would be trained; these tests need weights that moved
         grpo_overrides={"save_steps": 1, "mask_truncated_completions": False},

@@ -30,6 +30,11 @@ def answer_examples(rows) -> list[dict]:
         item = crux.item_of(row["code"], crux.answer_of(parse_trace(row["expected_trace"])))
         if item is None or "==" in item["output"]:
             continue
-        examples.append({"id": row.get("id"), "prompt": make_prompt("direct", item["code"], item["input"]),
-                         "answer": direct_answer(item["input"], item["output"])})
+        examples.append(
+            {
+                "id": row.get("id"),
+                "prompt": make_prompt("direct", item["code"], item["input"]),
+                "answer": direct_answer(item["input"], item["output"]),
+            }
+        )
     return examples

@@ -36,8 +36,10 @@ TRACE_BASE = "base_trace"  # the base asked in the trace notation (`base` in res
 PROMPT_FORMATS = ("auto", "raw", "chat", "both")
 PROMPT_TITLES = {"cruxeval_direct": "CRUXEval's direct prompt", "cruxeval_cot": "CRUXEval's chain-of-thought prompt"}
 RESAMPLES, SEED = 10_000, 0
-PAIRED_METHOD = (f"paired bootstrap over the items ({RESAMPLES:,} resamples, seed {SEED}): the 2.5th and 97.5th "
-                 "percentiles of the resampled mean of adapter-right minus base-right")
+PAIRED_METHOD = (
+    f"paired bootstrap over the items ({RESAMPLES:,} resamples, seed {SEED}): the 2.5th and 97.5th "
+    "percentiles of the resampled mean of adapter-right minus base-right"
+)
 
 
 @dataclass
@@ -58,13 +60,25 @@ class Benchmark:
         its training programs were kept apart from the items."""
         check = crux.summarize(self.tracer)
         failures = [{"id": p["id"], "failure": p["failure"]} for p in self.tracer if p.get("failure")]
-        return {"benchmark": crux.NAME, "dataset": self.source, "split": crux.SPLIT, "limit": self.limit,
-                "tracer_check": {**check, "failures": failures[:20]},
-                **({"training_overlap": self.training_overlap} if self.training_overlap else {})}
+        return {
+            "benchmark": crux.NAME,
+            "dataset": self.source,
+            "split": crux.SPLIT,
+            "limit": self.limit,
+            "tracer_check": {**check, "failures": failures[:20]},
+            **({"training_overlap": self.training_overlap} if self.training_overlap else {}),
+        }
 
 
-def prepare_benchmark(spec: str | None, *, limit: int | None = None, prompt_style: str = "dataset",
-                      sandbox: str = "auto", workers: int = 2, log=print) -> Benchmark:
+def prepare_benchmark(
+    spec: str | None,
+    *,
+    limit: int | None = None,
+    prompt_style: str = "dataset",
+    sandbox: str = "auto",
+    workers: int = 2,
+    log=print,
+) -> Benchmark:
     """Load the items (`spec`: a JSONL or parquet file or a Hub id; default cruxeval-org/cruxeval), trace them in
     sandboxed workers and build the prompts. With several processes the main one loads and traces and the others
     get its result."""
@@ -103,17 +117,34 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     rows = []
     for index, (item, reference) in enumerate(zip(items, references)):
         program = crux.program_of(item)
-        rows.append({"id": item["id"], "index": index, "code": program, "prompt": prompt_for(prompt_style, program),
-                     "expected_trace": reference, TARGET_COLUMN: target_for(prompt_style, reference),
-                     "output": item["output"]})
+        rows.append(
+            {
+                "id": item["id"],
+                "index": index,
+                "code": program,
+                "prompt": prompt_for(prompt_style, program),
+                "expected_trace": reference,
+                TARGET_COLUMN: target_for(prompt_style, reference),
+                "output": item["output"],
+            }
+        )
         if base_style_for(prompt_style) != prompt_style:
             rows[-1][BASE_PROMPT_COLUMN] = prompt_for(base_style_for(prompt_style), program)
     tracer = crux.tracer_scores(items, traces)
     check = crux.summarize(tracer)
-    log(f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "
-        f"({sum(bool(p.get('failure')) for p in tracer)} items failed to trace).")
-    return Benchmark(source=source, items=items, rows=rows, tracer=tracer, limit=limit, structures=structures,
-                     structures_of=len(everything))
+    log(
+        f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "
+        f"({sum(bool(p.get('failure')) for p in tracer)} items failed to trace)."
+    )
+    return Benchmark(
+        source=source,
+        items=items,
+        rows=rows,
+        tracer=tracer,
+        limit=limit,
+        structures=structures,
+        structures_of=len(everything),
+    )
 
 
 def leave_out_shared_structures(rows, benchmark: Benchmark, log=print):
@@ -122,10 +153,13 @@ def leave_out_shared_structures(rows, benchmark: Benchmark, log=print):
     trained on. What was checked and left out goes into the benchmark's results (`training_overlap`)."""
     shared = [i for i, code in enumerate(rows["code"]) if crux.structure_of(code) in benchmark.structures]
     benchmark.training_overlap = {
-        "items_checked": benchmark.structures_of, "training_programs_checked": len(rows),
-        "shared_structure": len(shared), "left_out_ids": [rows[i]["id"] for i in shared[:20]],
+        "items_checked": benchmark.structures_of,
+        "training_programs_checked": len(rows),
+        "shared_structure": len(shared),
+        "left_out_ids": [rows[i]["id"] for i in shared[:20]],
         "rule": "a training program is left out when its skeleton (names and constants abstracted) is that of an "
-                "item's program `<code>\nresult = f(<input>)`"}
+        "item's program `<code>\nresult = f(<input>)`",
+    }
     if shared:
         log(f"  {len(shared)} training programs have the structure of a CRUXEval item: left out of training.")
         left_out = set(shared)
@@ -143,23 +177,33 @@ def _score(row: dict, completion: str, opens_think: bool) -> dict:
 
     text = (THINK_OPEN if opens_think else "") + completion
     if row.get("cruxeval_prompt"):
-        scores = crux_prompts.score_prediction(text, row["input"], row["output"], row["cruxeval_prompt"],
-                                        chat=not isinstance(row["prompt"], str))
+        scores = crux_prompts.score_prediction(
+            text, row["input"], row["output"], row["cruxeval_prompt"], chat=not isinstance(row["prompt"], str)
+        )
     else:
         scores = crux.score_completion(text, row["output"])
     return {**scores, "expected": row["output"]}
 
 
 def _describe(metrics: dict) -> str:
-    return (f"CRUXEval-O output accuracy {100 * metrics['output_accuracy']:.1f}%, format validity "
-            f"{100 * metrics['valid_format']:.1f}%, cut off {100 * metrics.get('cut_off', 0.0):.0f}%")
+    return (
+        f"CRUXEval-O output accuracy {100 * metrics['output_accuracy']:.1f}%, format validity "
+        f"{100 * metrics['valid_format']:.1f}%, cut off {100 * metrics.get('cut_off', 0.0):.0f}%"
+    )
 
 
 def scoring():
     from trainer.evaluate import Scoring
 
-    return Scoring(_score, crux.summarize, _describe, results_file=RESULTS_FILE, predictions_file=PREDICTIONS_FILE,
-                   unit="items", conclude=compare)
+    return Scoring(
+        _score,
+        crux.summarize,
+        _describe,
+        results_file=RESULTS_FILE,
+        predictions_file=PREDICTIONS_FILE,
+        unit="items",
+        conclude=compare,
+    )
 
 
 def parse_prompts(text: str) -> tuple[str, ...]:
@@ -183,20 +227,38 @@ def base_prompts(benchmark: Benchmark, prompts=crux_prompts.PROMPTS, prompt_form
     formats = ("raw", "chat") if prompt_format == "both" else (prompt_format,)
     entries = {}
     for prompt in prompts:
-        rows = [{"id": row["id"], "prompt": crux_prompts.make_prompt(prompt, item["code"], item["input"]),
-                 "expected_trace": row["expected_trace"], "input": item["input"], "output": item["output"],
-                 "cruxeval_prompt": prompt} for item, row in zip(benchmark.items, benchmark.rows)]
+        rows = [
+            {
+                "id": row["id"],
+                "prompt": crux_prompts.make_prompt(prompt, item["code"], item["input"]),
+                "expected_trace": row["expected_trace"],
+                "input": item["input"],
+                "output": item["output"],
+                "cruxeval_prompt": prompt,
+            }
+            for item, row in zip(benchmark.items, benchmark.rows)
+        ]
         for form in formats:
             name = f"base_cruxeval_{prompt}" + (f"_{form}" if prompt_format == "both" else "")
             record = {"prompt": f"cruxeval_{prompt}", "source": crux_prompts.SOURCE, "scoring": crux_prompts.SCORING}
-            entries[name] = BasePrompt(rows, crux_prompts.MAX_NEW_TOKENS[prompt], stop_at=crux_prompts.ANSWER_CLOSE,
-                                       format=form, record=record)
+            entries[name] = BasePrompt(
+                rows, crux_prompts.MAX_NEW_TOKENS[prompt], stop_at=crux_prompts.ANSWER_CLOSE, format=form, record=record
+            )
     return entries
 
 
-def evaluate_benchmark(base, adapter_dir, benchmark: Benchmark, *, cruxeval_prompts=crux_prompts.PROMPTS,
-                       cruxeval_prompt_format: str = "auto", labels: dict | None = None, trace_base: bool = True,
-                       direct_answers: bool = False, **kwargs) -> dict | None:
+def evaluate_benchmark(
+    base,
+    adapter_dir,
+    benchmark: Benchmark,
+    *,
+    cruxeval_prompts=crux_prompts.PROMPTS,
+    cruxeval_prompt_format: str = "auto",
+    labels: dict | None = None,
+    trace_base: bool = True,
+    direct_answers: bool = False,
+    **kwargs,
+) -> dict | None:
     """The base model asked with CRUXEval's own prompts (`cruxeval_prompts`, in `cruxeval_prompt_format`: raw, chat,
     auto or both) and in the trace notation, and the adapters (as `evaluate_adapter` takes them;
     `adapter_dir=None`: the base model alone), on the benchmark's items; the adapter against the best base entry,
@@ -209,17 +271,33 @@ def evaluate_benchmark(base, adapter_dir, benchmark: Benchmark, *, cruxeval_prom
     from trainer.evaluate import evaluate_adapter
 
     entries = base_prompts(benchmark, cruxeval_prompts, cruxeval_prompt_format)
-    adapter_entries = {ENTRY: base_prompts(benchmark, ("direct",), "chat")["base_cruxeval_direct"]} \
-        if direct_answers and adapter_dir is not None else {}
-    titles = {TRACE_BASE: "Base, trace prompt", **{name: f"Base, {PROMPT_TITLES[entry.record['prompt']]}"
-                                                   for name, entry in entries.items()},
-              **{k: v for k, v in (labels or {}).items() if k != "base"}}
+    adapter_entries = (
+        {ENTRY: base_prompts(benchmark, ("direct",), "chat")["base_cruxeval_direct"]}
+        if direct_answers and adapter_dir is not None
+        else {}
+    )
+    titles = {
+        TRACE_BASE: "Base, trace prompt",
+        **{name: f"Base, {PROMPT_TITLES[entry.record['prompt']]}" for name, entry in entries.items()},
+        **{k: v for k, v in (labels or {}).items() if k != "base"},
+    }
     if adapter_entries:
         titles[ENTRY] = f"{titles.get('adapter', 'Adapter')}, {PROMPT_TITLES['cruxeval_direct']}"
-    return evaluate_adapter(base, adapter_dir, benchmark.rows, scoring=scoring(), record=benchmark.record(),
-                            dataset_name=benchmark.source, split=crux.SPLIT, base_name=TRACE_BASE,
-                            base_prompts=entries, base_on_rows=trace_base, labels=titles,
-                            adapter_prompts=adapter_entries, **kwargs)
+    return evaluate_adapter(
+        base,
+        adapter_dir,
+        benchmark.rows,
+        scoring=scoring(),
+        record=benchmark.record(),
+        dataset_name=benchmark.source,
+        split=crux.SPLIT,
+        base_name=TRACE_BASE,
+        base_prompts=entries,
+        base_on_rows=trace_base,
+        labels=titles,
+        adapter_prompts=adapter_entries,
+        **kwargs,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,17 +360,25 @@ def compare(results: dict, predictions: list) -> dict:
             right.setdefault(p["model"], {})[p["index"]] = bool(p["output_match"])
         items = [i for i in right[entry] if i in right[best]]
         adapter, base = [right[entry][i] for i in items], [right[best][i] for i in items]
-        out.update(compared_adapter=entry, paired_difference=round((sum(adapter) - sum(base)) / len(items), 4),
-                   paired_difference_ci95=paired_difference_ci95(adapter, base),
-                   paired_difference_method=PAIRED_METHOD, paired_n=len(items))
+        out.update(
+            compared_adapter=entry,
+            paired_difference=round((sum(adapter) - sum(base)) / len(items), 4),
+            paired_difference_ci95=paired_difference_ci95(adapter, base),
+            paired_difference_method=PAIRED_METHOD,
+            paired_n=len(items),
+        )
     return out
 
 
 def title(results: dict, name: str) -> str:
     """A model entry's column title: its label, with how a base entry asked with CRUXEval's prompt was sent."""
     label = (results.get("labels") or {}).get(name) or {
-        "tracer": "Tracer", "base": "Base", TRACE_BASE: "Base, trace prompt", "adapter": "Adapter",
-        "sft": "SFT only"}.get(name, name)
+        "tracer": "Tracer",
+        "base": "Base",
+        TRACE_BASE: "Base, trace prompt",
+        "adapter": "Adapter",
+        "sft": "SFT only",
+    }.get(name, name)
     asked_how = {**(results.get("base_prompts") or {}), **(results.get("adapter_prompts") or {})}.get(name)
     if asked_how:
         label += ", raw completion" if asked_how["format"] == "raw" else ", chat template"
@@ -307,20 +393,33 @@ def verdict(results: dict) -> str | None:
     if entry is None or best is None:
         return None
     if not (results.get("base_prompts") or {}):
-        return ("The base model was asked only in the trace notation, which it was never trained on and which is "
-                "not how CRUXEval asks, so this is no comparison with the base model on CRUXEval-O.")
+        return (
+            "The base model was asked only in the trace notation, which it was never trained on and which is "
+            "not how CRUXEval asks, so this is no comparison with the base model on CRUXEval-O."
+        )
     got, base = models[entry]["output_accuracy"], models[best]["output_accuracy"]
     asked = results["base_prompts"].get(best)
-    how = "asked in the trace notation" if asked is None else f"asked with {PROMPT_TITLES[asked['prompt']]}" + (
-        " as a raw completion" if asked["format"] == "raw" else " through its chat template")
-    who = "The adapter" if entry == "adapter" else (
-        f"The adapter, asked with {PROMPT_TITLES[results['adapter_prompts'][entry]['prompt']]} as it was trained to "
-        "answer,")
+    how = (
+        "asked in the trace notation"
+        if asked is None
+        else f"asked with {PROMPT_TITLES[asked['prompt']]}"
+        + (" as a raw completion" if asked["format"] == "raw" else " through its chat template")
+    )
+    who = (
+        "The adapter"
+        if entry == "adapter"
+        else (
+            f"The adapter, asked with {PROMPT_TITLES[results['adapter_prompts'][entry]['prompt']]} as it was trained to "
+            "answer,"
+        )
+    )
     figures = f"{100 * got:.1f}% against {100 * base:.1f}% on the same {results.get('n')} items"
     low, high = results.get("paired_difference_ci95") or (None, None)
     if low is not None:
-        figures += (f"; adapter minus base {100 * (got - base):+.1f} points, paired 95% interval "
-                    f"[{100 * low:+.1f}, {100 * high:+.1f}]")
+        figures += (
+            f"; adapter minus base {100 * (got - base):+.1f} points, paired 95% interval "
+            f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+        )
     if got < base:
         return f"{who} answers fewer CRUXEval-O items than its base model {how} ({figures})."
     if got == base:
@@ -340,9 +439,11 @@ def format_table(results: dict) -> str:
     scored on), then the adapter against the best base entry in one sentence."""
     models = results.get("models", {})
     names = list(models)
-    lines = [f"CRUXEval-O on {results.get('n', 0)} items from {results.get('dataset', crux.HUB_ID)}:",
-             "| Metric | " + " | ".join(title(results, n) for n in names) + " |",
-             "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    lines = [
+        f"CRUXEval-O on {results.get('n', 0)} items from {results.get('dataset', crux.HUB_ID)}:",
+        "| Metric | " + " | ".join(title(results, n) for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in names) + " |",
+    ]
     for key, row_title in METRICS:
         if all(key in models[n] for n in names):
             cells = [str(models[n][key]) if key == "n" else f"{100 * models[n][key]:.1f}%" for n in names]

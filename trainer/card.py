@@ -31,8 +31,12 @@ def card_metadata(run: dict, repo_id: str) -> dict:
     data["pipeline_tag"] = "text-generation"
     if dataset_id:
         data["datasets"] = [dataset_id]
-    tags = ["lora", "peft", "trl"] + (["sft"] if training.get("sft") else []) + (
-        ["grpo"] if training.get("grpo") else []) + ["code", "python", "execution-trace", "world-model"]
+    tags = (
+        ["lora", "peft", "trl"]
+        + (["sft"] if training.get("sft") else [])
+        + (["grpo"] if training.get("grpo") else [])
+        + ["code", "python", "execution-trace", "world-model"]
+    )
     if base and training.get("model_kind") != "tiny":
         tags.append(f"base_model:adapter:{base}")
     if training.get("model_kind") == "tiny":
@@ -58,7 +62,8 @@ def card_metadata(run: dict, repo_id: str) -> dict:
                         },
                         "metrics": metrics,
                     }
-                ] + benchmark_results(evaluation),
+                ]
+                + benchmark_results(evaluation),
             }
         ]
     return data
@@ -80,12 +85,19 @@ def benchmark_results(evaluation: dict) -> list[dict]:
         if crux.get("dataset") != HUB_ID or crux.get("limit"):
             name += f": {crux.get('n')} items from {crux.get('dataset')}"
         how = "through predicted traces" if entry == "adapter" else "asked with CRUXEval's direct prompt"
-        entries.append({
-            "task": {"type": "text-generation", "name": f"Code output prediction (CRUXEval-O, {how})"},
-            "dataset": {"name": name, "type": HUB_ID, "split": crux.get("split", "test")},
-            "metrics": [{"type": "accuracy", "name": "CRUXEval-O output accuracy",
-                         "value": round(float(adapter["output_accuracy"]), 4)}],
-        })
+        entries.append(
+            {
+                "task": {"type": "text-generation", "name": f"Code output prediction (CRUXEval-O, {how})"},
+                "dataset": {"name": name, "type": HUB_ID, "split": crux.get("split", "test")},
+                "metrics": [
+                    {
+                        "type": "accuracy",
+                        "name": "CRUXEval-O output accuracy",
+                        "value": round(float(adapter["output_accuracy"]), 4),
+                    }
+                ],
+            }
+        )
     return entries
 
 
@@ -101,17 +113,29 @@ def benchmark_facts(evaluation: dict) -> dict | None:
     check = crux.get("tracer_check") or {}
     asked = crux.get("base_prompts") or {}
     prompts = sorted({PROMPT_TITLES[entry["prompt"]] for entry in asked.values()})
-    formats = sorted({"as a raw completion (no chat template)" if entry["format"] == "raw" else
-                      "as one user message through its chat template" for entry in asked.values()})
-    return {"scope": f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items",
-            "dataset": crux.get("dataset"), "split": crux.get("split", "test"),
-            "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%",
-            "table": format_table(crux).split("\n", 1)[1].strip(),
-            "base_prompts": " and ".join(prompts), "base_formats": " and ".join(formats),
-            "interval": crux.get("paired_difference_method"), "overlap": _overlap_sentence(crux),
-            "adapter_asked": "The adapter answers in the trace notation it was trained on." if "adapter_prompts" not in
-            crux else "The adapter was also trained to answer CRUXEval's direct prompt (direct answers), so it is "
-                      "asked both ways, and the comparison is with it asked that way, through its chat template."}
+    formats = sorted(
+        {
+            "as a raw completion (no chat template)"
+            if entry["format"] == "raw"
+            else "as one user message through its chat template"
+            for entry in asked.values()
+        }
+    )
+    return {
+        "scope": f"the first {crux.get('n')} items" if crux.get("limit") else f"all {crux.get('n')} items",
+        "dataset": crux.get("dataset"),
+        "split": crux.get("split", "test"),
+        "tracer": f"{100 * float(check.get('output_accuracy', 0)):.1f}%",
+        "table": format_table(crux).split("\n", 1)[1].strip(),
+        "base_prompts": " and ".join(prompts),
+        "base_formats": " and ".join(formats),
+        "interval": crux.get("paired_difference_method"),
+        "overlap": _overlap_sentence(crux),
+        "adapter_asked": "The adapter answers in the trace notation it was trained on."
+        if "adapter_prompts" not in crux
+        else "The adapter was also trained to answer CRUXEval's direct prompt (direct answers), so it is "
+        "asked both ways, and the comparison is with it asked that way, through its chat template.",
+    }
 
 
 def _overlap_sentence(crux: dict) -> str:
@@ -119,11 +143,15 @@ def _overlap_sentence(crux: dict) -> str:
     overlap = crux.get("training_overlap")
     if not overlap:
         return ""
-    checked = (f"all {overlap['training_programs_checked']} training programs were checked by structure (skeleton: "
-               f"names and constants abstracted) against the {overlap['items_checked']} CRUXEval items")
+    checked = (
+        f"all {overlap['training_programs_checked']} training programs were checked by structure (skeleton: "
+        f"names and constants abstracted) against the {overlap['items_checked']} CRUXEval items"
+    )
     if overlap["shared_structure"]:
-        return (f"No CRUXEval item was trained on: {checked}, and the {overlap['shared_structure']} that shared an "
-                "item's structure were left out of training.")
+        return (
+            f"No CRUXEval item was trained on: {checked}, and the {overlap['shared_structure']} that shared an "
+            "item's structure were left out of training."
+        )
     return f"No CRUXEval item was trained on: {checked}, and none shared an item's structure."
 
 
@@ -136,8 +164,11 @@ def usage_snippet(run: dict, repo_id: str) -> str:
     thinking = training.get("thinking") or {}
     template_kwargs = "".join(f", {k}={v!r}" for k, v in (thinking.get("chat_template_kwargs") or {}).items())
     sampling = decoding.get("sampling")
-    generate_kwargs = (f"do_sample=True, temperature={sampling['temperature']}, top_p={sampling['top_p']}, "
-                       f"top_k={sampling['top_k']}" if sampling else "do_sample=False")
+    generate_kwargs = (
+        f"do_sample=True, temperature={sampling['temperature']}, top_p={sampling['top_p']}, top_k={sampling['top_k']}"
+        if sampling
+        else "do_sample=False"
+    )
     if training.get("model_kind") == "tiny":
         load_base = (
             "from trainer.models import build_tiny_model  # the smoke-test base (execution-world-model toolkit)\n"
@@ -159,9 +190,11 @@ def usage_snippet(run: dict, repo_id: str) -> str:
     else:
         answer = "print(text)  # the <execution_trace> block"
     if training.get("prompt_style") in ("compact", "minimal"):
-        answer += ("\n# Compact notation: each line step shows only the variables it changed. Full states:\n"
-                   "# from dataset_builder.trace import parse_trace; parse_trace(text).steps  (this toolkit)")
-    return f'''from peft import PeftModel
+        answer += (
+            "\n# Compact notation: each line step shows only the variables it changed. Full states:\n"
+            "# from dataset_builder.trace import parse_trace; parse_trace(text).steps  (this toolkit)"
+        )
+    return f"""from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 ADAPTER = {repo_id!r}
@@ -183,19 +216,19 @@ inputs = tokenizer.apply_chat_template(
 ).to(model.device)
 output = model.generate(**inputs, max_new_tokens={max_new}, {generate_kwargs})
 text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-{answer}'''
+{answer}"""
 
 
 PROMPT_DESCRIPTIONS = {
     "dataset": "the dataset's `prompt` column",
     "short": "the short fixed prompt of `trainer.prompts` (shown in the usage snippet)",
     "compact": "the compact prompt of `trainer.prompts` (shown in the usage snippet): the trace asked for shows only "
-               "the variables each line changed; `dataset_builder.trace.parse_trace` expands it back to full states, "
-               "and every score here was computed on the expanded trace",
+    "the variables each line changed; `dataset_builder.trace.parse_trace` expands it back to full states, "
+    "and every score here was computed on the expanded trace",
     "minimal": "the minimal prompt of `trainer.prompts` (shown in the usage snippet): a few words of instructions, "
-               "the format (the compact notation, only the variables each line changed) learned in the SFT warm "
-               "start; the base model was evaluated on the compact prompt's full instructions; every score was "
-               "computed on the trace expanded to full states",
+    "the format (the compact notation, only the variables each line changed) learned in the SFT warm "
+    "start; the base model was evaluated on the compact prompt's full instructions; every score was "
+    "computed on the trace expanded to full states",
 }
 
 
@@ -211,63 +244,102 @@ def settings_table(run: dict) -> str:
     curriculum = training.get("curriculum") or {}
     rows = [
         ("Base model", f"`{training.get('base_model') or training.get('model')}`"),
-        ("Dataset", f"{dataset_label(dataset)} ({dataset.get('train_rows')} train / {dataset.get('test_rows')} test programs)"),
+        (
+            "Dataset",
+            f"{dataset_label(dataset)} ({dataset.get('train_rows')} train / {dataset.get('test_rows')} test programs)",
+        ),
         ("Method", method_text(training)),
         ("Prompt", PROMPT_DESCRIPTIONS.get(training.get("prompt_style") or "dataset", PROMPT_DESCRIPTIONS["short"])),
     ]
     if curriculum.get("programs"):
         rows.append(("Training programs", curriculum["programs"]))
     if training.get("direct_answers"):
-        rows.append(("Direct answers", f"{training['direct_answers']} of the training programs (functions called with "
-                                       "literal arguments) were also trained, in the SFT warm start, to answer "
-                                       "CRUXEval's direct output prompt with their traced result"))
+        rows.append(
+            (
+                "Direct answers",
+                f"{training['direct_answers']} of the training programs (functions called with "
+                "literal arguments) were also trained, in the SFT warm start, to answer "
+                "CRUXEval's direct output prompt with their traced result",
+            )
+        )
     thinking = training.get("thinking") or {}
     if thinking:
-        rows.append(("Thinking", f"{'on' if thinking.get('enabled') else 'off'} (chat template: "
-                                 f"{thinking.get('template')}; --thinking {thinking.get('mode')})"))
+        rows.append(
+            (
+                "Thinking",
+                f"{'on' if thinking.get('enabled') else 'off'} (chat template: "
+                f"{thinking.get('template')}; --thinking {thinking.get('mode')})",
+            )
+        )
     rows += [
         ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
         ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
     ]
     if sft:
         batch = (sft_config.get("per_device_train_batch_size") or 1) * (
-            sft_config.get("gradient_accumulation_steps") or 1)
+            sft_config.get("gradient_accumulation_steps") or 1
+        )
         rows += [
-            ("SFT steps", f"{sft.get('steps')} ({sft.get('epochs')} epochs of {sft.get('rows')} programs, "
-                          f"{batch} per step)"),
+            (
+                "SFT steps",
+                f"{sft.get('steps')} ({sft.get('epochs')} epochs of {sft.get('rows')} programs, {batch} per step)",
+            ),
             ("SFT learning rate", f"{sft_config.get('learning_rate')} ({sft_config.get('lr_scheduler_type')})"),
-            ("SFT loss", f"{_round(sft.get('first_loss'))} → {_round(sft.get('last_loss'))} (token accuracy "
-                         f"{_round(sft.get('first_token_accuracy'))} → {_round(sft.get('last_token_accuracy'))})"),
+            (
+                "SFT loss",
+                f"{_round(sft.get('first_loss'))} → {_round(sft.get('last_loss'))} (token accuracy "
+                f"{_round(sft.get('first_token_accuracy'))} → {_round(sft.get('last_token_accuracy'))})",
+            ),
             ("SFT time", f"{sft.get('seconds')} s"),
         ]
     if grpo:
         rows += [
-            ("GRPO steps", f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
-                           f"epochs={grpo.get('num_train_epochs', 'default')})"),
+            (
+                "GRPO steps",
+                f"{training.get('global_steps')} (max_steps={grpo.get('max_steps')}, "
+                f"epochs={grpo.get('num_train_epochs', 'default')})",
+            ),
             ("Completions per prompt", grpo.get("num_generations")),
             ("Processes (world size)", training.get("world_size", 1)),
             ("Completions per optimizer step (all processes)", training.get("global_batch", "?")),
             ("Prompts per step", training.get("prompts_per_step", _prompts_per_step(grpo))),
-            ("Max completion length", f"{grpo.get('max_completion_length')} tokens"
-                                      + (f" ({budget['rule']})" if (budget := training.get("completion_budget"))
-                                         else "")),
-            ("Cut-off completions", "masked out of the loss" if grpo.get("mask_truncated_completions")
-             else "trained on"),
-            ("Sampling", f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
-                         f"min_p {grpo.get('min_p')}"),
+            (
+                "Max completion length",
+                f"{grpo.get('max_completion_length')} tokens"
+                + (f" ({budget['rule']})" if (budget := training.get("completion_budget")) else ""),
+            ),
+            (
+                "Cut-off completions",
+                "masked out of the loss" if grpo.get("mask_truncated_completions") else "trained on",
+            ),
+            (
+                "Sampling",
+                f"temperature {grpo.get('temperature')}, top_p {grpo.get('top_p')}, top_k {grpo.get('top_k')}, "
+                f"min_p {grpo.get('min_p')}",
+            ),
             ("Learning rate", f"{grpo.get('learning_rate')} ({grpo.get('lr_scheduler_type')})"),
             ("Loss", f"{grpo.get('loss_type')}, beta={grpo.get('beta')}"),
             ("Precision", _precision(training, grpo)),
-            ("Gradient checkpointing", "yes" if grpo.get("activation_checkpointing", grpo.get("gradient_checkpointing")) else "no"),
+            (
+                "Gradient checkpointing",
+                "yes" if grpo.get("activation_checkpointing", grpo.get("gradient_checkpointing")) else "no",
+            ),
             ("Seed", grpo.get("seed")),
             ("GRPO time", f"{training.get('train_seconds')} s"),
         ]
     else:
         rows += [("Precision", _precision(training, sft_config)), ("Seed", sft_config.get("seed"))]
-    rows.append(("Hardware", f"{training.get('device')}, {training.get('world_size', 1)} process(es)"
-                             + (f", {threads['cpu_threads']} CPU thread(s) each"
-                                if (threads := training.get("cpu_threads")) and training.get("device") == "cpu"
-                                else "")))
+    rows.append(
+        (
+            "Hardware",
+            f"{training.get('device')}, {training.get('world_size', 1)} process(es)"
+            + (
+                f", {threads['cpu_threads']} CPU thread(s) each"
+                if (threads := training.get("cpu_threads")) and training.get("device") == "cpu"
+                else ""
+            ),
+        )
+    )
     lines = ["| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
@@ -331,16 +403,20 @@ def render_card(run: dict, repo_id: str, template: str | Path | None = None) -> 
     decoding = evaluation.get("decoding") or {}
     sampling = decoding.get("sampling")
     if sampling:
-        decoding_text = (f"sampled as the model makers recommend for thinking models (temperature "
-                         f"{sampling['temperature']}, top-p {sampling['top_p']}, top-k {sampling['top_k']}, seed "
-                         f"{decoding.get('seed')})")
+        decoding_text = (
+            f"sampled as the model makers recommend for thinking models (temperature "
+            f"{sampling['temperature']}, top-p {sampling['top_p']}, top-k {sampling['top_k']}, seed "
+            f"{decoding.get('seed')})"
+        )
     else:
         decoding_text = "greedy decoding"
     prompts = evaluation.get("prompts") or {}
     if prompts.get("base") and len(set(prompts.values())) > 1:  # the minimal style: the base got full instructions
-        decoding_text += (f"; the base model was prompted with the {prompts['base']} prompt (full instructions), "
-                          f"the adapter with the {prompts.get('adapter', training.get('prompt_style'))} one it "
-                          "was trained on")
+        decoding_text += (
+            f"; the base model was prompted with the {prompts['base']} prompt (full instructions), "
+            f"the adapter with the {prompts.get('adapter', training.get('prompt_style'))} one it "
+            "was trained on"
+        )
     return env.from_string(text).render(
         decoding_text=decoding_text,
         warnings=run.get("warnings") or [],

@@ -23,7 +23,8 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"Could not find a config file in tiny", category=UserWarning)
     logging.getLogger("transformers.tokenization_utils_base").addFilter(
-        lambda record: not record.getMessage().startswith("Token indices sequence length is longer"))
+        lambda record: not record.getMessage().startswith("Token indices sequence length is longer")
+    )
 
 
 def _user_errors():
@@ -80,165 +81,343 @@ def _cruxeval_prompts(ctx, param, value):
 
 
 _cruxeval_prompts_option = click.option(
-    "--cruxeval-prompts", metavar="LIST", callback=_cruxeval_prompts,
+    "--cruxeval-prompts",
+    metavar="LIST",
+    callback=_cruxeval_prompts,
     help="With --benchmark cruxeval: also ask the base model with CRUXEval's own output-prediction prompts (its "
-         "answer extraction; right when the answer is a literal equal to the output, never run): direct, cot, "
-         "direct,cot or none [default: direct,cot].")
+    "answer extraction; right when the answer is a literal equal to the output, never run): direct, cot, "
+    "direct,cot or none [default: direct,cot].",
+)
 _cruxeval_format_option = click.option(
-    "--cruxeval-prompt-format", type=click.Choice(["auto", "raw", "chat", "both"]),
+    "--cruxeval-prompt-format",
+    type=click.Choice(["auto", "raw", "chat", "both"]),
     help="How CRUXEval's prompts reach the base model: raw (the prompt is the whole input, no chat template, as "
-         "CRUXEval's harness asks open models), chat (one user message through the chat template), both (an "
-         "entry for each), auto (chat for a model that thinks, raw otherwise) [default: auto].")
+    "CRUXEval's harness asks open models), chat (one user message through the chat template), both (an "
+    "entry for each), auto (chat for a model that thinks, raw otherwise) [default: auto].",
+)
 _benchmark_data_option = click.option(
-    "--benchmark-data", metavar="PATH_OR_REPO_ID",
+    "--benchmark-data",
+    metavar="PATH_OR_REPO_ID",
     help="The benchmark's items: a JSONL or parquet file, or a Hub dataset id (split test) "
-         "[default: cruxeval-org/cruxeval].")
+    "[default: cruxeval-org/cruxeval].",
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
 @click.option("--repo-id", metavar="USER/NAME", help="The Hub model repo to push the adapter to.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="Base model: a Hub id, a local folder, a .gguf file (converted once), or 'tiny' (a random "
-                   "smoke-test model built offline; it learns nothing useful).")
-@click.option("--base-model-id", metavar="ID",
-              help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.")
-@click.option("--output-dir", type=click.Path(file_okay=False),
-              help="Where checkpoints, the adapter (OUTPUT/adapter) and the SFT warm start (OUTPUT/sft) go "
-                   "[default: outputs/NAME for --repo-id USER/NAME, else outputs/DATASET-MODEL].")
-@click.option("--max-steps", type=click.IntRange(min=0),
-              help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only) "
-                   "[default: the steps of --epochs].")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True),
-              help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].")
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Base model: a Hub id, a local folder, a .gguf file (converted once), or 'tiny' (a random "
+    "smoke-test model built offline; it learns nothing useful).",
+)
+@click.option(
+    "--base-model-id",
+    metavar="ID",
+    help="The Hub id the adapter names as its base, when --model is a folder or a .gguf file.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Where checkpoints, the adapter (OUTPUT/adapter) and the SFT warm start (OUTPUT/sft) go "
+    "[default: outputs/NAME for --repo-id USER/NAME, else outputs/DATASET-MODEL].",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=0),
+    help="Stop after this many GRPO steps (overrides --epochs); 0: no GRPO (SFT warm start only) "
+    "[default: the steps of --epochs].",
+)
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].",
+)
 @click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
 @click.option("--lora-dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
 @click.option("--num-generations", type=int, help="Completions per prompt [default: 8 on a GPU, 2 on a CPU].")
-@click.option("--max-completion-length", type=int,
-              help="Tokens per GRPO completion, thinking included [default: the longest reference trace of the "
-                   "training programs + 32, plus --thinking-budget when the model thinks].")
-@click.option("--thinking", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Let the model think before its trace: auto follows the chat template (a thinking-only template "
-                   "thinks, a hybrid one (enable_thinking) follows its default, others do not); on/off set "
-                   "enable_thinking on a hybrid template and are refused where the template cannot do them.")
-@click.option("--thinking-budget", type=int,
-              help="Thinking tokens on top of the longest reference trace, for a thinking run "
-                   "[default: 4096 on a GPU (see the 4B run's plan in docs/training.md), 64 on a CPU].")
+@click.option(
+    "--max-completion-length",
+    type=int,
+    help="Tokens per GRPO completion, thinking included [default: the longest reference trace of the "
+    "training programs + 32, plus --thinking-budget when the model thinks].",
+)
+@click.option(
+    "--thinking",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Let the model think before its trace: auto follows the chat template (a thinking-only template "
+    "thinks, a hybrid one (enable_thinking) follows its default, others do not); on/off set "
+    "enable_thinking on a hybrid template and are refused where the template cannot do them.",
+)
+@click.option(
+    "--thinking-budget",
+    type=int,
+    help="Thinking tokens on top of the longest reference trace, for a thinking run "
+    "[default: 4096 on a GPU (see the 4B run's plan in docs/training.md), 64 on a CPU].",
+)
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
 # the choices are trainer.settings.REPORTERS (kept import-free here; a test checks they agree)
-@click.option("--report-to", type=click.Choice(["none", "trackio", "tensorboard", "wandb"]), default="none",
-              show_default=True,
-              help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
-                   "only; the package of that name must be installed): trackio keeps a local SQLite store under "
-                   "$TRACKIO_DIR (default ~/.cache/huggingface/trackio; look with `trackio show`), tensorboard writes "
-                   "under each stage's checkpoints folder, wandb needs its login.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the run that --output-dir holds (its adapter, SFT warm start and checkpoints); without "
-                   "it, or --resume, a folder holding a run is refused.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps) "
-                   "[default: none].")
-@click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
-              help="One further GRPOConfig setting; repeatable; wins over --config [default: none].")
-@click.option("--sft-epochs", type=float,
-              help="SFT warm start before GRPO: passes over the training programs (TRL SFTTrainer on prompt -> "
-                   "expected_trace, same LoRA, same adapter) [default: no warm start].")
-@click.option("--sft-steps", type=click.IntRange(min=1),
-              help="SFT warm start: optimizer steps (wins over --sft-epochs) [default: no warm start].")
+@click.option(
+    "--report-to",
+    type=click.Choice(["none", "trackio", "tensorboard", "wandb"]),
+    default="none",
+    show_default=True,
+    help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
+    "only; the package of that name must be installed): trackio keeps a local SQLite store under "
+    "$TRACKIO_DIR (default ~/.cache/huggingface/trackio; look with `trackio show`), tensorboard writes "
+    "under each stage's checkpoints folder, wandb needs its login.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run that --output-dir holds (its adapter, SFT warm start and checkpoints); without "
+    "it, or --resume, a folder holding a run is refused.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="YAML file of further GRPOConfig settings (e.g. per_device_train_batch_size, save_steps) [default: none].",
+)
+@click.option(
+    "--set",
+    "set_values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="One further GRPOConfig setting; repeatable; wins over --config [default: none].",
+)
+@click.option(
+    "--sft-epochs",
+    type=float,
+    help="SFT warm start before GRPO: passes over the training programs (TRL SFTTrainer on prompt -> "
+    "expected_trace, same LoRA, same adapter) [default: no warm start].",
+)
+@click.option(
+    "--sft-steps",
+    type=click.IntRange(min=1),
+    help="SFT warm start: optimizer steps (wins over --sft-epochs) [default: no warm start].",
+)
 @click.option("--sft-learning-rate", type=float, default=2e-4, show_default=True)
-@click.option("--sft-batch-size", type=int, default=4, show_default=True,
-              help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).")
-@click.option("--sft-max-length", type=int,
-              help="Tokens per SFT example; longer ones are cut (counted and warned about) [default: the longest "
-                   "example, so none is cut].")
-@click.option("--curriculum", type=click.Choice(["none", "short-first"]), default="none", show_default=True,
-              help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).")
-@click.option("--direct-answers", is_flag=True,
-              help="In the SFT warm start, also train every training program that is a function called with literal "
-                   "arguments (build-dataset --drill-kind calls) to answer CRUXEval's direct output prompt with its "
-                   "traced result; with --benchmark cruxeval the adapter is then compared asked that way.")
-@click.option("--max-trace-steps", type=click.IntRange(min=1),
-              help="Train only on programs whose trace has at most N steps [default: no limit].")
-@click.option("--train-limit", type=click.IntRange(min=1),
-              help="Train on the first N training programs only (after --max-trace-steps) [default: all of them].")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact", "minimal"]), default="dataset",
-              show_default=True,
-              help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); "
-                   "compact: short, and the trace asked for shows only changed variables (about half the tokens; "
-                   "expanded back to full states before scoring); or minimal: compact under a few words of "
-                   "instructions, learned in the SFT warm start (which it needs; the base model is evaluated on the "
-                   "compact prompt).")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
-              help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
-                   "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).")
-@click.option("--eval-limit", type=click.IntRange(min=1),
-              help="Evaluate on the first N test programs [default: all of them].")
+@click.option(
+    "--sft-batch-size",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).",
+)
+@click.option(
+    "--sft-max-length",
+    type=int,
+    help="Tokens per SFT example; longer ones are cut (counted and warned about) [default: the longest "
+    "example, so none is cut].",
+)
+@click.option(
+    "--curriculum",
+    type=click.Choice(["none", "short-first"]),
+    default="none",
+    show_default=True,
+    help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).",
+)
+@click.option(
+    "--direct-answers",
+    is_flag=True,
+    help="In the SFT warm start, also train every training program that is a function called with literal "
+    "arguments (build-dataset --drill-kind calls) to answer CRUXEval's direct output prompt with its "
+    "traced result; with --benchmark cruxeval the adapter is then compared asked that way.",
+)
+@click.option(
+    "--max-trace-steps",
+    type=click.IntRange(min=1),
+    help="Train only on programs whose trace has at most N steps [default: no limit].",
+)
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    help="Train on the first N training programs only (after --max-trace-steps) [default: all of them].",
+)
+@click.option(
+    "--prompt-style",
+    type=click.Choice(["dataset", "short", "compact", "minimal"]),
+    default="dataset",
+    show_default=True,
+    help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); "
+    "compact: short, and the trace asked for shows only changed variables (about half the tokens; "
+    "expanded back to full states before scoring); or minimal: compact under a few words of "
+    "instructions, learned in the SFT warm start (which it needs; the base model is evaluated on the "
+    "compact prompt).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
+    "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).",
+)
+@click.option(
+    "--eval-limit", type=click.IntRange(min=1), help="Evaluate on the first N test programs [default: all of them]."
+)
 @click.option("--eval-batch-size", type=int, help="Generation batch size in evaluation [default: 16 GPU, 4 CPU].")
-@click.option("--eval-max-new-tokens", type=int,
-              help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
-                   "[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
-                   "when the model thinks].")
-@click.option("--eval-greedy", is_flag=True,
-              help="Greedy evaluation of a thinking run too [default there: temperature 0.6, top-p 0.95, top-k 20, "
-                   "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
-                   "directly].")
+@click.option(
+    "--eval-max-new-tokens",
+    type=int,
+    help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
+    "[default: the longest reference trace of the evaluated programs + 32, plus --thinking-budget "
+    "when the model thinks].",
+)
+@click.option(
+    "--eval-greedy",
+    is_flag=True,
+    help="Greedy evaluation of a thinking run too [default there: temperature 0.6, top-p 0.95, top-k 20, "
+    "seeded by --seed, as Qwen recommends for its thinking models; greedy for a model that answers "
+    "directly].",
+)
 @click.option("--skip-base-eval", is_flag=True, help="Evaluate the adapter only, not the base model.")
-@click.option("--no-eval-cache", is_flag=True,
-              help="Evaluate the base model again even when an identical earlier evaluation (same model, programs, "
-                   "decoding and libraries) is cached; cached figures are marked from_cache in the results.")
-@click.option("--benchmark", type=click.Choice(["cruxeval"]),
-              help="Also evaluate on a public benchmark: cruxeval is CRUXEval-O through predicted traces (the items "
-                   "traced in the bubblewrap sandbox first), the base model also asked with CRUXEval's own prompts "
-                   "(--cruxeval-prompts); its figures go into the run record and the card.")
+@click.option(
+    "--no-eval-cache",
+    is_flag=True,
+    help="Evaluate the base model again even when an identical earlier evaluation (same model, programs, "
+    "decoding and libraries) is cached; cached figures are marked from_cache in the results.",
+)
+@click.option(
+    "--benchmark",
+    type=click.Choice(["cruxeval"]),
+    help="Also evaluate on a public benchmark: cruxeval is CRUXEval-O through predicted traces (the items "
+    "traced in the bubblewrap sandbox first), the base model also asked with CRUXEval's own prompts "
+    "(--cruxeval-prompts); its figures go into the run record and the card.",
+)
 @_benchmark_data_option
 @click.option("--benchmark-limit", type=int, help="Evaluate on the first N benchmark items [default: all of them].")
 @_cruxeval_prompts_option
 @_cruxeval_format_option
 @click.option("--skip-sft-eval", is_flag=True, help="With a warm start, do not evaluate the SFT-only adapter too.")
-@click.option("--dataset-id", metavar="USER/NAME",
-              help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
-                   "rendered again with it).")
+@click.option(
+    "--dataset-id",
+    metavar="USER/NAME",
+    help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
+    "rendered again with it).",
+)
 @click.option("--license", "license_", default="apache-2.0", show_default=True, help="The adapter's license.")
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
 @click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
 @click.option("--no-push", is_flag=True, help="Train, evaluate and write the card, but keep everything local.")
-@click.option("--fail-on-no-signal", is_flag=True,
-              help="Exit with an error, before any push, when the run learned nothing (adapter weights unchanged, "
-                   "lora_B all zero); the adapter, record and card stay on disk.")
-@click.option("--cpu-threads", type=int,
-              help="Torch threads per process on a CPU [default: $OMP_NUM_THREADS if set, else 1: steady on a "
-                   "machine shared with other jobs; raise it on a dedicated machine].")
-@click.option("--push-only", is_flag=True,
-              help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.")
-@click.option("--dry-run", is_flag=True,
-              help="Plan the run and stop: resolve the settings, the model's config and tokenizer (no weights), the "
-                   "data and the budgets, print tokens, memory per GPU, steps and checkpoints, and write "
-                   "OUTPUT/plan.json.")
-@click.option("--gpu-memory-gb", type=click.FloatRange(min=1),
-              help="GPU memory the plan must fit [default: the visible GPU's, else 80].")
-@click.option("--plan-gpus", type=click.IntRange(min=1),
-              help="With --dry-run: plan for this many GPUs, even on a machine without one.")
-@click.option("--vllm-mode", type=click.Choice(["auto", "colocate", "server", "off"]), default="auto",
-              show_default=True,
-              help="Generation in GRPO on GPUs: colocate runs vLLM inside each training process, sized by the plan "
-                   "(auto: when the vllm extra is installed); server uses `trl vllm-serve` on other GPUs (see the "
-                   "docs/vllm.md); off uses transformers' generate.")
-@click.option("--ddp-timeout", type=click.IntRange(min=1), default=1800, show_default=True,
-              help="Seconds a process waits for the others (after generation, after evaluation) with several "
-                   "processes.")
-def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, lora_r, lora_alpha, lora_dropout,
-         num_generations, max_completion_length, learning_rate, seed, resume, overwrite, report_to, config_file,
-         set_values, sft_epochs, sft_steps, sft_learning_rate, sft_batch_size, curriculum, direct_answers,
-         max_trace_steps,
-         train_limit, prompt_style, dtype, eval_limit, eval_batch_size, eval_max_new_tokens, skip_base_eval,
-         skip_sft_eval, dataset_id, license_,
-         private, token, no_push, push_only, thinking, thinking_budget, sft_max_length, eval_greedy, fail_on_no_signal,
-         cpu_threads, benchmark, benchmark_data, benchmark_limit, cruxeval_prompts, cruxeval_prompt_format, dry_run,
-         gpu_memory_gb, plan_gpus, vllm_mode, ddp_timeout, no_eval_cache):
+@click.option(
+    "--fail-on-no-signal",
+    is_flag=True,
+    help="Exit with an error, before any push, when the run learned nothing (adapter weights unchanged, "
+    "lora_B all zero); the adapter, record and card stay on disk.",
+)
+@click.option(
+    "--cpu-threads",
+    type=int,
+    help="Torch threads per process on a CPU [default: $OMP_NUM_THREADS if set, else 1: steady on a "
+    "machine shared with other jobs; raise it on a dedicated machine].",
+)
+@click.option(
+    "--push-only",
+    is_flag=True,
+    help="Push the adapter already trained in --output-dir (e.g. after a failed push); no training.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan the run and stop: resolve the settings, the model's config and tokenizer (no weights), the "
+    "data and the budgets, print tokens, memory per GPU, steps and checkpoints, and write "
+    "OUTPUT/plan.json.",
+)
+@click.option(
+    "--gpu-memory-gb",
+    type=click.FloatRange(min=1),
+    help="GPU memory the plan must fit [default: the visible GPU's, else 80].",
+)
+@click.option(
+    "--plan-gpus",
+    type=click.IntRange(min=1),
+    help="With --dry-run: plan for this many GPUs, even on a machine without one.",
+)
+@click.option(
+    "--vllm-mode",
+    type=click.Choice(["auto", "colocate", "server", "off"]),
+    default="auto",
+    show_default=True,
+    help="Generation in GRPO on GPUs: colocate runs vLLM inside each training process, sized by the plan "
+    "(auto: when the vllm extra is installed); server uses `trl vllm-serve` on other GPUs (see the "
+    "docs/vllm.md); off uses transformers' generate.",
+)
+@click.option(
+    "--ddp-timeout",
+    type=click.IntRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Seconds a process waits for the others (after generation, after evaluation) with several processes.",
+)
+def main(
+    dataset,
+    repo_id,
+    model,
+    base_model_id,
+    output_dir,
+    max_steps,
+    epochs,
+    lora_r,
+    lora_alpha,
+    lora_dropout,
+    num_generations,
+    max_completion_length,
+    learning_rate,
+    seed,
+    resume,
+    overwrite,
+    report_to,
+    config_file,
+    set_values,
+    sft_epochs,
+    sft_steps,
+    sft_learning_rate,
+    sft_batch_size,
+    curriculum,
+    direct_answers,
+    max_trace_steps,
+    train_limit,
+    prompt_style,
+    dtype,
+    eval_limit,
+    eval_batch_size,
+    eval_max_new_tokens,
+    skip_base_eval,
+    skip_sft_eval,
+    dataset_id,
+    license_,
+    private,
+    token,
+    no_push,
+    push_only,
+    thinking,
+    thinking_budget,
+    sft_max_length,
+    eval_greedy,
+    fail_on_no_signal,
+    cpu_threads,
+    benchmark,
+    benchmark_data,
+    benchmark_limit,
+    cruxeval_prompts,
+    cruxeval_prompt_format,
+    dry_run,
+    gpu_memory_gb,
+    plan_gpus,
+    vllm_mode,
+    ddp_timeout,
+    no_eval_cache,
+):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -281,22 +460,60 @@ def main(dataset, repo_id, model, base_model_id, output_dir, max_steps, epochs, 
             click.echo(f"Pushed: {url}")
             return
         settings = TrainSettings(
-            dataset=dataset, repo_id=repo_id, model=model, base_model_id=base_model_id, output_dir=output_dir,
-            max_steps=max_steps, epochs=epochs, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            num_generations=num_generations, max_completion_length=max_completion_length,
-            learning_rate=learning_rate, seed=seed, resume=resume, overwrite=overwrite, report_to=report_to,
+            dataset=dataset,
+            repo_id=repo_id,
+            model=model,
+            base_model_id=base_model_id,
+            output_dir=output_dir,
+            max_steps=max_steps,
+            epochs=epochs,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            num_generations=num_generations,
+            max_completion_length=max_completion_length,
+            learning_rate=learning_rate,
+            seed=seed,
+            resume=resume,
+            overwrite=overwrite,
+            report_to=report_to,
             config_file=config_file,
-            grpo_overrides=overrides, train_limit=train_limit, max_trace_steps=max_trace_steps,
-            curriculum=curriculum, direct_answers=direct_answers, prompt_style=prompt_style, sft_epochs=sft_epochs,
+            grpo_overrides=overrides,
+            train_limit=train_limit,
+            max_trace_steps=max_trace_steps,
+            curriculum=curriculum,
+            direct_answers=direct_answers,
+            prompt_style=prompt_style,
+            sft_epochs=sft_epochs,
             sft_steps=sft_steps,
-            sft_learning_rate=sft_learning_rate, sft_batch_size=sft_batch_size, dtype=dtype, eval_limit=eval_limit,
-            eval_batch_size=eval_batch_size, eval_max_new_tokens=eval_max_new_tokens,
-            skip_base_eval=skip_base_eval, skip_sft_eval=skip_sft_eval, dataset_id=dataset_id, license=license_,
-            private=private, push=not no_push, token=token, thinking=thinking, thinking_budget=thinking_budget,
-            sft_max_length=sft_max_length, eval_greedy=eval_greedy, fail_on_no_signal=fail_on_no_signal,
-            cpu_threads=cpu_threads, benchmark=benchmark, benchmark_data=benchmark_data,
-            benchmark_limit=benchmark_limit, dry_run=dry_run, gpu_memory_gb=gpu_memory_gb, plan_gpus=plan_gpus,
-            vllm_mode=vllm_mode, ddp_timeout=ddp_timeout, eval_cache=not no_eval_cache,
+            sft_learning_rate=sft_learning_rate,
+            sft_batch_size=sft_batch_size,
+            dtype=dtype,
+            eval_limit=eval_limit,
+            eval_batch_size=eval_batch_size,
+            eval_max_new_tokens=eval_max_new_tokens,
+            skip_base_eval=skip_base_eval,
+            skip_sft_eval=skip_sft_eval,
+            dataset_id=dataset_id,
+            license=license_,
+            private=private,
+            push=not no_push,
+            token=token,
+            thinking=thinking,
+            thinking_budget=thinking_budget,
+            sft_max_length=sft_max_length,
+            eval_greedy=eval_greedy,
+            fail_on_no_signal=fail_on_no_signal,
+            cpu_threads=cpu_threads,
+            benchmark=benchmark,
+            benchmark_data=benchmark_data,
+            benchmark_limit=benchmark_limit,
+            dry_run=dry_run,
+            gpu_memory_gb=gpu_memory_gb,
+            plan_gpus=plan_gpus,
+            vllm_mode=vllm_mode,
+            ddp_timeout=ddp_timeout,
+            eval_cache=not no_eval_cache,
             **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
         )
         output = settings.resolved_output_dir()
@@ -351,53 +568,118 @@ def _process_start_time() -> float:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
-@click.option("--adapter", "adapter_dir", type=click.Path(file_okay=False),
-              help="The adapter folder (OUTPUT/adapter of train-and-push).")
-@click.option("--model", help="Base model [default: the one the adapter was trained on]; with --benchmark and no "
-                              "--adapter, the model to evaluate.")
-@click.option("--benchmark", type=click.Choice(["cruxeval"]),
-              help="A public benchmark instead of a dataset split: cruxeval is CRUXEval-O, each item traced as "
-                   "`<code>\\nresult = f(<input>)` and scored by the value of `result` in the last module-level "
-                   "state; the base model is also asked with CRUXEval's own prompts (--cruxeval-prompts).")
+@click.option(
+    "--adapter",
+    "adapter_dir",
+    type=click.Path(file_okay=False),
+    help="The adapter folder (OUTPUT/adapter of train-and-push).",
+)
+@click.option(
+    "--model",
+    help="Base model [default: the one the adapter was trained on]; with --benchmark and no "
+    "--adapter, the model to evaluate.",
+)
+@click.option(
+    "--benchmark",
+    type=click.Choice(["cruxeval"]),
+    help="A public benchmark instead of a dataset split: cruxeval is CRUXEval-O, each item traced as "
+    "`<code>\\nresult = f(<input>)` and scored by the value of `result` in the last module-level "
+    "state; the base model is also asked with CRUXEval's own prompts (--cruxeval-prompts).",
+)
 @_benchmark_data_option
 @_cruxeval_prompts_option
 @_cruxeval_format_option
-@click.option("--tracer-only", is_flag=True,
-              help="With --benchmark: no model; the project's own tracer answers every item, scored the same way "
-                   "(anything short of 100% is a harness bug).")
-@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "none"]), default="auto", show_default=True,
-              help="With --benchmark: where the items are traced; auto is bubblewrap and refuses to run without it.")
+@click.option(
+    "--tracer-only",
+    is_flag=True,
+    help="With --benchmark: no model; the project's own tracer answers every item, scored the same way "
+    "(anything short of 100% is a harness bug).",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["auto", "bwrap", "none"]),
+    default="auto",
+    show_default=True,
+    help="With --benchmark: where the items are traced; auto is bubblewrap and refuses to run without it.",
+)
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="Evaluate on the first N programs (or benchmark items) [default: all].")
 @click.option("--batch-size", type=int, help="[default: 16 on a GPU, 4 on a CPU]")
-@click.option("--max-new-tokens", type=int,
-              help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
-                   "[default: the longest reference trace + 32, plus the run's thinking budget when the model "
-                   "thinks].")
-@click.option("--greedy", is_flag=True,
-              help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].")
+@click.option(
+    "--max-new-tokens",
+    type=int,
+    help="Tokens per completion of a trace prompt (CRUXEval's own prompts get its harness's 100 and 1000) "
+    "[default: the longest reference trace + 32, plus the run's thinking budget when the model "
+    "thinks].",
+)
+@click.option(
+    "--greedy",
+    is_flag=True,
+    help="Greedy decoding for a thinking model too [default there: temperature 0.6, top-p 0.95, top-k 20].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (thinking models).")
-@click.option("--prompt-style", type=click.Choice(["dataset", "short", "compact", "minimal"]),
-              help="[default: the one the adapter was trained with; the base model gets compact where the adapter "
-                   "gets minimal]")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
-              help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).")
+@click.option(
+    "--prompt-style",
+    type=click.Choice(["dataset", "short", "compact", "minimal"]),
+    help="[default: the one the adapter was trained with; the base model gets compact where the adapter gets minimal]",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Model weights: auto is what the adapter was trained with (else bf16 on a GPU, fp32 on a CPU).",
+)
 @click.option("--no-base", is_flag=True, help="Evaluate the adapter only.")
-@click.option("--no-trace-base", is_flag=True,
-              help="With --benchmark: ask the base model with CRUXEval's own prompts only, not in the trace notation "
-                   "(which it has not learnt, and which costs the most tokens).")
-@click.option("--backend", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
-              help="Generation: auto is vLLM on a GPU where the vllm extra is installed (one process), else "
-                   "transformers.")
-@click.option("--no-cache", is_flag=True,
-              help="Evaluate the base model again even when an identical earlier evaluation is cached.")
-@click.option("--output", type=click.Path(dir_okay=False),
-              help="Results JSON, the predictions beside it [default: ADAPTER/evaluations/eval_results-SPLIT-N.json; "
-                   "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
-                   "without an adapter; the run's own eval_results.json is never replaced].")
-def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxeval_prompts, cruxeval_prompt_format,
-                  tracer_only, sandbox, split, limit, batch_size, max_new_tokens, greedy, seed, prompt_style, dtype,
-                  no_base, no_trace_base, output, no_cache, backend):
+@click.option(
+    "--no-trace-base",
+    is_flag=True,
+    help="With --benchmark: ask the base model with CRUXEval's own prompts only, not in the trace notation "
+    "(which it has not learnt, and which costs the most tokens).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "vllm", "transformers"]),
+    default="auto",
+    show_default=True,
+    help="Generation: auto is vLLM on a GPU where the vllm extra is installed (one process), else transformers.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Evaluate the base model again even when an identical earlier evaluation is cached.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Results JSON, the predictions beside it [default: ADAPTER/evaluations/eval_results-SPLIT-N.json; "
+    "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
+    "without an adapter; the run's own eval_results.json is never replaced].",
+)
+def evaluate_main(
+    dataset,
+    adapter_dir,
+    model,
+    benchmark,
+    benchmark_data,
+    cruxeval_prompts,
+    cruxeval_prompt_format,
+    tracer_only,
+    sandbox,
+    split,
+    limit,
+    batch_size,
+    max_new_tokens,
+    greedy,
+    seed,
+    prompt_style,
+    dtype,
+    no_base,
+    no_trace_base,
+    output,
+    no_cache,
+    backend,
+):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
@@ -418,12 +700,15 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
         if no_trace_base and cruxeval_prompts == ():  # --cruxeval-prompts none
             raise click.UsageError("--no-trace-base with --cruxeval-prompts none leaves nothing to ask the base model.")
         if tracer_only and (cruxeval_prompts is not None or cruxeval_prompt_format):
-            raise click.UsageError("--tracer-only asks no model; leave out --cruxeval-prompts and "
-                                   "--cruxeval-prompt-format.")
+            raise click.UsageError(
+                "--tracer-only asks no model; leave out --cruxeval-prompts and --cruxeval-prompt-format."
+            )
     else:
         if tracer_only or benchmark_data or cruxeval_prompts is not None or cruxeval_prompt_format or no_trace_base:
-            raise click.UsageError("--tracer-only, --benchmark-data, --cruxeval-prompts, --cruxeval-prompt-format and "
-                                   "--no-trace-base go with --benchmark cruxeval.")
+            raise click.UsageError(
+                "--tracer-only, --benchmark-data, --cruxeval-prompts, --cruxeval-prompt-format and "
+                "--no-trace-base go with --benchmark cruxeval."
+            )
         if not dataset or not adapter_dir:
             raise click.UsageError("--dataset and --adapter are required (or --benchmark cruxeval).")
     if limit is not None and limit < 1:
@@ -443,22 +728,37 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
         adapter = Path(adapter_dir) if adapter_dir else None
         context = _adapter_context(adapter, model, prompt_style, dtype)
         common = dict(
-            batch_size=batch_size, max_new_tokens=max_new_tokens, thinking=context["policy"],
-            thinking_budget=context["thinking_budget"], greedy=greedy, seed=seed, output=output,
-            include_base=not no_base or adapter is None, dtype=context["dtype"], use_cache=not no_cache,
-            backend=backend, prompt_style=context["prompt_style"],
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            thinking=context["policy"],
+            thinking_budget=context["thinking_budget"],
+            greedy=greedy,
+            seed=seed,
+            output=output,
+            include_base=not no_base or adapter is None,
+            dtype=context["dtype"],
+            use_cache=not no_cache,
+            backend=backend,
+            prompt_style=context["prompt_style"],
         )
         base = resolve_model(context["model"], context["base_model"])
         if benchmark:
             from trainer.benchmark import RESULTS_FILE, evaluate_benchmark, prepare_benchmark
             from trainer.benchmark import format_table as format_benchmark
 
-            bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context["prompt_style"],
-                                      sandbox=sandbox)
+            bench = prepare_benchmark(
+                benchmark_data, limit=limit, prompt_style=context["prompt_style"], sandbox=sandbox
+            )
             common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
-            results = evaluate_benchmark(base, adapter, bench, **common, trace_base=not no_trace_base,
-                                         direct_answers=context["direct_answers"],
-                                         **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format))
+            results = evaluate_benchmark(
+                base,
+                adapter,
+                bench,
+                **common,
+                trace_base=not no_trace_base,
+                direct_answers=context["direct_answers"],
+                **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
+            )
             table = format_benchmark
         else:
             from trainer.evaluate import RESULTS_FILE as EVAL_FILE
@@ -466,8 +766,7 @@ def evaluate_main(dataset, adapter_dir, model, benchmark, benchmark_data, cruxev
 
             rows = _split_rows(dataset, split, context["prompt_style"], limit)
             common["output"] = output or _own_file(adapter, EVAL_FILE, f"{split}-{len(rows)}")
-            results = evaluate_adapter(base, adapter, rows, dataset_name=dataset_name(dataset), split=split,
-                                       **common)
+            results = evaluate_adapter(base, adapter, rows, dataset_name=dataset_name(dataset), split=split, **common)
             table = format_table
         written = common["output"]
     except errors as exc:

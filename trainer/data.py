@@ -33,8 +33,10 @@ def load_trace_dataset(spec: str, *, splits=("train", "test")):
         try:
             data = datasets.load_dataset(spec)
         except Exception as exc:  # the Hub client raises many kinds of errors: offline, missing, private
-            raise DataError(f"there is no folder {spec} here, and dataset {spec} could not be loaded from the Hub: "
-                            f"{_first_line(exc)}") from exc
+            raise DataError(
+                f"there is no folder {spec} here, and dataset {spec} could not be loaded from the Hub: "
+                f"{_first_line(exc)}"
+            ) from exc
     if isinstance(data, datasets.Dataset):
         raise DataError(f"{spec} holds a single split; training needs a DatasetDict with train and test splits.")
     missing = [s for s in splits if s not in data]

@@ -31,8 +31,11 @@ def cache_key(source, rows: list, decoding: dict, policy: dict, scoring: str) ->
 
     versions = {k: v for k, v in library_versions().items() if k in ("python", "torch", "transformers", "peft")}
     content = [(r["prompt"], r["expected_trace"]) for r in rows]
-    material = json.dumps([CACHE_VERSION, _model_identity(source), content, decoding, policy, scoring, versions],
-                          sort_keys=True, default=str)
+    material = json.dumps(
+        [CACHE_VERSION, _model_identity(source), content, decoding, policy, scoring, versions],
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

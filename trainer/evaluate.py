@@ -47,17 +47,23 @@ class ModelEvaluation:
 def summarize(comparisons, cut_off=None) -> dict[str, float]:
     """The metrics of a list of `Comparison`s (and, optionally, per-row cut-off flags)."""
     cut = list(cut_off) if cut_off is not None else [None] * len(comparisons)
-    return summarize_predictions([prediction_scores(c, flag) for c, flag in zip(comparisons, cut)],
-                                 with_cut_off=cut_off is not None)
+    return summarize_predictions(
+        [prediction_scores(c, flag) for c, flag in zip(comparisons, cut)], with_cut_off=cut_off is not None
+    )
 
 
 def prediction_scores(comparison, cut_off=None) -> dict:
     """What one prediction scored: the per-row record the metrics are means of."""
     from trainer.rewards import clamp_score
 
-    return {"cut_off": cut_off, "exact": comparison.exact, "state_accuracy": comparison.state_accuracy,
-            "output_match": comparison.output_match, "valid_format": comparison.valid_format,
-            "reward": clamp_score(comparison.score)}
+    return {
+        "cut_off": cut_off,
+        "exact": comparison.exact,
+        "state_accuracy": comparison.state_accuracy,
+        "output_match": comparison.output_match,
+        "valid_format": comparison.valid_format,
+        "reward": clamp_score(comparison.score),
+    }
 
 
 def trace_scores(row: dict, completion: str, thinking: bool) -> dict:
@@ -68,9 +74,11 @@ def trace_scores(row: dict, completion: str, thinking: bool) -> dict:
 
 
 def describe_trace_metrics(metrics: dict) -> str:
-    return (f"exact {100 * metrics['execution_prediction_accuracy']:.1f}%, state accuracy "
-            f"{100 * metrics['mean_state_accuracy']:.1f}%, mean reward {metrics['mean_reward']:.3f}, cut off "
-            f"{100 * metrics['cut_off']:.0f}%")
+    return (
+        f"exact {100 * metrics['execution_prediction_accuracy']:.1f}%, state accuracy "
+        f"{100 * metrics['mean_state_accuracy']:.1f}%, mean reward {metrics['mean_reward']:.3f}, cut off "
+        f"{100 * metrics['cut_off']:.0f}%"
+    )
 
 
 def summarize_predictions(predictions, with_cut_off: bool = True) -> dict[str, float]:
@@ -118,14 +126,24 @@ def predictions_path(output: Path, scoring: Scoring = TRACE_SCORING) -> Path:
     `eval_predictions-test-2.jsonl`; any other name, the scoring's predictions file in the same folder."""
     results_stem = scoring.results_file.removesuffix(".json")
     if output.name.startswith(results_stem):
-        suffix = output.name[len(results_stem):].removesuffix(".json")
+        suffix = output.name[len(results_stem) :].removesuffix(".json")
         return output.with_name(scoring.predictions_file.removesuffix(".jsonl") + suffix + ".jsonl")
     return output.with_name(scoring.predictions_file)
 
 
-def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int, progress=None,
-             stop_at: str | None = None, sampling: dict | None = None, seed: int = 0,
-             chat_template_kwargs: dict | None = None):
+def generate(
+    model,
+    tokenizer,
+    prompts,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    progress=None,
+    stop_at: str | None = None,
+    sampling: dict | None = None,
+    seed: int = 0,
+    chat_template_kwargs: dict | None = None,
+):
     """Completions for `prompts` (chat messages, or raw text: `trainer.prompts.render_prompt`), batched (longest
     first, so padding stays small): greedy, or sampled with `sampling` (temperature, top_p, top_k, min_p) from
     `seed`. Returns (texts, cut_off flags) in the order of `prompts`. `stop_at`: a completion also ends at its first
@@ -180,17 +198,36 @@ def generate(model, tokenizer, prompts, *, batch_size: int, max_new_tokens: int,
     return completions, cut_off
 
 
-def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, max_new_tokens: int,
-                   label: str = "", progress=None, opens_think: bool | None = None, sampling: dict | None = None,
-                   seed: int = 0, chat_template_kwargs: dict | None = None, scoring: Scoring = TRACE_SCORING,
-                   stop_at: str | None = TRACE_CLOSE) -> ModelEvaluation:
+def evaluate_model(
+    model,
+    tokenizer,
+    rows,
+    *,
+    thinking: bool,
+    batch_size: int,
+    max_new_tokens: int,
+    label: str = "",
+    progress=None,
+    opens_think: bool | None = None,
+    sampling: dict | None = None,
+    seed: int = 0,
+    chat_template_kwargs: dict | None = None,
+    scoring: Scoring = TRACE_SCORING,
+    stop_at: str | None = TRACE_CLOSE,
+) -> ModelEvaluation:
     """Generate for every row (dicts with `prompt`, `expected_trace`, optionally `id` and `index`) and score each
     completion (`scoring`: by default against the reference trace). `thinking`: the model thinks first (no early
     stop at the first `stop_at`, the end of the answer: by default `</execution_trace>`); `opens_think`: the prompt
     already opened the `<think>` block (default: as `thinking`)."""
     started = time.perf_counter()
-    common = dict(max_new_tokens=max_new_tokens, progress=progress, stop_at=None if thinking else stop_at,
-                  sampling=sampling, seed=seed, chat_template_kwargs=chat_template_kwargs)
+    common = dict(
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+        stop_at=None if thinking else stop_at,
+        sampling=sampling,
+        seed=seed,
+        chat_template_kwargs=chat_template_kwargs,
+    )
     prompts = [r["prompt"] for r in rows]
     if hasattr(model, "complete"):  # a vLLM engine (trainer.vllm_eval): it batches by itself
         completions, cut_off = model.complete(tokenizer, prompts, **common)
@@ -199,15 +236,28 @@ def evaluate_model(model, tokenizer, rows, *, thinking: bool, batch_size: int, m
     opens = thinking if opens_think is None else opens_think
     predictions = []
     for i, (r, c, cut) in enumerate(zip(rows, completions, cut_off)):
-        predictions.append({"model": label, "id": r.get("id", i), "index": r.get("index", i), "completion": c,
-                            **scoring.score(r, c, opens), "cut_off": cut,
-                            "tokens": len(tokenizer(c, add_special_tokens=False).input_ids)})
+        predictions.append(
+            {
+                "model": label,
+                "id": r.get("id", i),
+                "index": r.get("index", i),
+                "completion": c,
+                **scoring.score(r, c, opens),
+                "cut_off": cut,
+                "tokens": len(tokenizer(c, add_special_tokens=False).input_ids),
+            }
+        )
     return ModelEvaluation(scoring.summarize(predictions), predictions, time.perf_counter() - started)
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
-        f"{seconds / 3600:.1f} h"
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 90
+        else f"{seconds / 60:.0f} min"
+        if seconds < 5400
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 def default_batch_size(on_gpu: bool) -> int:
@@ -240,15 +290,35 @@ class BasePrompt:
     record: dict = field(default_factory=dict)
 
 
-def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, max_new_tokens: int | None = None,
-                     thinking=None, thinking_budget: int | None = None, greedy: bool = False, seed: int = 0,
-                     extra_adapters: dict | None = None, labels: dict | None = None, include_base: bool = True,
-                     dataset_name: str = "", split: str = "test", output: str | Path | None = None,
-                     dtype: str | None = None, log=print, scoring: Scoring = TRACE_SCORING,
-                     record: dict | None = None, use_cache: bool = True, backend: str = "auto",
-                     prompt_style: str | None = None, base_name: str = "base",
-                     base_prompts: dict[str, BasePrompt] | None = None, base_on_rows: bool = True,
-                     adapter_prompts: dict[str, BasePrompt] | None = None) -> dict | None:
+def evaluate_adapter(
+    base,
+    adapter_dir,
+    rows,
+    *,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
+    thinking=None,
+    thinking_budget: int | None = None,
+    greedy: bool = False,
+    seed: int = 0,
+    extra_adapters: dict | None = None,
+    labels: dict | None = None,
+    include_base: bool = True,
+    dataset_name: str = "",
+    split: str = "test",
+    output: str | Path | None = None,
+    dtype: str | None = None,
+    log=print,
+    scoring: Scoring = TRACE_SCORING,
+    record: dict | None = None,
+    use_cache: bool = True,
+    backend: str = "auto",
+    prompt_style: str | None = None,
+    base_name: str = "base",
+    base_prompts: dict[str, BasePrompt] | None = None,
+    base_on_rows: bool = True,
+    adapter_prompts: dict[str, BasePrompt] | None = None,
+) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
     adapter) and the per-row predictions beside it; return the results. `scoring`: what is measured (default:
@@ -325,10 +395,14 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     # the base model's prompt where it differs from the adapters' (it has not learned the minimal format)
     base_rows = [dict(r, prompt=r.get(BASE_PROMPT_COLUMN) or r["prompt"]) for r in rows]
     every_ask = {**asks, **adapter_asks}
-    chat = {name: ask.format == "chat" or (ask.format == "auto" and policy.enabled)
-            for name, ask in every_ask.items()}
-    ask_rows = {name: [dict(r, index=i, prompt=[{"role": "user", "content": r["prompt"]}] if chat[name] else
-                            r["prompt"]) for i, r in enumerate(ask.rows)] for name, ask in every_ask.items()}
+    chat = {name: ask.format == "chat" or (ask.format == "auto" and policy.enabled) for name, ask in every_ask.items()}
+    ask_rows = {
+        name: [
+            dict(r, index=i, prompt=[{"role": "user", "content": r["prompt"]}] if chat[name] else r["prompt"])
+            for i, r in enumerate(ask.rows)
+        ]
+        for name, ask in every_ask.items()
+    }
     everything = rows + base_rows + [r for share in ask_rows.values() for r in share]
     longest_prompt = prompt_tokens(tokenizer, [r["prompt"] for r in everything], policy.chat_template_kwargs)
     _, room = context_room(source.path, longest_prompt)
@@ -349,13 +423,27 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         if thinks:
             budget, why = budget + thinking_budget, f"{why} + thinking budget {thinking_budget}"
         budget, why = capped(budget, why)
-        passes[name] = {"rows": ask_rows[name], "max_new_tokens": budget, "thinks": thinks,
-                        "opens_think": chat[name] and policy.opens_think, "stop_at": ask.stop_at,
-                        "record": {**ask.record, "format": "chat" if chat[name] else "raw", "thinking": thinks,
-                                   "max_new_tokens": budget, "max_new_tokens_rule": why,
-                                   "stop_at": None if thinks else ask.stop_at}}
-    traces = {"max_new_tokens": max_new_tokens, "thinks": policy.enabled, "opens_think": policy.opens_think,
-              "stop_at": TRACE_CLOSE}
+        passes[name] = {
+            "rows": ask_rows[name],
+            "max_new_tokens": budget,
+            "thinks": thinks,
+            "opens_think": chat[name] and policy.opens_think,
+            "stop_at": ask.stop_at,
+            "record": {
+                **ask.record,
+                "format": "chat" if chat[name] else "raw",
+                "thinking": thinks,
+                "max_new_tokens": budget,
+                "max_new_tokens_rule": why,
+                "stop_at": None if thinks else ask.stop_at,
+            },
+        }
+    traces = {
+        "max_new_tokens": max_new_tokens,
+        "thinks": policy.enabled,
+        "opens_think": policy.opens_think,
+        "stop_at": TRACE_CLOSE,
+    }
     if with_base and (base_on_rows or not asks):
         passes[base_name] = {"rows": base_rows, **traces}
     passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
@@ -366,11 +454,14 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     if with_vllm:
         longest_budget = max(p["max_new_tokens"] for p in passes.values())
         try:
-            model = vllm_eval.VllmModel(source, adapters=adapters, max_model_len=longest_prompt + longest_budget,
-                                        dtype=dtype, seed=seed)
+            model = vllm_eval.VllmModel(
+                source, adapters=adapters, max_model_len=longest_prompt + longest_budget, dtype=dtype, seed=seed
+            )
         except Exception as exc:  # a missing kernel, too little memory: the evaluation still happens
-            say(f"Warning: vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with "
-                "transformers instead.")
+            say(
+                f"Warning: vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with "
+                "transformers instead."
+            )
     if model is None:
         tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
     names = list(passes)
@@ -380,14 +471,21 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         "dataset": dataset_name,
         "split": split,
         "n": len(rows),
-        "decoding": {"greedy": sampling is None, "sampling": sampling, "seed": None if sampling is None else seed,
-                     "seed_rule": None if sampling is None else "seed + process rank, set before each model's pass",
-                     "max_new_tokens": max_new_tokens, "max_new_tokens_rule": rule, "batch_size": batch_size,
-                     "stop_at_trace_end": not policy.enabled,
-                     "backend": "vllm" if isinstance(model, vllm_eval.VllmModel) else "transformers",
-                     "dtype": model.dtype if isinstance(model, vllm_eval.VllmModel) else
-                     str(next(model.parameters()).dtype).replace("torch.", ""),
-                     "processes": world},
+        "decoding": {
+            "greedy": sampling is None,
+            "sampling": sampling,
+            "seed": None if sampling is None else seed,
+            "seed_rule": None if sampling is None else "seed + process rank, set before each model's pass",
+            "max_new_tokens": max_new_tokens,
+            "max_new_tokens_rule": rule,
+            "batch_size": batch_size,
+            "stop_at_trace_end": not policy.enabled,
+            "backend": "vllm" if isinstance(model, vllm_eval.VllmModel) else "transformers",
+            "dtype": model.dtype
+            if isinstance(model, vllm_eval.VllmModel)
+            else str(next(model.parameters()).dtype).replace("torch.", ""),
+            "processes": world,
+        },
         "thinking": policy.record(),
         "thinking_template": policy.opens_think,
         "base_model": source.base_model_id or source.spec,
@@ -399,8 +497,14 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     if adapter_asks:
         results["adapter_prompts"] = {name: passes[name]["record"] for name in adapter_asks}
     if prompt_style:
-        results["prompts"] = {name: every_ask[name].record.get("prompt", name) if name in every_ask else
-                              base_style_for(prompt_style) if name == base_name else prompt_style for name in names}
+        results["prompts"] = {
+            name: every_ask[name].record.get("prompt", name)
+            if name in every_ask
+            else base_style_for(prompt_style)
+            if name == base_name
+            else prompt_style
+            for name in names
+        }
 
     def progress_for(name):
         started = time.perf_counter()
@@ -410,9 +514,15 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
             it reads the same in a terminal, a log file and under torchrun)."""
             spent = time.perf_counter() - started
             left = spent / done * (total - done) if done else 0.0
-            say(f"  {name}: {done}/{total} {scoring.unit}" + (" (this process's share)" if world > 1 else "")
-                + (f", {done / spent:.2f} {scoring.unit}/s, about {_duration(left)} left" if spent > 0 and done < total
-                   else ""))
+            say(
+                f"  {name}: {done}/{total} {scoring.unit}"
+                + (" (this process's share)" if world > 1 else "")
+                + (
+                    f", {done / spent:.2f} {scoring.unit}/s, about {_duration(left)} left"
+                    if spent > 0 and done < total
+                    else ""
+                )
+            )
 
         return report
 
@@ -423,35 +533,59 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
 
         decoding = {k: v for k, v in results["decoding"].items() if k not in ("seed_rule", "processes")}
         if base_name in passes:
-            cache_keys[base_name] = eval_cache.cache_key(source, base_rows, decoding, results["thinking"],
-                                                         scoring.results_file)
+            cache_keys[base_name] = eval_cache.cache_key(
+                source, base_rows, decoding, results["thinking"], scoring.results_file
+            )
         for name in asks:  # each other way of asking: its own prompts, budget and end of answer in the key
             asked = {**decoding, **passes[name]["record"]}
-            cache_keys[name] = eval_cache.cache_key(source, passes[name]["rows"], asked, results["thinking"],
-                                                    f"{scoring.results_file}#{name}")
+            cache_keys[name] = eval_cache.cache_key(
+                source, passes[name]["rows"], asked, results["thinking"], f"{scoring.results_file}#{name}"
+            )
 
     def evaluate(name):
         setting = passes[name]
         if use_cache and name in cache_keys and (cached := eval_cache.load(cache_keys[name])) is not None:
             metrics, gathered = cached
             # this run spent nothing on it: its seconds are 0, the original ones kept beside them
-            results["models"][name] = {**metrics, "from_cache": True, "seconds": 0.0,
-                                       "seconds_when_measured": metrics.get("seconds")}
+            results["models"][name] = {
+                **metrics,
+                "from_cache": True,
+                "seconds": 0.0,
+                "seconds_when_measured": metrics.get("seconds"),
+            }
             predictions.extend(dict(p, model=name) for p in gathered)
-            say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} (from the cache of an identical earlier "
-                "evaluation: same model, prompts, decoding and libraries)")
+            say(
+                f"  {titles.get(name, name)}: {scoring.describe(metrics)} (from the cache of an identical earlier "
+                "evaluation: same model, prompts, decoding and libraries)"
+            )
             return
-        how = "greedy" if sampling is None else f"sampled: temperature {sampling['temperature']}, top-p " \
+        how = (
+            "greedy"
+            if sampling is None
+            else f"sampled: temperature {sampling['temperature']}, top-p "
             f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
-        say(f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to "
-            f"{setting['max_new_tokens']} new tokens{f', over {world} processes' if world > 1 else ''})...")
+        )
+        say(
+            f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to "
+            f"{setting['max_new_tokens']} new tokens{f', over {world} processes' if world > 1 else ''})..."
+        )
         started = time.perf_counter()
-        evaluation = evaluate_model(model, tokenizer, setting["rows"][rank::world], thinking=setting["thinks"],
-                                    opens_think=setting["opens_think"], batch_size=batch_size,
-                                    max_new_tokens=setting["max_new_tokens"], label=name,
-                                    progress=progress_for(name), sampling=sampling, seed=seed + rank,
-                                    chat_template_kwargs=policy.chat_template_kwargs, scoring=scoring,
-                                    stop_at=setting["stop_at"])
+        evaluation = evaluate_model(
+            model,
+            tokenizer,
+            setting["rows"][rank::world],
+            thinking=setting["thinks"],
+            opens_think=setting["opens_think"],
+            batch_size=batch_size,
+            max_new_tokens=setting["max_new_tokens"],
+            label=name,
+            progress=progress_for(name),
+            sampling=sampling,
+            seed=seed + rank,
+            chat_template_kwargs=policy.chat_template_kwargs,
+            scoring=scoring,
+            stop_at=setting["stop_at"],
+        )
         shares = distributed.gather(evaluation.predictions)
         if shares is None:
             return
@@ -459,8 +593,12 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
         metrics = scoring.summarize(gathered)
         seconds = time.perf_counter() - started
         generated = sum(p.get("tokens", 0) for p in gathered)  # what decoding cost: tokens written, per second
-        results["models"][name] = {**metrics, "seconds": round(seconds, 2), "generated_tokens": generated,
-                                   "tokens_per_second": round(generated / max(seconds, 1e-9), 1)}
+        results["models"][name] = {
+            **metrics,
+            "seconds": round(seconds, 2),
+            "generated_tokens": generated,
+            "tokens_per_second": round(generated / max(seconds, 1e-9), 1),
+        }
         predictions.extend(gathered)
         say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
         if name in cache_keys:
@@ -486,8 +624,10 @@ def evaluate_adapter(base, adapter_dir, rows, *, batch_size: int | None = None, 
     except Exception as exc:
         if not isinstance(model, vllm_eval.VllmModel):
             raise
-        say(f"Warning: the vLLM evaluation failed ({type(exc).__name__}: {str(exc)[:200]}); evaluating again with "
-            "transformers.")
+        say(
+            f"Warning: the vLLM evaluation failed ({type(exc).__name__}: {str(exc)[:200]}); evaluating again with "
+            "transformers."
+        )
         model.close()
         results["models"].clear()
         predictions.clear()
@@ -516,10 +656,13 @@ def format_table(results: dict) -> str:
     """A Markdown table of the metrics, base vs adapter(s) (percentages)."""
     models = results.get("models", {})
     names = [m for m in ("base", "sft", "adapter") if m in models] + [
-        m for m in models if m not in ("base", "sft", "adapter")]
+        m for m in models if m not in ("base", "sft", "adapter")
+    ]
     titles = {"base": "Base", "adapter": "Adapter", "sft": "SFT only", **(results.get("labels") or {})}
-    lines = ["| Metric | " + " | ".join(titles.get(n, n) for n in names) + " |",
-             "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    lines = [
+        "| Metric | " + " | ".join(titles.get(n, n) for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in names) + " |",
+    ]
     for key, title in METRICS:
         if not all(key in models[n] for n in names):
             continue
@@ -539,14 +682,15 @@ def format_table(results: dict) -> str:
             scores["adapter"], how["adapter"] = scores[compared], " (CRUXEval's direct prompt)"
         if all(n in scores for n in names):
             title = f"{BENCHMARK_TITLES.get(benchmark, benchmark)} ({figures.get('n', 0)} items)"
-            lines.append(f"| {title} | " + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%"
-                                                      + how.get(n, "") for n in names) + " |")
+            lines.append(
+                f"| {title} | "
+                + " | ".join(f"{100 * scores[n]['output_accuracy']:.1f}%" + how.get(n, "") for n in names)
+                + " |"
+            )
     return "\n".join(lines)
 
 
 def is_finite_results(results: dict) -> bool:
     return all(
-        isinstance(v, (int, float)) and math.isfinite(v)
-        for m in results.get("models", {}).values()
-        for v in m.values()
+        isinstance(v, (int, float)) and math.isfinite(v) for m in results.get("models", {}).values() for v in m.values()
     )

@@ -116,8 +116,9 @@ def resolved_vllm_mode(settings: TrainSettings, gpu: bool, installed: bool | Non
     return "colocate" if gpu and installed else "off"
 
 
-def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, plan: Plan | None = None,
-                       vllm: bool | None = None) -> dict:
+def grpo_config_kwargs(
+    settings: TrainSettings, output_dir: Path, gpu: bool, plan: Plan | None = None, vllm: bool | None = None
+) -> dict:
     """The GRPOConfig arguments: device defaults, then what the data and the thinking policy decide (`plan`: the
     completion budget, `enable_thinking`, masking cut-off completions of a thinking run) and what the run's sizing
     decides (a checkpoint every 10% of the optimizer steps; `plan.sizing`: vLLM's context length, memory share and
@@ -144,8 +145,10 @@ def grpo_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, pla
     unknown = sorted(set(extra) - known)
     if unknown:
         raise TrainError(f"unknown GRPOConfig setting(s): {', '.join(unknown)}.")
-    for old, new in (("gradient_checkpointing", "activation_checkpointing"),
-                     ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+    for old, new in (
+        ("gradient_checkpointing", "activation_checkpointing"),
+        ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+    ):
         if old in extra and new not in extra:  # the user's deprecated spelling wins over our default
             kwargs.pop(new, None)
     if isinstance(extra.get("chat_template_kwargs"), dict) and kwargs.get("chat_template_kwargs"):
@@ -206,13 +209,17 @@ def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) 
         rule = f"longest reference trace + {MARGIN}"
     if plan.room is not None and kwargs["max_completion_length"] == plan.room and rule.startswith("longest"):
         rule += ", capped at what the model's context leaves after the longest prompt"
-    return {"max_completion_length": kwargs["max_completion_length"], "rule": rule,
-            "longest_reference_tokens": plan.longest_reference,
-            "thinking_budget": plan.thinking_budget if plan.policy.enabled else None}
+    return {
+        "max_completion_length": kwargs["max_completion_length"],
+        "rule": rule,
+        "longest_reference_tokens": plan.longest_reference,
+        "thinking_budget": plan.thinking_budget if plan.policy.enabled else None,
+    }
 
 
-def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=(),
-          init_adapter: Path | None = None) -> dict:
+def train(
+    settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=(), init_adapter: Path | None = None
+) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
     from transformers.trainer_callback import ProgressCallback
@@ -308,4 +315,3 @@ def train(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, call
     del trainer, model
     free_gpu_memory()
     return summary
-

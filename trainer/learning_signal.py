@@ -66,14 +66,18 @@ def grpo_signal(history: list[dict], change: dict, max_completion_length: int | 
     }
     warnings = []
     if zero_std and all(v >= 1.0 for v in zero_std):
-        warnings.append("GRPO had nothing to learn from: in every step every group of completions had the same "
-                        "reward (frac_reward_zero_std = 1), so every advantage was 0.")
+        warnings.append(
+            "GRPO had nothing to learn from: in every step every group of completions had the same "
+            "reward (frac_reward_zero_std = 1), so every advantage was 0."
+        )
     if grad and max(grad) == 0.0:
         warnings.append("The GRPO gradient norm was 0 at every step.")
     if clipped and _mean(clipped) >= CUT_OFF_WARNING:
-        warnings.append(f"{100 * _mean(clipped):.0f}% of the GRPO completions were cut off at "
-                        f"{max_completion_length} tokens (a thinking model cut off before `</think>` scores 0): "
-                        "raise --thinking-budget or --max-completion-length.")
+        warnings.append(
+            f"{100 * _mean(clipped):.0f}% of the GRPO completions were cut off at "
+            f"{max_completion_length} tokens (a thinking model cut off before `</think>` scores 0): "
+            "raise --thinking-budget or --max-completion-length."
+        )
     if not change["adapter_changed"]:
         warnings.append("GRPO did not change the adapter: its weights are exactly what they were before GRPO.")
     if change["lora_B_all_zero"]:
@@ -88,8 +92,10 @@ def sft_signal(change: dict) -> dict:
         warnings.append("The SFT warm start did not change the adapter.")
     if change["lora_B_all_zero"]:
         warnings.append("Every lora_B matrix of the SFT adapter is exactly 0, so it is the base model.")
-    return {"signal": {**change, "no_signal": not change["adapter_changed"] or change["lora_B_all_zero"]},
-            "warnings": warnings}
+    return {
+        "signal": {**change, "no_signal": not change["adapter_changed"] or change["lora_B_all_zero"]},
+        "warnings": warnings,
+    }
 
 
 def eval_warnings(results: dict) -> list[str]:
@@ -98,17 +104,22 @@ def eval_warnings(results: dict) -> list[str]:
     decoding = results.get("decoding") or {}
     warnings = []
     if "capped" in (decoding.get("max_new_tokens_rule") or ""):
-        warnings.append(f"Evaluation completions were capped at {decoding.get('max_new_tokens')} new tokens by the "
-                        "model's context, shorter than the longest reference trace (plus thinking).")
+        warnings.append(
+            f"Evaluation completions were capped at {decoding.get('max_new_tokens')} new tokens by the "
+            "model's context, shorter than the longest reference trace (plus thinking)."
+        )
     share = adapter.get("cut_off")
     if share is not None and share >= CUT_OFF_WARNING:
-        warnings.append(f"{100 * share:.0f}% of the adapter's evaluation completions were cut off at "
-                        f"{decoding.get('max_new_tokens')} new tokens.")
+        warnings.append(
+            f"{100 * share:.0f}% of the adapter's evaluation completions were cut off at "
+            f"{decoding.get('max_new_tokens')} new tokens."
+        )
     return warnings
 
 
-def verdict(prepare_warnings: list, sft_summary: dict | None, grpo_summary: dict | None,
-            results: dict) -> tuple[list[str], bool]:
+def verdict(
+    prepare_warnings: list, sft_summary: dict | None, grpo_summary: dict | None, results: dict
+) -> tuple[list[str], bool]:
     """All the run's warnings, and whether it learned nothing: no stage that ran changed the adapter (an SFT warm
     start that learned followed by a GRPO stage that did not is a warning, not "nothing")."""
     stages = [s for s in (sft_summary, grpo_summary) if s]
@@ -122,6 +133,9 @@ def banner(warnings: list[str], no_signal: bool) -> list[str]:
     if not warnings:
         return []
     bar = "!" * 100
-    head = ("WARNING: this run learned nothing; the adapter is not worth publishing." if no_signal
-            else "WARNING: check these before trusting the adapter.")
+    head = (
+        "WARNING: this run learned nothing; the adapter is not worth publishing."
+        if no_signal
+        else "WARNING: check these before trusting the adapter."
+    )
     return [bar, head] + [f"  - {w}" for w in warnings] + [bar]

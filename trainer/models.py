@@ -74,7 +74,9 @@ def resolve_model(spec: str | None, base_model_id: str | None = None) -> ModelSo
             raise ModelError(f"{spec} is a folder but holds no config.json, so it is not a model checkpoint.")
         return ModelSource(spec, "folder", str(path), base_model_id or _read_base_id(path))
     if path.exists():
-        raise ModelError(f"{spec} is a file but not a .gguf file; pass a Hub id, a model folder, a .gguf file or 'tiny'.")
+        raise ModelError(
+            f"{spec} is a file but not a .gguf file; pass a Hub id, a model folder, a .gguf file or 'tiny'."
+        )
     if not looks_like_hub_id(spec):
         raise ModelError(f"{spec} is neither an existing folder or .gguf file nor a Hub model id.")
     return ModelSource(spec, "hub", spec, base_model_id or spec)
@@ -361,8 +363,12 @@ def build_tiny_model(folder: Path | str | None = None, template: str = "thinking
     finally:
         torch.random.set_rng_state(state)
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True,
-        temperature=0.6, top_p=0.95, top_k=20,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=True,
+        temperature=0.6,
+        top_p=0.95,
+        top_k=20,
     )
     tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)

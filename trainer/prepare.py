@@ -38,8 +38,10 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     if settings.max_steps is not None and settings.max_steps < 0:
         raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
     if settings.prompt_style == "minimal" and not settings.does_sft:
-        raise TrainError("--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
-                         "--sft-steps); use --prompt-style compact without one.")
+        raise TrainError(
+            "--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
+            "--sft-steps); use --prompt-style compact without one."
+        )
     if settings.direct_answers and not settings.does_sft:
         raise TrainError("--direct-answers trains in the SFT warm start, so it needs --sft-epochs or --sft-steps.")
     if not settings.does_grpo and not settings.does_sft:
@@ -71,8 +73,10 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         if settings.report_to not in REPORTERS:
             raise TrainError(f"--report-to must be one of {', '.join(REPORTERS)}.")
         if importlib.util.find_spec(settings.report_to) is None:
-            raise TrainError(f"--report-to {settings.report_to} needs the {settings.report_to} package, which is not "
-                             f"installed: pip install {settings.report_to}.")
+            raise TrainError(
+                f"--report-to {settings.report_to} needs the {settings.report_to} package, which is not "
+                f"installed: pip install {settings.report_to}."
+            )
     if settings.plan_gpus is not None and (not settings.dry_run or settings.plan_gpus < 1):
         raise TrainError("--plan-gpus N (at least 1) goes with --dry-run.")
     if settings.ddp_timeout < 1:
@@ -84,8 +88,10 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         if not gpu:
             raise TrainError(f"--vllm-mode {settings.vllm_mode} needs a GPU, and this machine has none.")
         if not settings.dry_run and not vllm_installed():
-            raise TrainError(f"--vllm-mode {settings.vllm_mode} needs vLLM, which is not installed: install the vllm "
-                             "extra on the GPU machine (pip install -e '.[train,vllm]', see docs/vllm.md).")
+            raise TrainError(
+                f"--vllm-mode {settings.vllm_mode} needs vLLM, which is not installed: install the vllm "
+                "extra on the GPU machine (pip install -e '.[train,vllm]', see docs/vllm.md)."
+            )
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), gpu)
     if gpu == on_gpu():  # a dry run that plans GPUs on a machine without one cannot build their config here
         check_vllm(kwargs, gpu)
@@ -113,24 +119,30 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     if settings.benchmark:  # loaded and traced now: a bad file or a missing sandbox fails before training
         from trainer.benchmark import prepare_benchmark
 
-        benchmark = prepare_benchmark(settings.benchmark_data, limit=settings.benchmark_limit,
-                                      prompt_style=settings.prompt_style, log=log)
+        benchmark = prepare_benchmark(
+            settings.benchmark_data, limit=settings.benchmark_limit, prompt_style=settings.prompt_style, log=log
+        )
         from trainer.benchmark import leave_out_shared_structures
 
         rows = leave_out_shared_structures(rows, benchmark, log)
         if len(rows) == 0:
-            raise TrainError("every training program has the structure of a CRUXEval item; nothing is left to "
-                             "train on.")
+            raise TrainError(
+                "every training program has the structure of a CRUXEval item; nothing is left to train on."
+            )
     answers = []
     if settings.direct_answers:
         from trainer.answers import answer_examples
 
         answers = answer_examples(rows)
         if not answers:
-            raise TrainError("--direct-answers found no training program that is a function called with literal "
-                             "arguments; build the dataset with --drill-share and --drill-kind calls.")
-        log(f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
-            "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt.")
+            raise TrainError(
+                "--direct-answers found no training program that is a function called with literal "
+                "arguments; build the dataset with --drill-share and --drill-kind calls."
+            )
+        log(
+            f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
+            "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt."
+        )
     from trainer.models import load_tokenizer
     from trainer.thinking import (
         ThinkingError,
@@ -150,16 +162,27 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
     longest_prompt = prompt_tokens(tokenizer, rows["prompt"], policy.chat_template_kwargs)
     context, room = context_room(source.path, longest_prompt)
     plan = Plan(
-        source=source, data=data, rows=rows, described=described, policy=policy,
-        thinking_budget=settings.thinking_budget if settings.thinking_budget is not None else
-        default_thinking_budget(gpu),
-        longest_reference=reference_tokens(tokenizer, target_traces(rows)), gpu=gpu, room=room,
-        world_size=settings.plan_gpus or distributed.world_size(), benchmark=benchmark, answers=answers,
+        source=source,
+        data=data,
+        rows=rows,
+        described=described,
+        policy=policy,
+        thinking_budget=settings.thinking_budget
+        if settings.thinking_budget is not None
+        else default_thinking_budget(gpu),
+        longest_reference=reference_tokens(tokenizer, target_traces(rows)),
+        gpu=gpu,
+        room=room,
+        world_size=settings.plan_gpus or distributed.world_size(),
+        benchmark=benchmark,
+        answers=answers,
         prompt_tokens_max=longest_prompt,
     )
-    log(f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
+    log(
+        f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
-        f"Longest reference trace: {plan.longest_reference} tokens.")
+        f"Longest reference trace: {plan.longest_reference} tokens."
+    )
     if not gpu and settings.dtype == "bfloat16" and (slow := slow_bf16_warning()):
         plan.warnings.append(slow)
         log(f"Warning: {slow}")
@@ -170,14 +193,17 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             f"{plan.longest_reference} + margin{' + thinking' if policy.enabled else ''}) does not fit the model's "
             f"{context}-token context after the longest prompt ({longest_prompt} tokens), so completions are capped "
             f"at {room} tokens and the longest traces cannot be written in full (--max-trace-steps N trains on "
-            "shorter ones).")
+            "shorter ones)."
+        )
         log(f"Warning: {plan.warnings[-1]}")
     if settings.does_grpo:
         try:
             plan.sizing = size_grpo(settings, plan)
         except Exception as exc:  # a config the meta-device count cannot build (remote code, say): run unplanned
-            plan.warnings.append(f"The run could not be planned ({type(exc).__name__}: {str(exc)[:200]}), so its "
-                                 "memory was not checked before loading the model.")
+            plan.warnings.append(
+                f"The run could not be planned ({type(exc).__name__}: {str(exc)[:200]}), so its "
+                "memory was not checked before loading the model."
+            )
             log(f"Warning: {plan.warnings[-1]}")
         problem = refusal(plan.sizing) if plan.sizing else None
         if problem and not settings.dry_run:
@@ -194,11 +220,18 @@ def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
     from trainer.sizing import gpu_memory_gb, size_run
 
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), plan.gpu, plan)
-    return size_run(config=AutoConfig.from_pretrained(plan.source.path), kwargs=kwargs,
-                    prompt_tokens_max=plan.prompt_tokens_max, train_rows=len(plan.rows), world_size=plan.world_size,
-                    gpu=plan.gpu, lora_targets=LORA_TARGETS, lora_r=settings.lora_r,
-                    gpu_memory=gpu_memory_gb(settings.gpu_memory_gb) if plan.gpu else None,
-                    vllm_installed=vllm_installed())
+    return size_run(
+        config=AutoConfig.from_pretrained(plan.source.path),
+        kwargs=kwargs,
+        prompt_tokens_max=plan.prompt_tokens_max,
+        train_rows=len(plan.rows),
+        world_size=plan.world_size,
+        gpu=plan.gpu,
+        lora_targets=LORA_TARGETS,
+        lora_r=settings.lora_r,
+        gpu_memory=gpu_memory_gb(settings.gpu_memory_gb) if plan.gpu else None,
+        vllm_installed=vllm_installed(),
+    )
 
 
 def check_output_dir(folder) -> None:
@@ -217,8 +250,9 @@ def check_output_dir(folder) -> None:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise TrainError(f"--output-dir {given} cannot be written in {existing} "
-                         f"({exc.strerror or type(exc).__name__}).") from None
+        raise TrainError(
+            f"--output-dir {given} cannot be written in {existing} ({exc.strerror or type(exc).__name__})."
+        ) from None
 
 
 def check_no_other_run(settings: TrainSettings) -> None:
@@ -231,8 +265,10 @@ def check_no_other_run(settings: TrainSettings) -> None:
     folder = settings.resolved_output_dir()
     held = [name for name in RUN_ITEMS if (folder / name).exists()]
     if held and not settings.resume and not settings.overwrite:
-        raise TrainError(f"--output-dir {folder} holds another run ({', '.join(held)}): pass --resume to continue "
-                         "it, --overwrite to replace it, or another --output-dir.")
+        raise TrainError(
+            f"--output-dir {folder} holds another run ({', '.join(held)}): pass --resume to continue "
+            "it, --overwrite to replace it, or another --output-dir."
+        )
 
 
 def check_vllm(kwargs: dict, gpu: bool) -> None:
@@ -242,8 +278,10 @@ def check_vllm(kwargs: dict, gpu: bool) -> None:
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
-        raise TrainError("the setting use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
-                         "machine (pip install -e '.[train,vllm]', see docs/vllm.md) or drop use_vllm.")
+        raise TrainError(
+            "the setting use_vllm=true needs vLLM, which is not installed: install the vllm extra on a GPU "
+            "machine (pip install -e '.[train,vllm]', see docs/vllm.md) or drop use_vllm."
+        )
     if not gpu:
         raise TrainError("the setting use_vllm=true needs a GPU, and this machine has none.")
 
@@ -267,8 +305,12 @@ def select_training_rows(settings: TrainSettings, train_split, log=print):
     from trainer.data import DataError, training_rows
 
     try:
-        rows, described = training_rows(train_split, max_trace_steps=settings.max_trace_steps,
-                                        limit=settings.train_limit, curriculum=settings.curriculum)
+        rows, described = training_rows(
+            train_split,
+            max_trace_steps=settings.max_trace_steps,
+            limit=settings.train_limit,
+            curriculum=settings.curriculum,
+        )
     except DataError as exc:
         raise TrainError(str(exc)) from None
     log(f"Training programs: {described}.")

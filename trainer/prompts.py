@@ -51,7 +51,8 @@ def instructions_for(style: str) -> str:
     """The instruction text a prompt style puts before the program."""
     check_style(style)
     return {"short": SHORT_INSTRUCTIONS, "compact": COMPACT_INSTRUCTIONS, "minimal": MINIMAL_INSTRUCTIONS}.get(
-        style, INSTRUCTIONS)
+        style, INSTRUCTIONS
+    )
 
 
 def base_style_for(style: str) -> str:
@@ -102,8 +103,9 @@ def render_prompt(tokenizer, prompt, chat_template_kwargs: dict | None = None) -
     prompt; a string is a raw completion prompt, the whole input as it is (no template), after the BOS token where
     the tokenizer puts one before a text (generation tokenizes this text without special tokens)."""
     if not isinstance(prompt, str):
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
-                                             **(chat_template_kwargs or {}))
+        return tokenizer.apply_chat_template(
+            prompt, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {})
+        )
     bos = tokenizer.bos_token
     if bos and tokenizer(prompt).input_ids[:1] == [tokenizer.bos_token_id] and not prompt.startswith(bos):
         return bos + prompt

@@ -10,8 +10,15 @@ from trainer.record import read_run, write_run
 from trainer.settings import ADAPTER_DIR, PushError, TrainError
 
 
-def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: bool = False,
-         dataset_id: str | None = None, log=print) -> str:
+def push(
+    output_dir: Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    dataset_id: str | None = None,
+    log=print,
+) -> str:
     """Render the card for `repo_id` and upload OUTPUT/adapter. Can be retried alone after a failure.
     `dataset_id` names the dataset's Hub copy in the run record and the card (`--push-only --dataset-id`)."""
     from trainer.card import write_card
@@ -38,7 +45,10 @@ def push(output_dir: Path, repo_id: str, *, token: str | None = None, private: b
     log(f"Pushing {adapter_dir} to {repo_id}...")
     try:
         return upload_model_folder(
-            str(adapter_dir), repo_id, token=token, private=private,
+            str(adapter_dir),
+            repo_id,
+            token=token,
+            private=private,
             commit_message=commit_message(run),
         )
     except HubError as exc:

@@ -63,8 +63,19 @@ def dataset_label(settings: TrainSettings) -> str | None:
     return None
 
 
-def run_record(settings: TrainSettings, plan, summary: dict, sft_summary: dict | None, results: dict, *,
-               threads: dict, warnings: list, no_signal: bool, timings: dict, plot: str | None) -> dict:
+def run_record(
+    settings: TrainSettings,
+    plan,
+    summary: dict,
+    sft_summary: dict | None,
+    results: dict,
+    *,
+    threads: dict,
+    warnings: list,
+    no_signal: bool,
+    timings: dict,
+    plot: str | None,
+) -> dict:
     """`training_run.json`: the training summary (with the run's prompt style, curriculum, CPU threads and the SFT
     summary), the evaluation, the dataset, the warnings and the timings."""
     summary = {
@@ -74,8 +85,12 @@ def run_record(settings: TrainSettings, plan, summary: dict, sft_summary: dict |
         "direct_answers": len(plan.answers),  # SFT examples of CRUXEval's direct prompt (trainer.answers)
         "cpu_threads": threads,
         "cpu": cpu_features(),  # what decides whether bf16 pays on a CPU (settings.BF16_INSTRUCTIONS)
-        "curriculum": {"order": settings.curriculum, "max_trace_steps": settings.max_trace_steps,
-                       "train_limit": settings.train_limit, "programs": plan.described},
+        "curriculum": {
+            "order": settings.curriculum,
+            "max_trace_steps": settings.max_trace_steps,
+            "train_limit": settings.train_limit,
+            "programs": plan.described,
+        },
         "sft": {k: v for k, v in sft_summary.items() if k != "log_history"} if sft_summary else None,
         "plan": plan.sizing,  # the GRPO run as planned before any weight loaded (trainer.sizing)
     }

@@ -71,9 +71,7 @@ class ExecutionReward:
         completions = completions or []
         references = columns.get(self.reference_column)
         if references is None:
-            raise KeyError(
-                f"the reward needs the dataset column {self.reference_column!r} (the reference trace text)"
-            )
+            raise KeyError(f"the reward needs the dataset column {self.reference_column!r} (the reference trace text)")
         prefix = THINK_OPEN if self.thinking else ""
         return [score_trace(prefix + completion_text(c), ref) for c, ref in zip(completions, references, strict=True)]
 

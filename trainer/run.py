@@ -108,8 +108,18 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     warnings, no_signal = verdict(plan.warnings, sft_summary, summary if settings.does_grpo else None, results)
     plot = write_reward_plot(json.loads((adapter_dir / LOG_FILE).read_text()), adapter_dir / PLOT_FILE)
     timings["total"] = round(time.time() - process_started, 2)  # until this record is written; the push follows
-    run_info = run_record(settings, plan, summary, sft_summary, results, threads=threads, warnings=warnings,
-                          no_signal=no_signal, timings=timings, plot=PLOT_FILE if plot else None)
+    run_info = run_record(
+        settings,
+        plan,
+        summary,
+        sft_summary,
+        results,
+        threads=threads,
+        warnings=warnings,
+        no_signal=no_signal,
+        timings=timings,
+        plot=PLOT_FILE if plot else None,
+    )
     write_run(adapter_dir, run_info)
     write_card(adapter_dir, run_info, settings.repo_id or f"your-name/{output_dir.name}")
     log(f"Adapter, metrics and card saved in {adapter_dir}.")
@@ -119,9 +129,11 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
 
     # 6. the push, unless the run learned nothing and --fail-on-no-signal
     if no_signal and settings.fail_on_no_signal:
-        raise NoSignalError(f"the run learned nothing (no stage changed the adapter; the reasons are listed above "
-                            f"and in training_run.json), so --fail-on-no-signal stops it before any push; the "
-                            f"adapter, its record and card are in {adapter_dir}.")
+        raise NoSignalError(
+            f"the run learned nothing (no stage changed the adapter; the reasons are listed above "
+            f"and in training_run.json), so --fail-on-no-signal stops it before any push; the "
+            f"adapter, its record and card are in {adapter_dir}."
+        )
     url = None
     if settings.push:
         url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private, log=log)
@@ -159,15 +171,19 @@ def resume_hint(output_dir: Path, does_grpo: bool = True) -> str:
     sft_checkpoint = latest_checkpoint(output_dir / SFT_DIR)
     then = ", then runs GRPO" if does_grpo else ""
     if sft_done:
-        return ("--resume reuses the finished SFT warm start and starts GRPO from its beginning." if does_grpo else
-                "--resume reuses the finished SFT warm start and evaluates it.")
+        return (
+            "--resume reuses the finished SFT warm start and starts GRPO from its beginning."
+            if does_grpo
+            else "--resume reuses the finished SFT warm start and evaluates it."
+        )
     if sft_checkpoint:
         return f"--resume continues the SFT warm start from {Path(sft_checkpoint).name}{then}."
     return "no checkpoint was saved yet, so --resume would start from the beginning."
 
 
-def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print,
-                   extra_adapters: dict | None = None) -> dict | None:
+def run_evaluation(
+    settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print, extra_adapters: dict | None = None
+) -> dict | None:
     """Every process evaluates its share of the test programs (and of the benchmark's items, with --benchmark);
     the main process gathers them, writes the files and gets the results (the others get None). The benchmark's
     results go into the test split's under `benchmarks` (and into their own files)."""
@@ -205,10 +221,15 @@ def run_evaluation(settings: TrainSettings, plan: Plan, adapter_dir: Path, summa
         return results
     from trainer.benchmark import evaluate_benchmark
 
-    benchmark = evaluate_benchmark(plan.source, adapter_dir, plan.benchmark, **common,
-                                   cruxeval_prompts=settings.cruxeval_prompts,
-                                   cruxeval_prompt_format=settings.cruxeval_prompt_format,
-                                   direct_answers=settings.direct_answers)
+    benchmark = evaluate_benchmark(
+        plan.source,
+        adapter_dir,
+        plan.benchmark,
+        **common,
+        cruxeval_prompts=settings.cruxeval_prompts,
+        cruxeval_prompt_format=settings.cruxeval_prompt_format,
+        direct_answers=settings.direct_answers,
+    )
     if results is None:  # not the main process
         return None
     results["benchmarks"] = {benchmark["benchmark"]: benchmark}

@@ -179,8 +179,11 @@ def tracking_kwargs(settings: "TrainSettings", stage: str) -> dict:
     main process only."""
     if settings.report_to == "none":
         return {"report_to": "none"}
-    return {"report_to": settings.report_to, "project": TRACKING_PROJECT,
-            "run_name": f"{settings.resolved_output_dir().name}-{stage}"}
+    return {
+        "report_to": settings.report_to,
+        "project": TRACKING_PROJECT,
+        "run_name": f"{settings.resolved_output_dir().name}-{stage}",
+    }
 
 
 def cpu_features(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
@@ -207,9 +210,11 @@ def slow_bf16_warning(cpu: dict | None = None) -> str | None:
     cpu = cpu or cpu_features()
     if cpu["bf16_instructions"]:
         return None
-    return (f"--dtype bfloat16 on a CPU without bf16 instructions ({cpu['model'] or 'unknown CPU'}: no "
-            f"{', '.join(BF16_INSTRUCTIONS[:2])}) runs bf16 in emulation, about 7x slower than fp32 as measured on an "
-            "AVX2-only EPYC: --dtype float32 is faster there.")
+    return (
+        f"--dtype bfloat16 on a CPU without bf16 instructions ({cpu['model'] or 'unknown CPU'}: no "
+        f"{', '.join(BF16_INSTRUCTIONS[:2])}) runs bf16 in emulation, about 7x slower than fp32 as measured on an "
+        "AVX2-only EPYC: --dtype float32 is faster there."
+    )
 
 
 def model_dtype(settings: "TrainSettings", mixed_precision_bf16: bool = False):

@@ -65,14 +65,23 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
     }
     if gpu:
         per_device = min(settings.sft_batch_size, 8)
-        kwargs.update(bf16=True, activation_checkpointing=True,
-                      activation_checkpointing_kwargs={"use_reentrant": False},
-                      per_device_train_batch_size=per_device,
-                      gradient_accumulation_steps=max(settings.sft_batch_size // per_device, 1))
+        kwargs.update(
+            bf16=True,
+            activation_checkpointing=True,
+            activation_checkpointing_kwargs={"use_reentrant": False},
+            per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=max(settings.sft_batch_size // per_device, 1),
+        )
     else:
         # batch 1: no padding, and on 2 cores as fast per token as bigger batches
-        kwargs.update(use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
-                      per_device_train_batch_size=1, gradient_accumulation_steps=settings.sft_batch_size)
+        kwargs.update(
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            activation_checkpointing=False,
+            per_device_train_batch_size=1,
+            gradient_accumulation_steps=settings.sft_batch_size,
+        )
     if settings.sft_steps:
         kwargs["max_steps"] = settings.sft_steps
     else:
@@ -96,13 +105,21 @@ def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list
     def example(row):
         return {"completion": [{"role": "assistant", "content": target_of(row)}], **extra}
 
-    traces = train_rows.map(example, remove_columns=[c for c in train_rows.column_names if c != "prompt"],
-                            desc="SFT examples")
+    traces = train_rows.map(
+        example, remove_columns=[c for c in train_rows.column_names if c != "prompt"], desc="SFT examples"
+    )
     if not answers:
         return traces
-    direct = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": a["prompt"]}],
-                                          "completion": [{"role": "assistant", "content": a["answer"]}], **extra}
-                                         for a in answers]).cast(traces.features)
+    direct = datasets.Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": a["prompt"]}],
+                "completion": [{"role": "assistant", "content": a["answer"]}],
+                **extra,
+            }
+            for a in answers
+        ]
+    ).cast(traces.features)
     both = datasets.concatenate_datasets([traces, direct])
     return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
 
@@ -134,8 +151,10 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     gpu = plan.gpu
     kwargs = sft_config_kwargs(settings, output_dir, gpu)
     dtype = model_dtype(settings, kwargs["bf16"])
-    log(f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
-        f"{str(dtype).replace('torch.', '')})...")
+    log(
+        f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
+        f"{str(dtype).replace('torch.', '')})..."
+    )
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     examples = sft_rows(train_rows, plan.policy.chat_template_kwargs, plan.answers)
     lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
@@ -146,9 +165,11 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     warnings = []
     if over:
         limit = "--sft-max-length" if settings.sft_max_length else "the model's context of"
-        warnings.append(f"{over} of {len(lengths)} SFT examples are longer than {limit} {kwargs['max_length']} tokens "
-                        f"(the longest has {max(lengths)}) and were cut, losing the end of their trace and the "
-                        "end-of-turn token.")
+        warnings.append(
+            f"{over} of {len(lengths)} SFT examples are longer than {limit} {kwargs['max_length']} tokens "
+            f"(the longest has {max(lengths)}) and were cut, losing the end of their trace and the "
+            "end-of-turn token."
+        )
         log(f"Warning: {warnings[-1]}")
     per_step = kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"] * plan.world_size
     total_steps = settings.sft_steps or math.ceil(settings.sft_epochs * math.ceil(len(examples) / per_step))
@@ -161,8 +182,9 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     except (ValueError, TypeError) as exc:
         raise TrainError(f"invalid SFT settings: {str(exc).splitlines()[0]}") from None
     peft_config = lora_config(settings, model)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=examples, processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=examples, processing_class=tokenizer, peft_config=peft_config
+    )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_callback(log))
     trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
@@ -229,15 +251,18 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
         set_adapter_base(adapter_dir, source.base_model_id or source.path)
         (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     distributed.barrier()  # GRPO on every process continues the adapter the main process just wrote
-    log(f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {round4(summary['first_loss'])} -> "
-        f"{round4(summary['last_loss'])}.")
+    log(
+        f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {round4(summary['first_loss'])} -> "
+        f"{round4(summary['last_loss'])}."
+    )
     del trainer, model
     free_gpu_memory()
     return summary
 
 
-def sft_only_summary(settings: TrainSettings, plan: Plan, sft_summary: dict, sft_adapter: Path,
-                     adapter_dir: Path) -> dict:
+def sft_only_summary(
+    settings: TrainSettings, plan: Plan, sft_summary: dict, sft_adapter: Path, adapter_dir: Path
+) -> dict:
     """`--max-steps 0`: no GRPO; the SFT adapter is the adapter (copied to OUTPUT/adapter by the main process)."""
     import shutil
 

@@ -48,8 +48,11 @@ def count_parameters(config, lora_targets, lora_r: int) -> tuple[int, int]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     params = sum(p.numel() for p in model.parameters())
-    lora = sum(lora_r * (module.in_features + module.out_features) for name, module in model.named_modules()
-               if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in lora_targets)
+    lora = sum(
+        lora_r * (module.in_features + module.out_features)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in lora_targets
+    )
     return params, lora
 
 
@@ -71,8 +74,13 @@ def optimizer_steps(kwargs: dict, train_rows: int, world_size: int) -> int:
     """Optimizer steps of the run: `max_steps`, else epochs x ceil(programs / prompts per step)."""
     if kwargs.get("max_steps", -1) > 0:
         return int(kwargs["max_steps"])
-    prompts_per_step = max(1, kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"]
-                           * world_size // kwargs["num_generations"])
+    prompts_per_step = max(
+        1,
+        kwargs["per_device_train_batch_size"]
+        * kwargs["gradient_accumulation_steps"]
+        * world_size
+        // kwargs["num_generations"],
+    )
     return max(1, math.ceil(kwargs.get("num_train_epochs", 1.0) * math.ceil(train_rows / prompts_per_step)))
 
 
@@ -80,9 +88,19 @@ def checkpoint_every(steps: int) -> int:
     return max(1, math.ceil(steps * CHECKPOINT_SHARE))
 
 
-def size_run(*, config, kwargs: dict, prompt_tokens_max: int, train_rows: int, world_size: int, gpu: bool,
-             lora_targets, lora_r: int, gpu_memory: tuple[float, str] | None = None,
-             vllm_installed: bool = False) -> dict:
+def size_run(
+    *,
+    config,
+    kwargs: dict,
+    prompt_tokens_max: int,
+    train_rows: int,
+    world_size: int,
+    gpu: bool,
+    lora_targets,
+    lora_r: int,
+    gpu_memory: tuple[float, str] | None = None,
+    vllm_installed: bool = False,
+) -> dict:
     """The plan of a GRPO run (see the module's docstring): a flat dict of figures, written to plan.json."""
     dtype_bytes = 2 if kwargs.get("bf16") else 4
     completion = int(kwargs["max_completion_length"])
@@ -139,8 +157,12 @@ def size_run(*, config, kwargs: dict, prompt_tokens_max: int, train_rows: int, w
         cap = math.floor((1 - HEADROOM - (weights + adapter) / card) * 100) / 100  # what the trainer leaves
         share = max(min(math.ceil(max(wanted, least) / card * 100) / 100, cap), 0.05)
         sleep = trainer + share * card > card * (1 - HEADROOM)
-        plan.update(vllm_max_model_length=sequence, vllm_gpu_memory_utilization=share,
-                    vllm_enable_sleep_mode=sleep, vllm_kv_gib=round(share * card - weights - VLLM_OVERHEAD_GIB, 2))
+        plan.update(
+            vllm_max_model_length=sequence,
+            vllm_gpu_memory_utilization=share,
+            vllm_enable_sleep_mode=sleep,
+            vllm_kv_gib=round(share * card - weights - VLLM_OVERHEAD_GIB, 2),
+        )
         # awake: the trainer's weights and adapter beside vLLM; while training, vLLM asleep (or beside it)
         need = max(weights + adapter + share * card, trainer + (0 if sleep else share * card))
         if share * card < least:
@@ -148,8 +170,12 @@ def size_run(*, config, kwargs: dict, prompt_tokens_max: int, train_rows: int, w
     else:  # vllm-server: generation runs on other GPUs
         plan.update(vllm_max_model_length=sequence)
         need = trainer
-    plan.update(gpu_memory_gb=round(card_gb, 1), gpu_memory_source=card_source,
-                memory_gib_per_device=round(need, 2), fits=need <= card * (1 - HEADROOM))
+    plan.update(
+        gpu_memory_gb=round(card_gb, 1),
+        gpu_memory_source=card_source,
+        memory_gib_per_device=round(need, 2),
+        fits=need <= card * (1 - HEADROOM),
+    )
     return plan
 
 
@@ -179,20 +205,29 @@ def describe(plan: dict) -> list[str]:
         f"per device for one generation call; training activations about {plan['activations_gib_per_device']} GiB.",
         f"Generation: {plan['generation_backend']}"
         + (f" (max model length {plan['vllm_max_model_length']}" if "vllm_max_model_length" in plan else "")
-        + (f", {plan['vllm_gpu_memory_utilization']:.0%} of the card, sleep mode "
-           f"{'on' if plan['vllm_enable_sleep_mode'] else 'off'})" if "vllm_gpu_memory_utilization" in plan else
-           (")" if "vllm_max_model_length" in plan else ""))
-        + "." + ("" if plan["generation_backend"] != "transformers" or plan["device"] != "cuda" else
-                 " Without vLLM every step decodes up to the whole completion budget token by token with "
-                 "transformers' generate (install the vllm extra for paged, batched generation)."),
+        + (
+            f", {plan['vllm_gpu_memory_utilization']:.0%} of the card, sleep mode "
+            f"{'on' if plan['vllm_enable_sleep_mode'] else 'off'})"
+            if "vllm_gpu_memory_utilization" in plan
+            else (")" if "vllm_max_model_length" in plan else "")
+        )
+        + "."
+        + (
+            ""
+            if plan["generation_backend"] != "transformers" or plan["device"] != "cuda"
+            else " Without vLLM every step decodes up to the whole completion budget token by token with "
+            "transformers' generate (install the vllm extra for paged, batched generation)."
+        ),
         f"Steps: {plan['optimizer_steps']} optimizer steps, a checkpoint every {plan['checkpoint_every_steps']} "
         f"steps and at least every {plan['checkpoint_every_minutes']} minutes.",
     ]
     if plan["fits"] is None:
         lines.append("Device: CPU (no GPU memory check).")
     else:
-        lines.append(f"Memory: up to {plan['memory_gib_per_device']} GiB per GPU of {plan['gpu_memory_gb']} GB "
-                     f"({plan['gpu_memory_source']}): {'fits' if plan['fits'] else 'DOES NOT FIT'}.")
+        lines.append(
+            f"Memory: up to {plan['memory_gib_per_device']} GiB per GPU of {plan['gpu_memory_gb']} GB "
+            f"({plan['gpu_memory_source']}): {'fits' if plan['fits'] else 'DOES NOT FIT'}."
+        )
     return lines
 
 
@@ -200,9 +235,11 @@ def refusal(plan: dict) -> str | None:
     """One sentence when a GPU plan's upper bound does not fit the card, naming the options that fix it."""
     if plan.get("fits") is not False:
         return None
-    return (f"the run needs up to {plan['memory_gib_per_device']} GiB per GPU and the card has "
-            f"{plan['gpu_memory_gb']} GB ({plan['sequences_per_generation']} sequences of up to "
-            f"{plan['sequence_tokens_max']} tokens per generation call, {plan['kv_cache_gib_per_device']} GiB of KV "
-            "cache): lower --thinking-budget or --max-completion-length, generate fewer sequences at once "
-            "(--set per_device_train_batch_size=N, --num-generations N), install the vllm extra, or pass "
-            "--gpu-memory-gb if the card is larger (train-and-push --dry-run shows the plan).")
+    return (
+        f"the run needs up to {plan['memory_gib_per_device']} GiB per GPU and the card has "
+        f"{plan['gpu_memory_gb']} GB ({plan['sequences_per_generation']} sequences of up to "
+        f"{plan['sequence_tokens_max']} tokens per generation call, {plan['kv_cache_gib_per_device']} GiB of KV "
+        "cache): lower --thinking-budget or --max-completion-length, generate fewer sequences at once "
+        "(--set per_device_train_batch_size=N, --num-generations N), install the vllm extra, or pass "
+        "--gpu-memory-gb if the card is larger (train-and-push --dry-run shows the plan)."
+    )

@@ -43,15 +43,21 @@ class ThinkingPolicy:
     hybrid_default: bool | None = None  # a hybrid template's default (None for the other kinds)
 
     def record(self) -> dict:
-        return {"template": self.template, "mode": self.mode, "enabled": self.enabled,
-                "opens_think": self.opens_think, "chat_template_kwargs": dict(self.chat_template_kwargs),
-                "hybrid_default": self.hybrid_default}
+        return {
+            "template": self.template,
+            "mode": self.mode,
+            "enabled": self.enabled,
+            "opens_think": self.opens_think,
+            "chat_template_kwargs": dict(self.chat_template_kwargs),
+            "hybrid_default": self.hybrid_default,
+        }
 
 
 def _render(tokenizer, **kwargs) -> str | None:
     try:
-        return tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
-                                             add_generation_prompt=True, **kwargs)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True, **kwargs
+        )
     except Exception:  # no template, or one that cannot render a bare user turn
         return None
 
@@ -78,17 +84,22 @@ def thinking_policy(tokenizer, mode: str = "auto", model: str = "the model") -> 
     kind, hybrid_default = template_kind(tokenizer)
     if kind == "thinking":
         if mode == "off":
-            raise ThinkingError(f"--thinking off is not possible: the chat template of {model} always opens a "
-                                "<think> block and has no enable_thinking switch.")
+            raise ThinkingError(
+                f"--thinking off is not possible: the chat template of {model} always opens a "
+                "<think> block and has no enable_thinking switch."
+            )
         return ThinkingPolicy(kind, mode, True, True)
     if kind == "hybrid":
         enabled = hybrid_default if mode == "auto" else mode == "on"
         kwargs = {"enable_thinking": bool(enabled)}
-        return ThinkingPolicy(kind, mode, bool(enabled), _opens_think(_render(tokenizer, **kwargs)), kwargs,
-                              hybrid_default)
+        return ThinkingPolicy(
+            kind, mode, bool(enabled), _opens_think(_render(tokenizer, **kwargs)), kwargs, hybrid_default
+        )
     if mode == "on":
-        raise ThinkingError(f"--thinking on is not possible: the chat template of {model} has no thinking (no "
-                            "<think> block and no enable_thinking switch).")
+        raise ThinkingError(
+            f"--thinking on is not possible: the chat template of {model} has no thinking (no "
+            "<think> block and no enable_thinking switch)."
+        )
     return ThinkingPolicy(kind, mode, False, False)
 
 
@@ -97,8 +108,9 @@ def reference_tokens(tokenizer, traces) -> int:
     return max((len(tokenizer(t, add_special_tokens=False).input_ids) for t in traces), default=0)
 
 
-def completion_budget(longest_reference: int, policy: ThinkingPolicy, thinking_budget: int,
-                      room: int | None = None) -> int:
+def completion_budget(
+    longest_reference: int, policy: ThinkingPolicy, thinking_budget: int, room: int | None = None
+) -> int:
     """Tokens a completion may take: the longest reference trace + the margin (+ the thinking budget), at most
     `room` (what the model's context leaves after the longest prompt)."""
     budget = longest_reference + MARGIN + (thinking_budget if policy.enabled else 0)

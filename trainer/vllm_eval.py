@@ -42,7 +42,9 @@ def usable(backend: str, world_size: int) -> tuple[bool, str]:
 
 def lora_rank(adapters: dict) -> int:
     """The room vLLM reserves for the adapters: the smallest rank it accepts that holds the largest of theirs."""
-    ranks = [json.loads((Path(folder) / "adapter_config.json").read_text()).get("r", 16) for folder in adapters.values()]
+    ranks = [
+        json.loads((Path(folder) / "adapter_config.json").read_text()).get("r", 16) for folder in adapters.values()
+    ]
     largest = max(ranks, default=16)
     for allowed in LORA_RANKS:
         if allowed >= largest:
@@ -59,9 +61,16 @@ class VllmModel:
 
         free, total = torch.cuda.mem_get_info()
         self.dtype = dtype or "bfloat16"
-        self.llm = LLM(model=source.path, dtype=self.dtype, max_model_len=max_model_len, seed=seed,
-                       gpu_memory_utilization=round(MEMORY_SHARE_OF_FREE * free / total, 2),
-                       enable_lora=bool(adapters), max_lora_rank=lora_rank(adapters), max_loras=1)
+        self.llm = LLM(
+            model=source.path,
+            dtype=self.dtype,
+            max_model_len=max_model_len,
+            seed=seed,
+            gpu_memory_utilization=round(MEMORY_SHARE_OF_FREE * free / total, 2),
+            enable_lora=bool(adapters),
+            max_lora_rank=lora_rank(adapters),
+            max_loras=1,
+        )
         self.adapters = {name: i + 1 for i, name in enumerate(adapters)}
         self.request = None
 
@@ -70,9 +79,18 @@ class VllmModel:
 
         self.request = None if folder is None else LoRARequest(name, self.adapters[name], str(folder))
 
-    def complete(self, tokenizer, prompts, *, max_new_tokens: int, stop_at: str | None = None,
-                 sampling: dict | None = None, seed: int = 0, chat_template_kwargs: dict | None = None,
-                 progress=None) -> tuple[list[str], list[bool]]:
+    def complete(
+        self,
+        tokenizer,
+        prompts,
+        *,
+        max_new_tokens: int,
+        stop_at: str | None = None,
+        sampling: dict | None = None,
+        seed: int = 0,
+        chat_template_kwargs: dict | None = None,
+        progress=None,
+    ) -> tuple[list[str], list[bool]]:
         """As `evaluate.generate`: (texts, cut-off flags) in the order of `prompts`."""
         from vllm import SamplingParams
 
@@ -83,9 +101,14 @@ class VllmModel:
         # template's (Llama, Gemma); transformers' path tokenizes without them, and both must see the same prompt
         inputs = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids} for t in texts]
         decoding = dict(sampling) if sampling else {"temperature": 0.0}
-        params = SamplingParams(max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True,
-                                stop=[stop_at] if stop_at else None,
-                                include_stop_str_in_output=bool(stop_at), **decoding)
+        params = SamplingParams(
+            max_tokens=max_new_tokens,
+            seed=seed,
+            skip_special_tokens=True,
+            stop=[stop_at] if stop_at else None,
+            include_stop_str_in_output=bool(stop_at),
+            **decoding,
+        )
         outputs = self.llm.generate(inputs, params, lora_request=self.request, use_tqdm=False)
         completions = [out.outputs[0].text for out in outputs]
         cut_off = [out.outputs[0].finish_reason == "length" for out in outputs]

@@ -19,10 +19,59 @@ import random
 from .env import Skip
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-SYLLABLES = ("ab", "ba", "co", "de", "ex", "fi", "go", "hu", "in", "jo", "ka", "le", "mo", "nu", "op", "qu", "ri",
-             "su", "ta", "vi", "wo", "xy", "ze")
-WORDS = ("apple", "tree", "moon", "sun", "river", "stone", "cloud", "bird", "fish", "wind", "rock", "star", "code",
-         "data", "node", "line", "red", "blue", "box", "cat", "dog", "hello", "world", "python", "lamp", "road")
+SYLLABLES = (
+    "ab",
+    "ba",
+    "co",
+    "de",
+    "ex",
+    "fi",
+    "go",
+    "hu",
+    "in",
+    "jo",
+    "ka",
+    "le",
+    "mo",
+    "nu",
+    "op",
+    "qu",
+    "ri",
+    "su",
+    "ta",
+    "vi",
+    "wo",
+    "xy",
+    "ze",
+)
+WORDS = (
+    "apple",
+    "tree",
+    "moon",
+    "sun",
+    "river",
+    "stone",
+    "cloud",
+    "bird",
+    "fish",
+    "wind",
+    "rock",
+    "star",
+    "code",
+    "data",
+    "node",
+    "line",
+    "red",
+    "blue",
+    "box",
+    "cat",
+    "dog",
+    "hello",
+    "world",
+    "python",
+    "lamp",
+    "road",
+)
 PARAM_NAMES = {
     "str": ("text", "s", "string", "st", "word", "sentence", "line", "name", "txt", "message"),
     "ints": ("nums", "numbers", "arr", "array", "lst", "values", "items", "xs", "data", "digits"),
@@ -40,8 +89,18 @@ LOCAL_NAMES = {
     "bool": ("flag", "found", "ok", "is_ok", "valid", "done"),
 }
 STR_TO_STR = ("upper()", "lower()", "title()", "capitalize()", "swapcase()", "strip()", "lstrip()", "rstrip()")
-CHAR_TESTS = ("{c}.isupper()", "{c}.islower()", "{c}.isdigit()", "{c}.isalpha()", "{c} in 'aeiou'",
-              "{c} not in 'aeiou'", "{c} == {x}", "{c} != {x}", "{c}.isspace()", "{c} in {s}")
+CHAR_TESTS = (
+    "{c}.isupper()",
+    "{c}.islower()",
+    "{c}.isdigit()",
+    "{c}.isalpha()",
+    "{c} in 'aeiou'",
+    "{c} not in 'aeiou'",
+    "{c} == {x}",
+    "{c} != {x}",
+    "{c}.isspace()",
+    "{c} in {s}",
+)
 INT_TESTS = ("{x} % 2 == 0", "{x} % 2 == 1", "{x} > {k}", "{x} < {k}", "{x} >= {k}", "{x} != {k}", "{x} % 3 == 0")
 
 
@@ -141,8 +200,11 @@ def string_step(call: Call) -> None:
     elif roll < 0.8:
         expr = f"{s}.{rng.choice(('lstrip', 'rstrip', 'strip', 'removeprefix', 'removesuffix'))}({call.char()})"
     elif roll < 0.9:
-        expr = f"{rng.choice(('', ' ', '-', ','))!r}.join(sorted({s}))" if rng.random() < 0.5 else \
-            f"{rng.choice(('', '-', '_'))!r}.join({s}.split())"
+        expr = (
+            f"{rng.choice(('', ' ', '-', ','))!r}.join(sorted({s}))"
+            if rng.random() < 0.5
+            else f"{rng.choice(('', '-', '_'))!r}.join({s}.split())"
+        )
     else:
         expr = f"{s} + {call.char()}" if rng.random() < 0.5 else f"{s} * {rng.randint(2, 3)}"
     name = call.fresh("str") if rng.random() < 0.6 else s
@@ -155,12 +217,20 @@ def measure_step(call: Call) -> None:
     rng = call.rng
     x, kind = call.of("str", "ints", "words", "dict", "int_keys")
     if kind == "str":
-        expr = rng.choice((f"{x}.count({call.char()})", f"{x}.find({call.char()})", f"{x}.rfind({call.char()})",
-                           f"len({x})"))
+        expr = rng.choice(
+            (f"{x}.count({call.char()})", f"{x}.find({call.char()})", f"{x}.rfind({call.char()})", f"len({x})")
+        )
         call.tags.add("string_methods")
     elif kind == "ints":
-        expr = rng.choice((f"sum({x})", f"len({x})", f"{x}.count({call.number(0, 4)})", f"max({x}) if {x} else 0",
-                           f"min({x}) if {x} else -1"))
+        expr = rng.choice(
+            (
+                f"sum({x})",
+                f"len({x})",
+                f"{x}.count({call.number(0, 4)})",
+                f"max({x}) if {x} else 0",
+                f"min({x}) if {x} else -1",
+            )
+        )
         call.tags.add("list")
     elif kind == "words":
         expr = rng.choice((f"len({x})", f"{x}.count({rng.choice(WORDS)!r})", f"len(max({x}, key=len)) if {x} else 0"))
@@ -178,10 +248,13 @@ def split_step(call: Call) -> None:
     call.tags.update(("string_methods", "list"))
     if kind == "words":
         name = call.define(call.fresh("str"), "str")
-        call.emit(f"{name} = {rng.choice(('', ' ', '-', ', ', '+'))!r}.join({rng.choice((s, f'reversed({s})', f'sorted({s})'))})")
+        call.emit(
+            f"{name} = {rng.choice(('', ' ', '-', ', ', '+'))!r}.join({rng.choice((s, f'reversed({s})', f'sorted({s})'))})"
+        )
         return
-    expr = rng.choice((f"{s}.split()", f"{s}.split({call.char()})", f"list({s})", f"sorted({s})",
-                       f"{s}.rsplit(maxsplit=1)"))
+    expr = rng.choice(
+        (f"{s}.split()", f"{s}.split({call.char()})", f"list({s})", f"sorted({s})", f"{s}.rsplit(maxsplit=1)")
+    )
     call.emit(f"{call.define(call.fresh('words'), 'words')} = {expr}")
 
 
@@ -194,9 +267,17 @@ def list_step(call: Call) -> None:
     roll = rng.random()
     if roll < 0.45:
         call.tags.add("mutation")
-        line = rng.choice((f"{xs}.append({item})", f"{xs}.insert({rng.randint(0, 2)}, {item})", f"{xs}.reverse()",
-                           f"{xs}.sort()", f"{xs}.sort(reverse=True)", f"{xs}.extend({xs}[:2])",
-                           f"{xs}.pop()" if rng.random() < 0.5 else f"{xs}.pop(0)"))
+        line = rng.choice(
+            (
+                f"{xs}.append({item})",
+                f"{xs}.insert({rng.randint(0, 2)}, {item})",
+                f"{xs}.reverse()",
+                f"{xs}.sort()",
+                f"{xs}.sort(reverse=True)",
+                f"{xs}.extend({xs}[:2])",
+                f"{xs}.pop()" if rng.random() < 0.5 else f"{xs}.pop(0)",
+            )
+        )
         if line.endswith(".pop()") or line.endswith(".pop(0)"):
             call.emit(f"if {xs}:")
             call.emit(line, 2)
@@ -221,8 +302,16 @@ def list_step(call: Call) -> None:
         new_kind = "ints" if value.startswith("len(") else "words"
     else:
         call.tags.add("slicing")
-        expr = rng.choice((f"{xs}[::-1]", f"{xs}[1:]", f"sorted({xs})", f"{xs}[:{rng.randint(1, 3)}]",
-                           f"{xs}[::2]", f"{xs} + {xs}[:1]"))
+        expr = rng.choice(
+            (
+                f"{xs}[::-1]",
+                f"{xs}[1:]",
+                f"sorted({xs})",
+                f"{xs}[:{rng.randint(1, 3)}]",
+                f"{xs}[::2]",
+                f"{xs} + {xs}[:1]",
+            )
+        )
         new_kind = kind
     name = call.fresh(new_kind)
     call.emit(f"{name} = {expr}")
@@ -238,14 +327,26 @@ def dict_step(call: Call) -> None:
     roll = rng.random()
     if roll < 0.5:
         call.tags.add("mutation")
-        call.emit(rng.choice((f"{d}[{key}] = {call.number(0, 9)}", f"{d}.pop({key}, None)",
-                              f"{d}.setdefault({key}, {call.number(0, 9)})", f"{d}.update({{{key}: {rng.randint(0, 9)}}})",
-                              f"{d}[{key}] = {d}.get({key}, 0) + 1")))
+        call.emit(
+            rng.choice(
+                (
+                    f"{d}[{key}] = {call.number(0, 9)}",
+                    f"{d}.pop({key}, None)",
+                    f"{d}.setdefault({key}, {call.number(0, 9)})",
+                    f"{d}.update({{{key}: {rng.randint(0, 9)}}})",
+                    f"{d}[{key}] = {d}.get({key}, 0) + 1",
+                )
+            )
+        )
     elif roll < 0.75:
-        call.emit(f"{call.define(call.fresh('words'), 'words')} = {rng.choice((f'sorted({d})', f'list({d}.keys())', f'sorted({d}, key={d}.get)'))}")
+        call.emit(
+            f"{call.define(call.fresh('words'), 'words')} = {rng.choice((f'sorted({d})', f'list({d}.keys())', f'sorted({d}, key={d}.get)'))}"
+        )
     else:
         call.tags.add("list")
-        call.emit(f"{call.define(call.fresh('ints'), 'ints')} = {rng.choice((f'list({d}.values())', f'sorted({d}.values())'))}")
+        call.emit(
+            f"{call.define(call.fresh('ints'), 'ints')} = {rng.choice((f'list({d}.values())', f'sorted({d}.values())'))}"
+        )
 
 
 def char_loop(call: Call) -> None:
@@ -276,8 +377,13 @@ def char_loop(call: Call) -> None:
     call.emit(grow, 3)
     if rng.random() < 0.35 and acc_kind != "int":
         call.emit("else:", 2)
-        call.emit({"str": f"{acc} += {rng.choice(('-', '*', '', c))!r}" if rng.random() < 0.5 else f"{acc} = {c} + {acc}",
-                   "words": f"{acc}.insert(0, {c})"}[acc_kind], 3)
+        call.emit(
+            {
+                "str": f"{acc} += {rng.choice(('-', '*', '', c))!r}" if rng.random() < 0.5 else f"{acc} = {c} + {acc}",
+                "words": f"{acc}.insert(0, {c})",
+            }[acc_kind],
+            3,
+        )
     elif rng.random() < 0.15:
         call.tags.add("break")
         call.emit("else:", 2)
@@ -303,7 +409,15 @@ def list_loop(call: Call) -> None:
         key = x if kind == "ints" or rng.random() < 0.5 else f"{x}[0]"
         call.emit(f"{acc} = {{}}")
         call.emit(f"for {x} in {xs}:")
-        call.emit(rng.choice((f"{acc}[{key}] = {acc}.get({key}, 0) + 1", f"{acc}[{key}] = {'len(' + x + ')' if kind == 'words' else x + ' * 2'}")), 2)
+        call.emit(
+            rng.choice(
+                (
+                    f"{acc}[{key}] = {acc}.get({key}, 0) + 1",
+                    f"{acc}[{key}] = {'len(' + x + ')' if kind == 'words' else x + ' * 2'}",
+                )
+            ),
+            2,
+        )
         call.define(acc, "dict" if kind == "words" else "int_keys")  # a dict keyed by numbers: not a word list
         return
     acc_kind = "int" if kind == "ints" and rng.random() < 0.35 else kind
@@ -316,9 +430,18 @@ def list_loop(call: Call) -> None:
         test = rng.choice((f"{i} % 2 == 0", f"{i} > 0", f"{i} < {call.number(1, 3)}"))
     else:
         call.emit(f"for {x} in {xs}:")
-        test = rng.choice(INT_TESTS).format(x=x, k=call.number(0, 6)) if kind == "ints" else rng.choice(
-            (f"len({x}) > {rng.randint(2, 4)}", f"{x}.startswith({rng.choice(LETTERS[:6] + 'rst')!r})",
-             f"{x} not in {acc}", f"'o' in {x}"))
+        test = (
+            rng.choice(INT_TESTS).format(x=x, k=call.number(0, 6))
+            if kind == "ints"
+            else rng.choice(
+                (
+                    f"len({x}) > {rng.randint(2, 4)}",
+                    f"{x}.startswith({rng.choice(LETTERS[:6] + 'rst')!r})",
+                    f"{x} not in {acc}",
+                    f"'o' in {x}",
+                )
+            )
+        )
     if acc_kind == "int":
         grow = rng.choice((f"{acc} += {x}", f"{acc} += 1", f"{acc} -= {x}"))
     elif rng.random() < 0.25:
@@ -343,16 +466,18 @@ def while_loop(call: Call) -> None:
         c = call.char()
         if c == x:  # `while s.startswith(s)` never ends: '' starts with ''
             c = literal(rng, "char")
-        call.emit(f"while {x}.{rng.choice(('startswith', 'endswith'))}({c}):" if rng.random() < 0.5 else
-                  f"while len({x}) > {rng.randint(2, 5)}:")
+        call.emit(
+            f"while {x}.{rng.choice(('startswith', 'endswith'))}({c}):"
+            if rng.random() < 0.5
+            else f"while len({x}) > {rng.randint(2, 5)}:"
+        )
         call.emit(f"{x} = {x}[1:]" if "startswith" in call.lines[-1] or rng.random() < 0.5 else f"{x} = {x}[:-1]", 2)
         return
     call.tags.add("list")
     roll = rng.random()
     if roll < 0.5:
         last = f"len({x}[-1])" if kind == "words" else f"{x}[-1]"
-        call.emit(f"while {x} and {last} "
-                  f"{rng.choice(('>', '<', '!='))} {rng.randint(1, 6)}:")
+        call.emit(f"while {x} and {last} {rng.choice(('>', '<', '!='))} {rng.randint(1, 6)}:")
         call.emit(f"{x}.pop()", 2)
     else:
         i = call.define(call.fresh("int"), "int")
@@ -360,8 +485,12 @@ def while_loop(call: Call) -> None:
         call.emit(f"while {i} < len({x}) - 1:")
         call.tags.add("indexing")
         if kind == "ints":
-            call.emit(f"{x}[{i}] = {x}[{i}] + {x}[{i} + 1]" if rng.random() < 0.5 else
-                      f"{x}[{i}], {x}[{i} + 1] = {x}[{i} + 1], {x}[{i}]", 2)
+            call.emit(
+                f"{x}[{i}] = {x}[{i}] + {x}[{i} + 1]"
+                if rng.random() < 0.5
+                else f"{x}[{i}], {x}[{i} + 1] = {x}[{i} + 1], {x}[{i}]",
+                2,
+            )
         else:
             call.emit(f"{x}[{i}] = {x}[{i}][::-1]", 2)
         call.emit(f"{i} += {rng.choice((1, 2))}", 2)
@@ -372,21 +501,41 @@ def early_return(call: Call) -> None:
     rng = call.rng
     x, kind = call.of("str", "ints", "words", "dict", "int")
     call.tags.add("if_elif_else")
-    test = {"str": rng.choice((f"not {x}", f"{x}.isdigit()", f"{x}.isupper()", f"len({x}) < {rng.randint(3, 6)}",
-                               f"{call.char()} not in {x}", f"{x}.startswith({call.char()})")),
-            "ints": rng.choice((f"not {x}", f"len({x}) < {rng.randint(3, 5)}", f"{x}[0] > {x}[-1]")),
-            "words": rng.choice((f"not {x}", f"len({x}) == 1")),
-            "dict": rng.choice((f"not {x}", f"{rng.choice(LETTERS[:5])!r} in {x}")),
-            "int": f"{x} {rng.choice(('<', '>', '=='))} {rng.randint(0, 4)}"}[kind]
+    test = {
+        "str": rng.choice(
+            (
+                f"not {x}",
+                f"{x}.isdigit()",
+                f"{x}.isupper()",
+                f"len({x}) < {rng.randint(3, 6)}",
+                f"{call.char()} not in {x}",
+                f"{x}.startswith({call.char()})",
+            )
+        ),
+        "ints": rng.choice((f"not {x}", f"len({x}) < {rng.randint(3, 5)}", f"{x}[0] > {x}[-1]")),
+        "words": rng.choice((f"not {x}", f"len({x}) == 1")),
+        "dict": rng.choice((f"not {x}", f"{rng.choice(LETTERS[:5])!r} in {x}")),
+        "int": f"{x} {rng.choice(('<', '>', '=='))} {rng.randint(0, 4)}",
+    }[kind]
     if kind == "ints" and "[0]" in test:
         test = f"{x} and {test}"
-    answer = rng.choice((x, repr(""), "[]", "-1", "0", "False", repr("no"))) if kind != "int" else rng.choice(("0", "-1", x))
+    answer = (
+        rng.choice((x, repr(""), "[]", "-1", "0", "False", repr("no"))) if kind != "int" else rng.choice(("0", "-1", x))
+    )
     call.emit(f"if {test}:")
     call.emit(f"return {answer}", 2)
 
 
-STEPS = ((5, char_loop), (4, list_loop), (4, string_step), (3, split_step), (3, list_step), (3, measure_step),
-         (2, dict_step), (2, while_loop))
+STEPS = (
+    (5, char_loop),
+    (4, list_loop),
+    (4, string_step),
+    (3, split_step),
+    (3, list_step),
+    (3, measure_step),
+    (2, dict_step),
+    (2, while_loop),
+)
 
 
 def call_program(rng: random.Random) -> tuple[str, tuple[str, ...]]:

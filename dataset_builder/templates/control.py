@@ -47,10 +47,17 @@ def if_chain(env: Env) -> None:
     rng = env.rng
     env.tag("if_elif_else")
     subject = int_expr(env) if rng.random() < 0.3 else int_subject(env)
-    labels = rng.choice((("high", "medium", "low"), ("large", "medium", "small"), ("hot", "warm", "cold"),
-                         ("A", "B", "C", "D"), ("many", "some", "few", "none")))
+    labels = rng.choice(
+        (
+            ("high", "medium", "low"),
+            ("large", "medium", "small"),
+            ("hot", "warm", "cold"),
+            ("A", "B", "C", "D"),
+            ("many", "some", "few", "none"),
+        )
+    )
     count = rng.randint(2, len(labels))
-    labels = labels[:count - 1] + (labels[-1],)
+    labels = labels[: count - 1] + (labels[-1],)
     thresholds = sorted(rng.sample(range(1, 30), count - 1), reverse=True)
     op = rng.choice((">=", ">"))
     name = env.fresh(("label", "grade", "category", "band", "size_name"))
@@ -96,7 +103,11 @@ def accumulate_loop(env: Env) -> None:
     with env.block(loop=True, times=xs.max_len):
         if rng.random() < 0.4:
             env.tag("if_elif_else")
-            env.emit(f"if {item} {rng.choice(('>', '<', '%'))} {rng.randint(2, 10)}:" if rng.random() < 0.7 else f"if {item} % 2 == 0:")
+            env.emit(
+                f"if {item} {rng.choice(('>', '<', '%'))} {rng.randint(2, 10)}:"
+                if rng.random() < 0.7
+                else f"if {item} % 2 == 0:"
+            )
             with env.block(certain=False):
                 env.emit(f"{total} {op} {item}")
         else:
@@ -113,16 +124,34 @@ def count_loop(env: Env) -> None:
     count = env.fresh(("count", "matches", "hits", "how_many"))
     item = env.fresh(("w", "word", "entry") if xs.elem == "str" else ("x", "n", "value"))
     if xs.elem == "str":
-        test = rng.choice((f"len({item}) > {rng.randint(3, 5)}", f"{item}.startswith({rng.choice('abcdmpt')!r})",
-                           f"'a' in {item}", f"{item} < {word_for(env, xs)!r}"))
+        test = rng.choice(
+            (
+                f"len({item}) > {rng.randint(3, 5)}",
+                f"{item}.startswith({rng.choice('abcdmpt')!r})",
+                f"'a' in {item}",
+                f"{item} < {word_for(env, xs)!r}",
+            )
+        )
         if "startswith" in test:
             env.tag("string_methods")
     else:
         roll = rng.random()
-        test = f"{item} % 2 == 0" if roll < 0.35 else f"{item} > {rng.randint(3, 12)}" if roll < 0.7 else f"{item} < {int_atom(env)}"
+        test = (
+            f"{item} % 2 == 0"
+            if roll < 0.35
+            else f"{item} > {rng.randint(3, 12)}"
+            if roll < 0.7
+            else f"{item} < {int_atom(env)}"
+        )
     if rng.random() < 0.25:
         env.tag("boolean_logic")
-        test = f"not {test}" if rng.random() < 0.5 else f"{test} or {item} == {xs.name}[0]" if xs.min_len else f"not {test}"
+        test = (
+            f"not {test}"
+            if rng.random() < 0.5
+            else f"{test} or {item} == {xs.name}[0]"
+            if xs.min_len
+            else f"not {test}"
+        )
     env.emit(f"{count} = 0")
     env.emit(f"for {item} in {xs.name}:")
     with env.block(loop=True, times=xs.max_len):
@@ -144,7 +173,9 @@ def filter_loop(env: Env) -> None:
         test = rng.choice((f"{item} % 2 == 1", f"{item} >= {rng.randint(3, 12)}", f"{item} != {rng.randint(1, 9)}"))
         value = rng.choice((item, f"{item} * 10", f"{item} - 1"))
     else:
-        test = rng.choice((f"len({item}) <= {rng.randint(3, 5)}", f"{item}[0] in 'aeiou'", f"{item} != {word_for(env, xs)!r}"))
+        test = rng.choice(
+            (f"len({item}) <= {rng.randint(3, 5)}", f"{item}[0] in 'aeiou'", f"{item} != {word_for(env, xs)!r}")
+        )
         value = rng.choice((item, f"{item}.upper()", f"{item}[:3]"))
         env.tag(*{item: (), f"{item}.upper()": ("string_methods",), f"{item}[:3]": ("slicing",)}[value])
     env.emit(f"{result} = []")
@@ -214,8 +245,11 @@ def skip_loop(env: Env) -> None:
     env.tag("for_loop", "continue", "if_elif_else")
     xs = need(env, "list", max_len=LOOP_LIST)
     item = env.fresh(("x", "n", "value") if xs.elem == "int" else ("w", "word", "entry"))
-    test = f"{item} % 2 == 0" if xs.elem == "int" and rng.random() < 0.5 else (
-        f"{item} < {rng.randint(3, 10)}" if xs.elem == "int" else f"len({item}) < {rng.randint(3, 5)}")
+    test = (
+        f"{item} % 2 == 0"
+        if xs.elem == "int" and rng.random() < 0.5
+        else (f"{item} < {rng.randint(3, 10)}" if xs.elem == "int" else f"len({item}) < {rng.randint(3, 5)}")
+    )
     collect = rng.random() < 0.5
     if collect:
         kept = env.fresh(("kept", "rest", "survivors"))
@@ -251,7 +285,9 @@ def range_loop(env: Env) -> None:
         env.emit(f"{result} = []")
         env.emit(f"for {i} in range({start}{times}):")
         with env.block(loop=True, times=times):
-            env.emit(f"{result}.append({rng.choice((f'{i} * {i}', f'{i} * {rng.randint(2, 5)}', f'{i} + {rng.randint(1, 9)}'))})")
+            env.emit(
+                f"{result}.append({rng.choice((f'{i} * {i}', f'{i} * {rng.randint(2, 5)}', f'{i} + {rng.randint(1, 9)}'))})"
+            )
         env.define(result, "list", elem="int", min_len=times - (1 if start else 0), max_len=times)
     else:
         result = env.fresh(("total", "running", "acc"))
@@ -279,7 +315,9 @@ def items_loop(env: Env) -> None:
                 env.emit(f"print({key}, {value})")
         else:
             env.tag("fstring")
-            env.emit(f"print(f'{{{key}}}: {{{value}}}')" if rng.random() < 0.6 else f"print(f'{{{key}:>8}} -> {{{value}}}')")
+            env.emit(
+                f"print(f'{{{key}}}: {{{value}}}')" if rng.random() < 0.6 else f"print(f'{{{key}:>8}} -> {{{value}}}')"
+            )
 
 
 def enumerate_loop(env: Env) -> None:
@@ -413,7 +451,11 @@ def while_break(env: Env) -> None:
         env.emit("while True:")
         with env.block(loop=True, times=limit):
             env.emit(f"{n} += 1")
-            env.emit(f"if {n} * {rng.randint(2, 5)} >= {limit * rng.randint(2, 5)}:" if rng.random() < 0.5 else f"if {n} == {limit}:")
+            env.emit(
+                f"if {n} * {rng.randint(2, 5)} >= {limit * rng.randint(2, 5)}:"
+                if rng.random() < 0.5
+                else f"if {n} == {limit}:"
+            )
             with env.block(certain=False):
                 env.emit("break")
         maybe_print(env, n, chance=0.7)
@@ -460,7 +502,11 @@ def nested_loop(env: Env) -> None:
         env.tag("if_elif_else", "arithmetic")
         env.emit(f"for {a} in {xs.name}:")
         with env.block(loop=True, times=xs.max_len):
-            env.emit(f"for {b} in {xs.name}:" if rng.random() < 0.5 else f"for {b} in range({rng.randint(1, 3)}, {rng.randint(4, 5)}):")
+            env.emit(
+                f"for {b} in {xs.name}:"
+                if rng.random() < 0.5
+                else f"for {b} in range({rng.randint(1, 3)}, {rng.randint(4, 5)}):"
+            )
             with env.block(loop=True, times=xs.max_len):
                 env.emit(f"if {a} + {b} == {target}:" if rng.random() < 0.6 else f"if {a} * {b} > {target * 3}:")
                 with env.block(certain=False):
@@ -501,7 +547,11 @@ def nested_loop(env: Env) -> None:
                 env.emit("print()")
     else:
         xs = need(env, "list", elem="str", max_len=4)
-        count, word, ch = env.fresh(("vowel_count", "vowels_found", "count")), env.fresh(("word", "w")), env.fresh(("ch", "letter", "c"))
+        count, word, ch = (
+            env.fresh(("vowel_count", "vowels_found", "count")),
+            env.fresh(("word", "w")),
+            env.fresh(("ch", "letter", "c")),
+        )
         env.tag("if_elif_else")
         env.emit(f"{count} = 0")
         env.emit(f"for {word} in {xs.name}:")
@@ -532,7 +582,9 @@ def try_except(env: Env) -> None:
     if roll < 0.3:
         raw = env.fresh(("raw", "entry", "user_input", "field"))
         number = env.fresh(("number", "parsed", "amount", "qty"))
-        text = rng.choice((str(rng.randint(1, 99)), f"{rng.randint(1, 9)}x", rng.choice(("seven", "", "3.5", " 12 ")), "-4"))
+        text = rng.choice(
+            (str(rng.randint(1, 99)), f"{rng.randint(1, 9)}x", rng.choice(("seven", "", "3.5", " 12 ")), "-4")
+        )
         env.emit(f"{raw} = {text!r}")
         body, error, fallback = f"{number} = int({raw})", "ValueError", f"{number} = {rng.choice((0, -1))}"
         env.define(raw, "str")

@@ -62,7 +62,11 @@ def define_set(env: Env, elem: str = "") -> Var:
     rng = env.rng
     elem = elem or rng.choice(("int", "str"))
     name = env.fresh(f"set:{elem}")
-    items = sorted(rng.sample(range(1, 15), rng.randint(2, 4))) if elem == "int" else pick_words(rng, rng.randint(2, 4), pool_for(name))
+    items = (
+        sorted(rng.sample(range(1, 15), rng.randint(2, 4)))
+        if elem == "int"
+        else pick_words(rng, rng.randint(2, 4), pool_for(name))
+    )
     env.emit(f"{name} = {{{', '.join(map(repr, items))}}}")
     env.tag("set")
     return env.define(name, "set", elem=elem, min_len=len(items), max_len=len(items))
@@ -79,16 +83,29 @@ def define_tuple(env: Env) -> Var:
     return env.define(name, "tuple", elems=shape, min_len=len(shape), max_len=len(shape))
 
 
-DEFINERS = {"int": define_int, "str": define_str, "bool": define_bool, "list": define_list, "dict": define_dict,
-            "set": define_set, "tuple": define_tuple}
+DEFINERS = {
+    "int": define_int,
+    "str": define_str,
+    "bool": define_bool,
+    "list": define_list,
+    "dict": define_dict,
+    "set": define_set,
+    "tuple": define_tuple,
+}
 
 
-def need(env: Env, kind: str, test=None, *, elem: str = "", mutable: bool = False, min_len: int = 0,
-         max_len: int = 0) -> Var:
+def need(
+    env: Env, kind: str, test=None, *, elem: str = "", mutable: bool = False, min_len: int = 0, max_len: int = 0
+) -> Var:
     """A variable of `kind` in scope that fits, or a new one defined here; Skip if neither is possible."""
+
     def fits(v: Var) -> bool:
-        return ((not elem or v.elem == elem) and v.min_len >= min_len and (not max_len or v.max_len <= max_len)
-                and (test is None or test(v)))
+        return (
+            (not elem or v.elem == elem)
+            and v.min_len >= min_len
+            and (not max_len or v.max_len <= max_len)
+            and (test is None or test(v))
+        )
 
     var = env.pick(kind, fits, mutable=mutable)
     if var is not None:

@@ -36,8 +36,12 @@ def small_function(env: Env) -> None:
     if choice == 0:
         name = env.fresh(("is_even", "is_odd", "is_big", "is_small"))
         n = env.fresh(("n", "value", "number"))
-        test = {"is_even": f"{n} % 2 == 0", "is_odd": f"{n} % 2 == 1", "is_big": f"{n} > {rng.randint(5, 20)}",
-                "is_small": f"{n} < {rng.randint(3, 10)}"}.get(name, f"{n} % 2 == 0")
+        test = {
+            "is_even": f"{n} % 2 == 0",
+            "is_odd": f"{n} % 2 == 1",
+            "is_big": f"{n} > {rng.randint(5, 20)}",
+            "is_small": f"{n} < {rng.randint(3, 10)}",
+        }.get(name, f"{n} % 2 == 0")
         env.emit(f"def {name}({n}):")
         with env.block(times=calls):
             env.emit(f"return {test}")
@@ -46,7 +50,11 @@ def small_function(env: Env) -> None:
     elif choice == 1:
         env.tag("if_elif_else")
         name = env.fresh(("clamp", "limit_to", "bounded"))
-        value, low, high = env.fresh(("value", "x", "n")), env.fresh(("low", "lo", "minimum")), env.fresh(("high", "hi", "maximum"))
+        value, low, high = (
+            env.fresh(("value", "x", "n")),
+            env.fresh(("low", "lo", "minimum")),
+            env.fresh(("high", "hi", "maximum")),
+        )
         env.emit(f"def {name}({value}, {low}, {high}):")
         with env.block(times=calls):
             env.emit(f"if {value} < {low}:")
@@ -90,7 +98,11 @@ def small_function(env: Env) -> None:
     elif choice == 4:
         env.tag("for_loop", "if_elif_else")
         name = env.fresh(("count_vowels", "count_letters", "vowel_total"))
-        text, total, ch = env.fresh(("text", "word", "s")), env.fresh(("total", "count", "found")), env.fresh(("ch", "letter", "c"))
+        text, total, ch = (
+            env.fresh(("text", "word", "s")),
+            env.fresh(("total", "count", "found")),
+            env.fresh(("ch", "letter", "c")),
+        )
         word = need(env, "str", lambda v: v.alpha)
         env.emit(f"def {name}({text}):")
         with env.block(times=calls):
@@ -181,9 +193,13 @@ def recursive_function(env: Env) -> None:
         body = [f"if {arg_name} <= 1:", "    return 1", f"return {arg_name} * {name}({arg_name} - 1)"]
     elif choice == 1:
         name, arg = env.fresh(("fib", "fibonacci")), rng.randint(3, 5)
-        depth = 2 ** arg // 2
+        depth = 2**arg // 2
         env.tag("arithmetic")
-        body = [f"if {arg_name} < 2:", f"    return {arg_name}", f"return {name}({arg_name} - 1) + {name}({arg_name} - 2)"]
+        body = [
+            f"if {arg_name} < 2:",
+            f"    return {arg_name}",
+            f"return {name}({arg_name} - 1) + {name}({arg_name} - 2)",
+        ]
     elif choice == 2:
         env.tag("list", "indexing", "slicing", "arithmetic")
         name = env.fresh(("sum_list", "total_of", "add_up"))
@@ -249,7 +265,11 @@ def recursive_function(env: Env) -> None:
     else:
         env.tag("list", "for_loop", "mutation")
         name = env.fresh(("flatten", "flat"))
-        items, item, out = env.fresh(("items", "nested")), env.fresh(("item", "x")), env.fresh(("result", "out", "flat_items"))
+        items, item, out = (
+            env.fresh(("items", "nested")),
+            env.fresh(("item", "x")),
+            env.fresh(("result", "out", "flat_items")),
+        )
         data = [rng.randint(1, 9), [rng.randint(1, 9), [rng.randint(1, 9), rng.randint(1, 9)]], rng.randint(1, 9)]
         env.emit(f"def {name}({items}):")
         with env.block(times=3):
@@ -290,8 +310,12 @@ def lambda_use(env: Env) -> None:
     if roll < 0.25:
         name = env.fresh(("square", "double", "half", "add", "scaled"))
         x, y = env.fresh(("x", "n", "v")), env.fresh(("y", "m", "w"))
-        body = {"square": (f"{x}", f"{x} * {x}"), "double": (f"{x}", f"{x} * 2"), "half": (f"{x}", f"{x} // 2"),
-                "add": (f"{x}, {y}", f"{x} + {y}")}.get(name, (f"{x}", f"{x} * {rng.randint(3, 5)}"))
+        body = {
+            "square": (f"{x}", f"{x} * {x}"),
+            "double": (f"{x}", f"{x} * 2"),
+            "half": (f"{x}", f"{x} // 2"),
+            "add": (f"{x}, {y}", f"{x} + {y}"),
+        }.get(name, (f"{x}", f"{x} * {rng.randint(3, 5)}"))
         env.tag("arithmetic")
         env.emit(f"{name} = lambda {body[0]}: {body[1]}")
         args = ", ".join(int_atom(env) for _ in body[0].split(", "))
@@ -321,7 +345,9 @@ def lambda_use(env: Env) -> None:
         if rng.random() < 0.5:
             name = env.fresh(("doubled", "shifted", "scaled"))
             env.tag("arithmetic")
-            env.emit(f"{name} = list(map(lambda {x}: {x} {rng.choice(('*', '+', '-'))} {rng.randint(2, 5)}, {xs.name}))")
+            env.emit(
+                f"{name} = list(map(lambda {x}: {x} {rng.choice(('*', '+', '-'))} {rng.randint(2, 5)}, {xs.name}))"
+            )
             env.define(name, "list", elem="int", min_len=xs.min_len, max_len=xs.max_len)
         else:
             name = env.fresh(("odds", "evens", "large", "kept"))
@@ -344,8 +370,14 @@ def class_definition(env: Env) -> None:
     if not options:
         raise Skip("every class already defined")
     template = rng.choice(options)
-    write = {"counter": _counter, "account": _account, "stack": _stack, "point": _point,
-             "rectangle": _rectangle, "animal": _animal}[template]
+    write = {
+        "counter": _counter,
+        "account": _account,
+        "stack": _stack,
+        "point": _point,
+        "rectangle": _rectangle,
+        "animal": _animal,
+    }[template]
     write(env)
     env.classes[template] = template
 
@@ -557,17 +589,28 @@ def suppressing_with(env: Env) -> None:
     env.tag("class", "with")
     cls = env.fresh(("Ignore", "Suppress", "Quiet"))
     error = rng.choice(("ValueError", "ZeroDivisionError", "KeyError"))
-    report = "print('suppressed', exc_type.__name__ if exc_type else None)" if rng.random() < 0.5 else "print('leaving', exc)"
+    report = (
+        "print('suppressed', exc_type.__name__ if exc_type else None)"
+        if rng.random() < 0.5
+        else "print('leaving', exc)"
+    )
     if " if " in report:
         env.tag("conditional_expression")
     env.emit(f"class {cls}:")
     with env.block():
         _method(env, "__enter__(self)", "return self")
-        _method(env, "__exit__(self, exc_type, exc, tb)", report,
-                f"return exc_type is {error}" if rng.random() < 0.5 else "return True")
+        _method(
+            env,
+            "__exit__(self, exc_type, exc, tb)",
+            report,
+            f"return exc_type is {error}" if rng.random() < 0.5 else "return True",
+        )
     value = env.fresh(("value", "result", "parsed"))
-    failing = {"ValueError": f"int({pick_words(rng, 1)[0]!r})", "ZeroDivisionError": f"{rng.randint(1, 9)} / 0",
-               "KeyError": f"{{}}[{pick_words(rng, 1)[0]!r}]"}[error]
+    failing = {
+        "ValueError": f"int({pick_words(rng, 1)[0]!r})",
+        "ZeroDivisionError": f"{rng.randint(1, 9)} / 0",
+        "KeyError": f"{{}}[{pick_words(rng, 1)[0]!r}]",
+    }[error]
     env.emit(f"with {cls}():")
     with env.block(certain=False):
         if rng.random() < 0.5:

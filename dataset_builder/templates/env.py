@@ -25,17 +25,74 @@ VALUE_POOLS = (WORDS, ANIMALS, COLORS, CITIES, PEOPLE)
 # Variable names by kind ("list:int" = a list of ints). Names get abstracted by normalization anyway; they are
 # here so that programs read like code people write.
 NAMES = {
-    "int": ("count", "total", "score", "limit", "width", "height", "age", "level", "steps", "points", "size",
-            "amount", "speed", "year", "price", "quantity", "number", "offset", "budget", "distance", "target"),
+    "int": (
+        "count",
+        "total",
+        "score",
+        "limit",
+        "width",
+        "height",
+        "age",
+        "level",
+        "steps",
+        "points",
+        "size",
+        "amount",
+        "speed",
+        "year",
+        "price",
+        "quantity",
+        "number",
+        "offset",
+        "budget",
+        "distance",
+        "target",
+    ),
     "float": ("average", "ratio", "mean", "rate", "share", "percent", "scale"),
-    "str": ("name", "word", "city", "greeting", "title", "label", "color", "animal", "fruit", "message", "status",
-            "text", "user", "key"),
+    "str": (
+        "name",
+        "word",
+        "city",
+        "greeting",
+        "title",
+        "label",
+        "color",
+        "animal",
+        "fruit",
+        "message",
+        "status",
+        "text",
+        "user",
+        "key",
+    ),
     "bool": ("found", "done", "is_valid", "ready", "active", "has_items", "ok", "enabled", "matched"),
-    "list:int": ("numbers", "scores", "values", "prices", "ages", "temps", "counts", "heights", "marks",
-                 "readings", "weights", "sizes"),
+    "list:int": (
+        "numbers",
+        "scores",
+        "values",
+        "prices",
+        "ages",
+        "temps",
+        "counts",
+        "heights",
+        "marks",
+        "readings",
+        "weights",
+        "sizes",
+    ),
     "list:str": ("words", "names", "fruits", "colors", "cities", "tags", "animals", "items", "tasks", "guests"),
-    "dict:int": ("stock", "ages_by_name", "inventory", "prices_by_item", "tally", "votes", "population",
-                 "ratings", "scores_by_player", "totals"),
+    "dict:int": (
+        "stock",
+        "ages_by_name",
+        "inventory",
+        "prices_by_item",
+        "tally",
+        "votes",
+        "population",
+        "ratings",
+        "scores_by_player",
+        "totals",
+    ),
     "dict:str": ("owners", "nicknames", "colors_by_fruit", "hometowns", "favorite_colors", "pets"),
     "set:int": ("seen", "unique", "visited", "ids", "picked", "lucky"),
     "set:str": ("tags_seen", "guests_seen", "kinds", "members", "cities_visited", "colors_seen"),
@@ -48,17 +105,50 @@ NAMES = {
 
 # Which words a variable holds (or a dict is keyed by), by its name; names not listed take any pool.
 _POOL_BY_NAME = {
-    "city": CITIES, "name": PEOPLE, "user": PEOPLE, "color": COLORS, "animal": ANIMALS, "fruit": WORDS,
-    "names": PEOPLE, "guests": PEOPLE, "fruits": WORDS, "items": WORDS, "colors": COLORS, "cities": CITIES,
-    "animals": ANIMALS, "stock": WORDS, "inventory": WORDS, "prices_by_item": WORDS, "tally": WORDS,
-    "ages_by_name": PEOPLE, "votes": PEOPLE, "ratings": PEOPLE, "scores_by_player": PEOPLE, "totals": PEOPLE,
-    "population": CITIES, "owners": ANIMALS, "nicknames": PEOPLE, "colors_by_fruit": WORDS, "hometowns": PEOPLE,
-    "favorite_colors": PEOPLE, "pets": PEOPLE, "guests_seen": PEOPLE, "members": PEOPLE, "kinds": ANIMALS,
-    "cities_visited": CITIES, "colors_seen": COLORS,
+    "city": CITIES,
+    "name": PEOPLE,
+    "user": PEOPLE,
+    "color": COLORS,
+    "animal": ANIMALS,
+    "fruit": WORDS,
+    "names": PEOPLE,
+    "guests": PEOPLE,
+    "fruits": WORDS,
+    "items": WORDS,
+    "colors": COLORS,
+    "cities": CITIES,
+    "animals": ANIMALS,
+    "stock": WORDS,
+    "inventory": WORDS,
+    "prices_by_item": WORDS,
+    "tally": WORDS,
+    "ages_by_name": PEOPLE,
+    "votes": PEOPLE,
+    "ratings": PEOPLE,
+    "scores_by_player": PEOPLE,
+    "totals": PEOPLE,
+    "population": CITIES,
+    "owners": ANIMALS,
+    "nicknames": PEOPLE,
+    "colors_by_fruit": WORDS,
+    "hometowns": PEOPLE,
+    "favorite_colors": PEOPLE,
+    "pets": PEOPLE,
+    "guests_seen": PEOPLE,
+    "members": PEOPLE,
+    "kinds": ANIMALS,
+    "cities_visited": CITIES,
+    "colors_seen": COLORS,
 }
 # What a dict of words maps its keys to.
-_VALUE_POOL_BY_NAME = {"owners": PEOPLE, "nicknames": ANIMALS, "colors_by_fruit": COLORS, "hometowns": CITIES,
-                       "favorite_colors": COLORS, "pets": ANIMALS}
+_VALUE_POOL_BY_NAME = {
+    "owners": PEOPLE,
+    "nicknames": ANIMALS,
+    "colors_by_fruit": COLORS,
+    "hometowns": CITIES,
+    "favorite_colors": COLORS,
+    "pets": ANIMALS,
+}
 
 
 def pool_for(name: str) -> tuple[str, ...] | None:
@@ -199,8 +289,11 @@ class Env:
 
     def pick(self, kind: str, test=None, *, mutable: bool = False) -> Var | None:
         """A random variable of `kind` passing `test` (not being iterated, if `mutable`), or None."""
-        found = [v for v in self.vars.values()
-                 if v.kind == kind and (test is None or test(v)) and not (mutable and v.name in self.frozen)]
+        found = [
+            v
+            for v in self.vars.values()
+            if v.kind == kind and (test is None or test(v)) and not (mutable and v.name in self.frozen)
+        ]
         if not found:
             return None
         if self.focus and self.rng.random() < 0.6:  # inside a loop, mostly work with the loop's variables

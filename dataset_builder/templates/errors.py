@@ -42,7 +42,9 @@ def uncaught_error(env: Env) -> None:
         env.tag("arithmetic")
         count, share = env.fresh(("count", "people", "groups")), env.fresh(("share", "each", "per_item"))
         env.emit(f"{count} = 0")
-        env.emit(f"{share} = {int_atom(env)} // {count}" if rng.random() < 0.5 else f"{share} = {int_atom(env)} % {count}")
+        env.emit(
+            f"{share} = {int_atom(env)} // {count}" if rng.random() < 0.5 else f"{share} = {int_atom(env)} % {count}"
+        )
     elif choice == 3:  # KeyError
         env.tag("dict", "indexing")
         d = need(env, "dict")

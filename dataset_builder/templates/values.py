@@ -39,7 +39,9 @@ def arithmetic(env: Env) -> None:
         maybe_print(env, name)
     else:
         total = int_atom(env)
-        unit = rng.choice((("hours", "minutes", 60), ("weeks", "days", 7), ("dozens", "left", 12), ("tens", "ones", 10)))
+        unit = rng.choice(
+            (("hours", "minutes", 60), ("weeks", "days", 7), ("dozens", "left", 12), ("tens", "ones", 10))
+        )
         big, small = env.fresh((unit[0],)), env.fresh((unit[1],))
         env.emit(f"{big}, {small} = divmod({total}, {unit[2]})")
         env.tag("tuple", "unpacking")
@@ -60,7 +62,11 @@ def string_methods(env: Env) -> None:
     if roll < 0.3:
         word = need(env, "str", lambda v: v.alpha)
         method = rng.choice(("upper", "title", "capitalize", "lower"))
-        name = env.fresh(("loud", "shown", "pretty", "formatted", "heading")) if method != "lower" else env.fresh(("quiet", "lowered"))
+        name = (
+            env.fresh(("loud", "shown", "pretty", "formatted", "heading"))
+            if method != "lower"
+            else env.fresh(("quiet", "lowered"))
+        )
         env.emit(f"{name} = {word.name}.{method}()")
         env.define(name, "str", alpha=True)
         maybe_print(env, name)
@@ -74,8 +80,13 @@ def string_methods(env: Env) -> None:
     elif roll < 0.6:
         word = need(env, "str")
         name = env.fresh(("hits", "vowel_count", "position", "length"))
-        call = rng.choice((f"{word.name}.count({rng.choice('aeiou')!r})", f"{word.name}.find({rng.choice('aeinrt')!r})",
-                           f"{word.name}.rfind({rng.choice('aeinrt')!r})"))
+        call = rng.choice(
+            (
+                f"{word.name}.count({rng.choice('aeiou')!r})",
+                f"{word.name}.find({rng.choice('aeinrt')!r})",
+                f"{word.name}.rfind({rng.choice('aeinrt')!r})",
+            )
+        )
         env.emit(f"{name} = {call}")
         env.define(name, "int")
         maybe_print(env, name)
@@ -86,7 +97,13 @@ def string_methods(env: Env) -> None:
         padding = rng.choice(("", "", "  "))
         env.emit(f"{sentence} = {padding + sep.join(words) + padding!r}")
         parts = env.fresh(("parts", "pieces", "fields", "tokens"))
-        split = f"{sentence}.strip().split()" if padding and sep == " " else f"{sentence}.split({sep!r})" if sep != " " else f"{sentence}.split()"
+        split = (
+            f"{sentence}.strip().split()"
+            if padding and sep == " "
+            else f"{sentence}.split({sep!r})"
+            if sep != " "
+            else f"{sentence}.split()"
+        )
         if padding and sep != " ":
             split = f"{sentence}.strip().split({sep!r})"
         env.emit(f"{parts} = {split}")
@@ -103,9 +120,14 @@ def string_methods(env: Env) -> None:
     else:
         word = need(env, "str")
         name = env.fresh("bool")
-        check = rng.choice((f"{word.name}.startswith({rng.choice('abcdlmprt')!r})",
-                            f"{word.name}.endswith({rng.choice('aenorsty')!r})", f"{word.name}.isalpha()",
-                            f"{word.name}.islower()"))
+        check = rng.choice(
+            (
+                f"{word.name}.startswith({rng.choice('abcdlmprt')!r})",
+                f"{word.name}.endswith({rng.choice('aenorsty')!r})",
+                f"{word.name}.isalpha()",
+                f"{word.name}.islower()",
+            )
+        )
         env.emit(f"{name} = {check}")
         env.define(name, "bool")
         maybe_print(env, name)
@@ -167,7 +189,9 @@ def list_ops(env: Env) -> None:
             env.emit(f"{xs.name}.insert({rng.randint(0, 1)}, {value})")
             env.grow(xs)
         else:
-            env.emit(f"{xs.name}.sort({rng.choice(('', 'reverse=True'))})" if rng.random() < 0.7 else f"{xs.name}.reverse()")
+            env.emit(
+                f"{xs.name}.sort({rng.choice(('', 'reverse=True'))})" if rng.random() < 0.7 else f"{xs.name}.reverse()"
+            )
         maybe_print(env, xs.name, chance=0.6)
     elif roll < 0.65:
         xs = need(env, "list", mutable=True)
@@ -189,8 +213,12 @@ def list_ops(env: Env) -> None:
             maybe_print(env, xs.name)
     else:
         xs = need(env, "list")
-        options = [("ordered", f"sorted({xs.name})", "list"), ("backwards", f"sorted({xs.name}, reverse=True)", "list"),
-                   ("copied", f"{xs.name}.copy()", "list"), ("size", f"len({xs.name})", "int")]
+        options = [
+            ("ordered", f"sorted({xs.name})", "list"),
+            ("backwards", f"sorted({xs.name}, reverse=True)", "list"),
+            ("copied", f"{xs.name}.copy()", "list"),
+            ("size", f"len({xs.name})", "int"),
+        ]
         if xs.elem == "int":
             options += [("total", f"sum({xs.name})", "int"), ("doubled", f"{xs.name} + {xs.name}", "list")]
             if xs.min_len:
@@ -251,8 +279,11 @@ def dict_ops(env: Env) -> None:
         maybe_print(env, name, d.name)
     else:
         d = need(env, "dict")
-        options = [("names", f"sorted({d.name})", "list", "str"), ("keys", f"list({d.name}.keys())", "list", "str"),
-                   ("size", f"len({d.name})", "int", "")]
+        options = [
+            ("names", f"sorted({d.name})", "list", "str"),
+            ("keys", f"list({d.name}.keys())", "list", "str"),
+            ("size", f"len({d.name})", "int", ""),
+        ]
         if d.elem == "int":
             options.append(("total", f"sum({d.name}.values())", "int", ""))
             if d.min_len:
@@ -297,8 +328,13 @@ def set_ops(env: Env) -> None:
         items = sorted(rng.sample(range(1, 15), 3)) if s.elem == "int" else pick_words(rng, 3, pool_for(s.name))
         other = env.fresh(f"set:{s.elem}")
         env.emit(f"{other} = {{{', '.join(map(repr, items))}}}")
-        op, hint = rng.choice((("&", ("common", "shared", "both")), ("|", ("combined", "everything", "merged")),
-                               ("-", ("only_first", "missing", "extra"))))
+        op, hint = rng.choice(
+            (
+                ("&", ("common", "shared", "both")),
+                ("|", ("combined", "everything", "merged")),
+                ("-", ("only_first", "missing", "extra")),
+            )
+        )
         name = env.fresh(hint)
         env.emit(f"{name} = {s.name} {op} {other}")
         env.define(other, "set", elem=s.elem, min_len=3, max_len=3)
@@ -403,9 +439,16 @@ def slicing(env: Env) -> None:
     env.tag("slicing")
     if rng.random() < 0.6:
         xs = need(env, "list")
-        hint, part = rng.choice(((("top", "head", "first_two"), f"[:{rng.randint(1, 3)}]"), (("tail", "rest"), "[1:]"),
-                                 (("middle", "inner"), "[1:-1]"), (("reversed_items", "backwards"), "[::-1]"),
-                                 (("every_other", "evens_at"), "[::2]"), (("last_two", "latest"), "[-2:]")))
+        hint, part = rng.choice(
+            (
+                (("top", "head", "first_two"), f"[:{rng.randint(1, 3)}]"),
+                (("tail", "rest"), "[1:]"),
+                (("middle", "inner"), "[1:-1]"),
+                (("reversed_items", "backwards"), "[::-1]"),
+                (("every_other", "evens_at"), "[::2]"),
+                (("last_two", "latest"), "[-2:]"),
+            )
+        )
         name = env.fresh(hint)
         env.emit(f"{name} = {xs.name}{part}")
         env.tag("list")
@@ -414,8 +457,14 @@ def slicing(env: Env) -> None:
         maybe_print(env, name)
     else:
         word = need(env, "str")
-        hint, part = rng.choice(((("backwards", "mirrored"), "[::-1]"), (("prefix", "start"), f"[:{rng.randint(2, 3)}]"),
-                                 (("suffix", "ending"), f"[-{rng.randint(2, 3)}:]"), (("inner", "core"), "[1:-1]")))
+        hint, part = rng.choice(
+            (
+                (("backwards", "mirrored"), "[::-1]"),
+                (("prefix", "start"), f"[:{rng.randint(2, 3)}]"),
+                (("suffix", "ending"), f"[-{rng.randint(2, 3)}:]"),
+                (("inner", "core"), "[1:-1]"),
+            )
+        )
         name = env.fresh(hint)
         env.emit(f"{name} = {word.name}{part}")
         env.define(name, "str", alpha=word.alpha and part == "[::-1]")
@@ -430,18 +479,35 @@ def comprehension(env: Env) -> None:
         env.tag("list_comprehension", "list")
         xs = need(env, "list")
         if xs.elem == "int":
-            expr, elem = rng.choice(((f"{item} * {item}", "int"), (f"{item} + {rng.randint(1, 5)}", "int"),
-                                     (f"{item} // 2", "int"), (f"{item} % {rng.randint(2, 4)}", "int"),
-                                     (f"'even' if {item} % 2 == 0 else 'odd'", "str"),
-                                     (f"{item} * 10", "int")))
+            expr, elem = rng.choice(
+                (
+                    (f"{item} * {item}", "int"),
+                    (f"{item} + {rng.randint(1, 5)}", "int"),
+                    (f"{item} // 2", "int"),
+                    (f"{item} % {rng.randint(2, 4)}", "int"),
+                    (f"'even' if {item} % 2 == 0 else 'odd'", "str"),
+                    (f"{item} * 10", "int"),
+                )
+            )
             cond = rng.choice(("", "", f" if {item} > {rng.randint(2, 12)}", f" if {item} % 2 == 1"))
             if expr.startswith("'even'"):
                 env.tag("conditional_expression")
         else:
-            expr, elem = rng.choice(((f"{item}.upper()", "str"), (f"len({item})", "int"), (f"{item}[0]", "str"),
-                                     (f"{item}[::-1]", "str")))
-            cond = rng.choice(("", "", f" if len({item}) > {rng.randint(3, 5)}", f" if {item} != {word_for(env, xs)!r}"))
-            env.tag("string_methods" if "upper" in expr else "indexing" if "[0]" in expr else "slicing" if "::" in expr else "list")
+            expr, elem = rng.choice(
+                ((f"{item}.upper()", "str"), (f"len({item})", "int"), (f"{item}[0]", "str"), (f"{item}[::-1]", "str"))
+            )
+            cond = rng.choice(
+                ("", "", f" if len({item}) > {rng.randint(3, 5)}", f" if {item} != {word_for(env, xs)!r}")
+            )
+            env.tag(
+                "string_methods"
+                if "upper" in expr
+                else "indexing"
+                if "[0]" in expr
+                else "slicing"
+                if "::" in expr
+                else "list"
+            )
         if "%" in expr or "+" in expr or "*" in expr or "//" in expr:
             env.tag("arithmetic")
         name = env.fresh(f"list:{elem}")
@@ -465,8 +531,15 @@ def comprehension(env: Env) -> None:
             name = env.fresh("dict:int")
             env.tag("arithmetic", "unpacking")
             env.emit(f"{name} = {{{item}: {expr} for {item}, {value} in {d.name}.items(){cond}}}")
-            env.define(name, "dict", elem="int", min_len=0 if cond else d.min_len, max_len=d.max_len,
-                       keys=frozenset() if cond else d.keys, closed=d.closed)
+            env.define(
+                name,
+                "dict",
+                elem="int",
+                min_len=0 if cond else d.min_len,
+                max_len=d.max_len,
+                keys=frozenset() if cond else d.keys,
+                closed=d.closed,
+            )
         else:
             name = env.fresh(("squares", "table", "cubes", "doubles"))
             env.tag("arithmetic")
