@@ -358,6 +358,44 @@ def test_help_defaults_are_the_real_ones(tmp_path):
     assert kwargs["learning_rate"] == 1e-5 and "[default: 1e-5]" in help_text
 
 
+def test_every_option_defaults_to_what_the_settings_default_to():
+    """Each `train-and-push` option and its `TrainSettings` field agree on the default (an option not given is the
+    field's default: `--cruxeval-prompts`/`--cruxeval-prompt-format` are left out of the settings then), so what
+    `--help` shows is what runs; every field but the library-only ones is an option."""
+    import dataclasses
+
+    import click
+
+    from trainer import cli
+    from trainer.settings import TrainSettings
+
+    fields = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    inverted = {"no_push": "push", "no_eval_cache": "eval_cache"}
+    renamed = {"license_": "license", **inverted}
+    context = click.Context(cli.main)
+    seen = set()
+    for param in cli.main.params:
+        name = renamed.get(param.name, param.name)
+        if name not in fields:
+            assert param.name in ("version", "set_values", "push_only"), param.name  # not settings: CLI-only
+            continue
+        seen.add(name)
+        field = fields[name]
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            continue  # required (--dataset)
+        wanted = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        shown = param.get_default(context)
+        shown = None if shown is click.core.UNSET else shown
+        if param.name in inverted:
+            shown = not shown
+        if name in ("cruxeval_prompts", "cruxeval_prompt_format"):
+            assert shown is None and cli._cruxeval_settings(None, None) == {}, name
+            continue
+        assert shown == wanted, (param.name, shown, wanted)
+    library_only = {"grpo_overrides"}  # filled from --set and --config, not an option of its own
+    assert set(fields) - seen - library_only == set()
+
+
 def test_use_vllm_without_vllm_is_one_sentence_before_any_model_loads(tiny_dataset, tmp_path):
     pytest.importorskip("torch")
     import importlib.util
