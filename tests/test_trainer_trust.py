@@ -371,7 +371,7 @@ def test_every_option_defaults_to_what_the_settings_default_to():
 
     fields = {f.name: f for f in dataclasses.fields(TrainSettings)}
     inverted = {"no_push": "push", "no_eval_cache": "eval_cache"}
-    renamed = {"license_": "license", **inverted}
+    renamed = dict(inverted)
     context = click.Context(cli.main)
     seen = set()
     for param in cli.main.params:

@@ -6,6 +6,7 @@ Nothing heavy is imported at module level, so `--help` answers at once (no torch
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import click
 
@@ -305,7 +306,7 @@ _benchmark_data_option = click.option(
     help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
     "rendered again with it).",
 )
-@click.option("--license", "license_", default="apache-2.0", show_default=True, help="The adapter's license.")
+@click.option("--license", default="apache-2.0", show_default=True, help="The adapter's license.")
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
 @click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
 @click.option("--no-push", is_flag=True, help="Train, evaluate and write the card, but keep everything local.")
@@ -359,65 +360,7 @@ _benchmark_data_option = click.option(
     show_default=True,
     help="Seconds a process waits for the others (after generation, after evaluation) with several processes.",
 )
-def main(
-    dataset,
-    repo_id,
-    model,
-    base_model_id,
-    output_dir,
-    max_steps,
-    epochs,
-    lora_r,
-    lora_alpha,
-    lora_dropout,
-    num_generations,
-    max_completion_length,
-    learning_rate,
-    seed,
-    resume,
-    overwrite,
-    report_to,
-    config_file,
-    set_values,
-    sft_epochs,
-    sft_steps,
-    sft_learning_rate,
-    sft_batch_size,
-    curriculum,
-    direct_answers,
-    max_trace_steps,
-    train_limit,
-    prompt_style,
-    dtype,
-    eval_limit,
-    eval_batch_size,
-    eval_max_new_tokens,
-    skip_base_eval,
-    skip_sft_eval,
-    dataset_id,
-    license_,
-    private,
-    token,
-    no_push,
-    push_only,
-    thinking,
-    thinking_budget,
-    sft_max_length,
-    eval_greedy,
-    fail_on_no_signal,
-    cpu_threads,
-    benchmark,
-    benchmark_data,
-    benchmark_limit,
-    cruxeval_prompts,
-    cruxeval_prompt_format,
-    dry_run,
-    gpu_memory_gb,
-    plan_gpus,
-    vllm_mode,
-    ddp_timeout,
-    no_eval_cache,
-):
+def main(**options):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
 
@@ -428,22 +371,27 @@ def main(
     torchrun --standalone --nproc_per_node 2 $(which train-and-push) --dataset DIR --model tiny --no-push
     """
     process_started = _process_start_time()
+    # the options that are not settings; every other one is the TrainSettings field of its name
+    push_only, no_push, no_eval_cache = options.pop("push_only"), options.pop("no_push"), options.pop("no_eval_cache")
+    overrides = options.pop("set_values")
+    cruxeval = _cruxeval_settings(options.pop("cruxeval_prompts"), options.pop("cruxeval_prompt_format"))
+    given = SimpleNamespace(**options)
     if push_only:
-        if not repo_id or not output_dir:
+        if not given.repo_id or not given.output_dir:
             raise click.UsageError("--push-only needs --output-dir (the earlier run's) and --repo-id.")
         if no_push:
             raise click.UsageError("--push-only and --no-push contradict each other.")
-    elif not dataset:
+    elif not given.dataset:
         raise click.UsageError("--dataset is required (a folder saved by build-dataset, or a Hub dataset id).")
-    if not no_push and not repo_id and not dry_run:
+    if not no_push and not given.repo_id and not given.dry_run:
         raise click.UsageError("--repo-id USER/NAME is required unless --no-push is given.")
-    if plan_gpus and not dry_run:
+    if given.plan_gpus and not given.dry_run:
         raise click.UsageError("--plan-gpus goes with --dry-run.")
-    if (benchmark_data or benchmark_limit) and not benchmark:
+    if (given.benchmark_data or given.benchmark_limit) and not given.benchmark:
         raise click.UsageError("--benchmark-data and --benchmark-limit go with --benchmark cruxeval.")
-    if (cruxeval_prompts is not None or cruxeval_prompt_format) and not benchmark:
+    if cruxeval and not given.benchmark:
         raise click.UsageError("--cruxeval-prompts and --cruxeval-prompt-format go with --benchmark cruxeval.")
-    overrides = _parse_set(set_values)
+    overrides = _parse_set(overrides)
     _quiet_library_warnings()
 
     from pathlib import Path
@@ -456,68 +404,20 @@ def main(
         from trainer.settings import TrainSettings
 
         if push_only:
-            url = push(Path(output_dir), repo_id, token=token, private=private, dataset_id=dataset_id)
+            url = push(
+                Path(given.output_dir),
+                given.repo_id,
+                token=given.token,
+                private=given.private,
+                dataset_id=given.dataset_id,
+            )
             click.echo(f"Pushed: {url}")
             return
         settings = TrainSettings(
-            dataset=dataset,
-            repo_id=repo_id,
-            model=model,
-            base_model_id=base_model_id,
-            output_dir=output_dir,
-            max_steps=max_steps,
-            epochs=epochs,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            num_generations=num_generations,
-            max_completion_length=max_completion_length,
-            learning_rate=learning_rate,
-            seed=seed,
-            resume=resume,
-            overwrite=overwrite,
-            report_to=report_to,
-            config_file=config_file,
-            grpo_overrides=overrides,
-            train_limit=train_limit,
-            max_trace_steps=max_trace_steps,
-            curriculum=curriculum,
-            direct_answers=direct_answers,
-            prompt_style=prompt_style,
-            sft_epochs=sft_epochs,
-            sft_steps=sft_steps,
-            sft_learning_rate=sft_learning_rate,
-            sft_batch_size=sft_batch_size,
-            dtype=dtype,
-            eval_limit=eval_limit,
-            eval_batch_size=eval_batch_size,
-            eval_max_new_tokens=eval_max_new_tokens,
-            skip_base_eval=skip_base_eval,
-            skip_sft_eval=skip_sft_eval,
-            dataset_id=dataset_id,
-            license=license_,
-            private=private,
-            push=not no_push,
-            token=token,
-            thinking=thinking,
-            thinking_budget=thinking_budget,
-            sft_max_length=sft_max_length,
-            eval_greedy=eval_greedy,
-            fail_on_no_signal=fail_on_no_signal,
-            cpu_threads=cpu_threads,
-            benchmark=benchmark,
-            benchmark_data=benchmark_data,
-            benchmark_limit=benchmark_limit,
-            dry_run=dry_run,
-            gpu_memory_gb=gpu_memory_gb,
-            plan_gpus=plan_gpus,
-            vllm_mode=vllm_mode,
-            ddp_timeout=ddp_timeout,
-            eval_cache=not no_eval_cache,
-            **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
+            **options, push=not no_push, eval_cache=not no_eval_cache, grpo_overrides=overrides, **cruxeval
         )
         output = settings.resolved_output_dir()
-        if dry_run:
+        if settings.dry_run:
             from trainer.run import dry_run as plan_only
 
             plan_only(settings)
@@ -527,9 +427,9 @@ def main(
         except errors as exc:
             if type(exc).__name__ == "PushError":
                 raise click.ClickException(
-                    f"The push to {repo_id} failed: {_sentence(exc).rstrip('.')}. The trained adapter is saved in "
-                    f"{output / 'adapter'}; retry the push alone with: train-and-push --push-only "
-                    f"--output-dir {output} --repo-id {repo_id}"
+                    f"The push to {settings.repo_id} failed: {_sentence(exc).rstrip('.')}. The trained adapter is "
+                    f"saved in {output / 'adapter'}; retry the push alone with: train-and-push --push-only "
+                    f"--output-dir {output} --repo-id {settings.repo_id}"
                 ) from None
             raise
     except errors as exc:
