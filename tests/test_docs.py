@@ -125,6 +125,26 @@ def test_the_adapter_s_paired_cruxeval_figures_are_the_measured_ones():
     )
 
 
+def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
+    """docs/cruxeval.md quotes results/direct_answer_probes.json: each probe's accuracy, the base's on the same
+    items (recomputed from results/cruxeval_base.json's marks) and the paired intervals."""
+    record = json.loads((ROOT / "results" / "direct_answer_probes.json").read_text())
+    marks = json.loads((ROOT / "results" / "cruxeval_base.json").read_text())["right_per_item"]
+    text = " ".join(README.split())
+
+    def share(right, n):
+        return f"{100 * right / n:.1f}% ({right} of {n})"
+
+    for probe in record["probes"]:
+        n, right = probe["n"], probe["right_per_item"]
+        assert len(right) == n and probe["right"] == right.count("1") and share(probe["right"], n) in text
+        for compared in (probe["base_same_format"], probe["base_best"]):
+            assert compared["right"] == marks[compared["entry"]][:n].count("1")
+            assert share(compared["right"], n) in text
+            low, high = compared["paired_difference_ci95"]
+            assert f"[{100 * low:+.1f}, {100 * high:+.1f}]" in text
+
+
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
     """`scripts/cpu_recipe.py --model M` with no other option is the run whose figures the README shows."""
     sys.path.insert(0, str(ROOT / "scripts"))

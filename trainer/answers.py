@@ -27,7 +27,7 @@ def answer_examples(rows) -> list[dict]:
     literal arguments whose traced `result` is a literal the harness reads back whole (no `==` in it)."""
     examples = []
     for row in rows:
-        item = crux.item_of(row["code"], crux.answer_of(parse_trace(row["expected_trace"])))
+        item = crux.item_of(row["code"], traced_result(row["expected_trace"]))
         if item is None or "==" in item["output"]:
             continue
         examples.append(
@@ -38,3 +38,12 @@ def answer_examples(rows) -> list[dict]:
             }
         )
     return examples
+
+
+def traced_result(expected_trace: str) -> str | None:
+    """The value of `result` after the module's last line, as the tracer wrote it (Python's repr: the spaces after
+    commas kept, where the scores compare values with whitespace normalized away); None without one."""
+    for step in reversed(parse_trace(expected_trace).steps):
+        if step.event == "line" and step.depth == 0:
+            return dict(step.state).get(crux.RESULT)
+    return None
