@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .console import user_errors
+
 DEFAULT_OUTPUT = "data/execution-traces"
 
 
@@ -139,17 +141,8 @@ def main(ctx, quiet: bool, **options) -> None:
     if options["programs_file"] is not None and ctx.get_parameter_source("n") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("Use either --n (generated programs) or --programs (your own), not both.")
     build_options = BuildOptions(**options)
-    try:
-        if quiet:
-            report = build_dataset(build_options)
-        else:
-            report = _build_with_progress(build_options)
-    except BuildError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        click.echo("Interrupted: the build stopped and nothing was written.", err=True)
-        raise SystemExit(130) from None
+    with user_errors(BuildError, interrupted="Interrupted: the build stopped and nothing was written."):
+        report = build_dataset(build_options) if quiet else _build_with_progress(build_options)
     for note in report.notes:
         click.echo(note, err=True)
     if not quiet:
@@ -235,11 +228,8 @@ def merge_main(folders, output, overwrite, test_size, seed) -> None:
     found in more than one are kept once, and train/test is split again by structure over the whole."""
     from .build import BuildError, merge_datasets
 
-    try:
+    with user_errors(BuildError, interrupted="Interrupted: the merge stopped and nothing was written."):
         report = merge_datasets(list(folders), output, test_size=test_size, seed=seed, overwrite=overwrite)
-    except BuildError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1) from None
     counts = report["counts"]
     click.echo(
         f"Merged {len(folders)} datasets into {output}: {counts['kept']} programs "

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+
+from dataset_builder.console import user_errors
 
 
 def _quiet_libraries() -> None:
@@ -58,7 +59,8 @@ def main(
     (default https://huggingface.co). Pushing the same data again changes nothing."""
     from hub.errors import HubError
 
-    try:
+    interrupted = "Interrupted: the local dataset is untouched; run the same command again to finish."
+    with user_errors(HubError, interrupted=interrupted):
         _quiet_libraries()
         from hub.publish import push_dataset
 
@@ -71,14 +73,6 @@ def main(
             license=license_,
             commit_message=commit_message,
         )
-    except HubError as err:
-        click.secho(f"Error: {err}", fg="red", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.secho(
-            "Interrupted: the local dataset is untouched; run the same command again to finish.", fg="red", err=True
-        )
-        sys.exit(130)
     for warning in result.warnings:
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
     rows = ", ".join(f"{rows} {name}" for name, rows in result.splits.items())

@@ -5,10 +5,11 @@ Nothing heavy is imported at module level, so `--help` answers at once (no torch
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import click
+
+from dataset_builder.console import sentence, user_errors
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
 DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them equal)
@@ -44,15 +45,6 @@ def _user_errors():
     except ImportError:
         pass
     return tuple(types)
-
-
-def _sentence(exc: BaseException) -> str:
-    """The error's message as a sentence: capitalised, unless it starts with a path or an option (`data/x`)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    first = text.split(" ", 1)[0]
-    if any(c in first for c in "/\\.-_~") or not first[0].isalpha():
-        return text
-    return text[0].upper() + text[1:]
 
 
 def _parse_set(values) -> dict:
@@ -396,12 +388,20 @@ def main(**options):
 
     from pathlib import Path
 
-    errors = _user_errors()
-    settings = None
-    try:
+    made = {}  # the settings, once made: what Ctrl-C says depends on them
+
+    def interrupted() -> str:
+        if "settings" not in made:
+            return "Interrupted before training started; nothing was saved."
+        from trainer.run import resume_hint
+
+        settings = made["settings"]
+        return f"Interrupted; what was saved is kept: {resume_hint(settings.resolved_output_dir(), settings.does_grpo)}"
+
+    with user_errors(*_user_errors(), interrupted=interrupted):
         from trainer.push import push
         from trainer.run import run
-        from trainer.settings import TrainSettings
+        from trainer.settings import PushError, TrainSettings
 
         if push_only:
             url = push(
@@ -413,7 +413,7 @@ def main(**options):
             )
             click.echo(f"Pushed: {url}")
             return
-        settings = TrainSettings(
+        settings = made["settings"] = TrainSettings(
             **options, push=not no_push, eval_cache=not no_eval_cache, grpo_overrides=overrides, **cruxeval
         )
         output = settings.resolved_output_dir()
@@ -424,25 +424,12 @@ def main(**options):
             return
         try:
             result = run(settings, process_started=process_started)
-        except errors as exc:
-            if type(exc).__name__ == "PushError":
-                raise click.ClickException(
-                    f"The push to {settings.repo_id} failed: {_sentence(exc).rstrip('.')}. The trained adapter is "
-                    f"saved in {output / 'adapter'}; retry the push alone with: train-and-push --push-only "
-                    f"--output-dir {output} --repo-id {settings.repo_id}"
-                ) from None
-            raise
-    except errors as exc:
-        raise click.ClickException(_sentence(exc)) from None
-    except KeyboardInterrupt:
-        from trainer.run import resume_hint
-
-        if settings is None:
-            click.echo("Interrupted before training started; nothing was saved.", err=True)
-        else:
-            hint = resume_hint(settings.resolved_output_dir(), settings.does_grpo)
-            click.echo(f"Interrupted; what was saved is kept: {hint}", err=True)
-        sys.exit(130)
+        except PushError as exc:
+            raise PushError(
+                f"The push to {settings.repo_id} failed: {sentence(exc).rstrip('.')}. The trained adapter is "
+                f"saved in {output / 'adapter'}; retry the push alone with: train-and-push --push-only "
+                f"--output-dir {output} --repo-id {settings.repo_id}"
+            ) from None
     if result.results is not None:  # the main process
         click.echo(f"Done in {result.seconds.get('total_with_push', 0):.0f} s. Adapter: {result.adapter_dir}")
 
@@ -620,8 +607,8 @@ def evaluate_main(
     from pathlib import Path
 
     _quiet_library_warnings()
-    errors = _user_errors()
-    try:
+    interrupted = "Interrupted: no results were written (a base model's finished evaluation stays cached)."
+    with user_errors(*_user_errors(), interrupted=interrupted):
         from trainer.evaluate import evaluate_adapter, format_table
         from trainer.models import resolve_model
 
@@ -669,8 +656,6 @@ def evaluate_main(
             results = evaluate_adapter(base, adapter, rows, dataset_name=dataset_name(dataset), split=split, **common)
             table = format_table
         written = common["output"]
-    except errors as exc:
-        raise click.ClickException(_sentence(exc)) from None
     if results is None:  # not the main process (torchrun): the main one writes and prints
         return
     click.echo(table(results))
@@ -750,10 +735,8 @@ def _tracer_only(benchmark_data, limit, sandbox, output) -> None:
         write_tracer_predictions,
     )
 
-    try:
+    with user_errors(BenchmarkError, SandboxUnavailable, interrupted="Interrupted: no results were written."):
         bench = prepare_benchmark(benchmark_data, limit=limit, sandbox=sandbox)
-    except (BenchmarkError, SandboxUnavailable) as exc:
-        raise click.ClickException(_sentence(exc)) from None
     results = tracer_results(bench)
     path = Path(output or RESULTS_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
