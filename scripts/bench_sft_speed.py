@@ -54,12 +54,12 @@ def measure(args, name: str, workdir: Path) -> dict:
         lora_dropout=variant["lora_dropout"],
     )
     set_cpu_threads(settings)
-    plan = prepare(settings, log=lambda *a, **k: None)
+    plan = prepare(settings)
     head = sft_module.labelled_positions_only
     if not variant["labelled_only"]:
         sft_module.labelled_positions_only = contextlib.nullcontext  # TRL's own head, as shipped
     try:
-        summary = sft_module.sft(settings, plan, workdir / name, log=lambda *a, **k: None)
+        summary = sft_module.sft(settings, plan, workdir / name)
     finally:
         sft_module.labelled_positions_only = head
     return {

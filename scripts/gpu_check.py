@@ -67,7 +67,7 @@ def check(model: str, base_id: str, backend: str, dataset: Path, work: Path, arg
     )
     torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    result = run(settings, log=print)
+    result = run(settings)
     record = json.loads((result.adapter_dir / "training_run.json").read_text())
     plan = record["training"]["plan"] or {}
     evaluation = record["evaluation"]["models"]
@@ -86,6 +86,9 @@ def check(model: str, base_id: str, backend: str, dataset: Path, work: Path, arg
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from dataset_builder.console import setup_logging
+
+    setup_logging()  # the trainer's progress on the terminal, as the commands show it
     import torch
 
     if not torch.cuda.is_available():

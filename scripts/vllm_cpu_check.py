@@ -167,6 +167,9 @@ def grpo_in_subprocess(model_folder: str, data: Path, sync: bool) -> list[dict]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from dataset_builder.console import setup_logging
+
+    setup_logging()  # the trainer's progress on the terminal, as the commands show it
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
@@ -247,7 +250,6 @@ def main(argv=None) -> None:
             use_cache=False,
             backend=backend,
             dtype="bfloat16",
-            log=print,
         )
         scores = {k: v for k, v in results["models"]["base"].items() if not isinstance(v, (list, dict))}
         figures[f"evaluation_{backend}"] = {

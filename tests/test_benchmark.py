@@ -741,7 +741,7 @@ def test_training_programs_shaped_like_a_benchmark_item_are_left_out(tmp_path):
     from dataset_builder.benchmark import load_items, program_of
     from trainer.benchmark import leave_out_shared_structures, prepare_benchmark
 
-    benchmark = prepare_benchmark(str(FIXTURE), limit=2, log=lambda *a: None)
+    benchmark = prepare_benchmark(str(FIXTURE), limit=2)
     item = load_items(str(FIXTURE))[5]  # beyond the 2 evaluated: every item of the data counts
     renamed = program_of(item).replace("f(", "g(")  # the same skeleton under another name
     rows = Dataset.from_list(
@@ -751,7 +751,7 @@ def test_training_programs_shaped_like_a_benchmark_item_are_left_out(tmp_path):
             {"id": "item", "code": program_of(item)},
         ]
     )
-    kept = leave_out_shared_structures(rows, benchmark, log=lambda *a: None)
+    kept = leave_out_shared_structures(rows, benchmark)
     assert kept["id"] == ["mine"]
     overlap = benchmark.record()["training_overlap"]
     assert (overlap["items_checked"], overlap["training_programs_checked"], overlap["shared_structure"]) == (

@@ -1,5 +1,8 @@
 """One way out for every command: a user mistake is `Error: <one sentence>` on stderr with exit code 1 and no
-traceback, the same in all five commands; Ctrl-C says what was kept and exits with 130."""
+traceback, the same in all five commands; Ctrl-C says what was kept and exits with 130. And one way to talk: the
+library logs, and a command shows its records at the level its process and -v/-q ask for."""
+
+import logging
 
 import click
 import pytest
@@ -7,7 +10,7 @@ from click.testing import CliRunner
 
 from dataset_builder.cli import main as build_dataset
 from dataset_builder.cli import merge_main as merge_datasets
-from dataset_builder.console import EXIT_INTERRUPTED, user_errors
+from dataset_builder.console import EXIT_INTERRUPTED, PACKAGES, setup_logging, user_errors
 from hub.cli import main as push_dataset
 from trainer.cli import evaluate_main as evaluate_traces
 from trainer.cli import main as train_and_push
@@ -63,3 +66,36 @@ def test_a_bug_keeps_its_traceback():
 
     result = CliRunner().invoke(buggy_command, [])
     assert isinstance(result.exception, KeyError) and result.exit_code == 1
+
+
+@pytest.fixture
+def restored_loggers():
+    loggers = [logging.getLogger(name) for name in PACKAGES]
+    saved = [(logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, (level, handlers) in zip(loggers, saved):
+        logger.setLevel(level)
+        logger.handlers = handlers
+
+
+@pytest.mark.parametrize(
+    "verbosity, main_process, shown",
+    [
+        (0, True, ["info", "Warning: warning"]),
+        (0, False, ["Warning: warning"]),  # another process of a torchrun: warnings only
+        (-1, True, ["Warning: warning"]),  # -q
+        (-2, True, ["Error: error"]),  # -qq
+        (1, True, ["debug", "info", "Warning: warning"]),  # -v
+    ],
+)
+def test_the_log_shows_what_the_process_and_its_options_ask_for(
+    verbosity, main_process, shown, capsys, restored_loggers
+):
+    setup_logging(verbosity, main_process=main_process)
+    setup_logging(verbosity, main_process=main_process)  # a second call replaces the first: no line twice
+    logger = logging.getLogger("trainer.somewhere")
+    logger.debug("debug")
+    logger.info("info")
+    logger.warning("warning")
+    logger.error("error")
+    assert capsys.readouterr().out.splitlines() == [*shown, *([] if "Error: error" in shown else ["Error: error"])]

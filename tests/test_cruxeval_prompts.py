@@ -285,7 +285,7 @@ def test_each_base_entry_is_asked_as_its_format_says_with_the_harness_budgets(mo
     from trainer.benchmark import evaluate_benchmark, prepare_benchmark
 
     canary = tmp_path / "canary"
-    bench = prepare_benchmark(str(FIXTURE), limit=3, log=lambda *a: None)
+    bench = prepare_benchmark(str(FIXTURE), limit=3)
     calls = []
 
     def fake_generate(model, tokenizer, prompts, **kwargs):
@@ -306,7 +306,6 @@ def test_each_base_entry_is_asked_as_its_format_says_with_the_harness_budgets(mo
         greedy=True,
         use_cache=False,
         backend="transformers",
-        log=lambda *a: None,
     )
     asked = {name: call for name, call in zip(results["models"], calls)}
     assert list(asked) == [

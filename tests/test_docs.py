@@ -123,6 +123,13 @@ def test_the_adapter_s_paired_cruxeval_figures_are_the_measured_ones():
         f"{100 * record['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
         in text
     )
+    direct = record["adapter_asked_direct_raw"]  # the same adapter asked the base's way
+    right, n = direct["right_per_item"].count("1"), direct["n"]
+    assert right == direct["right"] and len(direct["right_per_item"]) == n
+    assert direct["paired_difference"] == round((right - base["right_per_item"][best][:n].count("1")) / n, 4)
+    low, high = direct["paired_difference_ci95"]
+    assert f"{100 * right / n:.1f}% ({right} of {n}): {100 * direct['paired_difference']:+.1f} points" in text
+    assert f"paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]" in text
 
 
 def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():

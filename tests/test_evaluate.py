@@ -226,7 +226,6 @@ def test_minimal_style_prompts_the_base_with_full_instructions_and_the_adapter_a
         output=tmp_path / "r.json",
         prompt_style="minimal",
         backend="transformers",
-        log=lambda *a: None,
     )
     base_asked, adapter_asked = asked
     assert base_asked == [r["base_prompt"][0]["content"] for r in rows]

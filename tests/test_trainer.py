@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer_fixtures import save_dataset
+from trainer_fixtures import save_dataset, trainer_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -272,7 +272,6 @@ def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
     from trainer.settings import TrainSettings
 
     output = trained_run["output"]
-    lines = []
     settings = TrainSettings(
         dataset=str(tiny_dataset),
         model="tiny",
@@ -283,7 +282,8 @@ def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
         resume=True,
         grpo_overrides={"save_steps": 1},
     )
-    summary = train(settings, prepare(settings, log=lines.append), output, log=lines.append)
+    with trainer_messages() as lines:
+        summary = train(settings, prepare(settings), output)
     assert any(line.startswith("Resuming from") and "checkpoint-2" in line for line in lines)
     assert summary["global_steps"] == 3
     assert [line.split()[1] for line in lines if line.startswith("step ")] == ["3/3"]

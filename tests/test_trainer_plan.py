@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from trainer_fixtures import trainer_messages
+
 pytestmark = pytest.mark.training
 
 # Qwen/Qwen3-4B-Thinking-2507's config.json (the fields a config needs).
@@ -83,6 +85,15 @@ def _dry_run(folder, dataset, output, *args):
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     return done
+
+
+def test_quiet_leaves_the_progress_out_and_the_plan_in(qwen3_4b_folder, tiny_dataset, tmp_path):
+    said = _dry_run(qwen3_4b_folder, tiny_dataset, tmp_path / "said", "--plan-gpus", "1")
+    quiet = _dry_run(qwen3_4b_folder, tiny_dataset, tmp_path / "quiet", "--plan-gpus", "1", "-q")
+    assert said.returncode == quiet.returncode == 0, quiet.stderr
+    assert "Loading dataset" in said.stdout and "nothing was trained" in said.stdout
+    assert "Loading dataset" not in quiet.stdout and "nothing was trained" not in quiet.stdout
+    assert (tmp_path / "said" / "plan.json").read_text() == (tmp_path / "quiet" / "plan.json").read_text()
 
 
 @pytest.mark.parametrize("gpus", [1, 8])
@@ -155,7 +166,7 @@ def test_a_plan_that_cannot_fit_is_refused_with_the_options_that_fix_it(qwen3_4b
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrainSettings, "planned_gpu", property(lambda self: True))
         with pytest.raises(TrainError, match="needs up to .* GiB per GPU"):
-            prepare(settings, log=lambda *a: None)
+            prepare(settings)
 
 
 def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
@@ -176,7 +187,7 @@ def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
         ddp_timeout=3600,
         output_dir=str(tmp_path / "out"),
     )
-    plan = prepare(settings, log=lambda *a: None)
+    plan = prepare(settings)
     sizing = plan.sizing
     assert sizing["generation_backend"] == "vllm-colocate"
     assert sizing["vllm_max_model_length"] == sizing["prompt_tokens_max"] + sizing["completion_budget"]
@@ -206,7 +217,7 @@ def test_the_grpo_config_of_a_gpu_plan(qwen3_4b_folder, tiny_dataset, tmp_path):
     assert kwargs["save_steps"] == 7 and kwargs["vllm_gpu_memory_utilization"] == 0.5
     # vLLM's server mode: generation on other GPUs, its context length still planned
     settings.vllm_mode, settings.grpo_overrides = "server", {}
-    plan = prepare(settings, log=lambda *a: None)
+    plan = prepare(settings)
     assert plan.sizing["generation_backend"] == "vllm-server"
     assert plan.sizing["memory_gib_per_device"] < sizing["memory_gib_per_device"]
 
@@ -254,13 +265,13 @@ def test_resume_continues_an_interrupted_sft(tiny_dataset, model_cache, tmp_path
     )
     assert resume_hint(output) == "no checkpoint was saved yet, so --resume would start from the beginning."
     with pytest.raises(KeyboardInterrupt):
-        run(TrainSettings(**common), log=lambda *a: None, callbacks=[Interrupt()])
+        run(TrainSettings(**common), callbacks=[Interrupt()])
     saved = sorted(p.name for p in (output / "sft" / "checkpoints").iterdir())
     assert saved and saved[-1] == "checkpoint-3"  # a checkpoint every ceil(6 / 10) = 1 step, the last two kept
     assert resume_hint(output) == "--resume continues the SFT warm start from checkpoint-3, then runs GRPO."
     assert resume_hint(output, does_grpo=False) == "--resume continues the SFT warm start from checkpoint-3."
-    lines = []
-    result = run(TrainSettings(**common, resume=True), log=lines.append)
+    with trainer_messages() as lines:
+        result = run(TrainSettings(**common, resume=True))
     assert any("continuing the SFT warm start from" in line and "checkpoint-3" in line for line in lines)
     summary = json.loads((result.adapter_dir / "training_run.json").read_text())["training"]["sft"]
     assert summary["steps"] == 6
@@ -338,8 +349,8 @@ def test_bf16_weights_on_a_cpu_without_bf16_instructions_are_a_warning(tiny_data
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(prepare_module, "slow_bf16_warning", lambda: slow_bf16_warning(avx2))
-        warned = prepare(settings, log=lambda *a: None).warnings
+        warned = prepare(settings).warnings
         patch.setattr(prepare_module, "slow_bf16_warning", lambda: slow_bf16_warning(bf16))
-        quiet = prepare(settings, log=lambda *a: None).warnings
+        quiet = prepare(settings).warnings
     assert [w for w in warned if "bf16 instructions" in w] == [slow_bf16_warning(avx2)]
     assert not [w for w in quiet if "bf16 instructions" in w]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trainer_fixtures import save_dataset
+from trainer_fixtures import save_dataset, trainer_messages
 
 pytestmark = pytest.mark.training
 
@@ -34,18 +34,17 @@ def test_a_run_without_test_programs_states_no_figures(tmp_path, model_cache):
             "test": Dataset.from_dict({c: [] for c in full["test"].column_names}, features=full["test"].features),
         }
     ).save_to_disk(str(tmp_path / "no-test"), num_shards={"test": 1})  # as build-dataset --test-size 0
-    lines = []
-    result = run(
-        TrainSettings(
-            dataset=str(tmp_path / "no-test"),
-            model="tiny",
-            output_dir=str(tmp_path / "out"),
-            max_steps=1,
-            max_completion_length=8,
-            push=False,
-        ),
-        log=lines.append,
-    )
+    with trainer_messages() as lines:
+        result = run(
+            TrainSettings(
+                dataset=str(tmp_path / "no-test"),
+                model="tiny",
+                output_dir=str(tmp_path / "out"),
+                max_steps=1,
+                max_completion_length=8,
+                push=False,
+            ),
+        )
     card = (result.adapter_dir / "README.md").read_text()
     assert "Nothing was measured: the dataset this adapter was trained on has no test programs" in card
     assert "| Metric |" not in card and "Measured on" not in card and "0.0%" not in card

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dataset_builder.trace import TRACE_CLOSE, Step, format_trace, make_prompt
-from trainer_fixtures import CaptureModel, shaped_reward_class
+from trainer_fixtures import CaptureModel, shaped_reward_class, trainer_messages
 
 # --- the curriculum (no model) -----------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ def test_sft_is_off_by_default_and_max_steps_zero_needs_it():
     settings = _settings()
     assert not settings.does_sft and settings.does_grpo
     with pytest.raises(TrainError, match="trains nothing"):
-        prepare(_settings(max_steps=0, model="tiny"), log=lambda *_: None)
+        prepare(_settings(max_steps=0, model="tiny"))
 
 
 def test_tiny_chat_template_renders_the_prompt_as_a_prefix_of_prompt_plus_answer(model_cache):
@@ -189,7 +189,7 @@ def test_minimal_prompt_style_without_sft_is_refused_in_one_sentence(tmp_path):
         max_steps=2,
     )
     with pytest.raises(TrainError, match=r"^--prompt-style minimal needs an SFT warm start .*compact without one\.$"):
-        prepare(settings, log=lambda *a: None)
+        prepare(settings)
 
 
 # --- evaluation helpers --------------------------------------------------------------------------------------------
@@ -270,7 +270,6 @@ def sft_run(tmp_path_factory, tiny_dataset, model_cache):
     from trainer.settings import TrainSettings
 
     output = tmp_path_factory.mktemp("sft") / "out"
-    lines = []
     capture = CaptureModel()
     settings = TrainSettings(
         dataset=str(tiny_dataset),
@@ -288,9 +287,9 @@ def sft_run(tmp_path_factory, tiny_dataset, model_cache):
         eval_max_new_tokens=8,
         prompt_style="short",
     )
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, trainer_messages() as lines:
         patch.setattr(trainer.rewards, "ExecutionReward", shaped_reward_class())
-        result = run(settings, log=lines.append, callbacks=[capture])
+        result = run(settings, callbacks=[capture])
     return {"result": result, "log": lines, "output": output, "model": capture.model}
 
 
@@ -376,7 +375,7 @@ def test_compact_run_records_its_style_and_the_card_explains_it(tmp_path, tiny_d
         eval_max_new_tokens=4,
         prompt_style="compact",
     )
-    result = run(settings, log=lambda *a, **k: None)
+    result = run(settings)
     run_info = json.loads((result.adapter_dir / "training_run.json").read_text())
     assert run_info["training"]["prompt_style"] == "compact"
     card = (result.adapter_dir / "README.md").read_text()
@@ -388,7 +387,6 @@ def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
     from trainer.run import run
     from trainer.settings import TrainSettings
 
-    lines = []
     settings = TrainSettings(
         dataset=str(tiny_dataset),
         model="tiny",
@@ -400,7 +398,8 @@ def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
         eval_limit=1,
         eval_max_new_tokens=4,
     )
-    result = run(settings, log=lines.append)
+    with trainer_messages() as lines:
+        result = run(settings)
     assert not any(line.startswith("step ") for line in lines)  # no GRPO
     results = json.loads((result.adapter_dir / "eval_results.json").read_text())
     assert list(results["models"]) == ["base", "adapter"] and results["labels"]["adapter"] == "SFT only"

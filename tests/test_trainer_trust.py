@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer_fixtures import trainer_messages
+
 pytestmark = pytest.mark.training  # every test here trains, evaluates or loads the trainer's settings (torch)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +243,7 @@ def test_the_policy_reaches_the_budget_the_trainer_and_the_evaluation(
     settings = TrainSettings(
         dataset=str(tiny_dataset), model=str(tiny_templates[kind]), push=False, thinking=mode, thinking_budget=40
     )
-    plan = prepare(settings, log=lambda *_: None)
+    plan = prepare(settings)
     kwargs = grpo_config_kwargs(settings, tmp_path, gpu=False, plan=plan)
     assert plan.longest_reference > 10
     assert kwargs["max_completion_length"] == plan.longest_reference + MARGIN + (40 if thinks else 0)
@@ -311,7 +313,7 @@ def test_a_budget_past_the_model_context_is_capped_and_warned(tmp_path, model_ca
     }
     DatasetDict({"train": Dataset.from_dict(row), "test": Dataset.from_dict(row)}).save_to_disk(str(tmp_path / "d"))
     settings = TrainSettings(dataset=str(tmp_path / "d"), model="tiny", push=False)
-    plan = prepare(settings, log=lambda *_: None)
+    plan = prepare(settings)
     assert plan.longest_reference > 4096 and plan.room < 4096
     kwargs = grpo_config_kwargs(settings, tmp_path, gpu=False, plan=plan)
     assert kwargs["max_completion_length"] == plan.room
@@ -377,7 +379,9 @@ def test_every_option_defaults_to_what_the_settings_default_to():
     for param in cli.main.params:
         name = renamed.get(param.name, param.name)
         if name not in fields:
-            assert param.name in ("version", "set_values", "push_only"), param.name  # not settings: CLI-only
+            assert param.name in ("version", "verbose", "quiet", "set_values", "push_only"), (
+                param.name
+            )  # not settings: CLI-only
             continue
         seen.add(name)
         field = fields[name]
@@ -425,7 +429,6 @@ def test_sft_max_length_comes_from_the_data_and_cut_examples_are_counted(tiny_da
     from trainer.settings import TrainSettings
 
     def sft_run(name, **kw):
-        lines = []
         settings = TrainSettings(
             dataset=str(tiny_dataset),
             model="tiny",
@@ -439,7 +442,8 @@ def test_sft_max_length_comes_from_the_data_and_cut_examples_are_counted(tiny_da
             skip_base_eval=True,
             **kw,
         )
-        result = run(settings, log=lines.append)
+        with trainer_messages() as lines:
+            result = run(settings)
         return result, _record(result.output_dir)["training"]["sft"], lines
 
     _, sft, _ = sft_run("whole")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sandboxes import needs_bwrap
+from trainer_fixtures import trainer_messages
 
 pytestmark = pytest.mark.training
 
@@ -113,7 +114,7 @@ def test_the_vllm_path_asks_for_the_right_things_and_scores_as_transformers_does
     from trainer.evaluate import evaluate_adapter
 
     adapter = trained_run["result"].adapter_dir
-    common = dict(max_new_tokens=6, greedy=True, use_cache=False, log=lambda *a: None)
+    common = dict(max_new_tokens=6, greedy=True, use_cache=False)
     with_vllm = evaluate_adapter("tiny", adapter, _rows(tiny_dataset), output=tmp_path / "v.json", **common)
     assert with_vllm["decoding"]["backend"] == "vllm"
     (engine,) = fake_vllm["llm"]
@@ -145,17 +146,16 @@ def test_a_vllm_engine_that_fails_hands_the_evaluation_to_transformers(trained_r
     from trainer.evaluate import evaluate_adapter
 
     fake_vllm["fail"] = True
-    lines = []
-    results = evaluate_adapter(
-        "tiny",
-        trained_run["result"].adapter_dir,
-        _rows(tiny_dataset),
-        max_new_tokens=4,
-        greedy=True,
-        use_cache=False,
-        output=tmp_path / "r.json",
-        log=lines.append,
-    )
+    with trainer_messages() as lines:
+        results = evaluate_adapter(
+            "tiny",
+            trained_run["result"].adapter_dir,
+            _rows(tiny_dataset),
+            max_new_tokens=4,
+            greedy=True,
+            use_cache=False,
+            output=tmp_path / "r.json",
+        )
     assert results["decoding"]["backend"] == "transformers" and set(results["models"]) == {"base", "adapter"}
     assert any(line.startswith("Warning: the vLLM evaluation failed (RuntimeError: CUDA error") for line in lines)
     assert len(json.loads((tmp_path / "r.json").read_text())["models"]) == 2
@@ -187,9 +187,7 @@ def test_cruxevals_prompts_go_to_vllm_as_raw_text_or_through_the_template(traine
     from dataset_builder.cruxeval_prompts import make_prompt
     from trainer.benchmark import evaluate_benchmark, prepare_benchmark
 
-    bench = prepare_benchmark(
-        str(Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"), limit=2, log=lambda *a: None
-    )
+    bench = prepare_benchmark(str(Path(__file__).resolve().parent / "cruxeval_fixture.jsonl"), limit=2)
     results = evaluate_benchmark(
         "tiny",
         trained_run["result"].adapter_dir,
@@ -200,7 +198,6 @@ def test_cruxevals_prompts_go_to_vllm_as_raw_text_or_through_the_template(traine
         greedy=True,
         use_cache=False,
         output=tmp_path / "c.json",
-        log=lambda *a: None,
     )
     assert results["decoding"]["backend"] == "vllm"
     raw, chat, trace, adapter = fake_vllm["generate"]

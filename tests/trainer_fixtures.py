@@ -3,12 +3,36 @@ hand-traced programs, and one real `tiny` GRPO run that several tests inspect (t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 
 import pytest
 
+from dataset_builder.console import terminal_line
 from dataset_builder.trace import Step, format_trace, make_prompt
+
+
+@contextlib.contextmanager
+def trainer_messages():
+    """The messages the trainer logs inside the block (INFO and up), in order, as the commands show them."""
+    lines = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(terminal_line(record))
+
+    logger, keep = logging.getLogger("trainer"), Keep()
+    level = logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+
 
 PROGRAMS = [
     (
@@ -129,7 +153,6 @@ def trained_run(tmp_path_factory, tiny_dataset, model_cache):
 
     output = tmp_path_factory.mktemp("run") / "out"
     capture = CaptureModel()
-    lines = []
     settings = TrainSettings(
         dataset=str(tiny_dataset),
         model="tiny",
@@ -144,7 +167,7 @@ def trained_run(tmp_path_factory, tiny_dataset, model_cache):
         # masking cut-off completions nothing would be trained; these tests need weights that moved
         grpo_overrides={"save_steps": 1, "mask_truncated_completions": False},
     )
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, trainer_messages() as lines:
         patch.setattr(trainer.rewards, "ExecutionReward", shaped_reward_class())
-        result = run(settings, log=lines.append, callbacks=[capture])
+        result = run(settings, callbacks=[capture])
     return {"result": result, "model": capture.model, "log": lines, "settings": settings, "output": output}

@@ -18,6 +18,7 @@ Nothing heavy is imported at module level: the tracer-only path runs without tor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from dataset_builder import benchmark as crux
@@ -40,6 +41,8 @@ PAIRED_METHOD = (
     f"paired bootstrap over the items ({RESAMPLES:,} resamples, seed {SEED}): the 2.5th and 97.5th "
     "percentiles of the resampled mean of adapter-right minus base-right"
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,7 +80,6 @@ def prepare_benchmark(
     prompt_style: str = "dataset",
     sandbox: str = "auto",
     workers: int = 2,
-    log=print,
 ) -> Benchmark:
     """Load the items (`spec`: a JSONL or parquet file or a Hub id; default cruxeval-org/cruxeval), trace them in
     sandboxed workers and build the prompts. With several processes the main one loads and traces and the others
@@ -86,7 +88,7 @@ def prepare_benchmark(
 
     distributed.start()
     if distributed.is_main():
-        prepared = _prepare(spec, limit, prompt_style, sandbox, workers, log)
+        prepared = _prepare(spec, limit, prompt_style, sandbox, workers)
     else:
         prepared = None
     prepared = distributed.broadcast(prepared)
@@ -95,7 +97,7 @@ def prepare_benchmark(
     return prepared
 
 
-def _prepare(spec, limit, prompt_style, sandbox, workers, log):
+def _prepare(spec, limit, prompt_style, sandbox, workers):
     from dataset_builder.sandbox import SandboxUnavailable, resolve
     from dataset_builder.workers import WorkerStartError
     from trainer.prompts import BASE_PROMPT_COLUMN, TARGET_COLUMN, base_style_for, prompt_for, target_for
@@ -108,7 +110,7 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
         return exc
     structures = frozenset(filter(None, (crux.structure_of(crux.program_of(item)) for item in everything)))
     source = crux.describe_source(spec)
-    log(f"CRUXEval: {len(items)} items from {source}; tracing them in {chosen.describe()} workers...")
+    logger.info(f"CRUXEval: {len(items)} items from {source}; tracing them in {chosen.describe()} workers...")
     try:
         traces = crux.trace_items(items, sandbox=chosen, workers=workers)
     except WorkerStartError as exc:
@@ -132,7 +134,7 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
             rows[-1][BASE_PROMPT_COLUMN] = prompt_for(base_style_for(prompt_style), program)
     tracer = crux.tracer_scores(items, traces)
     check = crux.summarize(tracer)
-    log(
+    logger.info(
         f"  The tracer itself: output accuracy {100 * check['output_accuracy']:.1f}% "
         f"({sum(bool(p.get('failure')) for p in tracer)} items failed to trace)."
     )
@@ -147,7 +149,7 @@ def _prepare(spec, limit, prompt_style, sandbox, workers, log):
     )
 
 
-def leave_out_shared_structures(rows, benchmark: Benchmark, log=print):
+def leave_out_shared_structures(rows, benchmark: Benchmark):
     """The training programs (a `datasets.Dataset` with `code`) without those that have the structure of one of
     the benchmark's items (all of them, not only the evaluated ones): no item, and nothing shaped like one, is
     trained on. What was checked and left out goes into the benchmark's results (`training_overlap`)."""
@@ -161,11 +163,11 @@ def leave_out_shared_structures(rows, benchmark: Benchmark, log=print):
         "item's program `<code>\nresult = f(<input>)`",
     }
     if shared:
-        log(f"  {len(shared)} training programs have the structure of a CRUXEval item: left out of training.")
+        logger.info(f"  {len(shared)} training programs have the structure of a CRUXEval item: left out of training.")
         left_out = set(shared)
         rows = rows.select([i for i in range(len(rows)) if i not in left_out])
     else:
-        log(f"  No training program has the structure of any of the {benchmark.structures_of} CRUXEval items.")
+        logger.info(f"  No training program has the structure of any of the {benchmark.structures_of} CRUXEval items.")
     return rows
 
 

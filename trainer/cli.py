@@ -9,10 +9,16 @@ from types import SimpleNamespace
 
 import click
 
-from dataset_builder.console import sentence, user_errors
+from dataset_builder.console import sentence, setup_logging, user_errors
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
 DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them equal)
+
+
+def _show_log(verbosity: int) -> None:
+    from trainer.distributed import is_main
+
+    setup_logging(verbosity, main_process=is_main())
 
 
 def _quiet_library_warnings() -> None:
@@ -94,6 +100,12 @@ _benchmark_data_option = click.option(
     help="The benchmark's items: a JSONL or parquet file, or a Hub dataset id (split test) "
     "[default: cruxeval-org/cruxeval].",
 )
+
+
+def _verbosity(command):
+    """-v and -q, counted: how much the library's log says (INFO by default; dataset_builder/console.py)."""
+    command = click.option("-q", "--quiet", count=True, help="Say less: warnings only (-qq: errors only).")(command)
+    return click.option("-v", "--verbose", count=True, help="Say more: the library's debug messages too.")(command)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -352,6 +364,7 @@ _benchmark_data_option = click.option(
     show_default=True,
     help="Seconds a process waits for the others (after generation, after evaluation) with several processes.",
 )
+@_verbosity
 def main(**options):
     """Train a LoRA adapter with GRPO (optionally after an SFT warm start) to predict execution traces, evaluate
     it against the base model on the test split, write a model card, and push it to the Hub.
@@ -363,6 +376,7 @@ def main(**options):
     torchrun --standalone --nproc_per_node 2 $(which train-and-push) --dataset DIR --model tiny --no-push
     """
     process_started = _process_start_time()
+    _show_log(options.pop("verbose") - options.pop("quiet"))
     # the options that are not settings; every other one is the TrainSettings field of its name
     push_only, no_push, no_eval_cache = options.pop("push_only"), options.pop("no_push"), options.pop("no_eval_cache")
     overrides = options.pop("set_values")
@@ -543,6 +557,7 @@ def _process_start_time() -> float:
     "with --benchmark ADAPTER/evaluations/cruxeval_results-N.json, or ./cruxeval_results.json "
     "without an adapter; the run's own eval_results.json is never replaced].",
 )
+@_verbosity
 def evaluate_main(
     dataset,
     adapter_dir,
@@ -566,6 +581,8 @@ def evaluate_main(
     output,
     no_cache,
     backend,
+    verbose,
+    quiet,
 ):
     """Evaluate a trained adapter and its base model on a dataset split, batched, with the thinking policy it was
     trained with (greedy unless the model thinks); prints the table of Execution Prediction Accuracy, Mean State
@@ -577,6 +594,7 @@ def evaluate_main(
     evaluate-traces --benchmark cruxeval --model M
     evaluate-traces --benchmark cruxeval --tracer-only
     """
+    _show_log(verbose - quiet)
     if benchmark:
         if dataset:
             raise click.UsageError("--dataset and --benchmark exclude each other: evaluate on one of them.")

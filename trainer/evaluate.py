@@ -16,6 +16,7 @@ same comparison the reward uses:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ METRICS = (
     ("mean_reward", "Mean reward"),
     ("cut_off", "Cut off at the token limit"),
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -308,7 +311,6 @@ def evaluate_adapter(
     split: str = "test",
     output: str | Path | None = None,
     dtype: str | None = None,
-    log=print,
     scoring: Scoring = TRACE_SCORING,
     record: dict | None = None,
     use_cache: bool = True,
@@ -449,7 +451,6 @@ def evaluate_adapter(
     passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
     for name in adapter_asks:  # asked after the adapter's own prompt, on the same merged model
         passes[name] = {**passes.pop(name), "folder": adapter_dir, "adapter": "adapter"}
-    say = log if distributed.is_main() else (lambda *args, **kwargs: None)
     model = None
     if with_vllm:
         longest_budget = max(p["max_new_tokens"] for p in passes.values())
@@ -458,9 +459,8 @@ def evaluate_adapter(
                 source, adapters=adapters, max_model_len=longest_prompt + longest_budget, dtype=dtype, seed=seed
             )
         except Exception as exc:  # a missing kernel, too little memory: the evaluation still happens
-            say(
-                f"Warning: vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with "
-                "transformers instead."
+            logger.warning(
+                f"vLLM did not start ({type(exc).__name__}: {str(exc)[:200]}); evaluating with transformers instead."
             )
     if model is None:
         tokenizer, model = load_model(source, dtype=torch_dtype, device=device)
@@ -514,7 +514,7 @@ def evaluate_adapter(
             it reads the same in a terminal, a log file and under torchrun)."""
             spent = time.perf_counter() - started
             left = spent / done * (total - done) if done else 0.0
-            say(
+            logger.info(
                 f"  {name}: {done}/{total} {scoring.unit}"
                 + (" (this process's share)" if world > 1 else "")
                 + (
@@ -554,7 +554,7 @@ def evaluate_adapter(
                 "seconds_when_measured": metrics.get("seconds"),
             }
             predictions.extend(dict(p, model=name) for p in gathered)
-            say(
+            logger.info(
                 f"  {titles.get(name, name)}: {scoring.describe(metrics)} (from the cache of an identical earlier "
                 "evaluation: same model, prompts, decoding and libraries)"
             )
@@ -565,7 +565,7 @@ def evaluate_adapter(
             else f"sampled: temperature {sampling['temperature']}, top-p "
             f"{sampling['top_p']}, top-k {sampling['top_k']}, seed {seed}"
         )
-        say(
+        logger.info(
             f"Evaluating {titles.get(name, name)} on {len(rows)} {scoring.unit} ({how}, up to "
             f"{setting['max_new_tokens']} new tokens{f', over {world} processes' if world > 1 else ''})..."
         )
@@ -600,7 +600,7 @@ def evaluate_adapter(
             "tokens_per_second": round(generated / max(seconds, 1e-9), 1),
         }
         predictions.extend(gathered)
-        say(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
+        logger.info(f"  {titles.get(name, name)}: {scoring.describe(metrics)} ({seconds:.0f} s)")
         if name in cache_keys:
             eval_cache.store(cache_keys[name], results["models"][name], gathered)
 
@@ -624,9 +624,8 @@ def evaluate_adapter(
     except Exception as exc:
         if not isinstance(model, vllm_eval.VllmModel):
             raise
-        say(
-            f"Warning: the vLLM evaluation failed ({type(exc).__name__}: {str(exc)[:200]}); evaluating again with "
-            "transformers."
+        logger.warning(
+            f"the vLLM evaluation failed ({type(exc).__name__}: {str(exc)[:200]}); evaluating again with transformers."
         )
         model.close()
         results["models"].clear()

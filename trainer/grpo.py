@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ from trainer.thinking import QWEN_SAMPLING
 
 if TYPE_CHECKING:
     from trainer.settings import Plan
+
+logger = logging.getLogger(__name__)
 
 
 def vllm_installed() -> bool:
@@ -218,7 +221,7 @@ def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) 
 
 
 def train(
-    settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=(), init_adapter: Path | None = None
+    settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=(), init_adapter: Path | None = None
 ) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
@@ -236,20 +239,20 @@ def train(
     if settings.resume:
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint is None:
-            log(f"--resume: no checkpoint in {output_dir / CHECKPOINT_DIR} yet, starting from the beginning.")
+            logger.info(f"--resume: no checkpoint in {output_dir / CHECKPOINT_DIR} yet, starting from the beginning.")
         else:
-            log(f"Resuming from {checkpoint}.")
+            logger.info(f"Resuming from {checkpoint}.")
     dtype = model_dtype(settings, config.bf16)
-    log(f"Loading model {source.spec} ({'GPU' if gpu else 'CPU'}, {str(dtype).replace('torch.', '')})...")
+    logger.info(f"Loading model {source.spec} ({'GPU' if gpu else 'CPU'}, {str(dtype).replace('torch.', '')})...")
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     if source.is_tiny:
-        log("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
+        logger.info("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
     reward = ExecutionReward(thinking=plan.policy.opens_think)
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
         from peft import PeftModel
 
-        log(f"GRPO continues the SFT adapter in {init_adapter}.")
+        logger.info(f"GRPO continues the SFT adapter in {init_adapter}.")
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     trainer = GRPOTrainer(
         model=model,
@@ -260,14 +263,14 @@ def train(
         peft_config=None if init_adapter is not None else peft_config,
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(progress_callback(log))
+    trainer.add_callback(progress_callback())
     trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     world = config.world_size
     global_batch = config.per_device_train_batch_size * config.gradient_accumulation_steps * world
-    log(
+    logger.info(
         f"GRPO on {len(train_rows)} programs: LoRA r={settings.lora_r} alpha={settings.lora_alpha} "
         f"({trainable / 1e6:.2f}M trainable parameters), {config.num_generations} completions per prompt, "
         f"{global_batch // config.num_generations} prompts per step over {world} process(es), "

@@ -4,14 +4,18 @@ what the completion budget needs. Everything that would fail late fails here, in
 
 from __future__ import annotations
 
+import logging
+
 from trainer import distributed
 from trainer.grpo import grpo_config_kwargs, make_grpo_config
 from trainer.models import resolve_model
 from trainer.settings import Plan, TrainError, TrainSettings, on_gpu, slow_bf16_warning
 from trainer.sizing import refusal
 
+logger = logging.getLogger(__name__)
 
-def prepare(settings: TrainSettings, log=print) -> Plan:
+
+def prepare(settings: TrainSettings) -> Plan:
     """Resolve the model and the dataset, decide the thinking policy and the completion budget, and check
     everything that would otherwise fail after training (or after a model loaded)."""
     from trainer.data import load_trace_dataset
@@ -104,7 +108,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             f"the adapter must name its base model's Hub id, which {settings.model} does not tell: pass "
             "--base-model-id ID or --no-push."
         )
-    log(f"Loading dataset {settings.dataset}...")
+    logger.info(f"Loading dataset {settings.dataset}...")
     data = load_trace_dataset(settings.dataset)
     if len(data["train"]) == 0:
         raise TrainError(f"the train split of {settings.dataset} is empty.")
@@ -114,17 +118,17 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         data = type(data)({name: apply_prompt_style(split, settings.prompt_style) for name, split in data.items()})
     except ValueError as exc:
         raise TrainError(str(exc)) from None
-    rows, described = select_training_rows(settings, data["train"], log)
+    rows, described = select_training_rows(settings, data["train"])
     benchmark = None
     if settings.benchmark:  # loaded and traced now: a bad file or a missing sandbox fails before training
         from trainer.benchmark import prepare_benchmark
 
         benchmark = prepare_benchmark(
-            settings.benchmark_data, limit=settings.benchmark_limit, prompt_style=settings.prompt_style, log=log
+            settings.benchmark_data, limit=settings.benchmark_limit, prompt_style=settings.prompt_style
         )
         from trainer.benchmark import leave_out_shared_structures
 
-        rows = leave_out_shared_structures(rows, benchmark, log)
+        rows = leave_out_shared_structures(rows, benchmark)
         if len(rows) == 0:
             raise TrainError(
                 "every training program has the structure of a CRUXEval item; nothing is left to train on."
@@ -139,7 +143,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
                 "--direct-answers found no training program that is a function called with literal "
                 "arguments; build the dataset with --drill-share and --drill-kind calls."
             )
-        log(
+        logger.info(
             f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
             "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt."
         )
@@ -178,14 +182,14 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
         answers=answers,
         prompt_tokens_max=longest_prompt,
     )
-    log(
+    logger.info(
         f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
         f"Longest reference trace: {plan.longest_reference} tokens."
     )
     if not gpu and settings.dtype == "bfloat16" and (slow := slow_bf16_warning()):
         plan.warnings.append(slow)
-        log(f"Warning: {slow}")
+        logger.warning(slow)
     uncapped = completion_budget(plan.longest_reference, policy, plan.thinking_budget)
     if settings.does_grpo and settings.max_completion_length is None and room is not None and uncapped > room:
         plan.warnings.append(
@@ -195,7 +199,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
             f"at {room} tokens and the longest traces cannot be written in full (--max-trace-steps N trains on "
             "shorter ones)."
         )
-        log(f"Warning: {plan.warnings[-1]}")
+        logger.warning(plan.warnings[-1])
     if settings.does_grpo:
         try:
             plan.sizing = size_grpo(settings, plan)
@@ -204,7 +208,7 @@ def prepare(settings: TrainSettings, log=print) -> Plan:
                 f"The run could not be planned ({type(exc).__name__}: {str(exc)[:200]}), so its "
                 "memory was not checked before loading the model."
             )
-            log(f"Warning: {plan.warnings[-1]}")
+            logger.warning(plan.warnings[-1])
         problem = refusal(plan.sizing) if plan.sizing else None
         if problem and not settings.dry_run:
             raise TrainError(problem)
@@ -300,7 +304,7 @@ class main_first:
         return False
 
 
-def select_training_rows(settings: TrainSettings, train_split, log=print):
+def select_training_rows(settings: TrainSettings, train_split):
     """The training programs after --max-trace-steps, --train-limit and the curriculum's order."""
     from trainer.data import DataError, training_rows
 
@@ -313,5 +317,5 @@ def select_training_rows(settings: TrainSettings, train_split, log=print):
         )
     except DataError as exc:
         raise TrainError(str(exc)) from None
-    log(f"Training programs: {described}.")
+    logger.info(f"Training programs: {described}.")
     return rows, described

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+logger = logging.getLogger(__name__)
 
-def progress_callback(log=print):
+
+def progress_callback():
     from transformers import TrainerCallback
 
     class RewardProgress(TrainerCallback):
@@ -26,13 +29,13 @@ def progress_callback(log=print):
             per_step = (time.perf_counter() - self.started) / done if self.started else 0.0
             if "reward" not in logs:
                 if "train_runtime" in logs:
-                    log(f"done: {state.global_step} steps in {logs['train_runtime']:.1f} s")
+                    logger.info(f"done: {state.global_step} steps in {logs['train_runtime']:.1f} s")
                 elif "loss" in logs:  # SFT
                     parts = [f"sft step {state.global_step}/{state.max_steps}", f"loss {logs['loss']:.4f}"]
                     if "mean_token_accuracy" in logs:
                         parts.append(f"token accuracy {logs['mean_token_accuracy']:.3f}")
                     parts.append(f"{per_step:.1f} s/step")
-                    log("  ".join(parts))
+                    logger.info("  ".join(parts))
                 return
             parts = [
                 f"step {state.global_step}/{state.max_steps}",
@@ -44,7 +47,7 @@ def progress_callback(log=print):
             if "completions/clipped_ratio" in logs:
                 parts.append(f"cut off {100 * logs['completions/clipped_ratio']:.0f}%")
             parts.append(f"{per_step:.1f} s/step")
-            log("  ".join(parts))
+            logger.info("  ".join(parts))
 
     return RewardProgress()
 

@@ -3,11 +3,14 @@ push), since the adapter, its record and card stay on disk."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from trainer.models import looks_like_hub_id
 from trainer.record import read_run, write_run
 from trainer.settings import ADAPTER_DIR, PushError, TrainError
+
+logger = logging.getLogger(__name__)
 
 
 def push(
@@ -17,7 +20,6 @@ def push(
     token: str | None = None,
     private: bool = False,
     dataset_id: str | None = None,
-    log=print,
 ) -> str:
     """Render the card for `repo_id` and upload OUTPUT/adapter. Can be retried alone after a failure.
     `dataset_id` names the dataset's Hub copy in the run record and the card (`--push-only --dataset-id`)."""
@@ -42,7 +44,7 @@ def push(
         from hub.publish import upload_model_folder
     except ImportError as exc:
         raise PushError(f"the hub package is not available ({exc})") from exc
-    log(f"Pushing {adapter_dir} to {repo_id}...")
+    logger.info(f"Pushing {adapter_dir} to {repo_id}...")
     try:
         return upload_model_folder(
             str(adapter_dir),

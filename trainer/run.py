@@ -18,6 +18,7 @@ alone writes and pushes (trainer.distributed).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -42,8 +43,10 @@ from trainer.settings import (
 )
 from trainer.sft import sft, sft_only_summary
 
+logger = logging.getLogger(__name__)
 
-def run(settings: TrainSettings, log=print, callbacks=(), process_started: float | None = None) -> RunResult:
+
+def run(settings: TrainSettings, callbacks=(), process_started: float | None = None) -> RunResult:
     """Everything `train-and-push` does: (SFT warm start,) GRPO, evaluate, write the record, the card and the plot,
     push. With several processes every one trains and evaluates its share; the main process alone writes and
     pushes. `process_started`: `time.time()` when the process started (the CLI's), for the start-up and total
@@ -55,7 +58,6 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     process_started = process_started or run_started
     distributed.start(settings.ddp_timeout)
     main = distributed.is_main()
-    say = log if main else (lambda *args, **kwargs: None)
     threads = set_cpu_threads(settings)
     timings = {"before_run": round(run_started - process_started, 2)}
     output_dir = settings.resolved_output_dir()
@@ -63,7 +65,7 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
 
     # 1. prepare: the settings checked, the model resolved, the data loaded, the thinking policy and the budget,
     # the run planned (a GPU run whose plan cannot fit is refused here, before any weight loads)
-    plan = prepare(settings, say)
+    plan = prepare(settings)
     if main:
         if settings.overwrite:  # the run this folder held (prepare refused it without --overwrite or --resume)
             for name in RUN_ITEMS:
@@ -75,11 +77,11 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     # 2. the SFT warm start (optional), then 3. GRPO continuing its adapter (or only the SFT adapter)
     sft_summary = sft_adapter = None
     if settings.does_sft:
-        sft_summary = sft(settings, plan, output_dir, say, callbacks)
+        sft_summary = sft(settings, plan, output_dir, callbacks)
         sft_adapter = output_dir / SFT_DIR / ADAPTER_DIR
         timings["sft"] = sft_summary["seconds"]
     if settings.does_grpo:
-        summary = train(settings, plan, output_dir, say, callbacks, init_adapter=sft_adapter)
+        summary = train(settings, plan, output_dir, callbacks, init_adapter=sft_adapter)
         timings["grpo"] = summary["train_seconds"]
     else:
         summary = sft_only_summary(settings, plan, sft_summary, sft_adapter, adapter_dir)
@@ -93,7 +95,7 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     extra = {}
     if sft_adapter is not None and settings.does_grpo and not settings.skip_sft_eval:
         extra["sft"] = sft_adapter
-    results = run_evaluation(settings, plan, adapter_dir, summary, say, extra_adapters=extra)
+    results = run_evaluation(settings, plan, adapter_dir, summary, extra_adapters=extra)
     timings["evaluate"] = round(time.perf_counter() - started, 2)
     if not main:  # the main process writes, warns and pushes; the others are done
         distributed.finish()
@@ -122,9 +124,9 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
     )
     write_run(adapter_dir, run_info)
     write_card(adapter_dir, run_info, settings.repo_id or f"your-name/{output_dir.name}")
-    log(f"Adapter, metrics and card saved in {adapter_dir}.")
+    logger.info(f"Adapter, metrics and card saved in {adapter_dir}.")
     for line in banner(warnings, no_signal):
-        log(line)
+        logger.info(line)
     distributed.finish()
 
     # 6. the push, unless the run learned nothing and --fail-on-no-signal
@@ -136,27 +138,27 @@ def run(settings: TrainSettings, log=print, callbacks=(), process_started: float
         )
     url = None
     if settings.push:
-        url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private, log=log)
-        log(f"Pushed: {url}")
+        url = push(output_dir, settings.repo_id, token=settings.token, private=settings.private)
+        logger.info(f"Pushed: {url}")
     timings["total_with_push"] = round(time.time() - process_started, 2)
     return RunResult(output_dir, adapter_dir, results, url, timings, warnings)
 
 
-def dry_run(settings: TrainSettings, log=print) -> dict:
+def dry_run(settings: TrainSettings) -> dict:
     """`--dry-run`: prepare everything a run would (settings, model config and tokenizer, data, thinking policy,
     budgets), print the plan and write OUTPUT/plan.json; no weights load and nothing trains. Returns the plan."""
     from trainer.sizing import describe
 
-    plan = prepare(settings, log)
+    plan = prepare(settings)
     if plan.sizing is None:
-        log("Dry run: no GRPO (--max-steps 0), so there is no generation to plan.")
+        logger.info("Dry run: no GRPO (--max-steps 0), so there is no generation to plan.")
         return {}
     for line in describe(plan.sizing):
-        log(line)
+        logger.info(line)
     output_dir = settings.resolved_output_dir()
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / PLAN_FILE).write_text(json.dumps(plan.sizing, indent=2) + "\n")
-    log(f"Plan written to {output_dir / PLAN_FILE}; nothing was trained.")
+    logger.info(f"Plan written to {output_dir / PLAN_FILE}; nothing was trained.")
     return plan.sizing
 
 
@@ -182,7 +184,7 @@ def resume_hint(output_dir: Path, does_grpo: bool = True) -> str:
 
 
 def run_evaluation(
-    settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, log=print, extra_adapters: dict | None = None
+    settings: TrainSettings, plan: Plan, adapter_dir: Path, summary: dict, extra_adapters: dict | None = None
 ) -> dict | None:
     """Every process evaluates its share of the test programs (and of the benchmark's items, with --benchmark);
     the main process gathers them, writes the files and gets the results (the others get None). The benchmark's
@@ -206,13 +208,14 @@ def run_evaluation(
         backend="transformers" if settings.vllm_mode == "off" else "auto",
         dtype=summary["weights_dtype"],
         prompt_style=settings.prompt_style,
-        log=log,
     )
     name = dataset_label(settings) or dataset_name(str(settings.dataset))
     if len(rows):
         results = evaluate_adapter(plan.source, adapter_dir, rows, dataset_name=name, split="test", **common)
     else:  # nothing measured must not look like a measured zero: no figures, and the card says why
-        log("The dataset has no test programs, so nothing is evaluated (the card says so and states no figures).")
+        logger.info(
+            "The dataset has no test programs, so nothing is evaluated (the card says so and states no figures)."
+        )
         results = {"dataset": name, "split": "test", "n": 0, "models": {}} if distributed.is_main() else None
         if results is not None:
             adapter_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ completions that differ in reward to compare."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ from trainer.thinking import context_room
 
 if TYPE_CHECKING:
     from trainer.settings import Plan
+
+logger = logging.getLogger(__name__)
 
 
 def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_length: int | None = None) -> dict:
@@ -133,7 +136,7 @@ def example_lengths(tokenizer, examples, chat_template_kwargs: dict | None = Non
     return lengths
 
 
-def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callbacks=()) -> dict:
+def sft(settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=()) -> dict:
     """The warm start: supervised fine-tuning of a fresh LoRA adapter (same rank, alpha, targets as GRPO) on the
     reference traces. Saves OUTPUT/sft/adapter and returns its summary. With --resume, a finished warm start is
     reused."""
@@ -146,12 +149,12 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
     source, train_rows = plan.source, plan.rows
     adapter_dir = output_dir / SFT_DIR / ADAPTER_DIR
     if settings.resume and (adapter_dir / SFT_RUN_FILE).is_file():
-        log(f"--resume: reusing the finished SFT warm start in {adapter_dir}.")
+        logger.info(f"--resume: reusing the finished SFT warm start in {adapter_dir}.")
         return json.loads((adapter_dir / SFT_RUN_FILE).read_text())
     gpu = plan.gpu
     kwargs = sft_config_kwargs(settings, output_dir, gpu)
     dtype = model_dtype(settings, kwargs["bf16"])
-    log(
+    logger.info(
         f"Loading model {source.spec} for the SFT warm start ({'GPU' if gpu else 'CPU'}, "
         f"{str(dtype).replace('torch.', '')})..."
     )
@@ -170,13 +173,13 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
             f"(the longest has {max(lengths)}) and were cut, losing the end of their trace and the "
             "end-of-turn token."
         )
-        log(f"Warning: {warnings[-1]}")
+        logger.warning(warnings[-1])
     per_step = kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"] * plan.world_size
     total_steps = settings.sft_steps or math.ceil(settings.sft_epochs * math.ceil(len(examples) / per_step))
     kwargs["save_steps"] = checkpoint_every(total_steps)
     checkpoint = latest_checkpoint(output_dir / SFT_DIR) if settings.resume else None
     if checkpoint:
-        log(f"--resume: continuing the SFT warm start from {checkpoint}.")
+        logger.info(f"--resume: continuing the SFT warm start from {checkpoint}.")
     try:
         config = SFTConfig(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -186,7 +189,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
         model=model, args=config, train_dataset=examples, processing_class=tokenizer, peft_config=peft_config
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(progress_callback(log))
+    trainer.add_callback(progress_callback())
     trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
@@ -198,7 +201,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
         trained_tokens = sum(sum(mask) for mask in trainer.train_dataset["completion_mask"])
     else:
         trained_tokens = None
-    log(
+    logger.info(
         f"SFT warm start on {len(examples)} "
         + (f"examples ({len(plan.answers)} of them direct answers, " if plan.answers else "programs (")
         + f"{tokens} tokens, up to {config.max_length} per example): "
@@ -251,7 +254,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, log=print, callba
         set_adapter_base(adapter_dir, source.base_model_id or source.path)
         (adapter_dir / SFT_RUN_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     distributed.barrier()  # GRPO on every process continues the adapter the main process just wrote
-    log(
+    logger.info(
         f"SFT done: {summary['steps']} steps in {seconds:.0f} s; loss {round4(summary['first_loss'])} -> "
         f"{round4(summary['last_loss'])}."
     )
