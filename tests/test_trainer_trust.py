@@ -348,11 +348,9 @@ def test_impossible_thinking_modes_are_one_sentence(kind, mode, message, tiny_te
 def test_help_defaults_are_the_real_ones(tmp_path):
     from trl import GRPOConfig
 
-    from trainer import cli
     from trainer.grpo import grpo_config_kwargs
     from trainer.settings import DEFAULT_EPOCHS, TrainSettings
 
-    assert cli.DEFAULT_EPOCHS == DEFAULT_EPOCHS
     help_text = _cli(["--help"]).output
     assert f"[default: {DEFAULT_EPOCHS:g}]" in " ".join(help_text.split())
     kwargs = grpo_config_kwargs(TrainSettings(dataset="d", push=False), tmp_path, gpu=False)
@@ -361,9 +359,9 @@ def test_help_defaults_are_the_real_ones(tmp_path):
 
 
 def test_every_option_defaults_to_what_the_settings_default_to():
-    """Each `train-and-push` option and its `TrainSettings` field agree on the default (an option not given is the
-    field's default: `--cruxeval-prompts`/`--cruxeval-prompt-format` are left out of the settings then), so what
-    `--help` shows is what runs; every field but the library-only ones is an option."""
+    """Each `train-and-push` option and its `TrainSettings` field agree on the default, and `--help` shows it (an
+    option not given is the field's default: `--cruxeval-prompts`/`--cruxeval-prompt-format` are left out of the
+    settings then), so what `--help` shows is what runs; every field but the library-only ones is an option."""
     import dataclasses
 
     import click
@@ -373,15 +371,12 @@ def test_every_option_defaults_to_what_the_settings_default_to():
 
     fields = {f.name: f for f in dataclasses.fields(TrainSettings)}
     inverted = {"no_push": "push", "no_eval_cache": "eval_cache"}
-    renamed = dict(inverted)
     context = click.Context(cli.main)
     seen = set()
     for param in cli.main.params:
-        name = renamed.get(param.name, param.name)
+        name = inverted.get(param.name, param.name)
         if name not in fields:
-            assert param.name in ("version", "verbose", "quiet", "set_values", "push_only"), (
-                param.name
-            )  # not settings: CLI-only
+            assert param.name in ("version", "verbose", "quiet", "set_values", "push_only"), param.name  # CLI-only
             continue
         seen.add(name)
         field = fields[name]
@@ -392,10 +387,15 @@ def test_every_option_defaults_to_what_the_settings_default_to():
         shown = None if shown is click.core.UNSET else shown
         if param.name in inverted:
             shown = not shown
-        if name in ("cruxeval_prompts", "cruxeval_prompt_format"):
+        if name in cli.CLI_SHAPED:
             assert shown is None and cli._cruxeval_settings(None, None) == {}, name
             continue
         assert shown == wanted, (param.name, shown, wanted)
+        help_text = " ".join(param.get_help_record(context)[1].split())
+        if wanted is not None and not isinstance(wanted, bool):
+            assert f"[default: {wanted}" in help_text, (param.name, help_text)
+        else:
+            assert "[default: " not in help_text or "[default: " in (param.help or ""), (param.name, help_text)
     library_only = {"grpo_overrides"}  # filled from --set and --config, not an option of its own
     assert set(fields) - seen - library_only == set()
 

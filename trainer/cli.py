@@ -1,18 +1,22 @@
 """`train-and-push` and `evaluate-traces`: options in, one library call, user mistakes out as one sentence.
 
-Nothing heavy is imported at module level, so `--help` answers at once (no torch, transformers, datasets, trl).
+A `train-and-push` option is declared twice, with nothing said twice: the TrainSettings field of its name in
+trainer/settings.py (name, type, default) and its click decorator here (flag, help, checks); the default comes from
+the field. Nothing heavy is imported at module level, so `--help` answers at once (no torch, transformers, datasets,
+trl: trainer.settings imports none of them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import click
 
 from dataset_builder.console import sentence, setup_logging, user_errors
+from trainer.settings import DEFAULT_EPOCHS, TrainSettings
 
-DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"  # also trainer.models.DEFAULT_MODEL (kept import-free here)
-DEFAULT_EPOCHS = 1  # also trainer.settings.DEFAULT_EPOCHS (a test keeps them equal)
+CLI_SHAPED = ("cruxeval_prompts", "cruxeval_prompt_format")  # not given: left out of the settings (_cruxeval_settings)
 
 
 def _show_log(verbosity: int) -> None:
@@ -102,20 +106,33 @@ _benchmark_data_option = click.option(
 )
 
 
+def _defaults_from_settings(command):
+    """Each option of `train-and-push` fills the TrainSettings field of its name, and takes that field's default
+    (declared once, in trainer/settings.py), shown in --help; a field whose default is None gets its value from the
+    device or the data, which the option's help text explains."""
+    fields = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    for param in command.params:
+        field = fields.get(param.name)
+        if field is None or field.default is dataclasses.MISSING or param.name in CLI_SHAPED:
+            continue
+        param.default = field.default
+        param.show_default = field.default is not None and not isinstance(field.default, bool)
+    return command
+
+
 def _verbosity(command):
     """-v and -q, counted: how much the library's log says (INFO by default; dataset_builder/console.py)."""
     command = click.option("-q", "--quiet", count=True, help="Say less: warnings only (-qq: errors only).")(command)
     return click.option("-v", "--verbose", count=True, help="Say more: the library's debug messages too.")(command)
 
 
+@_defaults_from_settings
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="execution-world-model")  # the distribution in pyproject.toml
 @click.option("--dataset", metavar="DIR_OR_REPO_ID", help="A folder saved by build-dataset, or a Hub dataset id.")
 @click.option("--repo-id", metavar="USER/NAME", help="The Hub model repo to push the adapter to.")
 @click.option(
     "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
     help="Base model: a Hub id, a local folder, a .gguf file (converted once), or 'tiny' (a random "
     "smoke-test model built offline; it learns nothing useful).",
 )
@@ -139,11 +156,11 @@ def _verbosity(command):
 @click.option(
     "--epochs",
     type=click.FloatRange(min=0, min_open=True),
-    help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS}].",
+    help=f"GRPO passes over the training programs [default: {DEFAULT_EPOCHS:g}].",
 )
-@click.option("--lora-r", type=int, default=64, show_default=True, help="LoRA rank.")
-@click.option("--lora-alpha", type=int, default=128, show_default=True, help="LoRA alpha.")
-@click.option("--lora-dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
+@click.option("--lora-r", type=int, help="LoRA rank.")
+@click.option("--lora-alpha", type=int, help="LoRA alpha.")
+@click.option("--lora-dropout", type=float, help="LoRA dropout.")
 @click.option("--num-generations", type=int, help="Completions per prompt [default: 8 on a GPU, 2 on a CPU].")
 @click.option(
     "--max-completion-length",
@@ -154,8 +171,6 @@ def _verbosity(command):
 @click.option(
     "--thinking",
     type=click.Choice(["auto", "on", "off"]),
-    default="auto",
-    show_default=True,
     help="Let the model think before its trace: auto follows the chat template (a thinking-only template "
     "thinks, a hybrid one (enable_thinking) follows its default, others do not); on/off set "
     "enable_thinking on a hybrid template and are refused where the template cannot do them.",
@@ -167,14 +182,12 @@ def _verbosity(command):
     "[default: 4096 on a GPU (see the 4B run's plan in docs/training.md), 64 on a CPU].",
 )
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
 # the choices are trainer.settings.REPORTERS (kept import-free here; a test checks they agree)
 @click.option(
     "--report-to",
     type=click.Choice(["none", "trackio", "tensorboard", "wandb"]),
-    default="none",
-    show_default=True,
     help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
     "only; the package of that name must be installed): trackio keeps a local SQLite store under "
     "$TRACKIO_DIR (default ~/.cache/huggingface/trackio; look with `trackio show`), tensorboard writes "
@@ -210,12 +223,10 @@ def _verbosity(command):
     type=click.IntRange(min=1),
     help="SFT warm start: optimizer steps (wins over --sft-epochs) [default: no warm start].",
 )
-@click.option("--sft-learning-rate", type=float, default=2e-4, show_default=True)
+@click.option("--sft-learning-rate", type=float)
 @click.option(
     "--sft-batch-size",
     type=int,
-    default=4,
-    show_default=True,
     help="Programs per SFT optimizer step (on a CPU: batch 1 with gradient accumulation).",
 )
 @click.option(
@@ -227,8 +238,6 @@ def _verbosity(command):
 @click.option(
     "--curriculum",
     type=click.Choice(["none", "short-first"]),
-    default="none",
-    show_default=True,
     help="Order of the training programs: short-first sorts them by trace length in steps (SFT and GRPO).",
 )
 @click.option(
@@ -251,8 +260,6 @@ def _verbosity(command):
 @click.option(
     "--prompt-style",
     type=click.Choice(["dataset", "short", "compact", "minimal"]),
-    default="dataset",
-    show_default=True,
     help="The dataset's prompt (full instructions); a short fixed one (~170 fewer tokens per program); "
     "compact: short, and the trace asked for shows only changed variables (about half the tokens; "
     "expanded back to full states before scoring); or minimal: compact under a few words of "
@@ -262,8 +269,6 @@ def _verbosity(command):
 @click.option(
     "--dtype",
     type=click.Choice(["auto", "float32", "bfloat16"]),
-    default="auto",
-    show_default=True,
     help="Base model weights in training and evaluation: auto is bf16 on a GPU, fp32 on a CPU; bfloat16 "
     "on a CPU with bf16 instructions is about 2x faster (LoRA weights stay fp32).",
 )
@@ -310,7 +315,7 @@ def _verbosity(command):
     help="The dataset's Hub id, for the card, when --dataset is a folder (with --push-only: the card is "
     "rendered again with it).",
 )
-@click.option("--license", default="apache-2.0", show_default=True, help="The adapter's license.")
+@click.option("--license", help="The adapter's license.")
 @click.option("--private", is_flag=True, help="Create the model repo as private.")
 @click.option("--token", envvar="HF_TOKEN", show_envvar=True, help="Hub token [default: the logged-in token].")
 @click.option("--no-push", is_flag=True, help="Train, evaluate and write the card, but keep everything local.")
@@ -351,8 +356,6 @@ def _verbosity(command):
 @click.option(
     "--vllm-mode",
     type=click.Choice(["auto", "colocate", "server", "off"]),
-    default="auto",
-    show_default=True,
     help="Generation in GRPO on GPUs: colocate runs vLLM inside each training process, sized by the plan "
     "(auto: when the vllm extra is installed); server uses `trl vllm-serve` on other GPUs (see the "
     "docs/vllm.md); off uses transformers' generate.",
@@ -360,8 +363,6 @@ def _verbosity(command):
 @click.option(
     "--ddp-timeout",
     type=click.IntRange(min=1),
-    default=1800,
-    show_default=True,
     help="Seconds a process waits for the others (after generation, after evaluation) with several processes.",
 )
 @_verbosity
