@@ -15,6 +15,7 @@ import click
 
 from dataset_builder.console import sentence, setup_logging, user_errors
 from trainer.settings import DEFAULT_EPOCHS, TrainSettings
+from trainer.thinking import ThinkingPolicy
 
 CLI_SHAPED = ("cruxeval_prompts", "cruxeval_prompt_format")  # not given: left out of the settings (_cruxeval_settings)
 
@@ -636,25 +637,23 @@ def evaluate_main(
         common = dict(
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
-            thinking=context["policy"],
-            thinking_budget=context["thinking_budget"],
+            thinking=context.policy,
+            thinking_budget=context.thinking_budget,
             greedy=greedy,
             seed=seed,
             output=output,
             include_base=not no_base or adapter is None,
-            dtype=context["dtype"],
+            dtype=context.dtype,
             use_cache=not no_cache,
             backend=backend,
-            prompt_style=context["prompt_style"],
+            prompt_style=context.prompt_style,
         )
-        base = resolve_model(context["model"], context["base_model"])
+        base = resolve_model(context.model, context.base_model)
         if benchmark:
             from trainer.benchmark import RESULTS_FILE, evaluate_benchmark, prepare_benchmark
             from trainer.benchmark import format_table as format_benchmark
 
-            bench = prepare_benchmark(
-                benchmark_data, limit=limit, prompt_style=context["prompt_style"], sandbox=sandbox
-            )
+            bench = prepare_benchmark(benchmark_data, limit=limit, prompt_style=context.prompt_style, sandbox=sandbox)
             common["output"] = output or _own_file(adapter, RESULTS_FILE, f"{len(bench.rows)}")
             results = evaluate_benchmark(
                 base,
@@ -662,7 +661,7 @@ def evaluate_main(
                 bench,
                 **common,
                 trace_base=not no_trace_base,
-                direct_answers=context["direct_answers"],
+                direct_answers=context.direct_answers,
                 **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
             )
             table = format_benchmark
@@ -670,7 +669,7 @@ def evaluate_main(
             from trainer.evaluate import RESULTS_FILE as EVAL_FILE
             from trainer.record import dataset_name
 
-            rows = _split_rows(dataset, split, context["prompt_style"], limit)
+            rows = _split_rows(dataset, split, context.prompt_style, limit)
             common["output"] = output or _own_file(adapter, EVAL_FILE, f"{split}-{len(rows)}")
             results = evaluate_adapter(base, adapter, rows, dataset_name=dataset_name(dataset), split=split, **common)
             table = format_table
@@ -691,7 +690,20 @@ def _own_file(adapter, results_file: str, what: str):
     return adapter / "evaluations" / f"{results_file.removesuffix('.json')}-{what}.json"
 
 
-def _adapter_context(adapter, model, prompt_style, dtype) -> dict:
+@dataclasses.dataclass(frozen=True)
+class AdapterContext:
+    """How `evaluate-traces` asks a model: what the adapter's run record says, where the options do not."""
+
+    model: str | None  # the base model to load
+    base_model: str | None  # its Hub id, when `model` is a folder or a GGUF file
+    policy: ThinkingPolicy | None  # the thinking it was trained with (None: the template's default)
+    thinking_budget: int | None
+    prompt_style: str
+    dtype: str | None
+    direct_answers: bool  # trained with --direct-answers: also asked CRUXEval's direct prompt
+
+
+def _adapter_context(adapter, model, prompt_style, dtype) -> AdapterContext:
     """What an adapter's run record says about evaluating it: its base model, thinking policy, thinking budget,
     prompt style and weights dtype (options given on the command line win)."""
     import json
@@ -708,18 +720,16 @@ def _adapter_context(adapter, model, prompt_style, dtype) -> dict:
     training = run_info.get("training", {})
     policy = None
     if training.get("thinking"):
-        from trainer.thinking import ThinkingPolicy
-
         policy = ThinkingPolicy(**training["thinking"])
-    return {
-        "model": model or training.get("model") or config.get("base_model_name_or_path"),
-        "base_model": training.get("base_model"),
-        "policy": policy,
-        "thinking_budget": (training.get("completion_budget") or {}).get("thinking_budget"),
-        "prompt_style": prompt_style or training.get("prompt_style") or "dataset",
-        "dtype": training.get("weights_dtype") if dtype == "auto" else dtype,
-        "direct_answers": bool(training.get("direct_answers")),  # also ask it CRUXEval's direct prompt
-    }
+    return AdapterContext(
+        model=model or training.get("model") or config.get("base_model_name_or_path"),
+        base_model=training.get("base_model"),
+        policy=policy,
+        thinking_budget=(training.get("completion_budget") or {}).get("thinking_budget"),
+        prompt_style=prompt_style or training.get("prompt_style") or "dataset",
+        dtype=training.get("weights_dtype") if dtype == "auto" else dtype,
+        direct_answers=bool(training.get("direct_answers")),  # also ask it CRUXEval's direct prompt
+    )
 
 
 def _split_rows(dataset, split, prompt_style, limit):

@@ -12,10 +12,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from peft import PeftModel
+from transformers.trainer_callback import ProgressCallback
+from trl import GRPOConfig, GRPOTrainer
+
 from trainer import distributed
+from trainer.learning_signal import fingerprint, grpo_signal, weight_change
 from trainer.lm_head import labelled_positions_only
 from trainer.lora import lora_config, lora_summary, set_adapter_base
-from trainer.progress import progress_callback, save_every_callback
+from trainer.progress import RewardProgress, SaveEvery
 from trainer.record import jsonable, library_versions
 from trainer.settings import (
     ADAPTER_DIR,
@@ -126,8 +131,6 @@ def grpo_config_kwargs(
     completion budget, `enable_thinking`, masking cut-off completions of a thinking run) and what the run's sizing
     decides (a checkpoint every 10% of the optimizer steps; `plan.sizing`: vLLM's context length, memory share and
     sleep mode), then the config file, then the explicit options. `vllm`: whether vLLM is installed (default: look)."""
-    from trl import GRPOConfig
-
     from trainer.sizing import checkpoint_every, optimizer_steps, vllm_settings
 
     kwargs = default_grpo_settings(gpu, resolved_vllm_mode(settings, gpu, vllm))
@@ -184,8 +187,6 @@ def grpo_config_kwargs(
 
 
 def make_grpo_config(kwargs: dict):
-    from trl import GRPOConfig
-
     try:
         return GRPOConfig(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -225,10 +226,6 @@ def train(
 ) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
-    from transformers.trainer_callback import ProgressCallback
-    from trl import GRPOTrainer
-
-    from trainer.learning_signal import fingerprint, grpo_signal, weight_change
     from trainer.models import free_gpu_memory, load_model
     from trainer.rewards import ExecutionReward
 
@@ -250,8 +247,6 @@ def train(
     reward = ExecutionReward(thinking=plan.policy.opens_think)
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
-        from peft import PeftModel
-
         logger.info(f"GRPO continues the SFT adapter in {init_adapter}.")
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     trainer = GRPOTrainer(
@@ -263,8 +258,8 @@ def train(
         peft_config=None if init_adapter is not None else peft_config,
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(progress_callback())
-    trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
+    trainer.add_callback(RewardProgress())
+    trainer.add_callback(SaveEvery(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)

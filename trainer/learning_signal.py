@@ -9,14 +9,14 @@ gradient norm 0, and its LoRA stays where it started: a fresh LoRA's `lora_B` ma
 
 from __future__ import annotations
 
+import torch
+
 CUT_OFF_WARNING = 0.5  # warn when at least this share of completions hit the length limit
 
 
 def fingerprint(model) -> dict[str, tuple[float, float]]:
     """Per trainable tensor: (L2 norm, sum of absolute values), in float64. Cheap to keep (two numbers per tensor)
     and changes whenever an optimizer step changes the tensor."""
-    import torch
-
     out = {}
     with torch.no_grad():
         for name, param in model.named_parameters():

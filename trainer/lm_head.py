@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import trl.trainer.utils as trl_utils
+
 
 @contextmanager
 def labelled_positions_only():
     """While active, TRL's fused LM head projects only labelled positions on the CPU as well as on Triton devices."""
-    import trl.trainer.utils as trl_utils
-
     uses_triton = trl_utils._use_triton  # TRL's own switch for the labelled-positions path (pinned: trl 1.16.x)
     trl_utils._use_triton = lambda device: device.type == "cpu" or uses_triton(device)
     try:

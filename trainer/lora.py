@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peft import LoraConfig
+
 from trainer.settings import LORA_TARGETS, TrainSettings
 
 
 def lora_config(settings: TrainSettings, model):
-    from peft import LoraConfig
-
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [t for t in LORA_TARGETS if t in names] or "all-linear"
     return LoraConfig(

@@ -1,74 +1,69 @@
-"""One line per logged training step on the terminal (SFT: loss and token accuracy; GRPO: reward, cut-off share)."""
+"""One line per logged training step on the terminal (SFT: loss and token accuracy; GRPO: reward, cut-off share),
+and a checkpoint at least every so many minutes."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from transformers import TrainerCallback
+
+from trainer import distributed
+
 logger = logging.getLogger(__name__)
 
 
-def progress_callback():
-    from transformers import TrainerCallback
+class RewardProgress(TrainerCallback):
+    """One line per logged step: the reward as it goes."""
 
-    class RewardProgress(TrainerCallback):
-        """One line per logged step: the reward as it goes."""
+    def __init__(self):
+        self.started = None
+        self.first_step = 0
 
-        def __init__(self):
-            self.started = None
-            self.first_step = 0
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self.first_step = state.global_step
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
-            self.first_step = state.global_step
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            done = max(state.global_step - self.first_step, 1)
-            per_step = (time.perf_counter() - self.started) / done if self.started else 0.0
-            if "reward" not in logs:
-                if "train_runtime" in logs:
-                    logger.info(f"done: {state.global_step} steps in {logs['train_runtime']:.1f} s")
-                elif "loss" in logs:  # SFT
-                    parts = [f"sft step {state.global_step}/{state.max_steps}", f"loss {logs['loss']:.4f}"]
-                    if "mean_token_accuracy" in logs:
-                        parts.append(f"token accuracy {logs['mean_token_accuracy']:.3f}")
-                    parts.append(f"{per_step:.1f} s/step")
-                    logger.info("  ".join(parts))
-                return
-            parts = [
-                f"step {state.global_step}/{state.max_steps}",
-                f"reward {logs['reward']:.3f} ± {logs.get('reward_std', 0.0):.3f}",
-                f"loss {logs.get('loss', 0.0):.4f}",
-            ]
-            if "completions/mean_length" in logs:
-                parts.append(f"completion {logs['completions/mean_length']:.0f} tok")
-            if "completions/clipped_ratio" in logs:
-                parts.append(f"cut off {100 * logs['completions/clipped_ratio']:.0f}%")
-            parts.append(f"{per_step:.1f} s/step")
-            logger.info("  ".join(parts))
-
-    return RewardProgress()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        done = max(state.global_step - self.first_step, 1)
+        per_step = (time.perf_counter() - self.started) / done if self.started else 0.0
+        if "reward" not in logs:
+            if "train_runtime" in logs:
+                logger.info(f"done: {state.global_step} steps in {logs['train_runtime']:.1f} s")
+            elif "loss" in logs:  # SFT
+                parts = [f"sft step {state.global_step}/{state.max_steps}", f"loss {logs['loss']:.4f}"]
+                if "mean_token_accuracy" in logs:
+                    parts.append(f"token accuracy {logs['mean_token_accuracy']:.3f}")
+                parts.append(f"{per_step:.1f} s/step")
+                logger.info("  ".join(parts))
+            return
+        parts = [
+            f"step {state.global_step}/{state.max_steps}",
+            f"reward {logs['reward']:.3f} ± {logs.get('reward_std', 0.0):.3f}",
+            f"loss {logs.get('loss', 0.0):.4f}",
+        ]
+        if "completions/mean_length" in logs:
+            parts.append(f"completion {logs['completions/mean_length']:.0f} tok")
+        if "completions/clipped_ratio" in logs:
+            parts.append(f"cut off {100 * logs['completions/clipped_ratio']:.0f}%")
+        parts.append(f"{per_step:.1f} s/step")
+        logger.info("  ".join(parts))
 
 
-def save_every_callback(minutes: float):
+class SaveEvery(TrainerCallback):
     """A checkpoint at least every `minutes` of training, besides the trainer's `save_steps`: a crash loses at most
     that much of a long run, whatever a step costs."""
-    from transformers import TrainerCallback
 
-    class SaveEvery(TrainerCallback):
-        def __init__(self):
-            self.last = time.monotonic()
+    def __init__(self, minutes: float):
+        self.minutes = minutes
+        self.last = time.monotonic()
 
-        def on_step_end(self, args, state, control, **kwargs):
-            from trainer import distributed
+    def on_step_end(self, args, state, control, **kwargs):
+        due = time.monotonic() - self.last >= self.minutes * 60
+        if distributed.broadcast(due):  # the main process's clock decides: every process saves, or none
+            control.should_save = True
 
-            due = time.monotonic() - self.last >= minutes * 60
-            if distributed.broadcast(due):  # the main process's clock decides: every process saves, or none
-                control.should_save = True
-
-        def on_save(self, args, state, control, **kwargs):
-            self.last = time.monotonic()
-
-    return SaveEvery()
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.monotonic()

@@ -16,10 +16,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from transformers.trainer_callback import ProgressCallback
+from trl import SFTConfig, SFTTrainer
+
 from trainer import distributed
+from trainer.learning_signal import fingerprint, sft_signal, weight_change
 from trainer.lm_head import labelled_positions_only
 from trainer.lora import lora_config, lora_summary, set_adapter_base
-from trainer.progress import progress_callback, save_every_callback
+from trainer.progress import RewardProgress, SaveEvery
 from trainer.record import jsonable, library_versions, round4
 from trainer.settings import (
     ADAPTER_DIR,
@@ -140,10 +144,6 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=()) -> 
     """The warm start: supervised fine-tuning of a fresh LoRA adapter (same rank, alpha, targets as GRPO) on the
     reference traces. Saves OUTPUT/sft/adapter and returns its summary. With --resume, a finished warm start is
     reused."""
-    from transformers.trainer_callback import ProgressCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from trainer.learning_signal import fingerprint, sft_signal, weight_change
     from trainer.models import free_gpu_memory, load_model
 
     source, train_rows = plan.source, plan.rows
@@ -189,8 +189,8 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=()) -> 
         model=model, args=config, train_dataset=examples, processing_class=tokenizer, peft_config=peft_config
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(progress_callback())
-    trainer.add_callback(save_every_callback(CHECKPOINT_MAX_MINUTES))
+    trainer.add_callback(RewardProgress())
+    trainer.add_callback(SaveEvery(CHECKPOINT_MAX_MINUTES))
     for callback in callbacks:
         trainer.add_callback(callback)
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])

@@ -27,7 +27,7 @@ import math
 GIB = 1 << 30
 DEFAULT_GPU_MEMORY_GB = 80.0  # when no GPU is visible: an A100/H100 80 GB
 CHECKPOINT_SHARE = 0.10  # a checkpoint at least every 10% of the optimizer steps
-CHECKPOINT_MAX_MINUTES = 30  # and at least every 30 minutes of training (progress.save_every_callback)
+CHECKPOINT_MAX_MINUTES = 30  # and at least every 30 minutes of training (progress.SaveEvery)
 VLLM_OVERHEAD_GIB = 2.0  # vLLM's CUDA graphs, activations and allocator slack inside its share
 HEADROOM = 0.05  # of the card left free for the allocator's fragmentation
 
