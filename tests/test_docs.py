@@ -150,6 +150,10 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
             assert share(compared["right"], n) in text
             low, high = compared["paired_difference_ci95"]
             assert f"[{100 * low:+.1f}, {100 * high:+.1f}]" in text
+    calls = record["base_on_the_training_calls"]
+    assert share(calls["right"], calls["n"]) in text and calls["output_accuracy"] == calls["right"] / calls["n"]
+    cost = record["grpo_on_direct_answers_cost"]
+    assert f"{cost['seconds_per_step']} s a step" in text
 
 
 def test_the_recipe_script_runs_the_measured_recipe_by_default():
