@@ -45,6 +45,17 @@ def _quiet_libraries() -> None:
     default=None,
     help="Title of the commit [default: 'Publish dataset (N train / M test programs) with its card'].",
 )
+@click.option(
+    "--revision",
+    metavar="BRANCH",
+    default=None,
+    help="Push to this branch (made from main when it does not exist) [default: main].",
+)
+@click.option(
+    "--create-pr",
+    is_flag=True,
+    help="Open a pull request against main with the commit instead of committing to main.",
+)
 def main(
     folder: Path,
     repo_id: str,
@@ -53,6 +64,8 @@ def main(
     pretty_name: str,
     license_: str,
     commit_message: str | None,
+    revision: str | None,
+    create_pr: bool,
 ) -> None:
     """Push the dataset that `build-dataset` saved in FOLDER (train and test splits, as parquet) to the
     Hugging Face Hub, with a dataset card rendered from dataset_card.md. The Hub is HF_ENDPOINT
@@ -72,14 +85,19 @@ def main(
             pretty_name=pretty_name,
             license=license_,
             commit_message=commit_message,
+            revision=revision,
+            create_pr=create_pr,
         )
     for warning in result.warnings:
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
     rows = ", ".join(f"{rows} {name}" for name, rows in result.splits.items())
-    if result.changed:
-        click.echo(f"Pushed {rows} rows and the dataset card to {result.url} (commit {result.commit[:8]}).")
+    where = f"{result.url}" if result.revision == "main" else f"{result.url} (branch {result.revision})"
+    if result.pull_request:
+        click.echo(f"Opened {result.pull_request} with {rows} rows and the dataset card (commit {result.commit[:8]}).")
+    elif result.changed:
+        click.echo(f"Pushed {rows} rows and the dataset card to {where} (commit {result.commit[:8]}).")
     else:
-        click.echo(f"{result.url} already holds this dataset and card (commit {result.commit[:8]}); nothing to push.")
+        click.echo(f"{where} already holds this dataset and card (commit {result.commit[:8]}); nothing to push.")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def upload_model_folder(
 
         api = HfApi(endpoint=url, token=token)
         authorize(api, repo_id)
-        _, head = _repo_head(api, repo_id, "model", private)
+        head = _repo_head(api, repo_id, "model", private)
         operations = _changes(api, repo_id, head, wanted, managed=("",), repo_type="model")
         if operations:
             api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="model", parent_commit=head)
@@ -55,18 +55,24 @@ def _ignored(relative: Path) -> bool:
     return ".git" in relative.parts or relative.as_posix().startswith(".cache/huggingface/")
 
 
-def _repo_head(api, repo_id: str, repo_type: str, private: bool) -> tuple[str | None, str]:
-    """(head before the push, None for a new repo; head to commit on), creating the repo or making it private."""
+def _repo_head(api, repo_id: str, repo_type: str, private: bool, revision: str | None = None) -> str:
+    """The head to commit on: of main, or of the branch `revision` (made from main when it does not exist yet),
+    creating the repo or making it private first."""
     from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
         info = api.repo_info(repo_id, repo_type=repo_type)
     except RepositoryNotFoundError:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-        return None, api.repo_info(repo_id, repo_type=repo_type).sha
+        info = api.repo_info(repo_id, repo_type=repo_type)
     if private and not info.private:
         api.update_repo_settings(repo_id, repo_type=repo_type, private=True)
-    return info.sha, info.sha
+    if revision in (None, "main"):
+        return info.sha
+    if revision not in {ref.name for ref in api.list_repo_refs(repo_id, repo_type=repo_type).branches}:
+        api.create_branch(repo_id, branch=revision, repo_type=repo_type)
+        return info.sha
+    return api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha
 
 
 def _changes(api, repo_id: str, revision: str, wanted: dict, *, managed: tuple[str, ...], repo_type: str):
@@ -122,11 +128,13 @@ MAX_ROW_BYTES = 200_000  # one row bigger than this breaks the Hub viewer's firs
 @dataclass
 class PushResult:
     url: str  # the dataset's page
-    commit: str  # head of main after the push
+    commit: str  # head of the branch pushed to (main unless --revision) after the push; the PR's commit with one
     changed: bool  # False when the Hub already held exactly this dataset and card
     splits: dict  # split -> rows
     first_rows_kb: dict  # split -> size of the viewer's first rows, in KB of JSON
     warnings: list = field(default_factory=list)
+    revision: str = "main"  # the branch pushed to
+    pull_request: str | None = None  # the pull request's page, when one was opened (create_pr)
 
 
 def load_built_dataset(folder: str | Path):
@@ -211,13 +219,17 @@ def push_dataset(
     pretty_name: str = "Python execution traces",
     license: str | None = None,
     commit_message: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
 ) -> PushResult:
     """Publish the dataset `build-dataset` saved in `folder` to the dataset repo `repo_id` (created if needed) in
     one commit: both splits as parquet shards, the card (rendered from `dataset_card.md`) and its histogram, and
     the deletion of files under data/ and images/ the new version no longer has. Pushing the same data again
     makes no commit. Raises HubError (one sentence) on any failure; the local folder is only read and a failed
     commit changes nothing on the Hub, so running it again finishes the push. `license`: the Hub's license id of
-    the data [default: apache-2.0]; `commit_message`: the commit's title [default: what it publishes]."""
+    the data [default: apache-2.0]; `commit_message`: the commit's title [default: what it publishes]; `revision`:
+    the branch to push to (created from main when new) [default: main]; `create_pr`: open a pull request against
+    main with the commit instead of committing to main (nothing is opened when main already holds it all)."""
     from hub.card import LICENSE
 
     check_repo_id(repo_id)
@@ -229,6 +241,9 @@ def push_dataset(
         )
     if commit_message is not None and not commit_message.strip():
         raise HubError("--commit-message is empty.")
+    if create_pr and revision not in (None, "main"):
+        raise HubError("--create-pr opens a pull request against main; leave out --revision.")
+    revision = revision or "main"
     dsd, report = load_built_dataset(folder)
     errors, warnings = viewer_problems(dsd)
     if errors:
@@ -254,18 +269,29 @@ def push_dataset(
             HISTOGRAM_PATH: histogram_svg(figures).encode(),
         }
         with hub_errors(endpoint=url, repo_id=repo_id, action="push", token=token):
-            before, head = _repo_head(api, repo_id, "dataset", private)
+            head = _repo_head(api, repo_id, "dataset", private, revision)
             managed = (f"{DATA_DIR}/", HISTOGRAM_PATH.rsplit("/", 1)[0] + "/")  # data/ and images/ are ours
             operations = _changes(api, repo_id, head, wanted, managed=managed, repo_type="dataset")
+            after, pull_request = head, None
             if operations:
                 rows = " / ".join(f"{len(dsd[name])} {name}" for name in dsd)
                 message = commit_message or f"Publish dataset ({rows} programs) with its card"
-                api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=head)
-            after = api.dataset_info(repo_id).sha
+                commit = api.create_commit(
+                    repo_id,
+                    operations,
+                    commit_message=message,
+                    repo_type="dataset",
+                    parent_commit=head,
+                    revision=None if create_pr else revision,
+                    create_pr=create_pr,
+                )
+                after, pull_request = commit.oid, commit.pr_url
     return PushResult(
         url=f"{url}/datasets/{repo_id}",
         commit=after,
-        changed=after != before,
+        changed=bool(operations),
+        revision=revision,
+        pull_request=pull_request,
         splits={name: len(dsd[name]) for name in dsd},
         first_rows_kb=figures["first_rows_kb"],
         warnings=warnings,

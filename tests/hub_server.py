@@ -11,9 +11,11 @@ git-LFS), list and read them back (docs/design.md §7):
     GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]   ?recursive=&expand=; 404 X-Error-Code: EntryNotFound
     POST /api/{type}s/{ns}/{name}/paths-info/{rev}  form or JSON `paths`
     POST /api/{type}s/{ns}/{name}/preupload/{rev}   files[].uploadMode, shouldIgnore, oid (sha256 / git sha1)
-    POST /api/{type}s/{ns}/{name}/commit/{rev}      NDJSON header/file/lfsFile/deletedFile/deletedFolder
+    POST /api/{type}s/{ns}/{name}/commit/{rev}      NDJSON header/file/lfsFile/deletedFile/deletedFolder;
+                                                    ?create_pr=1 commits to a new refs/pr/N (pullRequestUrl)
     GET  /api/{type}s/{ns}/{name}/commits/{rev}     newest first
-    GET  /api/{type}s/{ns}/{name}/refs
+    POST /api/{type}s/{ns}/{name}/branch/{branch}   JSON {startingPoint}; 409 when it exists
+    GET  /api/{type}s/{ns}/{name}/refs              branches and pull requests
     POST /{prefix}{ns}/{name}.git/info/lfs/objects/batch   git-LFS batch (basic transfer)
     PUT  /api/{type}s/{ns}/{name}/settings          visibility / private
     PUT  /lfs/objects/{sha256}                      LFS upload target (plain or chunked body)
@@ -186,8 +188,10 @@ class HubState:
     def lfs_entry(sha: str, size: int) -> dict:
         return {"sha256": sha, "size": size, "oid": git_blob_sha1(lfs_pointer(sha, size)), "lfs": True}
 
-    def commit(self, repo: dict, files: dict, title: str, message: str, user: str, branch: str = "main") -> str:
-        parent = repo["refs"].get(branch)
+    def commit(
+        self, repo: dict, files: dict, title: str, message: str, user: str, branch: str = "main", parent=None
+    ) -> str:
+        parent = parent or repo["refs"].get(branch)
         oid = hashlib.sha1(f"{parent}{title}{time.time_ns()}{secrets.token_hex(4)}".encode()).hexdigest()
         repo["commits"].append(
             {
@@ -236,6 +240,7 @@ _ROUTES = [
     ("preupload", "POST", rf"/api/{_REPO}/preupload/(?P<rev>[^/]+)"),
     ("commit", "POST", rf"/api/{_REPO}/commit/(?P<rev>[^/]+)"),
     ("commits", "GET", rf"/api/{_REPO}/commits/(?P<rev>[^/]+)"),
+    ("branch", "POST", rf"/api/{_REPO}/branch/(?P<branch>[^/]+)"),
     ("refs", "GET", rf"/api/{_REPO}/refs"),
     ("settings", "PUT", rf"/api/{_REPO}/settings"),
     ("info", "GET", rf"/api/{_REPO}(?:/revision/(?P<rev>[^/]+))?"),
@@ -558,15 +563,19 @@ class Handler(BaseHTTPRequestHandler):
             branch = urllib.parse.unquote(rev)
             if branch not in repo["refs"]:
                 raise HttpError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
-            files = dict(state.snapshot(repo, branch)["files"])
-            header = {}
+            # create_pr: the commit goes to a new refs/pr/N made from the parent commit (else the branch's head);
+            # the branch itself does not move
+            create_pr = self._query.get("create_pr", ["0"])[0] in ("1", "true")
+            header = next((item.get("value", {}) for item in lines if item.get("key") == "header"), {})
+            parent = header.get("parentCommit")
+            if parent and not create_pr and parent != repo["refs"][branch]:
+                raise HttpError(412, "A commit has happened since. Please refresh and try again.")
+            base = state.snapshot(repo, parent) if parent and create_pr else state.snapshot(repo, branch)
+            files = dict(base["files"])
             for item in lines:
                 key, value = item.get("key"), item.get("value", {})
                 if key == "header":
-                    header = value
-                    parent = value.get("parentCommit")
-                    if parent and parent != repo["refs"][branch]:
-                        raise HttpError(412, "A commit has happened since. Please refresh and try again.")
+                    continue
                 elif key == "file":
                     if value.get("encoding", "base64") != "base64":
                         raise HttpError(400, "Only base64 encoding is supported")
@@ -595,10 +604,32 @@ class Handler(BaseHTTPRequestHandler):
                 errors, _ = validate_readme(state.blob_path(files["README.md"]["sha256"]).read_text("utf-8"), repo_type)
                 if errors:
                     raise HttpError(400, "Invalid metadata in README.md: " + "; ".join(e["message"] for e in errors))
-            oid = state.commit(repo, files, header["summary"], header.get("description", ""), user, branch)
+            pull_request = None
+            if create_pr:
+                pull_request = 1 + sum(ref.startswith("refs/pr/") for ref in repo["refs"])
+                branch = f"refs/pr/{pull_request}"
+            oid = state.commit(
+                repo, files, header["summary"], header.get("description", ""), user, branch, parent=base["id"]
+            )
             state.save()
-        url = f"{self.server.url}/{URL_PREFIX[repo_type]}{id}/commit/{oid}"
-        self._send_json(200, {"success": True, "commitOid": oid, "commitUrl": url, "pullRequestUrl": None})
+        web = f"{self.server.url}/{URL_PREFIX[repo_type]}{id}"
+        pr_url = f"{web}/discussions/{pull_request}" if pull_request else None
+        self._send_json(
+            200, {"success": True, "commitOid": oid, "commitUrl": f"{web}/commit/{oid}", "pullRequestUrl": pr_url}
+        )
+
+    def route_branch(self, type, id, branch):
+        """A new branch at `startingPoint` (a branch or commit; default: main's head); 409 if it exists."""
+        state = self.server.state
+        body = self._json()
+        with state.lock:
+            repo = state.repo(self._repo_args(type), id, self._user(), write=True)
+            branch = urllib.parse.unquote(branch)
+            if branch in repo["refs"]:
+                raise HttpError(409, f"Reference already exists: refs/heads/{branch}")
+            repo["refs"][branch] = state.snapshot(repo, body.get("startingPoint") or "main")["id"]
+            state.save()
+        self._send_json(200, {})
 
     def route_commits(self, type, id, rev):
         state = self.server.state
@@ -620,8 +651,10 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             repo = state.repo(self._repo_args(type), id, self._user())
-            branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in repo["refs"].items()]
-        self._send_json(200, {"branches": branches, "converts": [], "tags": []})
+            refs = repo["refs"].items()
+            branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in refs if "/" not in b]
+            pulls = [{"name": r, "ref": r, "targetCommit": oid} for r, oid in refs if r.startswith("refs/pr/")]
+        self._send_json(200, {"branches": branches, "converts": [], "tags": [], "pullRequests": pulls})
 
     def route_settings(self, type, id):
         state = self.server.state
@@ -890,19 +923,19 @@ class HubServer:
     def _repo(self, repo_id: str, repo_type: str) -> dict:
         return self.state.repos[self.state.key(repo_type, repo_id)]
 
-    def commits(self, repo_id: str, repo_type: str = "dataset") -> list[dict]:
-        """The repo's commits on main, newest first."""
+    def commits(self, repo_id: str, repo_type: str = "dataset", revision: str = "main") -> list[dict]:
+        """The repo's commits on `revision` (a branch, refs/pr/N or a commit), newest first."""
         with self.state.lock:
             repo = self._repo(repo_id, repo_type)
-            return self.state.history(repo, "main")
+            return self.state.history(repo, revision)
 
-    def files(self, repo_id: str, repo_type: str = "dataset") -> dict[str, dict]:
-        """path -> {sha256, size, oid, lfs} at the head of main."""
+    def files(self, repo_id: str, repo_type: str = "dataset", revision: str = "main") -> dict[str, dict]:
+        """path -> {sha256, size, oid, lfs} at the head of `revision`."""
         with self.state.lock:
-            return dict(self.state.snapshot(self._repo(repo_id, repo_type), "main")["files"])
+            return dict(self.state.snapshot(self._repo(repo_id, repo_type), revision)["files"])
 
-    def read(self, repo_id: str, path: str, repo_type: str = "dataset") -> bytes:
-        return self.state.blob_path(self.files(repo_id, repo_type)[path]["sha256"]).read_bytes()
+    def read(self, repo_id: str, path: str, repo_type: str = "dataset", revision: str = "main") -> bytes:
+        return self.state.blob_path(self.files(repo_id, repo_type, revision)[path]["sha256"]).read_bytes()
 
     def repo_private(self, repo_id: str, repo_type: str = "dataset") -> bool:
         return self._repo(repo_id, repo_type)["private"]

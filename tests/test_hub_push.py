@@ -522,6 +522,39 @@ def test_license_and_commit_message_are_what_was_passed(hub_server, built, tmp_p
         assert hub_server.state.key("dataset", "alice/bad") not in hub_server.state.repos  # not even created
 
 
+def test_a_branch_and_a_pull_request_leave_main_alone(hub_server, built, tmp_path):
+    """--revision pushes to a branch made from main; --create-pr opens a pull request against main; main keeps its
+    commit either way, and `datasets` loads each revision back with the rows that were pushed."""
+    import datasets
+
+    token = hub_server.add_user("alice")
+    repo = ["--repo-id", "alice/traces"]
+    code, out, err = _push(hub_server, tmp_path, built, *repo, token=token)
+    assert code == 0, err
+    main_head = hub_server.commits("alice/traces")[0]["id"]
+    code, out, err = _push(hub_server, tmp_path, built, *repo, "--revision", "dev", token=token)
+    assert code == 0 and "(branch dev)" in out, err
+    assert "nothing to push" in out  # the new branch starts at main, which already holds this dataset
+    changed = tmp_path / "changed"
+    dsd = datasets.load_from_disk(str(built))
+    datasets.DatasetDict({"train": dsd["train"].select(range(5)), "test": dsd["test"]}).save_to_disk(str(changed))
+    shutil.copy(built / "report.json", changed / "report.json")
+    code, out, err = _push(hub_server, tmp_path, changed, *repo, "--revision", "dev", token=token)
+    assert code == 0 and out.startswith("Pushed 5 train") and "(branch dev)" in out, err
+    code, out, err = _push(hub_server, tmp_path, changed, *repo, "--create-pr", token=token)
+    assert code == 0 and out.startswith("Opened ") and "/datasets/alice/traces/discussions/1 " in out, err
+    assert hub_server.commits("alice/traces")[0]["id"] == main_head  # main never moved
+    card = {rev: hub_server.read("alice/traces", "README.md", revision=rev) for rev in ("main", "dev", "refs/pr/1")}
+    assert card["dev"] == card["refs/pr/1"] != card["main"]  # the card describes the data beside it
+    for revision, rows in (("main", len(dsd["train"])), ("dev", 5), ("refs/pr/1", 5)):
+        loaded = datasets.load_dataset(
+            "alice/traces", revision=revision, token=token, cache_dir=str(tmp_path / "cache" / revision)
+        )
+        assert len(loaded["train"]) == rows, revision
+    code, out, err = _push(hub_server, tmp_path, changed, *repo, "--create-pr", "--revision", "dev", token=token)
+    assert "--create-pr opens a pull request against main" in _one_sentence(code, out, err, token)
+
+
 def test_nothing_but_loopback_is_ever_reached(hub_server, built, tmp_path):
     """With HF_ENDPOINT elsewhere, the CLI's connection is refused by the guard and reported in one sentence."""
     token = hub_server.add_user("alice")
