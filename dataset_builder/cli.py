@@ -13,6 +13,10 @@ import click
 from .console import user_errors
 
 DEFAULT_OUTPUT = "data/execution-traces"
+ESTIMATE_FROM = 50_000  # generated programs; below this the bar's own time left comes soon enough
+# generated programs kept per second and worker in the bubblewrap sandbox: benchmarks/build_speed.py measured 823/s
+# on 2 workers (n = 20,000, benchmarks/build_speed_results.json); a --programs build also traces each one twice
+KEPT_PER_SECOND_PER_WORKER = 410
 
 
 def _parse_shard(value: str) -> tuple[int, int]:
@@ -162,6 +166,8 @@ def _build_with_progress(options):
     from .build import build_dataset
 
     label = "Tracing until kept" if options.programs_file is None else "Tracing"
+    if options.programs_file is None and (guess := estimate(options.n, options.workers)):
+        click.echo(guess)
     rate = TextColumn("{task.fields[rate]}")  # programs per second, once rich has measured a speed
     with Progress(
         TextColumn(label),
@@ -181,6 +187,19 @@ def _build_with_progress(options):
             bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
 
         return build_dataset(options, show)
+
+
+def estimate(n: int, workers: int) -> str | None:
+    """What a build of `n` generated programs on `workers` workers should take, said up front for a big one (None
+    for a small one): at the rate measured on this project's 2-core machine, so labelled as an estimate."""
+    if n < ESTIMATE_FROM:
+        return None
+    minutes = n / (KEPT_PER_SECOND_PER_WORKER * max(workers, 1)) / 60
+    took = f"about {minutes:.0f} minutes" if minutes >= 2 else "about a minute or two"
+    return (
+        f"Estimate: {took} for {n:,} programs on {workers} workers, at the {KEPT_PER_SECOND_PER_WORKER} programs/s "
+        "per worker measured on a 2-core machine; the bar's time left corrects it once it has measured this one."
+    )
 
 
 def terminal_text(text: str) -> str:

@@ -111,6 +111,30 @@ def test_bad_programs_files_get_one_sentence_and_leave_the_old_dataset(tmp_path,
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
+def test_a_big_build_says_up_front_about_how_long_it_takes():
+    """From 50,000 generated programs the build prints an estimate before tracing (at the measured per-worker rate,
+    labelled as measured elsewhere); a small one leaves it to the bar."""
+    from dataset_builder.cli import KEPT_PER_SECOND_PER_WORKER, estimate
+
+    assert estimate(600, 2) is None and estimate(49_999, 2) is None
+    said = estimate(1_000_000, 2)
+    minutes = round(1_000_000 / (2 * KEPT_PER_SECOND_PER_WORKER) / 60)
+    assert said.startswith(f"Estimate: about {minutes} minutes for 1,000,000 programs on 2 workers")
+    assert "measured on a 2-core machine" in said
+    assert estimate(1_000_000, 8).startswith(f"Estimate: about {round(minutes / 4)} minutes")
+    assert "a minute or two" in estimate(50_000, 2)
+
+
+def test_the_measured_rate_the_estimate_uses_is_the_benchmark_s():
+    from dataset_builder.cli import KEPT_PER_SECOND_PER_WORKER
+
+    record = json.loads(
+        (Path(__file__).resolve().parent.parent / "benchmarks" / "build_speed_results.json").read_text()
+    )
+    biggest = max(record["sizes"], key=lambda size: size["n"])
+    assert round(biggest["runs"]["bwrap"]["per_s"] / record["workers"], -1) == KEPT_PER_SECOND_PER_WORKER
+
+
 def test_usage_errors_are_one_sentence(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(main, ["--programs", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o")])
