@@ -165,7 +165,9 @@ def test_evaluate_command_on_the_whole_split(trained_run, tiny_dataset, tmp_path
         ],
     )
     lines = [line for line in progress.output.splitlines() if line.startswith("  adapter: ")]
-    assert re.fullmatch(r"  adapter: 2/3 programs, \d+\.\d\d programs/s, about \d+ s left", lines[0]), lines
+    assert re.fullmatch(r"  adapter: 2/3 programs, \d+\.\d\d programs/s, \d+ tokens/s, about \d+ s left", lines[0]), (
+        lines
+    )
     assert lines[1] == "  adapter: 3/3 programs"
     greedy = CliRunner().invoke(
         evaluate_main,

@@ -289,6 +289,41 @@ def test_resume_continues_from_the_last_checkpoint(trained_run, tiny_dataset):
     assert [line.split()[1] for line in lines if line.startswith("step ")] == ["3/3"]
 
 
+def _help_examples(command) -> dict[str, list[str]]:
+    """The examples of a command's --help: {the comment above it: its arguments}, continuation lines joined."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    text = CliRunner().invoke(command, ["--help"]).output.split("Options:")[0]
+    examples, comment, pending = {}, None, ""
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("#"):
+            comment = line[1:].strip()
+        elif comment and line:
+            pending += line.rstrip("\\") + " "
+            if not line.endswith("\\"):
+                examples[comment], comment, pending = shlex.split(pending), None, ""
+    return examples
+
+
+def test_the_help_s_smoke_test_runs_as_written(tiny_dataset, model_cache, tmp_path, monkeypatch):
+    """The --help examples say how long they take; the CPU smoke test, run exactly as --help writes it (on the test
+    dataset), trains, evaluates and finishes."""
+    from trainer.cli import evaluate_main, main
+
+    examples = _help_examples(main)
+    for comment in [*examples, *_help_examples(evaluate_main)]:  # each says how long it takes
+        assert any(word in f"{comment} " for word in (" s ", "minutes", "hours")), comment
+    (smoke,) = [args for comment, args in examples.items() if comment.startswith("a smoke test on a CPU")]
+    assert smoke[0] == "train-and-push" and "--model" in smoke and smoke[smoke.index("--model") + 1] == "tiny"
+    args = [str(tiny_dataset) if a == "data/execution-traces" else a for a in smoke[1:]]
+    monkeypatch.chdir(tmp_path)
+    result = _cli(args)
+    assert result.exit_code == 0, result.output
+    assert "Done in" in result.output and list(tmp_path.glob("outputs/*/adapter/adapter_model.safetensors"))
+
+
 # --- CLI mistakes: one sentence, exit 1, no traceback ----------------------------------------------------------
 
 

@@ -372,10 +372,17 @@ def main(**options):
     it against the base model on the test split, write a model card, and push it to the Hub.
 
     \b
+    # the full run: Qwen3-4B-Thinking on a GPU, hours (docs/training.md has the plan)
     train-and-push --dataset data/execution-traces --repo-id you/qwen3-4b-exec-lora
-    train-and-push --dataset data/execution-traces --model tiny --max-steps 2 --no-push
-    train-and-push --dataset DIR --model M.gguf --sft-epochs 1 --curriculum short-first --max-steps 8 --no-push
-    torchrun --standalone --nproc_per_node 2 $(which train-and-push) --dataset DIR --model tiny --no-push
+    # a smoke test on a CPU, about 10 s on 2 cores (the caps keep tiny's generations short)
+    train-and-push --dataset data/execution-traces --model tiny --max-steps 2 --no-push \\
+      --max-completion-length 64 --eval-limit 8 --eval-max-new-tokens 64
+    # a real small model (Qwen2.5-Coder-0.5B GGUF) on a CPU: 11 minutes on 2 cores in fp32
+    train-and-push --dataset data/execution-traces --model M.gguf --sft-steps 4 --curriculum short-first \\
+      --max-steps 1 --max-completion-length 256 --eval-limit 4 --eval-max-new-tokens 256 --no-push
+    # two processes (gloo), about 15 s on 2 cores
+    OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 $(which train-and-push) --dataset DIR \\
+      --model tiny --max-steps 2 --max-completion-length 64 --eval-limit 8 --eval-max-new-tokens 64 --no-push
     """
     process_started = _process_start_time()
     _show_log(options.pop("verbose") - options.pop("quiet"))
@@ -591,9 +598,14 @@ def evaluate_main(
     Accuracy, output accuracy, format validity, mean reward and the share cut off at the token limit.
 
     \b
+    # an adapter and its base on a dataset's test split: minutes to hours with the model (--limit N: first N)
     evaluate-traces --dataset DIR_OR_REPO --adapter DIR
+    # CRUXEval-O through the adapter's traces, the base asked CRUXEval's way too (all 800 items: hours on a CPU)
     evaluate-traces --benchmark cruxeval --adapter DIR [--benchmark-data FILE_OR_REPO] [--limit N]
-    evaluate-traces --benchmark cruxeval --model M
+    # a 0.5B base alone, CRUXEval's direct prompt: the 800 items took 28 minutes on 2 cores (bf16, batches of 16)
+    evaluate-traces --benchmark cruxeval --model M.gguf --cruxeval-prompts direct --no-trace-base --dtype bfloat16 \\
+      --batch-size 16
+    # the tracer alone, no model: 800 items in about 5 s
     evaluate-traces --benchmark cruxeval --tracer-only
     """
     _show_log(verbose - quiet)

@@ -174,6 +174,7 @@ def generate(
         torch.manual_seed(seed)
     else:
         decoding = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "min_p": None}
+    written = 0  # tokens generated so far, counted as the results count them
     try:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
@@ -194,8 +195,9 @@ def generate(
                 ended = any(t in eos_ids for t in row) or bool(stop_at and stop_at in text)
                 completions[i] = text
                 cut_off[i] = not ended
+                written += len(tokenizer(text, add_special_tokens=False).input_ids)
             if progress:
-                progress(min(start + batch_size, len(order)), len(order))
+                progress(min(start + batch_size, len(order)), len(order), written)
     finally:
         model.train(was_training)
     return completions, cut_off
@@ -509,16 +511,16 @@ def evaluate_adapter(
     def progress_for(name):
         started = time.perf_counter()
 
-        def report(done, total):
-            """After each batch: done of total, the rate and the time left at that rate (a log line, not a bar:
-            it reads the same in a terminal, a log file and under torchrun)."""
+        def report(done, total, tokens=0):
+            """After each batch: done of total, the rate in items and generated tokens, and the time left at that
+            rate (a log line, not a bar: it reads the same in a terminal, a log file and under torchrun)."""
             spent = time.perf_counter() - started
             left = spent / done * (total - done) if done else 0.0
             logger.info(
                 f"  {name}: {done}/{total} {scoring.unit}"
                 + (" (this process's share)" if world > 1 else "")
                 + (
-                    f", {done / spent:.2f} {scoring.unit}/s, about {_duration(left)} left"
+                    f", {done / spent:.2f} {scoring.unit}/s, {tokens / spent:.0f} tokens/s, about {_duration(left)} left"
                     if spent > 0 and done < total
                     else ""
                 )

@@ -113,7 +113,7 @@ class VllmModel:
         completions = [out.outputs[0].text for out in outputs]
         cut_off = [out.outputs[0].finish_reason == "length" for out in outputs]
         if progress:
-            progress(len(texts), len(texts))
+            progress(len(texts), len(texts), sum(len(out.outputs[0].token_ids) for out in outputs))
         return completions, cut_off
 
     def close(self) -> None:
