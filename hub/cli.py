@@ -91,7 +91,7 @@ def main(
     for warning in result.warnings:
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
     rows = ", ".join(f"{rows} {name}" for name, rows in result.splits.items())
-    where = f"{result.url}" if result.revision == "main" else f"{result.url} (branch {result.revision})"
+    where = result.url if result.revision == "main" else f"{result.url} (branch {result.revision})"
     if result.pull_request:
         click.echo(f"Opened {result.pull_request} with {rows} rows and the dataset card (commit {result.commit[:8]}).")
     elif result.changed:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import click
 
 from dataset_builder.console import sentence, setup_logging, user_errors
-from trainer.settings import DEFAULT_EPOCHS, TrainSettings
+from trainer.settings import DEFAULT_EPOCHS, REPORTERS, PushError, TrainSettings
 from trainer.thinking import ThinkingPolicy
 
 CLI_SHAPED = ("cruxeval_prompts", "cruxeval_prompt_format")  # not given: left out of the settings (_cruxeval_settings)
@@ -185,10 +185,9 @@ def _verbosity(command):
 @click.option("--learning-rate", type=float, help="[default: 1e-5]")
 @click.option("--seed", type=int)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
-# the choices are trainer.settings.REPORTERS (kept import-free here; a test checks they agree)
 @click.option(
     "--report-to",
-    type=click.Choice(["none", "trackio", "tensorboard", "wandb"]),
+    type=click.Choice(REPORTERS),
     help="An experiment tracker for the SFT and GRPO stages' loss, reward and learning rate (main process "
     "only; the package of that name must be installed): trackio keeps a local SQLite store under "
     "$TRACKIO_DIR (default ~/.cache/huggingface/trackio; look with `trackio show`), tensorboard writes "
@@ -424,7 +423,6 @@ def main(**options):
     with user_errors(*_user_errors(), interrupted=interrupted):
         from trainer.push import push
         from trainer.run import run
-        from trainer.settings import PushError, TrainSettings
 
         if push_only:
             url = push(
