@@ -522,8 +522,12 @@ def build_dataset(options: BuildOptions, progress: Callable[[int, int], None] | 
                 outcomes = _from_file(programs, options, job, sandbox, tree, sink, on_traced)
             kept, rejected = _select(outcomes, options.n if generated else None)
             kept_outcomes = [outcomes[p] for p in kept]
+            if not kept_outcomes:  # nothing is written: a dataset of no programs is nobody's dataset
+                kinds = Counter(_reason_kind(r["reason"]) for r in rejected).most_common()
+                why = ", ".join(f"{kind}: {count}" for kind, count in kinds)
+                raise BuildError(f"none of the {len(outcomes)} programs could be kept ({why}); nothing was written.")
             train, test = split_by_skeleton([o.skeleton for o in kept_outcomes], options.test_size, options.seed)
-            if kept_outcomes and not train:  # nothing is written: the build stops before saving
+            if not train:  # nothing is written: the build stops before saving
                 raise BuildError(
                     f"--test-size {options.test_size:g} takes all {len(kept_outcomes)} kept programs, so "
                     "the train split would be empty: ask for a smaller --test-size."

@@ -94,6 +94,10 @@ def test_max_lines_applies_to_user_programs_when_asked(tmp_path):
         ('{"id": "a"}\n', 'line 1: expected an object with a string "code"'),
         ('{"id": "a", "code": "x = 1"}\n{"id": "a", "code": "y = 2"}\n', "id 'a' appears twice"),
         ("\n\n", "holds no programs"),
+        (  # every program rejected: no empty dataset is saved over the old one
+            '{"id": "a", "code": "def (:"}\n{"id": "b", "code": "x = (("}\n',
+            "None of the 2 programs could be kept (syntax error: 2); nothing was written.",
+        ),
     ],
 )
 def test_bad_programs_files_get_one_sentence_and_leave_the_old_dataset(tmp_path, content, message):
