@@ -174,7 +174,7 @@ def generate(
         torch.manual_seed(seed)
     else:
         decoding = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "min_p": None}
-    written = 0  # tokens generated so far, counted as the results count them
+    written = 0  # tokens generated so far (the padding after a finished row left out), for the progress line
     try:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
@@ -195,7 +195,7 @@ def generate(
                 ended = any(t in eos_ids for t in row) or bool(stop_at and stop_at in text)
                 completions[i] = text
                 cut_off[i] = not ended
-                written += len(tokenizer(text, add_special_tokens=False).input_ids)
+                written += sum(token != tokenizer.pad_token_id for token in row)
             if progress:
                 progress(min(start + batch_size, len(order)), len(order), written)
     finally:
