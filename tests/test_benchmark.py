@@ -605,6 +605,39 @@ def test_a_direct_answer_holds_the_traced_repr_of_result():
     assert example["prompt"].endswith("return [x, (x, 'a b')]\nassert f(1) == ??\n[/PYTHON]\n[ANSWER]\n")
 
 
+def test_grpo_mixes_direct_answer_prompts_into_the_traces_and_each_reward_scores_its_own_rows():
+    """GRPO's prompts under --direct-answers: the traces with the direct-answer prompts spread through them; the
+    trace reward scores traces and leaves direct answers (None), the direct-answer reward the reverse, with 1.0 only
+    for the traced value as the harness reads it (a thinking model's answer after `</think>`)."""
+    from datasets import Dataset
+
+    from trainer.answers import INPUT_COLUMN, OUTPUT_COLUMN, DirectAnswerReward, answer_examples, grpo_rows
+    from trainer.rewards import ExecutionReward
+
+    def row(i):
+        code = f"def f(x):\n    return x + {i}\nresult = f(1)"
+        trace = f"<execution_trace>\nLine 3: State: {{result={i + 1}}}\n</execution_trace>"
+        prompt = [{"role": "user", "content": f"Trace program {i}"}]
+        return {"id": str(i), "code": code, "expected_trace": trace, "prompt": prompt, "steps": 1}
+
+    rows = Dataset.from_list([row(i) for i in range(4)])
+    answers = answer_examples(rows)[:2]
+    mixed = grpo_rows(rows, answers)
+    assert len(mixed) == 6 and [r[OUTPUT_COLUMN] for r in mixed] == [None, "1", None, None, "2", None]
+    assert mixed[1]["prompt"] == [{"role": "user", "content": answers[0]["prompt"]}] and mixed[1]["code"] is None
+    only = grpo_rows(rows, answers, only=True)
+    assert only.column_names == ["prompt", INPUT_COLUMN, OUTPUT_COLUMN] and len(only) == 2
+    batch = {c: mixed[c][:2] for c in mixed.column_names}  # a trace row, then a direct-answer row
+    right, wrong = "assert f(1) == 1\n[/ANSWER]", "assert f(1) == '1'\n[/ANSWER]"
+    trace_scores = ExecutionReward()(completions=[batch["expected_trace"][0], right], **batch)
+    assert trace_scores[0] == 1.0 and trace_scores[1] is None
+    direct = DirectAnswerReward()
+    assert direct(completions=["junk", right], **batch) == [None, 1.0]
+    assert direct(completions=["junk", wrong], **batch) == [None, 0.0]
+    assert DirectAnswerReward(thinking=True)(completions=["x", "so 1\n</think>\n" + right], **batch)[1] == 1.0
+    assert DirectAnswerReward(thinking=True)(completions=["x", right], **batch)[1] == 0.0  # still thinking
+
+
 @needs_bwrap
 def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_way(model_cache, tmp_path):
     """`--direct-answers`: every training program that is a function called with literal arguments is also an SFT
@@ -616,6 +649,7 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
     from dataset_builder.cli import main as build_main
     from trainer.answers import answer_examples
     from trainer.cli import main
+    from trainer.models import load_model
 
     data = tmp_path / "data"
     built = CliRunner().invoke(
@@ -690,23 +724,40 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
     assert meta["model-index"][0]["results"][1]["metrics"][0]["value"] == round(
         crux["models"]["adapter_cruxeval_direct"]["output_accuracy"], 4
     )
-    # without a warm start, or without a function call among the programs, it is refused in one sentence
-    refused = CliRunner().invoke(
-        main,
-        [
-            "--dataset",
-            str(data),
-            "--model",
-            "tiny",
-            "--max-steps",
-            "1",
-            "--direct-answers",
-            "--no-push",
-            "--output-dir",
-            str(tmp_path / "no-sft"),
-        ],
-    )
-    assert refused.exit_code == 1 and "needs --sft-epochs or --sft-steps" in refused.output
+
+    def grpo(output, *options):
+        """A GRPO run without a warm start: 2 steps of one prompt, 2 completions each."""
+        result = CliRunner().invoke(
+            main,
+            ["--dataset", str(data), "--model", "tiny", "--max-steps", "2", "--num-generations", "2", *options]
+            + ["--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push", "--output-dir", str(output)],
+        )
+        assert result.exit_code == 0, result.output
+        history = json.loads((output / "adapter" / "training_log.json").read_text())
+        return json.loads((output / "adapter" / "training_run.json").read_text()), [h for h in history if "reward" in h]
+
+    # GRPO with --direct-answers: the traces and the direct answers, each logged under its own reward
+    run, steps = grpo(tmp_path / "mixed", "--direct-answers")
+    assert run["training"]["rewards"] == ["execution_reward", "direct_answer_reward"]
+    assert run["training"]["train_rows"] == run["dataset"]["train_split_rows"] + len(answers)
+    assert len(steps) == 2 and all("rewards/direct_answer_reward/mean" in h for h in steps)
+    # --direct-answers-only: GRPO on the direct-answer prompts alone, rewarded by the traced value
+    only = tmp_path / "only"
+    benchmark = ["--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE)]
+    run, steps = grpo(only, "--direct-answers-only", *benchmark, "--cruxeval-prompts", "direct")
+    training = run["training"]
+    assert training["direct_answers_only"] and training["rewards"] == ["direct_answer_reward"]
+    assert training["train_rows"] == training["direct_answer_prompts"] == len(answers)
+    tokenizer = load_model("tiny")[0]
+    longest_answer = max(len(tokenizer(a["answer"], add_special_tokens=False).input_ids) for a in answers)
+    assert training["completion_budget"]["longest_reference_tokens"] == longest_answer  # an answer's, not a trace's
+    assert len(steps) == 2 and all(h["rewards/direct_answer_reward/mean"] in (0.0, 0.5, 1.0) for h in steps)
+    assert "trained to answer CRUXEval's direct output prompt alone" in (only / "adapter" / "README.md").read_text()
+    # asked only CRUXEval's direct prompt: it never learnt the trace notation, so nobody is asked in it there
+    crux = run["evaluation"]["benchmarks"]["cruxeval"]
+    assert sorted(crux["models"]) == ["adapter_cruxeval_direct", "base_cruxeval_direct"]
+    assert crux["compared_adapter"] == "adapter_cruxeval_direct" and crux["paired_n"] == 3
+    # without a function call among the programs, it is refused in one sentence
     plain = tmp_path / "plain"
     assert (
         CliRunner().invoke(build_main, ["--n", "6", "--test-size", "2", "--output", str(plain), "--quiet"]).exit_code

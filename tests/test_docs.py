@@ -154,6 +154,13 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     assert share(calls["right"], calls["n"]) in text and calls["output_accuracy"] == calls["right"] / calls["n"]
     cost = record["grpo_on_direct_answers_cost"]
     assert f"{cost['seconds_per_step']} s a step" in text
+    cpu = record["grpo_direct_answers_only_cpu"]  # the product's --direct-answers-only on this CPU
+    seconds = cpu["seconds_per_step"]
+    assert f"{cpu['steps']} steps of 1 prompt x 8 completions took {min(seconds):.0f} to {max(seconds):.0f} s" in text
+    assert f"{cpu['train_seconds']:.0f} s in all" in text and set(cpu["rewards"]) == {0.0}
+    plan = record["gpu_plan_direct_answers_only"]
+    assert f"{plan['prompts']:,} prompts" in text and f"completion budget is {plan['completion_budget']}" in text
+    assert f"{plan['optimizer_steps']} steps in {plan['memory_gib_per_device']} GiB" in text
 
 
 def test_the_recipe_script_runs_the_measured_recipe_by_default():

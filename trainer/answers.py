@@ -1,7 +1,11 @@
 """Direct answers (`train-and-push --direct-answers`): the training programs that are one function called with
 literal arguments (`build-dataset --drill-kind calls` makes them; CRUXEval's items have that shape) are also asked
 the way CRUXEval asks, with its direct output-prediction prompt, and answered with the assertion holding the value
-their trace gave `result`. The SFT warm start learns both: the trace of every program, and the output of those.
+their trace gave `result`. The SFT warm start learns both (the trace of every program, and the output of those) from
+the reference answers; GRPO samples answers to the same prompts and rewards an answer with 1 when it is the traced
+value (`DirectAnswerReward`, scored as CRUXEval's harness scores it), beside the trace reward of the other prompts.
+`--direct-answers-only` trains the direct answers alone (no trace prompts): the run for making a model better at
+CRUXEval's own question, which training on traces alone does not do (docs/cruxeval.md).
 
 Why: a CRUXEval answer from a predicted trace needs every step right (a median of 8 steps, often 20 or more with
 long list and string states), and a 0.5B model's per-step errors compound, while asked directly the base model only
@@ -15,16 +19,20 @@ The answers come from the traces (the data contract's `parse_trace`), so nothing
 from __future__ import annotations
 
 from dataset_builder import benchmark as crux
-from dataset_builder.cruxeval_prompts import direct_answer, make_prompt
+from dataset_builder.cruxeval_prompts import direct_answer, make_prompt, score_prediction
 from dataset_builder.trace import parse_trace
+from trainer.rewards import THINK_OPEN, completion_text
 
 ENTRY = "adapter_cruxeval_direct"  # the results' name of the adapter asked with CRUXEval's direct prompt
+INPUT_COLUMN = "cruxeval_input"  # GRPO's columns of a direct-answer prompt: the call's arguments, the traced value
+OUTPUT_COLUMN = "cruxeval_output"
 
 
 def answer_examples(rows) -> list[dict]:
     """The direct-answer examples of the training programs (a split or a list of dicts with `code` and
-    `expected_trace`), in their order: `{"id", "prompt", "answer"}` for every program that is a function called with
-    literal arguments whose traced `result` is a literal the harness reads back whole (no `==` in it)."""
+    `expected_trace`), in their order: `{"id", "prompt", "answer", "input", "output"}` for every program that is a
+    function called with literal arguments whose traced `result` is a literal the harness reads back whole (no `==`
+    in it); `input` and `output` are the call's arguments and the traced value, as CRUXEval's items hold them."""
     examples = []
     for row in rows:
         item = crux.item_of(row["code"], traced_result(row["expected_trace"]))
@@ -35,6 +43,8 @@ def answer_examples(rows) -> list[dict]:
                 "id": row.get("id"),
                 "prompt": make_prompt("direct", item["code"], item["input"]),
                 "answer": direct_answer(item["input"], item["output"]),
+                "input": item["input"],
+                "output": item["output"],
             }
         )
     return examples
@@ -47,3 +57,61 @@ def traced_result(expected_trace: str) -> str | None:
         if step.event == "line" and step.depth == 0:
             return dict(step.state).get(crux.RESULT)
     return None
+
+
+def chat_prompt(example: dict) -> list[dict]:
+    """A direct-answer example's prompt as the adapter is trained and asked: one user turn, through the chat template
+    (where a thinking model thinks first and the end of the turn ends the answer)."""
+    return [{"role": "user", "content": example["prompt"]}]
+
+
+def grpo_rows(rows, answers: list, *, only: bool = False):
+    """GRPO's prompts: the training programs (`rows`, unless `only`) with the direct-answer prompts (`answers`)
+    spread evenly through them, so the curriculum's order and any first N steps keep the mix. A direct-answer row
+    carries `cruxeval_input`/`cruxeval_output` and no `expected_trace`; a trace row the reverse: each reward scores
+    its own rows and leaves the others (None)."""
+    import datasets
+
+    from dataset_builder.build import interleave
+
+    if not answers:
+        return rows
+    direct = [{"prompt": chat_prompt(a), INPUT_COLUMN: a["input"], OUTPUT_COLUMN: a["output"]} for a in answers]
+    if only:
+        return datasets.Dataset.from_list(direct)
+    features = rows.features.copy()
+    features[INPUT_COLUMN] = features[OUTPUT_COLUMN] = datasets.Value("string")
+    traces = rows.map(lambda _: {INPUT_COLUMN: None, OUTPUT_COLUMN: None}, features=features, desc="GRPO prompts")
+    empty = dict.fromkeys(rows.column_names)
+    direct = datasets.Dataset.from_list([{**empty, **d} for d in direct], features=features)
+    both = datasets.concatenate_datasets([traces, direct])
+    return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
+
+
+class DirectAnswerReward:
+    """The TRL-shaped reward of a direct answer: 1.0 when the answer in the completion is the traced value, as
+    CRUXEval's harness scores it (`score_prediction`: a literal equal to the value, never run), else 0.0; None for a
+    row that is not a direct-answer prompt (a trace, which `ExecutionReward` scores). TRL logs it as
+    `rewards/direct_answer_reward/mean`."""
+
+    __name__ = "direct_answer_reward"
+
+    def __init__(self, thinking: bool = False):
+        self.thinking = thinking
+
+    def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list:
+        inputs, outputs = columns.get(INPUT_COLUMN), columns.get(OUTPUT_COLUMN)
+        if inputs is None or outputs is None:
+            raise KeyError(f"the direct-answer reward needs the columns {INPUT_COLUMN!r} and {OUTPUT_COLUMN!r}")
+        prefix = THINK_OPEN if self.thinking else ""
+        return [
+            None if output is None else self.score(prefix + completion_text(c), call_input, output)
+            for c, call_input, output in zip(completions or [], inputs, outputs, strict=True)
+        ]
+
+    @staticmethod
+    def score(completion: str, call_input: str, output: str) -> float:
+        return float(score_prediction(completion, call_input, output, "direct", chat=True)["output_match"])
+
+    def __repr__(self) -> str:
+        return f"DirectAnswerReward(thinking={self.thinking})"

@@ -259,6 +259,7 @@ def evaluate_benchmark(
     labels: dict | None = None,
     trace_base: bool = True,
     direct_answers: bool = False,
+    direct_answers_only: bool = False,
     **kwargs,
 ) -> dict | None:
     """The base model asked with CRUXEval's own prompts (`cruxeval_prompts`, in `cruxeval_prompt_format`: raw, chat,
@@ -268,7 +269,9 @@ def evaluate_benchmark(
     main process and returns the results there (None on the others). `trace_base=False`: the base model is asked
     with CRUXEval's prompts only (the trace notation, which it has not learnt, costs the most tokens).
     `direct_answers`: the adapter was trained to answer CRUXEval's direct prompt too (`trainer.answers`), so it is
-    also asked that way, through its chat template as it was trained (`adapter_cruxeval_direct`)."""
+    also asked that way, through its chat template as it was trained (`adapter_cruxeval_direct`);
+    `direct_answers_only`: it was trained on those alone, so neither it nor the base is asked in the trace notation
+    (the longest answers to generate, of a notation it never learnt)."""
     from trainer.answers import ENTRY
     from trainer.evaluate import evaluate_adapter
 
@@ -295,9 +298,10 @@ def evaluate_benchmark(
         split=crux.SPLIT,
         base_name=TRACE_BASE,
         base_prompts=entries,
-        base_on_rows=trace_base,
+        base_on_rows=trace_base and not direct_answers_only,
         labels=titles,
         adapter_prompts=adapter_entries,
+        adapter_on_rows=not direct_answers_only,
         **kwargs,
     )
 

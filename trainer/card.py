@@ -254,14 +254,7 @@ def settings_table(run: dict) -> str:
     if curriculum.get("programs"):
         rows.append(("Training programs", curriculum["programs"]))
     if training.get("direct_answers"):
-        rows.append(
-            (
-                "Direct answers",
-                f"{training['direct_answers']} of the training programs (functions called with "
-                "literal arguments) were also trained, in the SFT warm start, to answer "
-                "CRUXEval's direct output prompt with their traced result",
-            )
-        )
+        rows.append(("Direct answers", direct_answers_text(training)))
     thinking = training.get("thinking") or {}
     if thinking:
         rows.append(
@@ -360,6 +353,23 @@ def method_text(training: dict) -> str:
     if training.get("sft"):
         return "SFT (TRL `SFTTrainer`) with a LoRA adapter (peft); no GRPO"
     return "GRPO (TRL `GRPOTrainer`) with a LoRA adapter (peft)"
+
+
+def direct_answers_text(training: dict) -> str:
+    """What `--direct-answers` (`--direct-answers-only`) trained, in words."""
+    how = [
+        how
+        for stage, how in (
+            ("sft", "the SFT warm start on their traced result"),
+            ("grpo", "GRPO rewarded by whether the answer is their traced result"),
+        )
+        if training.get(stage)
+    ]
+    alone = " alone: the adapter was not trained on traces" if training.get("direct_answers_only") else " too"
+    return (
+        f"{training['direct_answers']} of the training programs (functions called with literal arguments) were "
+        f"trained to answer CRUXEval's direct output prompt{alone}; {' and '.join(how)}"
+    )
 
 
 def _precision(training: dict, config: dict) -> str:

@@ -243,9 +243,15 @@ def _verbosity(command):
 @click.option(
     "--direct-answers",
     is_flag=True,
-    help="In the SFT warm start, also train every training program that is a function called with literal "
-    "arguments (build-dataset --drill-kind calls) to answer CRUXEval's direct output prompt with its "
-    "traced result; with --benchmark cruxeval the adapter is then compared asked that way.",
+    help="Also train every training program that is a function called with literal arguments (build-dataset "
+    "--drill-kind calls) to answer CRUXEval's direct output prompt: SFT on its traced result, GRPO rewarded by "
+    "whether the answer is that value; with --benchmark cruxeval the adapter is then compared asked that way.",
+)
+@click.option(
+    "--direct-answers-only",
+    is_flag=True,
+    help="--direct-answers without the traces: SFT and GRPO train only the direct answers (the run that aims at "
+    "CRUXEval-O itself; docs/cruxeval.md).",
 )
 @click.option(
     "--max-trace-steps",

@@ -322,6 +322,7 @@ def evaluate_adapter(
     base_prompts: dict[str, BasePrompt] | None = None,
     base_on_rows: bool = True,
     adapter_prompts: dict[str, BasePrompt] | None = None,
+    adapter_on_rows: bool = True,
 ) -> dict | None:
     """Evaluate the base model, the adapters in `extra_adapters` ({name: folder}, e.g. the SFT warm start) and the
     adapter in `adapter_dir` (None: the base model alone) on `rows`; write the results JSON (default: next to the
@@ -351,7 +352,8 @@ def evaluate_adapter(
     each its own entry, evaluated first (and cached, and left out with the base: `include_base=False`);
     `base_on_rows=False` asks the base model those other ways only. `adapter_prompts` asks the adapter in
     `adapter_dir` other ways too (after its own prompt, on the same merged model; under `adapter_prompts` in the
-    results), as it was trained to answer besides the traces (`trainer.answers`)."""
+    results), as it was trained to answer besides the traces (`trainer.answers`); `adapter_on_rows=False` asks it
+    those other ways only, and the `extra_adapters` not at all (an adapter trained on direct answers alone)."""
     import torch
     from peft import PeftModel
 
@@ -450,9 +452,15 @@ def evaluate_adapter(
     }
     if with_base and (base_on_rows or not asks):
         passes[base_name] = {"rows": base_rows, **traces}
-    passes.update({name: {"rows": rows, "folder": folder, **traces} for name, folder in adapters.items()})
+    passes.update(
+        {
+            name: {"rows": rows, "folder": folder, **traces}
+            for name, folder in adapters.items()
+            if adapter_on_rows or not adapter_asks
+        }
+    )
     for name in adapter_asks:  # asked after the adapter's own prompt, on the same merged model
-        passes[name] = {**passes.pop(name), "folder": adapter_dir, "adapter": "adapter"}
+        passes[name] = {**passes.pop(name), "folder": adapter_dir, "adapter": "adapter"}  # after its traces, if any
     model = None
     if with_vllm:
         longest_budget = max(p["max_new_tokens"] for p in passes.values())

@@ -180,7 +180,7 @@ def grpo_config_kwargs(
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
     if plan is not None and "save_steps" not in extra:  # a checkpoint every 10% of the run (and every 30 minutes)
-        kwargs["save_steps"] = checkpoint_every(optimizer_steps(kwargs, len(plan.rows), plan.world_size))
+        kwargs["save_steps"] = checkpoint_every(optimizer_steps(kwargs, plan.grpo_prompts, plan.world_size))
     if kwargs["num_generations"] < 2:
         raise TrainError("--num-generations must be at least 2 (GRPO compares completions of one prompt).")
     return kwargs
@@ -226,10 +226,12 @@ def train(
 ) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
+    from trainer.answers import DirectAnswerReward, grpo_rows
     from trainer.models import free_gpu_memory, load_model
     from trainer.rewards import ExecutionReward
 
-    source, train_rows, gpu = plan.source, plan.rows, plan.gpu
+    source, gpu = plan.source, plan.gpu
+    train_rows = grpo_rows(plan.rows, plan.answers, only=plan.direct_answers_only)
     kwargs = grpo_config_kwargs(settings, output_dir, gpu, plan)
     config = make_grpo_config(kwargs)
     checkpoint = None
@@ -244,14 +246,16 @@ def train(
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     if source.is_tiny:
         logger.info("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
-    reward = ExecutionReward(thinking=plan.policy.opens_think)
+    rewards = [] if plan.direct_answers_only else [ExecutionReward(thinking=plan.policy.opens_think)]
+    if plan.answers:  # each reward scores its own rows (None for the others); TRL logs them apart
+        rewards.append(DirectAnswerReward(thinking=plan.policy.opens_think))
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
         logger.info(f"GRPO continues the SFT adapter in {init_adapter}.")
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[reward],
+        reward_funcs=rewards,
         args=config,
         train_dataset=train_rows,
         processing_class=tokenizer,
@@ -266,7 +270,9 @@ def train(
     world = config.world_size
     global_batch = config.per_device_train_batch_size * config.gradient_accumulation_steps * world
     logger.info(
-        f"GRPO on {len(train_rows)} programs: LoRA r={settings.lora_r} alpha={settings.lora_alpha} "
+        f"GRPO on {len(train_rows)} prompts"
+        + (f" ({len(plan.answers)} of them direct answers)" if plan.answers else "")
+        + f": LoRA r={settings.lora_r} alpha={settings.lora_alpha} "
         f"({trainable / 1e6:.2f}M trainable parameters), {config.num_generations} completions per prompt, "
         f"{global_batch // config.num_generations} prompts per step over {world} process(es), "
         f"up to {config.max_completion_length} tokens each, lr {config.learning_rate:g}."
@@ -302,6 +308,8 @@ def train(
         "train_seconds": round(seconds, 2),
         "started_at": started_at,
         "train_rows": len(train_rows),
+        "direct_answer_prompts": len(plan.answers),
+        "rewards": [reward.__name__ for reward in rewards],
         "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
         "lora": lora_summary(settings, peft_config),

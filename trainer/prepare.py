@@ -46,8 +46,7 @@ def prepare(settings: TrainSettings) -> Plan:
             "--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
             "--sft-steps); use --prompt-style compact without one."
         )
-    if settings.direct_answers and not settings.does_sft:
-        raise TrainError("--direct-answers trains in the SFT warm start, so it needs --sft-epochs or --sft-steps.")
+    settings.direct_answers = settings.direct_answers or settings.direct_answers_only
     if not settings.does_grpo and not settings.does_sft:
         raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
     if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
@@ -143,9 +142,15 @@ def prepare(settings: TrainSettings) -> Plan:
                 "--direct-answers found no training program that is a function called with literal "
                 "arguments; build the dataset with --drill-share and --drill-kind calls."
             )
+        stages = " and ".join(s for s, on in (("SFT", settings.does_sft), ("GRPO", settings.does_grpo)) if on)
+        verb = "train" if " " in stages else "trains"
         logger.info(
             f"Direct answers: {len(answers)} of the {len(rows)} training programs are functions called with literal "
-            "arguments; the SFT warm start also trains them to answer CRUXEval's direct prompt."
+            + (
+                f"arguments; {stages} {verb} on their answers to CRUXEval's direct prompt alone, no traces."
+                if settings.direct_answers_only
+                else f"arguments; {stages} also {verb} them to answer CRUXEval's direct prompt."
+            )
         )
     from trainer.models import load_tokenizer
     from trainer.thinking import (
@@ -163,7 +168,12 @@ def prepare(settings: TrainSettings) -> Plan:
         policy = thinking_policy(tokenizer, settings.thinking, settings.model)
     except ThinkingError as exc:
         raise TrainError(str(exc)) from None
-    longest_prompt = prompt_tokens(tokenizer, rows["prompt"], policy.chat_template_kwargs)
+    # what GRPO generates for: the training programs' traces and the direct answers (`--direct-answers-only`: those)
+    from trainer.answers import chat_prompt
+
+    prompts = [] if settings.direct_answers_only else list(rows["prompt"])
+    references = [] if settings.direct_answers_only else target_traces(rows)
+    longest_prompt = prompt_tokens(tokenizer, prompts + [chat_prompt(a) for a in answers], policy.chat_template_kwargs)
     context, room = context_room(source.path, longest_prompt)
     plan = Plan(
         source=source,
@@ -174,18 +184,19 @@ def prepare(settings: TrainSettings) -> Plan:
         thinking_budget=settings.thinking_budget
         if settings.thinking_budget is not None
         else default_thinking_budget(gpu),
-        longest_reference=reference_tokens(tokenizer, target_traces(rows)),
+        longest_reference=reference_tokens(tokenizer, references + [a["answer"] for a in answers]),
         gpu=gpu,
         room=room,
         world_size=settings.plan_gpus or distributed.world_size(),
         benchmark=benchmark,
         answers=answers,
+        direct_answers_only=settings.direct_answers_only,
         prompt_tokens_max=longest_prompt,
     )
     logger.info(
         f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "
         f"{settings.thinking}){'; ' + str(policy.chat_template_kwargs) if policy.chat_template_kwargs else ''}. "
-        f"Longest reference trace: {plan.longest_reference} tokens."
+        f"Longest reference {'answer' if settings.direct_answers_only else 'trace'}: {plan.longest_reference} tokens."
     )
     if not gpu and settings.dtype == "bfloat16" and (slow := slow_bf16_warning()):
         plan.warnings.append(slow)
@@ -228,7 +239,7 @@ def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
         config=AutoConfig.from_pretrained(plan.source.path),
         kwargs=kwargs,
         prompt_tokens_max=plan.prompt_tokens_max,
-        train_rows=len(plan.rows),
+        train_rows=plan.grpo_prompts,
         world_size=plan.world_size,
         gpu=plan.gpu,
         lora_targets=LORA_TARGETS,

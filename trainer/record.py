@@ -82,7 +82,8 @@ def run_record(
         **summary,
         "model_path": plan.source.path,
         "prompt_style": settings.prompt_style,
-        "direct_answers": len(plan.answers),  # SFT examples of CRUXEval's direct prompt (trainer.answers)
+        "direct_answers": len(plan.answers),  # SFT examples and GRPO prompts of CRUXEval's direct prompt
+        "direct_answers_only": plan.direct_answers_only,  # trained on those alone, no traces (trainer.answers)
         "cpu_threads": threads,
         "cpu": cpu_features(),  # what decides whether bf16 pays on a CPU (settings.BF16_INSTRUCTIONS)
         "curriculum": {

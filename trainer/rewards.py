@@ -67,13 +67,16 @@ class ExecutionReward:
         self.thinking = thinking
         self.reference_column = reference_column
 
-    def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list[float]:
+    def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list:
         completions = completions or []
         references = columns.get(self.reference_column)
         if references is None:
             raise KeyError(f"the reward needs the dataset column {self.reference_column!r} (the reference trace text)")
         prefix = THINK_OPEN if self.thinking else ""
-        return [score_trace(prefix + completion_text(c), ref) for c, ref in zip(completions, references, strict=True)]
+        return [  # None: a row without a trace (a direct-answer prompt, which `trainer.answers` scores)
+            None if ref is None else score_trace(prefix + completion_text(c), ref)
+            for c, ref in zip(completions, references, strict=True)
+        ]
 
     def __repr__(self) -> str:
         return f"ExecutionReward(thinking={self.thinking})"

@@ -232,6 +232,7 @@ def run_evaluation(
         cruxeval_prompts=settings.cruxeval_prompts,
         cruxeval_prompt_format=settings.cruxeval_prompt_format,
         direct_answers=settings.direct_answers,
+        direct_answers_only=settings.direct_answers_only,
     )
     if results is None:  # not the main process
         return None

@@ -62,7 +62,8 @@ class TrainSettings:
     max_trace_steps: int | None = None  # train only on programs whose trace has at most N steps
     curriculum: str = "none"  # "none" | "short-first" (by trace length in steps)
     prompt_style: str = "dataset"  # trainer.prompts.PROMPT_STYLES
-    direct_answers: bool = False  # SFT also on CRUXEval's direct prompt for function calls (trainer.answers)
+    direct_answers: bool = False  # SFT and GRPO also on CRUXEval's direct prompt for function calls (trainer.answers)
+    direct_answers_only: bool = False  # SFT and GRPO on those direct answers alone, no traces (implies direct_answers)
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
@@ -138,9 +139,15 @@ class Plan:
     world_size: int = 1
     warnings: list = field(default_factory=list)
     benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
-    answers: list = field(default_factory=list)  # --direct-answers: the SFT's direct-answer examples (trainer.answers)
+    answers: list = field(default_factory=list)  # --direct-answers: the direct-answer examples (trainer.answers)
+    direct_answers_only: bool = False  # --direct-answers-only: those examples without the traces
     prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
     sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
+
+    @property
+    def grpo_prompts(self) -> int:
+        """GRPO's prompts: the training programs' traces and the direct answers (`trainer.answers.grpo_rows`)."""
+        return len(self.answers) + (0 if self.direct_answers_only else len(self.rows))
 
 
 @dataclass

@@ -97,14 +97,16 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
     return kwargs
 
 
-def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list = ()):
+def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list = (), only: bool = False):
     """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
     assistant's turn holding the reference trace, in the prompt style's notation; the loss covers only it). A
     hybrid template's `enable_thinking` travels as TRL's per-example `chat_template_kwargs`. `answers`
-    (`trainer.answers.answer_examples`): direct-answer examples, spread evenly through the traces."""
+    (`trainer.answers.answer_examples`): direct-answer examples, spread evenly through the traces (`only`: the
+    direct answers alone)."""
     import datasets
 
     from dataset_builder.build import interleave
+    from trainer.answers import chat_prompt
     from trainer.prompts import target_of
 
     extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
@@ -119,14 +121,13 @@ def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list
         return traces
     direct = datasets.Dataset.from_list(
         [
-            {
-                "prompt": [{"role": "user", "content": a["prompt"]}],
-                "completion": [{"role": "assistant", "content": a["answer"]}],
-                **extra,
-            }
+            {"prompt": chat_prompt(a), "completion": [{"role": "assistant", "content": a["answer"]}], **extra}
             for a in answers
         ]
-    ).cast(traces.features)
+    )
+    if only:
+        return direct
+    direct = direct.cast(traces.features)
     both = datasets.concatenate_datasets([traces, direct])
     return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
 
@@ -159,7 +160,7 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=()) -> 
         f"{str(dtype).replace('torch.', '')})..."
     )
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
-    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs, plan.answers)
+    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs, plan.answers, only=plan.direct_answers_only)
     lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
     # sized from the data (nothing is cut), within the model's context
     context, _ = context_room(source.path, 0)
