@@ -6,6 +6,8 @@ programs, one after the other in this process:
   trl-head        TRL 1.16 as shipped: the loss's fused LM head projects every position (prompt included) on a CPU
   labelled-only   the product: only the labelled positions (the trace) go through the vocabulary (trainer.lm_head)
   no-dropout      the product with --lora-dropout 0 (peft's dropout draws a mask on every LoRA input)
+  last-12-layers  no-dropout with --lora-layers 12 (LoRA on the last 12 layers: the backward pass stops below them)
+  last-8-layers   no-dropout with --lora-layers 8
 
     python scripts/bench_sft_speed.py --dataset data/cpu-recipe-1100 \\
         --model ~/.cache/huggingface/execution-world-model/qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct.gguf \\
@@ -29,6 +31,8 @@ VARIANTS = {
     "trl-head": {"labelled_only": False, "lora_dropout": 0.05},
     "labelled-only": {"labelled_only": True, "lora_dropout": 0.05},
     "no-dropout": {"labelled_only": True, "lora_dropout": 0.0},
+    "last-12-layers": {"labelled_only": True, "lora_dropout": 0.0, "lora_layers": 12},
+    "last-8-layers": {"labelled_only": True, "lora_dropout": 0.0, "lora_layers": 8},
 }
 
 
@@ -52,6 +56,7 @@ def measure(args, name: str, workdir: Path) -> dict:
         dtype=args.dtype,
         cpu_threads=args.cpu_threads,
         lora_dropout=variant["lora_dropout"],
+        lora_layers=variant.get("lora_layers"),
     )
     set_cpu_threads(settings)
     plan = prepare(settings)
@@ -72,6 +77,7 @@ def measure(args, name: str, workdir: Path) -> dict:
         "tokens_per_second": summary["tokens_per_second"],
         "first_loss": summary["first_loss"],
         "last_loss": summary["last_loss"],
+        "trainable_parameters": summary["trainable_parameters"],
     }
 
 

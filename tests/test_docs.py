@@ -71,6 +71,20 @@ def test_the_sft_speed_the_readme_quotes_is_the_benchmark_s():
     assert f"{baseline['seconds'] / no_dropout['seconds']:.2f}x with `--lora-dropout 0`" in text
 
 
+def test_the_lora_layers_speed_the_docs_quote_is_the_measured_one():
+    record = json.loads((ROOT / "results" / "sft_speed_layers.json").read_text())["variants"]
+    every, twelve, eight = (next(v for v in record if v["variant"] == name) for name in VARIANTS_BY_LAYERS)
+    text = " ".join(README.split())
+    assert f"the last 12 layers gave {every['seconds'] / twelve['seconds']:.2f}x the tokens/s of every layer" in text
+    assert f"the last 8 {every['seconds'] / eight['seconds']:.2f}x" in text
+    assert (
+        f"the loss was {twelve['last_loss']:.3f} and {eight['last_loss']:.3f} against {every['last_loss']:.3f}" in text
+    )
+
+
+VARIANTS_BY_LAYERS = ("no-dropout", "last-12-layers", "last-8-layers")
+
+
 def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
     from trainer.benchmark import trace_base
 

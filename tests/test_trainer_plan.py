@@ -132,6 +132,15 @@ def test_the_plan_of_the_4b_run_matches_the_arithmetic(qwen3_4b_folder, tiny_dat
     assert f"{plan['kv_cache_bytes_per_token']:,} bytes per token" in done.stdout
 
 
+def test_lora_on_the_last_layers_only_is_planned_with_their_parameters(qwen3_4b_folder, tiny_dataset, tmp_path):
+    """--lora-layers 9: LoRA on the last 9 of Qwen3-4B's 36 (identical) layers, a quarter of the adapter."""
+    output = tmp_path / "out"
+    done = _dry_run(qwen3_4b_folder, tiny_dataset, output, "--plan-gpus", "1", "--lora-layers", "9")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads((output / "plan.json").read_text())
+    assert plan["lora_parameters"] == LORA // 4 and plan["model_parameters"] == PARAMETERS
+
+
 def test_a_plan_that_cannot_fit_is_refused_with_the_options_that_fix_it(qwen3_4b_folder, tiny_dataset, tmp_path):
     from trainer.prepare import prepare
     from trainer.settings import TrainError, TrainSettings

@@ -409,6 +409,36 @@ def test_sft_only_run_with_max_steps_zero(tmp_path, tiny_dataset, model_cache):
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
 
 
+def test_lora_layers_trains_the_last_layers_only(tmp_path, tiny_dataset, model_cache):
+    """--lora-layers 1 on the 2-layer tiny model: the adapter holds LoRA weights of layer 1 only, and the record
+    and the card say which layers."""
+    from safetensors.torch import load_file
+
+    from trainer.run import run
+    from trainer.settings import TrainSettings
+
+    settings = TrainSettings(
+        dataset=str(tiny_dataset),
+        model="tiny",
+        output_dir=str(tmp_path / "out"),
+        push=False,
+        sft_steps=2,
+        sft_batch_size=1,
+        max_steps=0,
+        lora_layers=1,
+        eval_limit=1,
+        eval_max_new_tokens=4,
+    )
+    with trainer_messages():
+        result = run(settings)
+    weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    assert weights and all(".layers.1." in name for name in weights)
+    assert any(name.endswith("lora_B.weight") and tensor.abs().sum() > 0 for name, tensor in weights.items())
+    training = json.loads((result.adapter_dir / "training_run.json").read_text())["training"]
+    assert training["sft"]["lora"]["layers"] == [1]
+    assert "of layers 1-1 only" in (result.adapter_dir / "README.md").read_text()
+
+
 def test_cli_takes_the_warm_start_options(tiny_dataset, model_cache, tmp_path):
     from click.testing import CliRunner
 

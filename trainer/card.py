@@ -265,7 +265,11 @@ def settings_table(run: dict) -> str:
             )
         )
     rows += [
-        ("LoRA", f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"),
+        (
+            "LoRA",
+            f"r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, on {targets}"
+            + (f" of layers {layers[0]}-{layers[-1]} only" if isinstance(layers := lora.get("layers"), list) else ""),
+        ),
         ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
     ]
     if sft:

@@ -231,12 +231,14 @@ def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
     from transformers import AutoConfig
 
     from trainer.grpo import vllm_installed
+    from trainer.lora import lora_layers
     from trainer.settings import LORA_TARGETS
     from trainer.sizing import gpu_memory_gb, size_run
 
     kwargs = grpo_config_kwargs(settings, settings.resolved_output_dir(), plan.gpu, plan)
+    config = AutoConfig.from_pretrained(plan.source.path)
     return size_run(
-        config=AutoConfig.from_pretrained(plan.source.path),
+        config=config,
         kwargs=kwargs,
         prompt_tokens_max=plan.prompt_tokens_max,
         train_rows=plan.grpo_prompts,
@@ -244,6 +246,7 @@ def size_grpo(settings: TrainSettings, plan: Plan) -> dict:
         gpu=plan.gpu,
         lora_targets=LORA_TARGETS,
         lora_r=settings.lora_r,
+        lora_layers=lora_layers(settings, config.num_hidden_layers),
         gpu_memory=gpu_memory_gb(settings.gpu_memory_gb) if plan.gpu else None,
         vllm_installed=vllm_installed(),
     )

@@ -49,6 +49,7 @@ class TrainSettings:
     lora_r: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.05
+    lora_layers: int | None = None  # LoRA on the last N transformer layers only (backward stops below); default: all
     num_generations: int | None = None
     max_completion_length: int | None = None
     learning_rate: float | None = None

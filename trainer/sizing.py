@@ -40,8 +40,9 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     return config.num_hidden_layers * kv_heads * head_dim * 2 * dtype_bytes
 
 
-def count_parameters(config, lora_targets, lora_r: int) -> tuple[int, int]:
-    """(parameters of the model, of a rank-`lora_r` LoRA on `lora_targets`), counted on the meta device."""
+def count_parameters(config, lora_targets, lora_r: int, lora_layers=None) -> tuple[int, int]:
+    """(parameters of the model, of a rank-`lora_r` LoRA on `lora_targets` in `lora_layers`, default every layer),
+    counted on the meta device."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -51,9 +52,20 @@ def count_parameters(config, lora_targets, lora_r: int) -> tuple[int, int]:
     lora = sum(
         lora_r * (module.in_features + module.out_features)
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in lora_targets
+        if isinstance(module, torch.nn.Linear)
+        and name.rsplit(".", 1)[-1] in lora_targets
+        and (lora_layers is None or layer_of(name) in lora_layers)
     )
     return params, lora
+
+
+def layer_of(module_name: str) -> int | None:
+    """The transformer layer a module is in (`model.layers.12.self_attn.q_proj` -> 12), as peft counts them."""
+    parts = module_name.split(".")
+    for before, index in zip(parts, parts[1:]):
+        if before == "layers" and index.isdigit():
+            return int(index)
+    return None
 
 
 def gpu_memory_gb(requested: float | None = None) -> tuple[float, str]:
@@ -98,6 +110,7 @@ def size_run(
     gpu: bool,
     lora_targets,
     lora_r: int,
+    lora_layers=None,
     gpu_memory: tuple[float, str] | None = None,
     vllm_installed: bool = False,
 ) -> dict:
@@ -109,7 +122,7 @@ def size_run(
     steps_per_generation = kwargs.get("steps_per_generation") or kwargs["gradient_accumulation_steps"]
     sequences = per_device * steps_per_generation
     per_token = kv_bytes_per_token(config, dtype_bytes)
-    params, lora = count_parameters(config, lora_targets, lora_r)
+    params, lora = count_parameters(config, lora_targets, lora_r, lora_layers)
     weights = params * dtype_bytes / GIB
     adapter = lora * 16 / GIB
     hidden, layers = config.hidden_size, config.num_hidden_layers
