@@ -72,8 +72,6 @@ def grpo_rows(rows, answers: list, *, only: bool = False):
     its own rows and leaves the others (None)."""
     import datasets
 
-    from dataset_builder.build import interleave
-
     if not answers:
         return rows
     direct = [{"prompt": chat_prompt(a), INPUT_COLUMN: a["input"], OUTPUT_COLUMN: a["output"]} for a in answers]
@@ -83,7 +81,16 @@ def grpo_rows(rows, answers: list, *, only: bool = False):
     features[INPUT_COLUMN] = features[OUTPUT_COLUMN] = datasets.Value("string")
     traces = rows.map(lambda _: {INPUT_COLUMN: None, OUTPUT_COLUMN: None}, features=features, desc="GRPO prompts")
     empty = dict.fromkeys(rows.column_names)
-    direct = datasets.Dataset.from_list([{**empty, **d} for d in direct], features=features)
+    return spread_through(traces, datasets.Dataset.from_list([{**empty, **d} for d in direct], features=features))
+
+
+def spread_through(traces, direct):
+    """The rows of `traces` with those of `direct` (the same columns) spread evenly through them: SFT's and GRPO's
+    mix of traces and direct answers."""
+    import datasets
+
+    from dataset_builder.build import interleave
+
     both = datasets.concatenate_datasets([traces, direct])
     return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
 

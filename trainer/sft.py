@@ -105,8 +105,7 @@ def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list
     direct answers alone)."""
     import datasets
 
-    from dataset_builder.build import interleave
-    from trainer.answers import chat_prompt
+    from trainer.answers import chat_prompt, spread_through
     from trainer.prompts import target_of
 
     extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
@@ -127,9 +126,7 @@ def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list
     )
     if only:
         return direct
-    direct = direct.cast(traces.features)
-    both = datasets.concatenate_datasets([traces, direct])
-    return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
+    return spread_through(traces, direct.cast(traces.features))
 
 
 def example_lengths(tokenizer, examples, chat_template_kwargs: dict | None = None) -> list[int]:
