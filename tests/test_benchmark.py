@@ -627,6 +627,7 @@ def test_grpo_mixes_direct_answer_prompts_into_the_traces_and_each_reward_scores
     assert mixed[1]["prompt"] == [{"role": "user", "content": answers[0]["prompt"]}] and mixed[1]["code"] is None
     only = grpo_rows(rows, answers, only=True)
     assert only.column_names == ["prompt", INPUT_COLUMN, OUTPUT_COLUMN] and len(only) == 2
+    assert grpo_rows(rows, answers, only=True, form="raw")["prompt"] == [a["prompt"] for a in answers]  # plain text
     batch = {c: mixed[c][:2] for c in mixed.column_names}  # a trace row, then a direct-answer row
     right, wrong = "assert f(1) == 1\n[/ANSWER]", "assert f(1) == '1'\n[/ANSWER]"
     trace_scores = ExecutionReward()(completions=[batch["expected_trace"][0], right], **batch)
@@ -752,7 +753,8 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
     longest_answer = max(len(tokenizer(a["answer"], add_special_tokens=False).input_ids) for a in answers)
     assert training["completion_budget"]["longest_reference_tokens"] == longest_answer  # an answer's, not a trace's
     assert len(steps) == 2 and all(h["rewards/direct_answer_reward/mean"] in (0.0, 0.5, 1.0) for h in steps)
-    assert "trained to answer CRUXEval's direct output prompt alone" in (only / "adapter" / "README.md").read_text()
+    card = (only / "adapter" / "README.md").read_text()
+    assert "trained to answer CRUXEval's direct output prompt through the chat template alone" in card
     # asked only CRUXEval's direct prompt: it never learnt the trace notation, so nobody is asked in it there
     crux = run["evaluation"]["benchmarks"]["cruxeval"]
     assert sorted(crux["models"]) == ["adapter_cruxeval_direct", "base_cruxeval_direct"]
@@ -781,6 +783,62 @@ def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_
         ],
     )
     assert refused.exit_code == 1 and "found no training program that is a function called" in refused.output
+
+
+@needs_bwrap
+def test_raw_direct_answers_end_at_the_answer_close_and_are_asked_raw(model_cache, tmp_path, monkeypatch):
+    """`--direct-answers-format raw`: CRUXEval's prompt is the model's whole input (SFT learns the answer after it as
+    plain text), GRPO's completions end at the answer's close instead of running on to the budget (here a space,
+    which tiny's random text holds within a few tokens, stands in for `[/ANSWER]`, which it never writes), and the
+    adapter is asked CRUXEval's direct prompt raw; with the traces (not --direct-answers-only) it is refused."""
+    from click.testing import CliRunner
+
+    import trainer.answers
+    from dataset_builder.cli import main as build_main
+    from trainer.cli import main
+    from trainer.models import load_model
+    from trainer.sft import example_lengths, sft_rows
+
+    data = tmp_path / "data"
+    built = CliRunner().invoke(
+        build_main,
+        ["--n", "8", "--test-size", "2", "--drill-share", "0.5", "--drill-kind", "calls", "--output", str(data)]
+        + ["--quiet"],
+    )
+    assert built.exit_code == 0, built.output
+    common = ["--dataset", str(data), "--model", "tiny", "--eval-limit", "1", "--eval-max-new-tokens", "8", "--no-push"]
+    refused = CliRunner().invoke(
+        main, [*common, "--direct-answers", "--direct-answers-format", "raw", "--output-dir", str(tmp_path / "no")]
+    )
+    assert refused.exit_code == 1 and "goes with --direct-answers-only" in refused.output
+    assert not (tmp_path / "no").exists()
+
+    monkeypatch.setattr(trainer.answers, "ANSWER_CLOSE", " ")
+    output = tmp_path / "raw"
+    benchmark = ["--benchmark", "cruxeval", "--benchmark-limit", "3", "--benchmark-data", str(FIXTURE)]
+    result = CliRunner().invoke(
+        main,
+        [*common, "--sft-steps", "1", "--max-steps", "2", "--num-generations", "2", "--direct-answers-only"]
+        + ["--direct-answers-format", "raw", "--output-dir", str(output), *benchmark, "--cruxeval-prompts", "direct"],
+    )
+    assert result.exit_code == 0, result.output
+    training = json.loads((output / "adapter" / "training_run.json").read_text())["training"]
+    assert training["direct_answers_format"] == "raw" and training["stop_at"] == " "
+    budget = training["completion_budget"]
+    assert budget["thinking_budget"] is None  # tiny's template thinks, but a raw prompt never reaches it
+    steps = [h for h in json.loads((output / "adapter" / "training_log.json").read_text()) if "reward" in h]
+    assert len(steps) == 2
+    assert all(h["completions/max_length"] < budget["max_completion_length"] for h in steps)  # all stopped early
+    assert training["learning_signal"]["clipped_ratio_mean"] == 0.0  # though TRL counts the last one's as clipped
+    crux = json.loads((output / "adapter" / "cruxeval_results.json").read_text())
+    assert crux["adapter_prompts"]["adapter_cruxeval_direct"]["format"] == "raw"
+    assert "direct output prompt as a raw completion" in (output / "adapter" / "README.md").read_text()
+    # SFT's examples: the prompt and the answer as plain text, counted with the end-of-sequence token TRL appends
+    example = {"prompt": "P", "answer": "A", "input": "1", "output": "2"}
+    rows = sft_rows(None, answers=[example], only=True, form="raw")
+    assert rows[0]["prompt"] == "P" and rows[0]["completion"] == "A"
+    tokenizer = load_model("tiny")[0]
+    assert example_lengths(tokenizer, rows) == [len(tokenizer("PA" + tokenizer.eos_token).input_ids)]
 
 
 @needs_bwrap

@@ -607,3 +607,20 @@ def test_report_to_trackio_logs_the_loss_and_the_reward_in_its_local_store(tiny_
     if importlib.util.find_spec("wandb") is None:
         missing = _cli(["--dataset", tiny_dataset, "--model", "tiny", "--no-push", "--report-to", "wandb"])
         assert missing.exit_code == 1 and "--report-to wandb needs the wandb package" in missing.output
+
+
+def test_a_completion_ended_by_a_stop_string_is_not_counted_as_cut_off():
+    """TRL counts a completion without an end-of-sequence token as clipped, which a raw direct answer stopped at
+    `[/ANSWER]` on its step's last generated token is: a step whose longest completion is under the limit cut
+    nothing off, and the run says so instead of warning about a limit nothing reached."""
+    from trainer.learning_signal import cut_off_share, grpo_signal
+
+    stopped = {"reward": 0.0, "completions/clipped_ratio": 1.0, "completions/max_length": 27.0}
+    cut = {"reward": 0.0, "completions/clipped_ratio": 0.75, "completions/max_length": 157.0}
+    assert cut_off_share(stopped, 157) == 0.0 and cut_off_share(cut, 157) == 0.75
+    change = {"tensors": 2, "tensors_changed": 2, "adapter_changed": True, "lora_B_all_zero": False}
+    quiet = grpo_signal([stopped, stopped], change, 157)
+    assert quiet["signal"]["clipped_ratio_mean"] == 0.0 and not any("cut off" in w for w in quiet["warnings"])
+    loud = grpo_signal([cut, cut], change, 157)
+    assert loud["signal"]["clipped_ratio_mean"] == 0.75
+    assert any("75% of the GRPO completions were cut off at 157 tokens" in w for w in loud["warnings"])

@@ -10,8 +10,16 @@ CRUXEval's own question, which training on traces alone does not do (docs/cruxev
 Why: a CRUXEval answer from a predicted trace needs every step right (a median of 8 steps, often 20 or more with
 long list and string states), and a 0.5B model's per-step errors compound, while asked directly the base model only
 has to give the value (see docs/cruxeval.md for the measured runs). An adapter trained with direct answers is
-evaluated on CRUXEval both ways, in the trace notation (`adapter`) and with the direct prompt through its chat
-template (`adapter_cruxeval_direct`, the entry compared with the base model: the way it was trained to answer).
+evaluated on CRUXEval both ways, in the trace notation (`adapter`) and with the direct prompt as it was trained to
+answer it (`adapter_cruxeval_direct`, the entry compared with the base model).
+
+How the prompt reaches the model (`--direct-answers-format`): `chat`, one user turn through the chat template
+(where the end of the turn ends the answer, and a thinking model thinks first), or `raw`, CRUXEval's prompt as the
+model's whole input, as its harness asks open models (a 0.5B coder base answers 29.0% of CRUXEval-O that way and
+23.2% through its chat template, so a raw adapter starts from its base's best). A raw completion does not end by
+itself: it goes on with another worked example, so GRPO's generation stops at `[/ANSWER]` (`stop_at_answer_end`),
+as CRUXEval's harness does. Raw prompts are plain text and the traces are chat turns, and one TRL dataset holds one
+kind, so `raw` goes with `--direct-answers-only`.
 
 The answers come from the traces (the data contract's `parse_trace`), so nothing runs here.
 """
@@ -19,11 +27,12 @@ The answers come from the traces (the data contract's `parse_trace`), so nothing
 from __future__ import annotations
 
 from dataset_builder import benchmark as crux
-from dataset_builder.cruxeval_prompts import direct_answer, make_prompt, score_prediction
+from dataset_builder.cruxeval_prompts import ANSWER_CLOSE, direct_answer, make_prompt, score_prediction
 from dataset_builder.trace import parse_trace
 from trainer.rewards import THINK_OPEN, completion_text
 
 ENTRY = "adapter_cruxeval_direct"  # the results' name of the adapter asked with CRUXEval's direct prompt
+FORMATS = ("chat", "raw")  # --direct-answers-format
 INPUT_COLUMN = "cruxeval_input"  # GRPO's columns of a direct-answer prompt: the call's arguments, the traced value
 OUTPUT_COLUMN = "cruxeval_output"
 
@@ -59,22 +68,30 @@ def traced_result(expected_trace: str) -> str | None:
     return None
 
 
-def chat_prompt(example: dict) -> list[dict]:
-    """A direct-answer example's prompt as the adapter is trained and asked: one user turn, through the chat template
-    (where a thinking model thinks first and the end of the turn ends the answer)."""
-    return [{"role": "user", "content": example["prompt"]}]
+def training_prompt(example: dict, form: str = "chat"):
+    """A direct-answer example's prompt as the adapter is trained and asked: one user turn through the chat template
+    (`chat`: where a thinking model thinks first and the end of the turn ends the answer), or CRUXEval's prompt as
+    the whole input (`raw`)."""
+    return example["prompt"] if form == "raw" else [{"role": "user", "content": example["prompt"]}]
 
 
-def grpo_rows(rows, answers: list, *, only: bool = False):
+def training_completion(example: dict, form: str = "chat"):
+    """The reference answer in the same form as `training_prompt` (SFT's target)."""
+    return example["answer"] if form == "raw" else [{"role": "assistant", "content": example["answer"]}]
+
+
+def grpo_rows(rows, answers: list, *, only: bool = False, form: str = "chat"):
     """GRPO's prompts: the training programs (`rows`, unless `only`) with the direct-answer prompts (`answers`)
     spread evenly through them, so the curriculum's order and any first N steps keep the mix. A direct-answer row
     carries `cruxeval_input`/`cruxeval_output` and no `expected_trace`; a trace row the reverse: each reward scores
-    its own rows and leaves the others (None)."""
+    its own rows and leaves the others (None). `form`: how the direct prompts reach the model (`training_prompt`)."""
     import datasets
 
     if not answers:
         return rows
-    direct = [{"prompt": chat_prompt(a), INPUT_COLUMN: a["input"], OUTPUT_COLUMN: a["output"]} for a in answers]
+    direct = [
+        {"prompt": training_prompt(a, form), INPUT_COLUMN: a["input"], OUTPUT_COLUMN: a["output"]} for a in answers
+    ]
     if only:
         return datasets.Dataset.from_list(direct)
     features = rows.features.copy()
@@ -93,6 +110,29 @@ def spread_through(traces, direct):
 
     both = datasets.concatenate_datasets([traces, direct])
     return both.select(interleave(list(range(len(traces))), list(range(len(traces), len(both)))))
+
+
+def stop_at_answer_end(config, tokenizer) -> str:
+    """Make GRPO's generation (`config`: the GRPOConfig, before the trainer is made) end a raw completion at its
+    first `[/ANSWER]`, as CRUXEval's harness reads it, instead of going on to the completion budget with another
+    worked example that the loss would then train: vLLM's stop strings, or transformers' (`stop_strings`, which
+    need the tokenizer in `generate`: `pass_tokenizer`). A row that stopped is padded with the end-of-sequence
+    token, the first of which TRL's completion mask keeps and masks everything after, as after a chat turn's end.
+    Returns the stop string."""
+    if config.use_vllm:
+        stop = {"stop": [ANSWER_CLOSE], "include_stop_str_in_output": True}
+    else:
+        stop = {"stop_strings": [ANSWER_CLOSE], "pad_token_id": tokenizer.eos_token_id}
+    config.generation_kwargs = {**(config.generation_kwargs or {}), **stop}
+    return ANSWER_CLOSE
+
+
+def pass_tokenizer(model, tokenizer) -> None:
+    """TRL 1.16 calls `model.generate(**inputs, generation_config=...)` without the tokenizer that transformers'
+    stop strings need (a ValueError otherwise): give it to this model's `generate`."""
+    import functools
+
+    model.generate = functools.partial(model.generate, tokenizer=tokenizer)
 
 
 class DirectAnswerReward:

@@ -260,6 +260,7 @@ def evaluate_benchmark(
     trace_base: bool = True,
     direct_answers: bool = False,
     direct_answers_only: bool = False,
+    direct_answers_format: str = "chat",
     **kwargs,
 ) -> dict | None:
     """The base model asked with CRUXEval's own prompts (`cruxeval_prompts`, in `cruxeval_prompt_format`: raw, chat,
@@ -269,7 +270,7 @@ def evaluate_benchmark(
     main process and returns the results there (None on the others). `trace_base=False`: the base model is asked
     with CRUXEval's prompts only (the trace notation, which it has not learnt, costs the most tokens).
     `direct_answers`: the adapter was trained to answer CRUXEval's direct prompt too (`trainer.answers`), so it is
-    also asked that way, through its chat template as it was trained (`adapter_cruxeval_direct`);
+    also asked that way, as it was trained (`direct_answers_format`: chat or raw; `adapter_cruxeval_direct`);
     `direct_answers_only`: it was trained on those alone, so neither it nor the base is asked in the trace notation
     (the longest answers to generate, of a notation it never learnt)."""
     from trainer.answers import ENTRY
@@ -277,7 +278,7 @@ def evaluate_benchmark(
 
     entries = base_prompts(benchmark, cruxeval_prompts, cruxeval_prompt_format)
     adapter_entries = (
-        {ENTRY: base_prompts(benchmark, ("direct",), "chat")["base_cruxeval_direct"]}
+        {ENTRY: base_prompts(benchmark, ("direct",), direct_answers_format)["base_cruxeval_direct"]}
         if direct_answers and adapter_dir is not None
         else {}
     )

@@ -370,9 +370,14 @@ def direct_answers_text(training: dict) -> str:
         if training.get(stage)
     ]
     alone = " alone: the adapter was not trained on traces" if training.get("direct_answers_only") else " too"
+    form = (
+        " as a raw completion (the prompt is the whole input; GRPO's completions end at `[/ANSWER]`)"
+        if training.get("direct_answers_format") == "raw"
+        else " through the chat template"
+    )
     return (
         f"{training['direct_answers']} of the training programs (functions called with literal arguments) were "
-        f"trained to answer CRUXEval's direct output prompt{alone}; {' and '.join(how)}"
+        f"trained to answer CRUXEval's direct output prompt{form}{alone}; {' and '.join(how)}"
     )
 
 

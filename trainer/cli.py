@@ -261,6 +261,16 @@ def _verbosity(command):
     "CRUXEval-O itself; docs/cruxeval.md).",
 )
 @click.option(
+    "--direct-answers-format",
+    type=click.Choice(["chat", "raw"]),
+    default="chat",
+    show_default=True,
+    help="How the direct prompts reach the model: chat (one user turn through the chat template) or raw (CRUXEval's "
+    "prompt as the whole input, as its harness asks open models; GRPO's completions stop at [/ANSWER]; with "
+    "--direct-answers-only, for a model that does not think). Ask the base both ways first: Qwen2.5-Coder-0.5B "
+    "answers 29.0% of CRUXEval-O raw and 23.2% through its chat template.",
+)
+@click.option(
     "--max-trace-steps",
     type=click.IntRange(min=1),
     help="Train only on programs whose trace has at most N steps [default: no limit].",
@@ -685,6 +695,8 @@ def evaluate_main(
                 **common,
                 trace_base=not no_trace_base,
                 direct_answers=context.direct_answers,
+                direct_answers_only=context.direct_answers_only,
+                direct_answers_format=context.direct_answers_format,
                 **_cruxeval_settings(cruxeval_prompts, cruxeval_prompt_format),
             )
             table = format_benchmark
@@ -724,6 +736,8 @@ class AdapterContext:
     prompt_style: str
     dtype: str | None
     direct_answers: bool  # trained with --direct-answers: also asked CRUXEval's direct prompt
+    direct_answers_only: bool  # trained on those alone: not asked in the trace notation
+    direct_answers_format: str  # how it was asked them: chat or raw
 
 
 def _adapter_context(adapter, model, prompt_style, dtype) -> AdapterContext:
@@ -752,6 +766,8 @@ def _adapter_context(adapter, model, prompt_style, dtype) -> AdapterContext:
         prompt_style=prompt_style or training.get("prompt_style") or "dataset",
         dtype=training.get("weights_dtype") if dtype == "auto" else dtype,
         direct_answers=bool(training.get("direct_answers")),  # also ask it CRUXEval's direct prompt
+        direct_answers_only=bool(training.get("direct_answers_only")),
+        direct_answers_format=training.get("direct_answers_format") or "chat",  # records before it: chat
     )
 
 

@@ -138,9 +138,10 @@ def grpo_config_kwargs(
     kwargs.update(tracking_kwargs(settings, "grpo"))
     if plan is not None:
         kwargs["max_completion_length"] = plan_completion_length(plan)
-        kwargs["mask_truncated_completions"] = plan.policy.enabled  # a cut-off thinking has no answer to learn
-        if plan.policy.chat_template_kwargs:
-            kwargs["chat_template_kwargs"] = dict(plan.policy.chat_template_kwargs)
+        policy = plan.generation_policy
+        kwargs["mask_truncated_completions"] = policy.enabled  # a cut-off thinking has no answer to learn
+        if policy.chat_template_kwargs:
+            kwargs["chat_template_kwargs"] = dict(policy.chat_template_kwargs)
         if plan.sizing and kwargs.get("use_vllm"):
             kwargs.update(vllm_settings(plan.sizing))
     extra = {}
@@ -197,7 +198,7 @@ def plan_completion_length(plan: Plan) -> int:
     """The completion budget the data asks for: the longest reference trace + a margin (+ the thinking budget)."""
     from trainer.thinking import completion_budget
 
-    return completion_budget(plan.longest_reference, plan.policy, plan.thinking_budget, plan.room)
+    return completion_budget(plan.longest_reference, plan.generation_policy, plan.thinking_budget, plan.room)
 
 
 def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) -> dict:
@@ -207,7 +208,7 @@ def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) 
         rule = "--max-completion-length"
     elif kwargs["max_completion_length"] != plan_completion_length(plan):
         rule = "--config / --set"
-    elif plan.policy.enabled:
+    elif plan.generation_policy.enabled:
         rule = f"longest reference trace + {MARGIN} + thinking budget {plan.thinking_budget}"
     else:
         rule = f"longest reference trace + {MARGIN}"
@@ -217,7 +218,7 @@ def completion_budget_record(settings: TrainSettings, plan: Plan, kwargs: dict) 
         "max_completion_length": kwargs["max_completion_length"],
         "rule": rule,
         "longest_reference_tokens": plan.longest_reference,
-        "thinking_budget": plan.thinking_budget if plan.policy.enabled else None,
+        "thinking_budget": plan.thinking_budget if plan.generation_policy.enabled else None,
     }
 
 
@@ -226,12 +227,13 @@ def train(
 ) -> dict:
     """Run GRPO, continuing the adapter in `init_adapter` (the SFT warm start) or a fresh LoRA; save the adapter in
     OUTPUT/adapter (the main process). Returns the training summary (settings, log history, learning signal)."""
-    from trainer.answers import DirectAnswerReward, grpo_rows
+    from trainer.answers import DirectAnswerReward, grpo_rows, pass_tokenizer, stop_at_answer_end
     from trainer.models import free_gpu_memory, load_model
     from trainer.rewards import ExecutionReward
 
     source, gpu = plan.source, plan.gpu
-    train_rows = grpo_rows(plan.rows, plan.answers, only=plan.direct_answers_only)
+    raw = plan.direct_answers_format == "raw"
+    train_rows = grpo_rows(plan.rows, plan.answers, only=plan.direct_answers_only, form=plan.direct_answers_format)
     kwargs = grpo_config_kwargs(settings, output_dir, gpu, plan)
     config = make_grpo_config(kwargs)
     checkpoint = None
@@ -246,9 +248,10 @@ def train(
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
     if source.is_tiny:
         logger.info("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
-    rewards = [] if plan.direct_answers_only else [ExecutionReward(thinking=plan.policy.opens_think)]
+    rewards = [] if plan.direct_answers_only else [ExecutionReward(thinking=plan.generation_policy.opens_think)]
     if plan.answers:  # each reward scores its own rows (None for the others); TRL logs them apart
-        rewards.append(DirectAnswerReward(thinking=plan.policy.opens_think))
+        rewards.append(DirectAnswerReward(thinking=plan.generation_policy.opens_think))
+    stop_at = stop_at_answer_end(config, tokenizer) if raw else None  # not at an end of turn: at [/ANSWER]
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
         logger.info(f"GRPO continues the SFT adapter in {init_adapter}.")
@@ -261,6 +264,8 @@ def train(
         processing_class=tokenizer,
         peft_config=None if init_adapter is not None else peft_config,
     )
+    if raw and not config.use_vllm:
+        pass_tokenizer(trainer.model, tokenizer)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(RewardProgress())
     trainer.add_callback(SaveEvery(CHECKPOINT_MAX_MINUTES))
@@ -296,7 +301,7 @@ def train(
         "model": source.spec,
         "model_kind": source.kind,
         "base_model": source.base_model_id,
-        "thinking": plan.policy.record(),
+        "thinking": plan.policy.record(),  # the run's (its evaluation's); raw direct answers are generated without
         "thinking_template": plan.policy.opens_think,
         "completion_budget": completion_budget_record(settings, plan, kwargs),
         "device": "cuda" if gpu else "cpu",
@@ -309,6 +314,7 @@ def train(
         "started_at": started_at,
         "train_rows": len(train_rows),
         "direct_answer_prompts": len(plan.answers),
+        "direct_answers_format": plan.direct_answers_format if plan.answers else None,
         "rewards": [reward.__name__ for reward in rewards],
         "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
@@ -316,6 +322,7 @@ def train(
         "learning_signal": signal["signal"],
         "warnings": signal["warnings"],
         "grpo": {k: jsonable(v) for k, v in kwargs.items() if k != "output_dir"},
+        "stop_at": stop_at,  # where a completion ends besides the end of sequence (a raw direct answer's close)
         "versions": library_versions(),
     }
     del trainer, model

@@ -48,12 +48,27 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def cut_off_share(log: dict, max_completion_length: int | None) -> float | None:
+    """The share of a GRPO step's completions cut off at the length limit. TRL's `completions/clipped_ratio`
+    counts every completion that does not end in an end-of-sequence token: also one that a stop string ended (a raw
+    direct answer's `[/ANSWER]`) on the step's last generated token, where no padding follows it. A step whose
+    longest completion is shorter than the limit cut nothing off; otherwise the rows that ended earlier were padded
+    with the end-of-sequence token, so the ratio is exact."""
+    ratio = log.get("completions/clipped_ratio")
+    if ratio is None:
+        return None
+    longest = log.get("completions/max_length")
+    if max_completion_length and longest is not None and longest < max_completion_length:
+        return 0.0
+    return float(ratio)
+
+
 def grpo_signal(history: list[dict], change: dict, max_completion_length: int | None) -> dict:
     """The GRPO stage's learning signal and its warnings (sentences)."""
     steps = [h for h in history if "reward" in h]
     zero_std = _values(steps, "frac_reward_zero_std")
     grad = _values(steps, "grad_norm")
-    clipped = _values(steps, "completions/clipped_ratio")
+    clipped = [c for c in (cut_off_share(h, max_completion_length) for h in steps) if c is not None]
     rewards = _values(steps, "reward")
     signal = {
         "steps": len(steps),

@@ -41,12 +41,21 @@ def prepare(settings: TrainSettings) -> Plan:
         raise TrainError("--lora-r and --lora-alpha must be positive.")
     if settings.max_steps is not None and settings.max_steps < 0:
         raise TrainError("--max-steps must be 0 (no GRPO, with an SFT warm start) or more.")
-    if settings.prompt_style == "minimal" and not settings.does_sft:
+    if settings.prompt_style == "minimal" and not settings.does_sft and not settings.direct_answers_only:
         raise TrainError(
             "--prompt-style minimal needs an SFT warm start to learn the format (--sft-epochs or "
             "--sft-steps); use --prompt-style compact without one."
         )
     settings.direct_answers = settings.direct_answers or settings.direct_answers_only
+    from trainer.answers import FORMATS
+
+    if settings.direct_answers_format not in FORMATS:
+        raise TrainError(f"--direct-answers-format must be one of {', '.join(FORMATS)}.")
+    if settings.direct_answers_format == "raw" and not settings.direct_answers_only:
+        raise TrainError(
+            "--direct-answers-format raw goes with --direct-answers-only: the traces are chat turns, and one run's "
+            "prompts are all of one kind."
+        )
     if not settings.does_grpo and not settings.does_sft:
         raise TrainError("--max-steps 0 trains nothing without an SFT warm start (--sft-epochs or --sft-steps).")
     if (settings.sft_steps or 0) < 0 or (settings.sft_epochs or 0) < 0 or settings.sft_batch_size < 1:
@@ -169,11 +178,12 @@ def prepare(settings: TrainSettings) -> Plan:
     except ThinkingError as exc:
         raise TrainError(str(exc)) from None
     # what GRPO generates for: the training programs' traces and the direct answers (`--direct-answers-only`: those)
-    from trainer.answers import chat_prompt
+    from trainer.answers import training_prompt
 
     prompts = [] if settings.direct_answers_only else list(rows["prompt"])
     references = [] if settings.direct_answers_only else target_traces(rows)
-    longest_prompt = prompt_tokens(tokenizer, prompts + [chat_prompt(a) for a in answers], policy.chat_template_kwargs)
+    prompts += [training_prompt(a, settings.direct_answers_format) for a in answers]
+    longest_prompt = prompt_tokens(tokenizer, prompts, policy.chat_template_kwargs)
     context, room = context_room(source.path, longest_prompt)
     plan = Plan(
         source=source,
@@ -191,6 +201,7 @@ def prepare(settings: TrainSettings) -> Plan:
         benchmark=benchmark,
         answers=answers,
         direct_answers_only=settings.direct_answers_only,
+        direct_answers_format=settings.direct_answers_format,
         prompt_tokens_max=longest_prompt,
     )
     logger.info(

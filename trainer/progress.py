@@ -9,6 +9,7 @@ import time
 from transformers import TrainerCallback
 
 from trainer import distributed
+from trainer.learning_signal import cut_off_share
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ class RewardProgress(TrainerCallback):
         ]
         if "completions/mean_length" in logs:
             parts.append(f"completion {logs['completions/mean_length']:.0f} tok")
-        if "completions/clipped_ratio" in logs:
-            parts.append(f"cut off {100 * logs['completions/clipped_ratio']:.0f}%")
+        cut_off = cut_off_share(logs, args.max_completion_length)
+        if cut_off is not None:
+            parts.append(f"cut off {100 * cut_off:.0f}%")
         parts.append(f"{per_step:.1f} s/step")
         logger.info("  ".join(parts))
 

@@ -84,6 +84,7 @@ def run_record(
         "prompt_style": settings.prompt_style,
         "direct_answers": len(plan.answers),  # SFT examples and GRPO prompts of CRUXEval's direct prompt
         "direct_answers_only": plan.direct_answers_only,  # trained on those alone, no traces (trainer.answers)
+        "direct_answers_format": plan.direct_answers_format if plan.answers else None,  # chat or raw
         "cpu_threads": threads,
         "cpu": cpu_features(),  # what decides whether bf16 pays on a CPU (settings.BF16_INSTRUCTIONS)
         "curriculum": {

@@ -233,6 +233,7 @@ def run_evaluation(
         cruxeval_prompt_format=settings.cruxeval_prompt_format,
         direct_answers=settings.direct_answers,
         direct_answers_only=settings.direct_answers_only,
+        direct_answers_format=settings.direct_answers_format,
     )
     if results is None:  # not the main process
         return None

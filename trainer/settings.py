@@ -65,6 +65,7 @@ class TrainSettings:
     prompt_style: str = "dataset"  # trainer.prompts.PROMPT_STYLES
     direct_answers: bool = False  # SFT and GRPO also on CRUXEval's direct prompt for function calls (trainer.answers)
     direct_answers_only: bool = False  # SFT and GRPO on those direct answers alone, no traces (implies direct_answers)
+    direct_answers_format: str = "chat"  # how their prompts reach the model: chat or raw (trainer.answers.FORMATS)
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
@@ -142,8 +143,17 @@ class Plan:
     benchmark: object = None  # trainer.benchmark.Benchmark: the items loaded and traced, when --benchmark
     answers: list = field(default_factory=list)  # --direct-answers: the direct-answer examples (trainer.answers)
     direct_answers_only: bool = False  # --direct-answers-only: those examples without the traces
+    direct_answers_format: str = "chat"  # --direct-answers-format: chat or raw (trainer.answers.training_prompt)
     prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
     sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
+
+    @property
+    def generation_policy(self) -> ThinkingPolicy:
+        """The thinking of what GRPO generates: the run's, except for raw direct answers, which never pass through
+        the chat template, so a model does not think there (its completion budget has no thinking budget)."""
+        if self.direct_answers_only and self.direct_answers_format == "raw":
+            return ThinkingPolicy(self.policy.template, "off", enabled=False, opens_think=False)
+        return self.policy
 
     @property
     def grpo_prompts(self) -> int:

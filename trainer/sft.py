@@ -97,15 +97,17 @@ def sft_config_kwargs(settings: TrainSettings, output_dir: Path, gpu: bool, max_
     return kwargs
 
 
-def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list = (), only: bool = False):
+def sft_rows(
+    train_rows, chat_template_kwargs: dict | None = None, answers: list = (), only: bool = False, form: str = "chat"
+):
     """The SFT view of the training programs: TRL's conversational prompt-completion format (the completion is the
     assistant's turn holding the reference trace, in the prompt style's notation; the loss covers only it). A
     hybrid template's `enable_thinking` travels as TRL's per-example `chat_template_kwargs`. `answers`
     (`trainer.answers.answer_examples`): direct-answer examples, spread evenly through the traces (`only`: the
-    direct answers alone)."""
+    direct answers alone; `form`: their prompts through the chat template or raw, `trainer.answers.training_prompt`)."""
     import datasets
 
-    from trainer.answers import chat_prompt, spread_through
+    from trainer.answers import spread_through, training_completion, training_prompt
     from trainer.prompts import target_of
 
     extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
@@ -113,27 +115,28 @@ def sft_rows(train_rows, chat_template_kwargs: dict | None = None, answers: list
     def example(row):
         return {"completion": [{"role": "assistant", "content": target_of(row)}], **extra}
 
+    direct = datasets.Dataset.from_list(
+        [{"prompt": training_prompt(a, form), "completion": training_completion(a, form), **extra} for a in answers]
+    )
+    if only:
+        return direct
     traces = train_rows.map(
         example, remove_columns=[c for c in train_rows.column_names if c != "prompt"], desc="SFT examples"
     )
     if not answers:
         return traces
-    direct = datasets.Dataset.from_list(
-        [
-            {"prompt": chat_prompt(a), "completion": [{"role": "assistant", "content": a["answer"]}], **extra}
-            for a in answers
-        ]
-    )
-    if only:
-        return direct
     return spread_through(traces, direct.cast(traces.features))
 
 
 def example_lengths(tokenizer, examples, chat_template_kwargs: dict | None = None) -> list[int]:
-    """Tokens of every SFT example as the trainer renders it (prompt and completion through the chat template)."""
+    """Tokens of every SFT example as the trainer renders it (prompt and completion through the chat template; a
+    raw direct answer as its text and the end-of-sequence token TRL appends)."""
     lengths = []
     for prompt, completion in zip(examples["prompt"], examples["completion"]):
-        text = tokenizer.apply_chat_template(prompt + completion, tokenize=False, **(chat_template_kwargs or {}))
+        if isinstance(prompt, str):
+            text = prompt + completion + tokenizer.eos_token
+        else:
+            text = tokenizer.apply_chat_template(prompt + completion, tokenize=False, **(chat_template_kwargs or {}))
         lengths.append(len(tokenizer(text, add_special_tokens=False).input_ids))
     return lengths
 
@@ -157,7 +160,13 @@ def sft(settings: TrainSettings, plan: Plan, output_dir: Path, callbacks=()) -> 
         f"{str(dtype).replace('torch.', '')})..."
     )
     tokenizer, model = load_model(source, dtype=dtype, device=distributed.device())
-    examples = sft_rows(train_rows, plan.policy.chat_template_kwargs, plan.answers, only=plan.direct_answers_only)
+    examples = sft_rows(
+        train_rows,
+        plan.policy.chat_template_kwargs,
+        plan.answers,
+        only=plan.direct_answers_only,
+        form=plan.direct_answers_format,
+    )
     lengths = example_lengths(tokenizer, examples, plan.policy.chat_template_kwargs)
     # sized from the data (nothing is cut), within the model's context
     context, _ = context_room(source.path, 0)
