@@ -25,18 +25,27 @@ sys.path.insert(0, str(ROOT))
 from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, best_base, paired_difference_ci95  # noqa: E402
 
 
-def adapter_marks(results_path: Path) -> list[bool]:
+def adapter_marks(results_path: Path, entry: str = "adapter") -> list[bool]:
     """The adapter's right/wrong mark for each of the first N items, from the predictions written beside its
-    results (one line per item and model, in the items' order)."""
+    results (one line per item and model, in the items' order); `entry`: which of the adapter's entries
+    (`adapter` in the trace notation, `adapter_cruxeval_direct` asked CRUXEval's direct prompt)."""
     marks = []
     with open(results_path.with_name(PREDICTIONS_FILE)) as handle:
         for line in handle:
             prediction = json.loads(line)
-            if prediction["model"] == "adapter":
+            if prediction["model"] == entry:
                 marks.append(bool(prediction["output_match"]))
     if not marks:
-        raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no adapter predictions.")
+        raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no {entry} predictions.")
     return marks
+
+
+def how_asked(results: dict, entry: str) -> str:
+    """The adapter entry's prompt, in words."""
+    asked = (results.get("adapter_prompts") or {}).get(entry)
+    if asked is None:
+        return "trace prompt"
+    return f"CRUXEval's direct prompt, {asked['format']}"
 
 
 def compare(adapter: list[bool], base_record: dict) -> dict:
@@ -65,16 +74,26 @@ def main(argv=None) -> None:
     parser.add_argument("--base", type=Path, default=ROOT / "results" / "cruxeval_base.json")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--label", default="adapter", help="what the adapter is, for the record")
+    parser.add_argument(
+        "--entry",
+        default="adapter",
+        help="the adapter's entry to compare: adapter (trace notation) or adapter_cruxeval_direct [default: adapter]",
+    )
     args = parser.parse_args(argv)
     results = json.loads(args.adapter_results.read_text())
-    comparison = compare(adapter_marks(args.adapter_results), json.loads(args.base.read_text()))
+    if args.entry not in results["models"]:
+        raise SystemExit(f"{args.adapter_results} has no {args.entry} entry: {', '.join(results['models'])}.")
+    comparison = compare(adapter_marks(args.adapter_results, args.entry), json.loads(args.base.read_text()))
+    own = results["models"][args.entry]
     record = {
-        "what": f"CRUXEval-O: {args.label} (trace prompt) against the base's recorded answers on the same items",
+        "what": f"CRUXEval-O: {args.label} ({how_asked(results, args.entry)}) against the base's recorded answers on "
+        "the same items",
         "adapter": args.label,
+        "adapter_entry": args.entry,
         "adapter_decoding": results.get("decoding"),
-        "adapter_cut_off": results["models"]["adapter"].get("cut_off"),
-        "adapter_answered": results["models"]["adapter"].get("answered"),
-        "adapter_seconds": results["models"]["adapter"].get("seconds"),
+        "adapter_cut_off": own.get("cut_off"),
+        "adapter_answered": own.get("answered"),
+        "adapter_seconds": own.get("seconds"),
         "base_record": args.base.name,
         **comparison,
     }

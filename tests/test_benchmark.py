@@ -812,6 +812,12 @@ def test_raw_direct_answers_end_at_the_answer_close_and_are_asked_raw(model_cach
     )
     assert refused.exit_code == 1 and "goes with --direct-answers-only" in refused.output
     assert not (tmp_path / "no").exists()
+    # the minimal prompt style needs SFT to learn the trace format, which a direct-answer-only run never asks for
+    planned = CliRunner().invoke(
+        main,
+        [*common, "--prompt-style", "minimal", "--direct-answers-only", "--dry-run", "--output-dir", str(tmp_path)],
+    )
+    assert planned.exit_code == 0, planned.output
 
     monkeypatch.setattr(trainer.answers, "ANSWER_CLOSE", " ")
     output = tmp_path / "raw"

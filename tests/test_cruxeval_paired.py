@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_evaluation(folder: Path, adapter_right: str) -> Path:
+def write_evaluation(folder: Path, adapter_right: str, entry: str = "adapter", prompts: dict | None = None) -> Path:
     """An adapter evaluation as evaluate-traces writes it: results, and the predictions beside them."""
     folder.mkdir()
     results = folder / "cruxeval_results.json"
@@ -16,8 +16,9 @@ def write_evaluation(folder: Path, adapter_right: str) -> Path:
         json.dumps(
             {
                 "decoding": {"greedy": True},
+                "adapter_prompts": prompts or {},
                 "models": {
-                    "adapter": {
+                    entry: {
                         "n": len(adapter_right),
                         "output_accuracy": adapter_right.count("1") / len(adapter_right),
                         "cut_off": 0.0,
@@ -30,7 +31,7 @@ def write_evaluation(folder: Path, adapter_right: str) -> Path:
     )
     with open(folder / "cruxeval_predictions.jsonl", "w") as handle:
         for index, mark in enumerate(adapter_right):
-            handle.write(json.dumps({"model": "adapter", "id": f"sample_{index}", "output_match": mark == "1"}) + "\n")
+            handle.write(json.dumps({"model": entry, "id": f"sample_{index}", "output_match": mark == "1"}) + "\n")
     return results
 
 
@@ -68,3 +69,22 @@ def test_items_the_base_record_lacks_are_refused(tmp_path):
     proc = run("--adapter-results", str(results), "--base", str(base), "--output", str(tmp_path / "out.json"))
     assert proc.returncode != 0 and "does not cover" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_an_adapter_asked_cruxevals_direct_prompt_is_paired_by_its_entry(tmp_path):
+    """A --direct-answers-only adapter has only `adapter_cruxeval_direct`: `--entry` names it, and the record says
+    how it was asked; an entry the results lack is one sentence."""
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"right_per_item": {"base_raw": "1100"}}))
+    entry = "adapter_cruxeval_direct"
+    results = write_evaluation(
+        tmp_path / "adapter", "1110", entry, {entry: {"prompt": "cruxeval_direct", "format": "raw"}}
+    )
+    output = tmp_path / "paired.json"
+    proc = run("--adapter-results", str(results), "--base", str(base), "--output", str(output), "--entry", entry)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(output.read_text())
+    assert record["adapter_entry"] == entry and "(CRUXEval's direct prompt, raw)" in record["what"]
+    assert record["models"]["adapter"]["right"] == 3 and record["paired_difference"] == 0.25
+    missing = run("--adapter-results", str(results), "--base", str(base), "--output", str(tmp_path / "no.json"))
+    assert missing.returncode != 0 and "has no adapter entry" in missing.stderr and "Traceback" not in missing.stderr
