@@ -172,8 +172,23 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     seconds = cpu["seconds_per_step"]
     assert f"{cpu['steps']} steps of 1 prompt x 8 completions took {min(seconds):.0f} to {max(seconds):.0f} s" in text
     assert f"{cpu['train_seconds']:.0f} s in all" in text and set(cpu["rewards"]) == {0.0}
-    plan = record["gpu_plan_direct_answers_only"]
-    assert f"{plan['prompts']:,} prompts" in text and f"completion budget is {plan['completion_budget']}" in text
+    raw = record["grpo_direct_answers_raw_cpu"]  # the same 4 steps asked raw, stopped at [/ANSWER]
+    seconds, longest = raw["seconds_per_step"], raw["completion_max_tokens"]
+    assert f"{min(seconds):.0f} to {max(seconds):.0f} s a step, {raw['train_seconds']:.0f} s in all" in text
+    assert f"{min(longest):.0f} to {max(longest):.0f} tokens" in text and max(longest) < raw["completion_budget"]
+    hour = record["grpo_direct_answers_raw_hour"]  # an hour of it, then CRUXEval-O paired with the base
+    assert f"{hour['steps']} steps of 1 prompt x 8" in text and f"took {hour['train_seconds']:,.0f} s" in text
+    assert f"{hour['groups_mixed']} of the {hour['steps']} groups had mixed rewards" in text
+    crux, base_marks = hour["cruxeval"], marks["base_cruxeval_direct_raw"][: hour["cruxeval"]["n"]]
+    adapter = crux["right_per_item"]
+    assert crux["adapter"]["right"] == adapter.count("1") and crux["best_base"] == "base_cruxeval_direct_raw"
+    assert share(adapter.count("1"), crux["n"]) in text and share(base_marks.count("1"), crux["n"]) in text
+    assert crux["paired_difference"] == round((adapter.count("1") - base_marks.count("1")) / crux["n"], 4)
+    low, high = crux["paired_difference_ci95"]
+    assert f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval" in text
+    assert f"[{100 * low:+.1f}, {100 * high:+.1f}] ({crux['gained']} items gained, {crux['lost']} lost)" in text
+    plan = record["gpu_plan_direct_answers_raw"]
+    assert f"{plan['prompts']:,} prompts" in text and f"budget is {plan['completion_budget']}" in text
     assert f"{plan['optimizer_steps']} steps in {plan['memory_gib_per_device']} GiB" in text
 
 
