@@ -267,7 +267,8 @@ def _verbosity(command):
     show_default=True,
     help="How the direct prompts reach the model: chat (one user turn through the chat template) or raw (CRUXEval's "
     "prompt as the whole input, as its harness asks open models; GRPO's completions stop at [/ANSWER]; with "
-    "--direct-answers-only, for a model that does not think). Ask the base both ways first: Qwen2.5-Coder-0.5B "
+    "--direct-answers-only; it never reaches the chat template, so a thinking model does not think there). Ask the "
+    "base both ways first: Qwen2.5-Coder-0.5B "
     "answers 29.0% of CRUXEval-O raw and 23.2% through its chat template.",
 )
 @click.option(

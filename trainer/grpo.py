@@ -301,7 +301,7 @@ def train(
         "model": source.spec,
         "model_kind": source.kind,
         "base_model": source.base_model_id,
-        "thinking": plan.policy.record(),  # the run's (its evaluation's); raw direct answers are generated without
+        "thinking": plan.policy.record(),  # the run's, as its evaluation uses it (raw direct answers never think)
         "thinking_template": plan.policy.opens_think,
         "completion_budget": completion_budget_record(settings, plan, kwargs),
         "device": "cuda" if gpu else "cpu",
