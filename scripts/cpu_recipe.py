@@ -240,6 +240,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--benchmark-limit", type=int, default=100, help="CRUXEval-O on the first N items (0: no benchmark)"
     )
+    parser.add_argument(
+        "--longer-traces",
+        type=int,
+        default=100,
+        help="after the timed run: the adapter on the first N test programs of a default build (build-dataset "
+        "--n 1200 --seed 1, traces up to the default length) that share no structure with the recipe's "
+        "training programs, by trace length (0: not measured)",
+    )
     args = parser.parse_args(argv)
     for name, value in RECIPES[args.model].items():  # the model's measured recipe, where no option was given
         if getattr(args, name) is None:
@@ -400,6 +408,15 @@ def results_table(record: dict) -> str:
                 + " | ".join(f"{100 * scores[name]['output_accuracy']:.1f}%" if n == "base" else "—" for n in names)
                 + " |"
             )
+        if crux.get("paired_difference_ci95") and crux.get("compared_adapter") == "adapter":
+            low, high = crux["paired_difference_ci95"]
+            difference = f"{100 * crux['paired_difference']:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+            lines.append(
+                f"| CRUXEval-O, adapter minus the base's best ({title(crux, crux['best_base']).removeprefix('Base, ')})"
+                f", paired 95% interval ({crux['paired_n']} items) | "
+                + " | ".join(difference if n == "adapter" else "—" for n in names)
+                + " |"
+            )
     times = record["wall_seconds"]
     sft = record["training"].get("sft") or {}
     train_cells = []
@@ -466,7 +483,7 @@ def evaluate_sft_after(
 ) -> dict:
     """The SFT-only adapter, evaluated after the timed run like the run's own evaluation (the same test split,
     CRUXEval items and decoding) and added to `evaluation` as the "sft" column, marked as measured after the run.
-    Returns its wall seconds (not part of the start-to-table time)."""
+    Returns its wall seconds (not part of the start-to-table time); what OUTPUT holds already is read back."""
     adapter, folder = output_dir / "sft" / "adapter", output_dir / "sft" / "evaluations"
     common = [
         str(bin_dir / "evaluate-traces"),
@@ -485,11 +502,11 @@ def evaluate_sft_after(
         str(args.eval_max_new_tokens),
     ]
     label = "SFT only (evaluated after the run)"
-    seconds = {
-        "evaluate_sft_after_the_run": run(
+    seconds = {}
+    if not (folder / "eval_results.json").is_file():  # --collect-only: measured already
+        seconds["evaluate_sft_after_the_run"] = run(
             common + ["--dataset", args.dataset, "--output", str(folder / "eval_results.json")], log_path
         )
-    }
     figures = json.loads((folder / "eval_results.json").read_text())["models"]["adapter"]
     evaluation["models"] = {
         "base": evaluation["models"]["base"],
@@ -509,11 +526,108 @@ def evaluate_sft_after(
         ]
         if args.benchmark_data:
             bench += ["--benchmark-data", args.benchmark_data]
-        seconds["cruxeval_sft_after_the_run"] = run(bench, log_path)
+        if not (folder / "cruxeval_results.json").is_file():
+            seconds["cruxeval_sft_after_the_run"] = run(bench, log_path)
         figures = json.loads((folder / "cruxeval_results.json").read_text())["models"]["adapter"]
         crux["models"]["sft"] = {**figures, "after_the_timed_run": True}
         crux.setdefault("labels", {})["sft"] = label
     return seconds
+
+
+# Trace lengths the longer-traces evaluation is broken down by (steps of the reference trace; None: no upper end).
+STEP_BINS = ((1, 10), (11, 20), (21, 40), (41, None))
+DEFAULT_BUILD = ("--n", "1200", "--seed", "1")  # a default build (default trace length), apart from the recipe's
+
+
+def after_the_run(name: str, output_dir: Path) -> Path:
+    """Where a stage measured after the timed run keeps its files; `--collect-only` reads them back instead of
+    measuring again (the timed run starts from an empty OUTPUT)."""
+    return output_dir / "after" / name
+
+
+def first_errors(args, output_dir: Path, log_path: Path) -> dict:
+    """`scripts/first_errors.py` on the adapter's predictions: where its traces first go wrong on the held-out
+    split (`test`) and on CRUXEval's items (`cruxeval`, asked in the trace notation)."""
+    adapter = output_dir / "adapter"
+    jobs = {"test": [str(adapter / "eval_predictions.jsonl"), args.dataset]}
+    if (adapter / "cruxeval_predictions.jsonl").is_file():
+        jobs["cruxeval"] = [str(adapter / "cruxeval_predictions.jsonl")]
+        jobs["cruxeval"] += ["--benchmark-data", args.benchmark_data] if args.benchmark_data else []
+    found = {}
+    for name, job in jobs.items():
+        out = after_the_run(f"first_errors-{name}.json", output_dir)
+        if not out.is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            run([sys.executable, str(ROOT / "scripts" / "first_errors.py"), *job, "--json", str(out)], log_path)
+        found[name] = json.loads(out.read_text())
+    return found
+
+
+def held_out_of_default_build(build: Path, recipe: str, count: int, out: Path) -> None:
+    """The first `count` test programs of `build` whose structure (skeleton) is that of no training program of the
+    recipe's data, saved as a dataset whose test split they are."""
+    from datasets import DatasetDict, load_from_disk
+
+    trained = set(load_from_disk(str(ROOT / recipe))["train"]["skeleton"])
+    test = load_from_disk(str(build))["test"]
+    keep = [i for i, skeleton in enumerate(test["skeleton"]) if skeleton not in trained][:count]
+    DatasetDict({"test": test.select(keep)}).save_to_disk(str(out))
+
+
+def by_trace_steps(predictions: Path, dataset: Path) -> list[dict]:
+    """The adapter's figures on the longer traces, by the reference trace's number of steps (`STEP_BINS`)."""
+    from datasets import load_from_disk
+
+    test = load_from_disk(str(dataset))["test"]
+    steps = dict(zip(test["id"], test["num_steps"]))
+    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["model"] == "adapter"]
+    table = []
+    for low, high in STEP_BINS:
+        inside = [r for r in rows if low <= steps[r["id"]] and (high is None or steps[r["id"]] <= high)]
+        table.append(
+            {
+                "steps": f"{low}-{high if high else 'more'}",
+                "n": len(inside),
+                "exact": sum(bool(r["exact"]) for r in inside),
+                "mean_state_accuracy": round(sum(r["state_accuracy"] for r in inside) / max(len(inside), 1), 4),
+                "output_match": sum(bool(r["output_match"]) for r in inside),
+            }
+        )
+    return table
+
+
+def longer_traces(args, bin_dir: Path, output_dir: Path, checkpoint: str, log_path: Path) -> tuple[dict, dict]:
+    """The adapter on `--longer-traces` held-out programs of a default build (traces up to the default 1,000
+    steps, where the recipe trains on at most 10), decoded as the test split was: how accuracy falls with trace
+    length. Returns (the record's entry, wall seconds)."""
+    folder = after_the_run("longer-traces", output_dir)
+    results = folder / "eval_results.json"
+    build = ROOT / "data" / f"default-{'-'.join(DEFAULT_BUILD[1::2])}"
+    held_out = folder / "programs"
+    seconds = {}
+    if not results.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        seconds["build_default"] = run(
+            [str(bin_dir / "build-dataset"), *DEFAULT_BUILD, "--output", str(build), "--overwrite", "--quiet"],
+            log_path,
+        )
+        held_out_of_default_build(build, args.dataset, args.longer_traces, held_out)
+        evaluate = [str(bin_dir / "evaluate-traces"), "--adapter", str(output_dir / "adapter"), "--model", checkpoint]
+        evaluate += ["--no-base", "--dataset", str(held_out), "--prompt-style", args.prompt_style, "--dtype"]
+        evaluate += [args.dtype, "--batch-size", str(args.eval_batch_size), "--max-new-tokens"]
+        evaluate += [str(args.eval_max_new_tokens), "--output", str(results)]
+        seconds["evaluate_longer_traces"] = run(evaluate, log_path)
+    figures = json.loads(results.read_text())["models"]["adapter"]
+    steps = by_trace_steps(folder / "eval_predictions.jsonl", held_out)
+    entry = {
+        "what": f"the same adapter on the first {figures['n']} test programs of a default build (build-dataset "
+        f"{' '.join(DEFAULT_BUILD)}, traces up to the default 1,000 steps) that share no structure with the "
+        f"recipe's training programs; evaluate-traces --no-base, decoded as the test split",
+        **{k: figures[k] for k in (*dict(METRIC_ROWS), "cut_off", "n") if k in figures},
+        "by_trace_steps": steps,
+    }
+    return entry, seconds
 
 
 def main(argv=None) -> None:
@@ -643,6 +757,10 @@ def main(argv=None) -> None:
     times.setdefault("total", round(time.perf_counter() - started, 1))
     if args.skip_sft_eval and args.evaluate_sft_after and (output_dir / "sft" / "adapter").is_dir():
         times.update(evaluate_sft_after(args, bin_dir, output_dir, checkpoint, run_info["evaluation"], log_path))
+    after = {"first_errors": first_errors(args, output_dir, log_path)}
+    if args.longer_traces:
+        after["default_build_held_out"], seconds = longer_traces(args, bin_dir, output_dir, checkpoint, log_path)
+        times.update(seconds)
     training = run_info["training"]
     record = {
         "what": f"CPU recipe: {model.base_id.split('/')[-1]}, SFT warm start then GRPO, one LoRA adapter; base vs "
@@ -711,6 +829,7 @@ def main(argv=None) -> None:
             if "reward" in h
         ],
         "evaluation": run_info["evaluation"],
+        **after,
         "seed_published": {
             "execution_prediction_accuracy": 0.20,
             "mean_state_accuracy": 0.333,

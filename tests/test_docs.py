@@ -187,6 +187,15 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     low, high = crux["paired_difference_ci95"]
     assert f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval" in text
     assert f"[{100 * low:+.1f}, {100 * high:+.1f}] ({crux['gained']} items gained, {crux['lost']} lost)" in text
+    votes, n = record["base_sampled_votes"], record["base_sampled_votes"]["n"]  # 5 samples of the base per item
+    for name in ("first_sample", "majority_vote_of_5", "any_of_5"):
+        assert votes[name]["right"] == votes["right_per_item"][name].count("1")
+    greedy = marks["base_cruxeval_direct_raw"][:n].count("1")
+    assert (
+        f"{100 * votes['any_of_5']['right'] / n:.1f}% ({votes['any_of_5']['right']} of {n}; one sample alone {100 * votes['first_sample']['right'] / n:.1f}%, "
+        f"a majority vote of the 5 {100 * votes['majority_vote_of_5']['right'] / n:.1f}%, greedy "
+        f"{100 * greedy / n:.1f}%)" in text
+    )
     plan = record["gpu_plan_direct_answers_raw"]
     assert f"{plan['prompts']:,} prompts" in text and f"budget is {plan['completion_budget']}" in text
     assert f"{plan['optimizer_steps']} steps in {plan['memory_gib_per_device']} GiB" in text
