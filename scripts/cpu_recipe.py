@@ -18,7 +18,10 @@
    is scored) and on CRUXEval-O (the first 100 items, the base also asked with CRUXEval's own prompts;
    `--benchmark-data FILE` where the Hub cannot be reached).
    What differs between the models is in `RECIPES` (programs, learning rate).
-4. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
+4. After the timed run, outside its hour: the SFT-only adapter evaluated the same way (Qwen), where the adapter's
+   traces first go wrong (`scripts/first_errors.py` on the held-out split and on CRUXEval), and the adapter on 100
+   held-out programs of a default build, traces up to the default length, by trace length (`--longer-traces`).
+5. Results: `results/cpu_recipe.json`, one entry per `--model` (metrics, wall time of every stage, the exact
    commands, the machine; a run replaces its model's entry and keeps the others) and the table printed
    (docs/cpu-results.md holds the measured one).
 
