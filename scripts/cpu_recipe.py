@@ -411,13 +411,20 @@ def results_table(record: dict) -> str:
                 + " | ".join(f"{100 * scores[name]['output_accuracy']:.1f}%" if n == "base" else "—" for n in names)
                 + " |"
             )
-        if crux.get("paired_difference_ci95") and crux.get("compared_adapter") == "adapter":
-            low, high = crux["paired_difference_ci95"]
-            difference = f"{100 * crux['paired_difference']:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+        # each trained column minus the base's best entry on the same items (the adapter's in the run's results, the
+        # SFT-only column's added after the run), paired
+        paired = {"adapter": crux} if crux.get("compared_adapter") == "adapter" else {}
+        paired.update({n: scores[n] for n in ("sft",) if "paired_difference_ci95" in (scores.get(n) or {})})
+        if paired:
+
+            def difference(figures):
+                low, high = figures["paired_difference_ci95"]
+                return f"{100 * figures['paired_difference']:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+
             lines.append(
-                f"| CRUXEval-O, adapter minus the base's best ({title(crux, crux['best_base']).removeprefix('Base, ')})"
-                f", paired 95% interval ({crux['paired_n']} items) | "
-                + " | ".join(difference if n == "adapter" else "—" for n in names)
+                f"| CRUXEval-O minus the base's best ({title(crux, crux['best_base']).removeprefix('Base, ')}), "
+                f"paired 95% interval ({crux['paired_n']} items) | "
+                + " | ".join(difference(paired[n]) if n in paired else "—" for n in names)
                 + " |"
             )
     times = record["wall_seconds"]
@@ -534,7 +541,31 @@ def evaluate_sft_after(
         figures = json.loads((folder / "cruxeval_results.json").read_text())["models"]["adapter"]
         crux["models"]["sft"] = {**figures, "after_the_timed_run": True}
         crux.setdefault("labels", {})["sft"] = label
+        if crux.get("best_base"):
+            crux["models"]["sft"].update(
+                paired_with(output_dir / "adapter" / "cruxeval_predictions.jsonl", crux["best_base"], folder)
+            )
     return seconds
+
+
+def paired_with(run_predictions: Path, base: str, folder: Path) -> dict:
+    """The SFT-only adapter (its CRUXEval predictions in `folder`) minus the run's `base` entry on the same items,
+    paired as the run pairs its adapter (`trainer.benchmark.paired_difference_ci95`)."""
+    from trainer.benchmark import paired_difference_ci95
+
+    def marks(path: Path, model: str) -> dict:
+        rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        return {row["index"]: bool(row["output_match"]) for row in rows if row["model"] == model}
+
+    base_marks, sft_marks = marks(run_predictions, base), marks(folder / "cruxeval_predictions.jsonl", "adapter")
+    items = sorted(set(base_marks) & set(sft_marks))
+    sft, best = [sft_marks[i] for i in items], [base_marks[i] for i in items]
+    return {
+        "paired_with": base,
+        "paired_difference": round((sum(sft) - sum(best)) / len(items), 4),
+        "paired_difference_ci95": paired_difference_ci95(sft, best),
+        "paired_n": len(items),
+    }
 
 
 # Trace lengths the longer-traces evaluation is broken down by (steps of the reference trace; None: no upper end).

@@ -58,3 +58,26 @@ def test_the_longer_traces_are_counted_by_trace_length(default_build, tmp_path):
     short = sum(1 for row in rows if row["num_steps"] <= 10)
     assert table[0]["n"] == short
     assert all(b["mean_state_accuracy"] == (0.5 if b["n"] else 0.0) for b in table)
+
+
+def test_the_sft_column_is_paired_with_the_base_s_best_on_the_same_items(tmp_path):
+    from cpu_recipe import paired_with
+
+    from trainer.benchmark import paired_difference_ci95
+
+    def write(path, model_marks):
+        lines = [
+            {"model": model, "index": i, "output_match": right}
+            for model, marks in model_marks.items()
+            for i, right in enumerate(marks)
+        ]
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    base = [True, True, False, False, True, False]
+    write(tmp_path / "run.jsonl", {"base_trace": [False] * 6, "base_cruxeval_direct": base, "adapter": [True] * 6})
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    write(sft / "cruxeval_predictions.jsonl", {"adapter": [True, False, True, True, True]})  # one item fewer
+    paired = paired_with(tmp_path / "run.jsonl", "base_cruxeval_direct", sft)
+    assert paired["paired_n"] == 5 and paired["paired_difference"] == round((4 - 3) / 5, 4)
+    assert paired["paired_difference_ci95"] == paired_difference_ci95([True, False, True, True, True], base[:5])
