@@ -226,6 +226,15 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     low, high = crux["paired_difference_ci95"]
     assert f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval" in text
     assert f"[{100 * low:+.1f}, {100 * high:+.1f}] ({crux['gained']} items gained, {crux['lost']} lost)" in text
+    half = record["grpo_direct_answers_raw_hour_half_scale"]  # the same adapter, its update halved
+    right = half["right_per_item"]
+    for part, (start, end) in (("first_400", (0, 400)), ("last_400", (400, 800)), ("all_800", (0, 800))):
+        figures, base_part = half[part], marks["base_cruxeval_direct_raw"][start:end]
+        assert figures["right"] == right[start:end].count("1") and figures["base_right"] == base_part.count("1")
+        assert share(figures["right"], figures["n"]) in text and share(figures["base_right"], figures["n"]) in text
+        assert f"{100 * figures['paired_difference']:+.1f} points" in text
+        low, high = figures["paired_difference_ci95"]
+        assert f"[{100 * low:+.1f}, {100 * high:+.1f}]" in text, part
     votes, n = record["base_sampled_votes"], record["base_sampled_votes"]["n"]  # 5 samples of the base per item
     for name in ("first_sample", "majority_vote_of_5", "any_of_5"):
         assert votes[name]["right"] == votes["right_per_item"][name].count("1")
