@@ -637,7 +637,7 @@ def longer_traces(args, bin_dir: Path, output_dir: Path, checkpoint: str, log_pa
     length. Returns (the record's entry, wall seconds)."""
     folder = after_the_run("longer-traces", output_dir)
     results = folder / "eval_results.json"
-    build = ROOT / "data" / f"default-{'-'.join(DEFAULT_BUILD[1::2])}"
+    build = ROOT / "data" / "default-n1200-seed1"  # DEFAULT_BUILD's programs
     held_out = folder / "programs"
     seconds = {}
     if not results.is_file():
