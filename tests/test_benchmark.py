@@ -591,7 +591,8 @@ def test_train_and_push_with_the_benchmark_writes_it_into_the_record_and_the_car
 
 def test_a_direct_answer_holds_the_traced_repr_of_result():
     """The answer is the value the tracer recorded for `result`, as Python prints it (not the whitespace-free form
-    scores compare); a program that is no function call, or whose output the harness would cut at `==`, gives none."""
+    scores compare); a program that is no function call, a call that raised (no `result`), or one whose output the
+    harness would cut at `==`, gives none."""
     from trainer.answers import answer_examples
 
     def row(code, result):
@@ -599,7 +600,13 @@ def test_a_direct_answer_holds_the_traced_repr_of_result():
         return {"id": code, "code": code, "expected_trace": trace}
 
     call = "def f(x):\n    return [x, (x, 'a b')]\nresult = f(1)"
-    rows = [row(call, "[1, (1, 'a b')]"), row("x = 1\ny = 2\nresult = x", "1"), row(call, "'a == b'")]
+    raised = {
+        "id": "raised",
+        "code": call,
+        "expected_trace": "<execution_trace>\nLine 3: State: {}\nException at line 3: IndexError: out of range\n"
+        "</execution_trace>",
+    }
+    rows = [row(call, "[1, (1, 'a b')]"), row("x = 1\ny = 2\nresult = x", "1"), row(call, "'a == b'"), raised]
     [example] = answer_examples(rows)
     assert example["answer"] == "assert f(1) == [1, (1, 'a b')]\n[/ANSWER]"
     assert example["prompt"].endswith("return [x, (x, 'a b')]\nassert f(1) == ??\n[/PYTHON]\n[ANSWER]\n")

@@ -41,10 +41,12 @@ def answer_examples(rows) -> list[dict]:
     """The direct-answer examples of the training programs (a split or a list of dicts with `code` and
     `expected_trace`), in their order: `{"id", "prompt", "answer", "input", "output"}` for every program that is a
     function called with literal arguments whose traced `result` is a literal the harness reads back whole (no `==`
-    in it); `input` and `output` are the call's arguments and the traced value, as CRUXEval's items hold them."""
+    in it); `input` and `output` are the call's arguments and the traced value, as CRUXEval's items hold them. A
+    call that raised has no `result`, so no answer (no CRUXEval item raises)."""
     examples = []
     for row in rows:
-        item = crux.item_of(row["code"], traced_result(row["expected_trace"]))
+        result = traced_result(row["expected_trace"])
+        item = None if result is None else crux.item_of(row["code"], result)
         if item is None or "==" in item["output"]:
             continue
         examples.append(
