@@ -272,6 +272,8 @@ def settings_table(run: dict) -> str:
         ),
         ("Trainable parameters", f"{training.get('trainable_parameters') or 0:,}"),
     ]
+    if training.get("adapter_scale"):
+        rows.append(("Adapter scale", scale_text(training["adapter_scale"])))
     if sft:
         batch = (sft_config.get("per_device_train_batch_size") or 1) * (
             sft_config.get("gradient_accumulation_steps") or 1
@@ -379,6 +381,26 @@ def direct_answers_text(training: dict) -> str:
         f"{training['direct_answers']} of the training programs (functions called with literal arguments) were "
         f"trained to answer CRUXEval's direct output prompt{form}{alone}; {' and '.join(how)}"
     )
+
+
+def scale_text(scale: dict) -> str:
+    """What `--adapter-scale` did: the trained update scaled by how much, given or chosen on which calls."""
+    text = (
+        f"{scale['scale']:g}: the trained LoRA update scaled by it (its `lora_B` weights; every figure here is of "
+        "the scaled adapter)"
+    )
+    chosen = scale.get("chosen_on")
+    if chosen:
+        tried = ", ".join(f"{c['scale']:g}: {100 * c['output_accuracy']:.1f}%" for c in chosen["candidates"])
+        base = chosen.get("base_output_accuracy")
+        text += (
+            f", chosen on {chosen['calls']} function calls held out of training (with the "
+            f"{chosen['left_out_of_training']} training programs sharing their structures), asked CRUXEval's direct "
+            f"prompt: {tried}" + (f"; the base model {100 * base:.1f}%" if base is not None else "")
+        )
+    else:
+        text += ", as given"
+    return text + ("; the adapter as trained was not pushed" if scale.get("unscaled_adapter") else "")
 
 
 def _precision(training: dict, config: dict) -> str:

@@ -51,6 +51,11 @@ def prepare(settings: TrainSettings) -> Plan:
 
     if settings.direct_answers_format not in FORMATS:
         raise TrainError(f"--direct-answers-format must be one of {', '.join(FORMATS)}.")
+    if len(settings.adapter_scale) > 1 and not settings.direct_answers:
+        raise TrainError(
+            "choosing among several --adapter-scale values asks held-out function calls CRUXEval's direct prompt, "
+            "so it goes with --direct-answers or --direct-answers-only (give one scale otherwise)."
+        )
     if settings.direct_answers_format == "raw" and not settings.direct_answers_only:
         raise TrainError(
             "--direct-answers-format raw goes with --direct-answers-only: the traces are chat turns, and one run's "
@@ -141,6 +146,19 @@ def prepare(settings: TrainSettings) -> Plan:
             raise TrainError(
                 "every training program has the structure of a CRUXEval item; nothing is left to train on."
             )
+    held_out, holdout_record = [], None
+    if len(settings.adapter_scale) > 1:  # calls kept out of training to choose the scale on (trainer.scaling)
+        from trainer.scaling import hold_out_calls
+
+        try:
+            rows, held_out, holdout_record = hold_out_calls(rows, settings.scale_holdout)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
+        logger.info(
+            f"Adapter scale: {len(held_out)} function calls held out to choose among "
+            f"{', '.join(f'{s:g}' for s in settings.adapter_scale)} ({holdout_record['left_out_of_training']} "
+            "training programs left out with them: those calls and every program sharing their structure)."
+        )
     answers = []
     if settings.direct_answers:
         from trainer.answers import answer_examples
@@ -203,6 +221,8 @@ def prepare(settings: TrainSettings) -> Plan:
         direct_answers_only=settings.direct_answers_only,
         direct_answers_format=settings.direct_answers_format,
         prompt_tokens_max=longest_prompt,
+        held_out_calls=held_out,
+        holdout_record=holdout_record,
     )
     logger.info(
         f"Chat template: {policy.template}; thinking {'on' if policy.enabled else 'off'} (--thinking "

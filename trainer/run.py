@@ -5,6 +5,8 @@
     sft       → optional warm start in OUTPUT/sft/adapter (trainer.sft; `--sft-epochs` / `--sft-steps`)
     grpo      → GRPO continuing that adapter or a fresh LoRA; OUTPUT/adapter (trainer.grpo; `--max-steps 0`: none,
                 the SFT adapter is the adapter)
+    scale     → optional: the adapter's update scaled (`--adapter-scale`; several: chosen on function calls held
+                out of training), the adapter as trained kept in OUTPUT/unscaled-adapter (trainer.scaling)
     evaluate  → base vs (SFT only vs) adapter on the test split, sharded across processes (trainer.evaluate);
                 with --benchmark cruxeval, on CRUXEval-O too (trainer.benchmark)
     record    → OUTPUT/adapter/training_run.json with the learning signal and its warnings (trainer.record)
@@ -35,6 +37,7 @@ from trainer.settings import (
     PLOT_FILE,
     RUN_ITEMS,
     SFT_DIR,
+    UNSCALED_DIR,
     NoSignalError,
     Plan,
     RunResult,
@@ -89,6 +92,13 @@ def run(settings: TrainSettings, callbacks=(), process_started: float | None = N
     starts = [t for t in ((sft_summary or {}).get("started_at"), summary.get("started_at")) if t and t >= run_started]
     timings["startup"] = round((min(starts) if starts else run_started) - process_started, 2)
     timings["train"] = round(sum(timings.get(k, 0.0) for k in ("sft", "grpo")), 2)
+
+    # 3b. --adapter-scale: the trained update scaled (chosen on held-out calls among several), before anything
+    # measures, records or pushes the adapter
+    if settings.adapter_scale != (1.0,):
+        started = time.perf_counter()
+        summary["adapter_scale"] = scale_adapter(settings, plan, output_dir, adapter_dir, summary)
+        timings["adapter_scale"] = round(time.perf_counter() - started, 2)
 
     # 4. evaluation: every process its share of the test split; the main process gets the results
     started = time.perf_counter()
@@ -195,18 +205,9 @@ def run_evaluation(
     if settings.eval_limit:
         rows = rows.select(range(min(settings.eval_limit, len(rows))))
     common = dict(
-        batch_size=settings.eval_batch_size,
-        max_new_tokens=settings.eval_max_new_tokens,
-        thinking=plan.policy,
-        thinking_budget=plan.thinking_budget,
-        greedy=settings.eval_greedy,
-        seed=settings.seed,
+        evaluation_settings(settings, plan, summary),
         extra_adapters=extra_adapters,
         labels=stage_labels(settings),
-        include_base=not settings.skip_base_eval,
-        use_cache=settings.eval_cache,
-        backend="transformers" if settings.vllm_mode == "off" else "auto",
-        dtype=summary["weights_dtype"],
         prompt_style=settings.prompt_style,
     )
     name = dataset_label(settings) or dataset_name(str(settings.dataset))
@@ -240,6 +241,52 @@ def run_evaluation(
     results["benchmarks"] = {benchmark["benchmark"]: benchmark}
     (adapter_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def evaluation_settings(settings: TrainSettings, plan: Plan, summary: dict) -> dict:
+    """How every evaluation of the run generates (`trainer.evaluate.evaluate_adapter`'s settings)."""
+    return dict(
+        batch_size=settings.eval_batch_size,
+        max_new_tokens=settings.eval_max_new_tokens,
+        thinking=plan.policy,
+        thinking_budget=plan.thinking_budget,
+        greedy=settings.eval_greedy,
+        seed=settings.seed,
+        include_base=not settings.skip_base_eval,
+        use_cache=settings.eval_cache,
+        backend="transformers" if settings.vllm_mode == "off" else "auto",
+        dtype=summary["weights_dtype"],
+    )
+
+
+def scale_adapter(settings: TrainSettings, plan: Plan, output_dir: Path, adapter_dir: Path, summary: dict) -> dict:
+    """`--adapter-scale`: the scale given, or the one chosen among several on the held-out calls
+    (`trainer.scaling.choose_scale`); OUTPUT/adapter scaled by it in place, the adapter as trained kept in
+    OUTPUT/unscaled-adapter. Returns the record of it (`training.adapter_scale`), on every process."""
+    from trainer.scaling import apply_scale, choose_scale
+
+    scales = settings.adapter_scale
+    if len(scales) == 1:
+        record = {"scale": scales[0], "chosen_on": None}
+    else:
+        record = choose_scale(
+            plan.source,
+            adapter_dir,
+            output_dir,
+            plan.held_out_calls,
+            scales,
+            plan.holdout_record,
+            **evaluation_settings(settings, plan, summary),
+            direct_answers_format=plan.direct_answers_format,
+        )
+    if record["scale"] != 1:
+        record["unscaled_adapter"] = UNSCALED_DIR
+        if distributed.is_main():
+            apply_scale(adapter_dir, output_dir, record["scale"])
+    distributed.barrier()  # every process evaluates the scaled adapter next
+    how = "given" if record["chosen_on"] is None else f"chosen on {len(plan.held_out_calls)} held-out function calls"
+    logger.info(f"Adapter scale {record['scale']:g} ({how}): the trained update scaled by it.")
+    return record
 
 
 def stage_labels(settings: TrainSettings) -> dict | None:

@@ -18,7 +18,10 @@ RUN_FILE = "training_run.json"
 PLAN_FILE = "plan.json"  # the run as planned before any weight loads (trainer.sizing), in OUTPUT
 LOG_FILE = "training_log.json"
 PLOT_FILE = "reward_curve.png"
-RUN_ITEMS = (ADAPTER_DIR, SFT_DIR, CHECKPOINT_DIR)  # what a run leaves in OUTPUT (besides plan.json, a dry run's)
+UNSCALED_DIR = "unscaled-adapter"  # the adapter as trained, where --adapter-scale scaled OUTPUT/adapter
+SCALES_DIR = "adapter-scales"  # each scale's results on the held-out calls, where --adapter-scale chose one
+# what a run leaves in OUTPUT (besides plan.json, a dry run's)
+RUN_ITEMS = (ADAPTER_DIR, SFT_DIR, CHECKPOINT_DIR, UNSCALED_DIR, SCALES_DIR)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_EPOCHS = 1.0  # GRPO passes over the training programs when neither --max-steps nor --epochs is given
 
@@ -66,6 +69,8 @@ class TrainSettings:
     direct_answers: bool = False  # SFT and GRPO also on CRUXEval's direct prompt for function calls (trainer.answers)
     direct_answers_only: bool = False  # SFT and GRPO on those direct answers alone, no traces (implies direct_answers)
     direct_answers_format: str = "chat"  # how their prompts reach the model: chat or raw (trainer.answers.FORMATS)
+    adapter_scale: tuple = (1.0,)  # the trained update scaled by this; several: chosen on held-out calls (scaling)
+    scale_holdout: int = 200  # function calls held out of training to choose the scale on (trainer.scaling)
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
@@ -145,6 +150,8 @@ class Plan:
     direct_answers_only: bool = False  # --direct-answers-only: those examples without the traces
     direct_answers_format: str = "chat"  # --direct-answers-format: chat or raw (trainer.answers.training_prompt)
     prompt_tokens_max: int = 0  # tokens of the longest training prompt, rendered for generation
+    held_out_calls: list = field(default_factory=list)  # several --adapter-scale values: the calls to choose on
+    holdout_record: dict | None = None  # what was held out for that (trainer.scaling.hold_out_calls)
     sizing: dict | None = None  # the GRPO run's plan (trainer.sizing): tokens, memory, steps; None without GRPO
 
     @property
