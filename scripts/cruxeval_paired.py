@@ -22,21 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trainer.benchmark import PAIRED_METHOD, PREDICTIONS_FILE, best_base, paired_difference_ci95  # noqa: E402
+from trainer.benchmark import PAIRED_METHOD, best_base, paired_difference_ci95, scoring  # noqa: E402
+from trainer.evaluate import predictions_path  # noqa: E402
 
 
 def adapter_marks(results_path: Path, entry: str = "adapter") -> list[bool]:
     """The adapter's right/wrong mark for each of the first N items, from the predictions written beside its
     results (one line per item and model, in the items' order); `entry`: which of the adapter's entries
     (`adapter` in the trace notation, `adapter_cruxeval_direct` asked CRUXEval's direct prompt)."""
-    marks = []
-    with open(results_path.with_name(PREDICTIONS_FILE)) as handle:
+    marks, path = [], predictions_path(results_path, scoring())
+    with open(path) as handle:
         for line in handle:
             prediction = json.loads(line)
             if prediction["model"] == entry:
                 marks.append(bool(prediction["output_match"]))
     if not marks:
-        raise SystemExit(f"{results_path.with_name(PREDICTIONS_FILE)} holds no {entry} predictions.")
+        raise SystemExit(f"{path} holds no {entry} predictions.")
     return marks
 
 

@@ -253,7 +253,7 @@ def test_tracer_only_scores_every_fixture_item_right_through_the_cli(tmp_path):
     assert results["benchmark"] == "cruxeval" and results["n"] == n
     assert results["models"] == {"tracer": {"n": n, "output_accuracy": 1.0, "valid_format": 1.0, "answered": 1.0}}
     assert "bubblewrap" in done.stdout and "| CRUXEval-O output accuracy | 100.0% |" in done.stdout
-    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    predictions = [json.loads(line) for line in (tmp_path / "tracer-predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in predictions] == [i["id"] for i in _items()]
     for p, item in zip(predictions, _items()):  # the tracer's answer is the value the function returns
         assert literal(p["answer"])[1] == literal(item["output"])[1], p
@@ -417,7 +417,7 @@ def test_evaluate_traces_benchmark_base_and_adapter_on_tiny(trained_run, tmp_pat
     assert results["benchmark"] == "cruxeval" and results["n"] == 4
     assert list(results["models"]) == [*BASES, "base_trace", "adapter"]
     assert results["tracer_check"]["output_accuracy"] == 1.0
-    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    predictions = [json.loads(line) for line in (tmp_path / "crux-predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4 * 6
     for model in ("base_trace", "adapter"):
         figures = results["models"][model]
@@ -489,7 +489,7 @@ def test_the_base_alone_asked_with_cruxevals_prompts_only(model_cache, tmp_path)
     results = json.loads(out.read_text())
     assert list(results["models"]) == ["base_cruxeval_direct"] and results["models"]["base_cruxeval_direct"]["n"] == 3
     assert results["best_base"] == "base_cruxeval_direct" and "paired_difference_ci95" not in results
-    predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+    predictions = [json.loads(line) for line in (tmp_path / "crux-predictions.jsonl").read_text().splitlines()]
     figures = _recomputed_cruxeval(predictions, "base_cruxeval_direct", "direct", False)
     assert results["models"]["base_cruxeval_direct"]["output_accuracy"] == pytest.approx(figures["output_accuracy"])
     result = CliRunner().invoke(

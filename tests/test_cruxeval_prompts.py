@@ -364,7 +364,7 @@ def test_the_base_entries_come_from_the_cache_the_second_time(model_cache, tmp_p
             ],
         )
         assert done.exit_code == 0, done.output
-        predictions = [json.loads(line) for line in (tmp_path / "cruxeval_predictions.jsonl").read_text().splitlines()]
+        predictions = [json.loads(line) for line in (tmp_path / f"{name}-predictions.jsonl").read_text().splitlines()]
         return json.loads(out.read_text()), predictions
 
     first, _ = evaluate("first", "--no-cache")

@@ -134,6 +134,8 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
         results = json.loads((output / "adapter-scales" / f"scale-{s:g}.json").read_text())
         assert results["n"] == 2 and "adapter_cruxeval_direct" in results["models"]
         assert results["models"]["adapter_cruxeval_direct"]["output_accuracy"] == tried[s]
+        predictions = (output / "adapter-scales" / f"scale-{s:g}-predictions.jsonl").read_text().splitlines()
+        assert len(predictions) == 2 * 2  # its own file: the base's answers and this scale's, 2 calls each
     card = (output / "adapter" / "README.md").read_text()
     assert f"| Adapter scale | {scale['scale']:g}: the trained LoRA update scaled by it" in card
     assert "held out of training" in card

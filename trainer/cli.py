@@ -855,13 +855,14 @@ def _tracer_only(benchmark_data, limit, sandbox, output) -> None:
     from dataset_builder.benchmark import BenchmarkError
     from dataset_builder.sandbox import SandboxUnavailable
     from trainer.benchmark import (
-        PREDICTIONS_FILE,
         RESULTS_FILE,
         format_table,
         prepare_benchmark,
+        scoring,
         tracer_results,
         write_tracer_predictions,
     )
+    from trainer.evaluate import predictions_path
 
     with user_errors(BenchmarkError, SandboxUnavailable, interrupted="Interrupted: no results were written."):
         bench = prepare_benchmark(benchmark_data, limit=limit, sandbox=sandbox)
@@ -869,7 +870,7 @@ def _tracer_only(benchmark_data, limit, sandbox, output) -> None:
     path = Path(output or RESULTS_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    write_tracer_predictions(bench, path.with_name(PREDICTIONS_FILE))
+    write_tracer_predictions(bench, predictions_path(path, scoring()))
     click.echo(format_table(results))
     click.echo(f"Written: {path}")
 

@@ -126,12 +126,13 @@ TRACE_SCORING = Scoring(trace_scores, summarize_predictions, describe_trace_metr
 
 def predictions_path(output: Path, scoring: Scoring = TRACE_SCORING) -> Path:
     """Where the per-row predictions go beside the results file `output`: `eval_results-test-2.json` gets
-    `eval_predictions-test-2.jsonl`; any other name, the scoring's predictions file in the same folder."""
+    `eval_predictions-test-2.jsonl`; any other name its own, `crux.json` `crux-predictions.jsonl` (so two results
+    files in one folder never share, and overwrite, one predictions file)."""
     results_stem = scoring.results_file.removesuffix(".json")
     if output.name.startswith(results_stem):
         suffix = output.name[len(results_stem) :].removesuffix(".json")
         return output.with_name(scoring.predictions_file.removesuffix(".jsonl") + suffix + ".jsonl")
-    return output.with_name(scoring.predictions_file)
+    return output.with_name(f"{output.stem}-predictions.jsonl")
 
 
 def generate(
