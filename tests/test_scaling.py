@@ -28,10 +28,10 @@ CALLS = [
 ]
 
 
-def _calls_dataset(folder):
+def _calls_dataset(folder, calls=CALLS):
     from datasets import Dataset, DatasetDict
 
-    items = [(code, [Step(1, state=()), Step(3, state=(("result", value),))]) for code, value in CALLS]
+    items = [(code, [Step(1, state=()), Step(3, state=(("result", value),))]) for code, value in calls]
     DatasetDict(
         {"train": Dataset.from_dict(_rows(items, "call")), "test": Dataset.from_dict(_rows(items[:1], "te"))}
     ).save_to_disk(str(folder))
@@ -157,6 +157,32 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
     assert (
         "| Adapter scale | 0.5: the trained LoRA update scaled by it" in (given / "adapter" / "README.md").read_text()
     )
+
+    # --scale-calls: another dataset's calls, but none with a training program's structure
+    other = [("def f(z):\n    return z + 5\nresult = f(2)\n", "7")]  # shaped like a training call: skipped
+    other += [
+        ("def f(a):\n    return a[::-1]\nresult = f('ab')\n", "'ba'"),
+        ("def f(n):\n    return -n\nresult = f(3)\n", "-3"),
+    ]
+    elsewhere = tmp_path / "elsewhere"
+    result = CliRunner().invoke(
+        main,
+        [*run_options, "--direct-answers-only", "--output-dir", str(elsewhere), "--adapter-scale", "0.5,1"]
+        + ["--scale-holdout", "2", "--scale-calls", str(_calls_dataset(tmp_path / "other", other))],
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((elsewhere / "adapter" / "training_run.json").read_text())
+    chosen = run["training"]["adapter_scale"]["chosen_on"]
+    assert chosen["from"] == str(tmp_path / "other") and chosen["calls"] == 2
+    assert chosen["skipped_shared_structure"] == 2  # the shaped-alike call, in the train and the test split
+    assert run["training"]["train_rows"] == len(CALLS)  # nothing of the training data held out
+    assert f"function calls of {tmp_path / 'other'} that share no" in (elsewhere / "adapter" / "README.md").read_text()
+    one = CliRunner().invoke(
+        main,
+        [*run_options, "--output-dir", str(tmp_path / "one"), "--adapter-scale", "0.5"]
+        + ["--scale-calls", str(tmp_path / "other")],
+    )
+    assert one.exit_code == 1 and "--scale-calls goes with several" in one.output
     refused = CliRunner().invoke(main, [*run_options, "--output-dir", str(tmp_path / "no"), "--adapter-scale", "0.5,1"])
     assert refused.exit_code == 1 and "goes with --direct-answers" in refused.output
     too_few = CliRunner().invoke(

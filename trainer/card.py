@@ -393,10 +393,14 @@ def scale_text(scale: dict) -> str:
     if chosen:
         tried = ", ".join(f"{c['scale']:g}: {100 * c['output_accuracy']:.1f}%" for c in chosen["candidates"])
         base = chosen.get("base_output_accuracy")
-        text += (
-            f", chosen on {chosen['calls']} function calls held out of training (with the "
-            f"{chosen['left_out_of_training']} training programs sharing their structures), asked CRUXEval's direct "
-            f"prompt: {tried}" + (f"; the base model {100 * base:.1f}%" if base is not None else "")
+        where = (
+            f"function calls of {chosen['from']} that share no training program's structure"
+            if chosen.get("from")
+            else f"function calls held out of training (with the {chosen['left_out_of_training']} training programs "
+            "sharing their structures)"
+        )
+        text += f", chosen on {chosen['calls']} {where}, asked CRUXEval's direct prompt: {tried}" + (
+            f"; the base model {100 * base:.1f}%" if base is not None else ""
         )
     else:
         text += ", as given"

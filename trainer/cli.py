@@ -306,6 +306,13 @@ def _verbosity(command):
     "sharing one's structure), with several --adapter-scale values.",
 )
 @click.option(
+    "--scale-calls",
+    metavar="DIR_OR_REPO_ID",
+    help="Choose the --adapter-scale on the function calls of this dataset (a build-dataset folder or Hub id, "
+    "e.g. calls with longer traces than the training ones) instead of calls held out of training; calls sharing "
+    "a training program's structure (or, with --benchmark, an item's) are skipped [default: held out of training].",
+)
+@click.option(
     "--max-trace-steps",
     type=click.IntRange(min=1),
     help="Train only on programs whose trace has at most N steps [default: no limit].",

@@ -56,6 +56,8 @@ def prepare(settings: TrainSettings) -> Plan:
             "choosing among several --adapter-scale values asks held-out function calls CRUXEval's direct prompt, "
             "so it goes with --direct-answers or --direct-answers-only (give one scale otherwise)."
         )
+    if settings.scale_calls and len(settings.adapter_scale) < 2:
+        raise TrainError("--scale-calls goes with several --adapter-scale values (the calls to choose among them on).")
     if settings.direct_answers_format == "raw" and not settings.direct_answers_only:
         raise TrainError(
             "--direct-answers-format raw goes with --direct-answers-only: the traces are chat turns, and one run's "
@@ -148,16 +150,26 @@ def prepare(settings: TrainSettings) -> Plan:
             )
     held_out, holdout_record = [], None
     if len(settings.adapter_scale) > 1:  # calls kept out of training to choose the scale on (trainer.scaling)
-        from trainer.scaling import hold_out_calls
+        from trainer.scaling import calls_from, hold_out_calls
 
         try:
-            rows, held_out, holdout_record = hold_out_calls(rows, settings.scale_holdout)
+            if settings.scale_calls:  # another build's calls, e.g. of longer traces than the training calls
+                avoid = benchmark.structures if benchmark else frozenset()
+                held_out, holdout_record = calls_from(settings.scale_calls, rows, settings.scale_holdout, avoid)
+            else:
+                rows, held_out, holdout_record = hold_out_calls(rows, settings.scale_holdout)
         except ValueError as exc:
             raise TrainError(str(exc)) from None
         logger.info(
-            f"Adapter scale: {len(held_out)} function calls held out to choose among "
-            f"{', '.join(f'{s:g}' for s in settings.adapter_scale)} ({holdout_record['left_out_of_training']} "
-            "training programs left out with them: those calls and every program sharing their structure)."
+            f"Adapter scale: {len(held_out)} function calls "
+            + (f"of {settings.scale_calls}" if settings.scale_calls else "held out of training")
+            + f" to choose among {', '.join(f'{s:g}' for s in settings.adapter_scale)} ("
+            + (
+                f"{holdout_record['skipped_shared_structure']} others skipped for a training program's structure)."
+                if settings.scale_calls
+                else f"{holdout_record['left_out_of_training']} training programs left out with them: those calls "
+                "and every program sharing their structure)."
+            )
         )
     answers = []
     if settings.direct_answers:

@@ -120,6 +120,40 @@ def hold_out_calls(rows, count: int):
     return rows.select(keep), held, record
 
 
+def calls_from(spec: str, rows, count: int, avoid=frozenset()):
+    """`count` function calls of another dataset (`--scale-calls`, every split, in order) to choose a scale on:
+    none with the structure of a training program (`rows`) or one in `avoid` (a benchmark's). Returns (the
+    direct-answer examples, a record). ValueError with one sentence where too few are there."""
+    from dataset_builder import benchmark as crux
+    from trainer.answers import answer_examples
+    from trainer.data import load_trace_dataset
+
+    data = load_trace_dataset(spec, splits=())
+    trained = {crux.structure_of(code) for code in rows["code"]} | set(avoid)
+    calls, shared = [], 0
+    for split in data.values():
+        structure_of = {row_id: crux.structure_of(code) for row_id, code in zip(split["id"], split["code"])}
+        for example in answer_examples(split):
+            if structure_of[example["id"]] in trained:
+                shared += 1
+            elif len(calls) < count:
+                calls.append(example)
+    if len(calls) < count:
+        raise ValueError(
+            f"--scale-calls {spec} holds {len(calls)} function calls whose structure no training program has, and "
+            f"--scale-holdout asks for {count}."
+        )
+    record = {
+        "calls": count,
+        "from": spec,
+        "left_out_of_training": 0,
+        "skipped_shared_structure": shared,
+        "rule": "the first function calls of that dataset whose skeleton (names and constants abstracted) is no "
+        "training program's" + (" and no benchmark item's" if avoid else ""),
+    }
+    return calls, record
+
+
 def choose_scale(source, adapter_dir: Path, output_dir: Path, held_out: list, scales, holdout_record: dict, **common):
     """Ask the base model and the adapter at each of `scales` CRUXEval's direct prompt for the `held_out` calls
     (`hold_out_calls`; in the adapter's `direct_answers_format`), every process its share; write each scale's

@@ -71,6 +71,7 @@ class TrainSettings:
     direct_answers_format: str = "chat"  # how their prompts reach the model: chat or raw (trainer.answers.FORMATS)
     adapter_scale: tuple = (1.0,)  # the trained update scaled by this; several: chosen on held-out calls (scaling)
     scale_holdout: int = 200  # function calls held out of training to choose the scale on (trainer.scaling)
+    scale_calls: str | None = None  # choose it on another dataset's calls instead (none trained on: their structure)
     sft_epochs: float | None = None  # SFT warm start: passes over the training programs
     sft_steps: int | None = None  # SFT warm start: optimizer steps (wins over sft_epochs)
     sft_learning_rate: float = 2e-4
