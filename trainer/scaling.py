@@ -107,7 +107,9 @@ def hold_out_calls(rows, count: int):
             f"(--scale-holdout), and they hold {len(answers)}: at least {2 * count} are needed, so that as many are "
             "left to train on (build with more --drill-share of --drill-kind calls, or a smaller --scale-holdout)."
         )
-    held = answers[-count:]  # the stream's last calls: --train-limit keeps the first rows, so these stay apart
+    # the last calls: a build spreads its calls evenly, so they are like the others (--curriculum short-first: the
+    # longest)
+    held = answers[-count:]
     structure_of = {row_id: crux.structure_of(code) for row_id, code in zip(rows["id"], rows["code"])}
     held_structures = {structure_of[example["id"]] for example in held}
     keep = [i for i, row_id in enumerate(rows["id"]) if structure_of[row_id] not in held_structures]
