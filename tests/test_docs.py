@@ -235,6 +235,31 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
         assert f"{100 * figures['paired_difference']:+.1f} points" in text
         low, high = figures["paired_difference_ci95"]
         assert f"[{100 * low:+.1f}, {100 * high:+.1f}]" in text, part
+    chosen = record["adapter_scale_on_held_out_calls"]  # the scale chosen without CRUXEval, then CRUXEval at it
+    for name in ("held_out_like_training", "held_out_longer"):
+        calls, n = chosen[name], chosen[name]["base"]["n"]
+        assert calls["base"]["right"] == calls["base"]["right_per_item"].count("1")
+        assert share(calls["base"]["right"], n) in text
+        scales = calls["scales"]
+        assert ", ".join(f"{100 * scales[s]['right'] / n:.1f}%" for s in ("0.25", "0.5", "0.75", "1.0")) in text
+        best = max(scales, key=lambda s: (scales[s]["right"], -float(s)))  # the rule: most right, smallest of equals
+        assert float(best) == calls["chosen"] == chosen["chosen_scale"]
+        at = scales[best]
+        assert at["right"] == at["right_per_item"].count("1")
+        low, high = at["paired_difference_ci95"]
+        gain = 100 * (at["right"] - calls["base"]["right"]) / n
+        assert f"{gain:+.1f} points (paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}])" in text
+    on_crux = chosen["cruxeval_at_chosen_scale"]["all_800"]
+    right = chosen["cruxeval_at_chosen_scale"]["right_per_item"]
+    assert on_crux["right"] == right.count("1") and on_crux["base_right"] == marks["base_cruxeval_direct_raw"].count(
+        "1"
+    )
+    assert share(on_crux["right"], 800) in text and share(on_crux["base_right"], 800) in text
+    low, high = on_crux["paired_difference_ci95"]
+    assert (
+        f"{100 * on_crux['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
+        in text
+    )
     votes, n = record["base_sampled_votes"], record["base_sampled_votes"]["n"]  # 5 samples of the base per item
     for name in ("first_sample", "majority_vote_of_5", "any_of_5"):
         assert votes[name]["right"] == votes["right_per_item"][name].count("1")
