@@ -4,13 +4,15 @@ A LoRA adapter adds (alpha / r) * B @ A to each weight it targets. Scaled by s, 
 base model's to the trained adapter's, as WiSE-FT (Wortsman et al., 2022) interpolates a fine-tuned model with the
 one it started from. Why: what a short run learns can come with drift that costs more than the run gains. Measured
 on Qwen2.5-Coder-0.5B (docs/cruxeval.md): an hour of raw GRPO on direct answers lost 4.2 points of CRUXEval-O at full
-strength and gained 1.8 at half.
+strength, gained 1.8 at half and 0.1 at 0.75, the scale that calls it had not trained on chose (where it gained 15
+points): a scale keeps an adapter from drifting, it does not make what it learnt carry over.
 
 A scaled adapter is an ordinary adapter: its `lora_B` weights are multiplied by s and its config is untouched, so
 peft, vLLM and a merge load it as they load any other.
 
 `train-and-push --adapter-scale 0.25,0.5,0.75,1 --direct-answers-only` chooses among several scales on function
-calls held out of its own training programs (`hold_out_calls`), never on the benchmark it is then compared on: the
+calls held out of its own training programs (`hold_out_calls`), or on another dataset's (`--scale-calls`,
+`calls_from`), never on the benchmark it is then compared on: the
 base model and the adapter at each scale answer CRUXEval's direct prompt for those calls, and the scale that answers
 most of them wins (the smallest of equals: the least drift for the same answers).
 """
