@@ -344,3 +344,26 @@ def test_calls_are_functions_called_with_literals_and_mostly_run_cleanly():
     assert kinds["while_loop"] and kinds["dict"] and kinds["list_comprehension"] and kinds["slicing"]
     lengths.sort()
     assert 4 <= lengths[len(lengths) // 2] <= 20  # CRUXEval's median is 8 traced steps
+
+
+def test_every_statement_of_a_call_reaches_its_result():
+    """A call's body does no work its result ignores, as CRUXEval's functions almost never do (a model taught on
+    bodies with such work learns to skip lines); the reading that finds such work finds it, changes in place
+    included; a call's constructs are those of the lines it kept."""
+    from dataset_builder.generator import call_at
+    from dataset_builder.templates.calls import unused_statements
+
+    def unused(code: str) -> list[str]:
+        return [ast.unparse(stmt) for stmt in unused_statements(ast.parse(code).body[0].body)]
+
+    body = "    n = len(xs)\n    d.clear()\n    ys = xs[1:]\n    ys.append(n * 0)\n    d['a'] = 1\n    return ys\n"
+    assert unused("def f(xs, d):\n" + body) == ["d.clear()", "d['a'] = 1"]
+    assert unused("def f(d):\n    d['a'] = 1\n    if not d:\n        return 0\n    return d\n") == []
+    syntax = {"for_loop": ast.For, "while_loop": ast.While, "list_comprehension": ast.ListComp, "tuple": ast.Tuple}
+    for position in range(300):
+        call = call_at(4, position)
+        assert unused(call.code) == [], call.code
+        nodes = list(ast.walk(ast.parse(call.code)))
+        for kind, node in syntax.items():
+            present = any(isinstance(n, node) for n in nodes)
+            assert present >= (kind in call.constructs) and (kind == "tuple" or present == (kind in call.constructs))
