@@ -129,7 +129,7 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
     assert sorted(tried) == [0.5, 1.0]
     best = max(tried.values())
     assert scale["scale"] == min(s for s, accuracy in tried.items() if accuracy == best)
-    assert chosen["base_output_accuracy"] is not None
+    assert chosen["base_output_accuracy"] is not None and "base" not in chosen
     for s in (0.5, 1):
         results = json.loads((output / "adapter-scales" / f"scale-{s:g}.json").read_text())
         assert results["n"] == 2 and "adapter_cruxeval_direct" in results["models"]
@@ -168,12 +168,14 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
     result = CliRunner().invoke(
         main,
         [*run_options, "--direct-answers-only", "--output-dir", str(elsewhere), "--adapter-scale", "0.5,1"]
-        + ["--scale-holdout", "2", "--scale-calls", str(_calls_dataset(tmp_path / "other", other))],
+        + ["--scale-holdout", "2", "--scale-calls", str(_calls_dataset(tmp_path / "other", other))]
+        + ["--skip-base-eval"],
     )
     assert result.exit_code == 0, result.output
     run = json.loads((elsewhere / "adapter" / "training_run.json").read_text())
     chosen = run["training"]["adapter_scale"]["chosen_on"]
     assert chosen["from"] == str(tmp_path / "other") and chosen["calls"] == 2
+    assert chosen["base_output_accuracy"] is None and "--skip-base-eval" in chosen["base"]  # says why no base
     assert chosen["skipped_shared_structure"] == 2  # the shaped-alike call, in the train and the test split
     assert run["training"]["train_rows"] == len(CALLS)  # nothing of the training data held out
     assert f"function calls of {tmp_path / 'other'} that share no" in (elsewhere / "adapter" / "README.md").read_text()

@@ -171,6 +171,7 @@ def choose_scale(source, adapter_dir: Path, output_dir: Path, held_out: list, sc
     from trainer.evaluate import BasePrompt
 
     form = common.pop("direct_answers_format", "chat")
+    base_asked = common.get("include_base", True)
     rows = [
         {
             "id": example["id"],
@@ -215,6 +216,7 @@ def choose_scale(source, adapter_dir: Path, output_dir: Path, held_out: list, sc
                 "format": form,
                 "candidates": tried,
                 "base_output_accuracy": base["output_accuracy"] if base else None,
+                **({} if base_asked else {"base": "not asked (--skip-base-eval), so no paired intervals"}),
                 "rule": RULE,
                 "paired_method": PAIRED_METHOD,
             },
