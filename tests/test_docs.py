@@ -260,6 +260,47 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
         f"{100 * on_crux['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
         in text
     )
+    errors = record["answer_errors"]  # how the direct answers go wrong: the first argument given back unchanged
+    ours, theirs = errors["adapter"]["first_argument_unchanged"], errors["base"]["first_argument_unchanged"]
+    assert (
+        f"for {ours['answered']} items, its base for {theirs['answered']}, where that is right for "
+        f"{ours['items_where_it_is_right']} ({ours['of_them_right']} of the adapter's echoes are right, "
+        f"{theirs['of_them_right']} of the base's)" in text
+    )
+    for kind in ("bool", "dict"):
+        ours, theirs = errors["adapter"]["by_output_type"][kind], errors["base"]["by_output_type"][kind]
+        assert f"{kind}s ({ours['right']} of {ours['n']} against {theirs['right']})" in text
+    live = record["grpo_direct_answers_raw_hour_live_calls"]  # the hour again, on calls where every line matters
+    assert len(live["rewards"]) == live["steps"] == 60
+    groups = (live["groups_mixed"], live["groups_all_right"], live["groups_all_wrong"])
+    assert sum(groups) == 60 and groups[0] == 60 - sum(live["frac_reward_zero_std"])
+    assert f"{live['train_seconds']:,.0f} s ({groups[0]} groups mixed, {groups[1]} all right, {groups[2]}" in text
+    choice = live["scale_choice"]
+    base_calls = choice["base"]
+    assert base_calls["right"] == base_calls["right_per_item"].count("1")
+    assert f"base {share(base_calls['right'], 200)}" in text
+    assert ", ".join(f"{100 * v['right'] / 200:.1f}%" for v in choice["scales"].values()) + " at 0.5, 0.75, 1" in text
+    assert all(v["right"] == v["right_per_item"].count("1") for v in choice["scales"].values())
+    scales = choice["scales"]
+    best = max(scales, key=lambda k: (scales[k]["right"], -float(k)))
+    assert float(best) == choice["chosen"]
+    low, high = scales[best]["paired_difference_ci95"]
+    gain = 100 * (scales[best]["right"] - base_calls["right"]) / 200
+    assert f"{gain:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}], over its base" in text
+    echoes = [choice["first_argument_unchanged"][k] for k in scales]
+    assert f"({', '.join(str(e['answered']) for e in echoes)}, of which {echoes[0]['of_them_right']} right" in text
+    crux = live["cruxeval"]
+    assert crux["right"] == crux["right_per_item"].count("1") and crux["base_right"] == marks[
+        "base_cruxeval_direct_raw"
+    ].count("1")
+    assert share(crux["right"], 800) in text and share(crux["base_right"], 800) in text
+    low, high = crux["paired_difference_ci95"]
+    assert (
+        f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]"
+        f" ({crux['gained']} gained, {crux['lost']} lost)" in text
+    )
+    echo = live["answer_errors"]["first_argument_unchanged"]
+    assert f"{echo['answered']} answers give back the first argument ({echo['of_them_right']} right)" in text
     votes, n = record["base_sampled_votes"], record["base_sampled_votes"]["n"]  # 5 samples of the base per item
     for name in ("first_sample", "majority_vote_of_5", "any_of_5"):
         assert votes[name]["right"] == votes["right_per_item"][name].count("1")
