@@ -288,7 +288,11 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     gain = 100 * (scales[best]["right"] - base_calls["right"]) / 200
     assert f"{gain:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}], over its base" in text
     echoes = [choice["first_argument_unchanged"][k] for k in scales]
-    assert f"({', '.join(str(e['answered']) for e in echoes)}, of which {echoes[0]['of_them_right']} right" in text
+    echoed = ", ".join(str(e["answered"]) for e in echoes)
+    base_echoes = base_calls["first_argument_unchanged"]["answered"]
+    assert (
+        f"(the base {base_echoes}, then {echoed} at 0.5, 0.75, 1, of which {echoes[0]['of_them_right']} right" in text
+    )
     crux = live["cruxeval"]
     assert crux["right"] == crux["right_per_item"].count("1") and crux["base_right"] == marks[
         "base_cruxeval_direct_raw"
