@@ -12,10 +12,8 @@ what it writes almost always runs; the tracer has the last word on every program
 such, and the builder drops it).
 
 Every statement of a body does work that reaches the returned value: a step whose result nothing returned reads
-is dropped (`unused_statements`). CRUXEval's functions are written that way (3.8% of its 800 items have such a
-statement), and a model taught on calls where a third of the programs carried work that did not matter (as this
-generator once wrote them) learns to skip lines: on CRUXEval it answered with the unchanged input far more often
-than the base did (docs/cruxeval.md).
+is dropped (`unused_statements`), as CRUXEval's functions are written (3.5% of its 800 items have such a statement;
+35% of this generator's calls did before). What an hour of GRPO on these calls did on CRUXEval: docs/cruxeval.md.
 """
 
 from __future__ import annotations
@@ -372,7 +370,7 @@ def dict_step(call: Call) -> None:
         new = call.fresh("dict")
         copy = rng.choice((f"{d}.copy()", f"dict({d})", f"{{**{d}, {key}: {rng.randint(0, 9)}}}"))
         call.emit(f"{new} = {copy}")
-        call.emit(rng.choice(changes).replace(f"{d}.", f"{new}.").replace(f"{d}[", f"{new}["))
+        call.emit(rng.choice(changes).replace(f"{d}.", f"{new}.").replace(f"{d}[", f"{new}["))  # keys are quoted
         call.define(new, "dict")
     elif roll < 0.7:
         k, v = rng.choice((("k", "v"), ("key", "value"), ("name", "count"), ("key", "val")))
@@ -409,7 +407,7 @@ def dict_step(call: Call) -> None:
         )
 
 
-def test_step(call: Call) -> None:
+def yes_no_step(call: Call) -> None:
     """A yes-or-no about a string or a list: a character class, a prefix, membership, a palindrome, all/any."""
     rng = call.rng
     x, kind = call.of("str", "ints", "words")
@@ -628,7 +626,7 @@ STEPS = (
     (2, measure_step),
     (3, dict_step),
     (2, while_loop),
-    (1, test_step),
+    (1, yes_no_step),
 )
 
 
