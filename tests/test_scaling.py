@@ -133,6 +133,8 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
     for s in (0.5, 1):
         results = json.loads((output / "adapter-scales" / f"scale-{s:g}.json").read_text())
         assert results["n"] == 2 and "adapter_cruxeval_direct" in results["models"]
+        assert results["decoding"]["max_new_tokens"] is None  # no trace asked: only the direct prompt's own budget
+        assert results["adapter_prompts"]["adapter_cruxeval_direct"]["max_new_tokens"] == 100
         assert results["models"]["adapter_cruxeval_direct"]["output_accuracy"] == tried[s]
         predictions = (output / "adapter-scales" / f"scale-{s:g}-predictions.jsonl").read_text().splitlines()
         assert len(predictions) == 2 * 2  # its own file: the base's answers and this scale's, 2 calls each

@@ -460,6 +460,8 @@ def evaluate_adapter(
             if adapter_on_rows or not adapter_asks
         }
     )
+    if not any(name in passes for name in (base_name, *adapters)):  # nobody asked for a trace: no trace budget
+        max_new_tokens, rule = None, "no trace prompt asked; each prompt's own budget is in its entry"
     for name in adapter_asks:  # asked after the adapter's own prompt, on the same merged model
         passes[name] = {**passes.pop(name), "folder": adapter_dir, "adapter": "adapter"}  # after its traces, if any
     model = None
