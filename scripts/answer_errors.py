@@ -43,6 +43,12 @@ def first_argument(call_input: str):
     return arguments[0] if isinstance(arguments, tuple) and arguments else NotLiteral
 
 
+def echoes(value, call_input: str) -> bool:
+    """Whether `value` is the call's first argument unchanged (False where either is no literal)."""
+    argument = first_argument(call_input)
+    return value is not NotLiteral and argument is not NotLiteral and repr(value) == repr(argument)
+
+
 def answer_error(prediction: dict, call_input: str) -> str:
     """The kind (one of KINDS) of one prediction, `{"answer", "expected", "output_match"}`."""
     if prediction["output_match"]:
@@ -50,31 +56,31 @@ def answer_error(prediction: dict, call_input: str) -> str:
     answer = literal(prediction.get("answer"))
     if answer is NotLiteral:
         return "no answer"
-    if repr(answer) == repr(first_argument(call_input)):
+    if echoes(answer, call_input):
         return "first argument unchanged"
     return "wrong type" if type(answer) is not type(literal(prediction["expected"])) else "wrong value"
 
 
 def analyse(predictions: list[dict], inputs: dict[str, str]) -> dict:
-    kinds, by_type, right_by_type, echoes = Counter(), Counter(), Counter(), Counter()
+    kinds, by_type, right_by_type, echoed = Counter(), Counter(), Counter(), Counter()
     for prediction in predictions:
-        call_input = inputs[prediction["id"]]
+        call_input, right = inputs[prediction["id"]], bool(prediction["output_match"])
+        expected = literal(prediction["expected"])
         kinds[answer_error(prediction, call_input)] += 1
-        output_type = type(literal(prediction["expected"])).__name__
-        by_type[output_type] += 1
-        right_by_type[output_type] += bool(prediction["output_match"])
-        if repr(literal(prediction.get("answer"))) == repr(first_argument(call_input)):
-            echoes["answered"] += 1
-            echoes["right"] += bool(prediction["output_match"])
-        echoes["truth"] += repr(literal(prediction["expected"])) == repr(first_argument(call_input))
+        by_type[type(expected).__name__] += 1
+        right_by_type[type(expected).__name__] += right
+        if echoes(literal(prediction.get("answer")), call_input):
+            echoed["answered"] += 1
+            echoed["right"] += right
+        echoed["truth"] += echoes(expected, call_input)
     return {
         "predictions": len(predictions),
         "right": kinds["right"],
         "kinds": {kind: kinds[kind] for kind in KINDS},
         "first_argument_unchanged": {
-            "answered": echoes["answered"],
-            "of_them_right": echoes["right"],
-            "items_where_it_is_right": echoes["truth"],
+            "answered": echoed["answered"],
+            "of_them_right": echoed["right"],
+            "items_where_it_is_right": echoed["truth"],
         },
         "by_output_type": {name: {"n": count, "right": right_by_type[name]} for name, count in by_type.most_common()},
     }
@@ -105,13 +111,13 @@ def main() -> None:
         entries[args.against_model] = read_predictions(args.against, args.against_model)
     summary = {name: analyse(rows, inputs) for name, rows in entries.items()}
     for name, part in summary.items():
-        echoes = part["first_argument_unchanged"]
+        echoed = part["first_argument_unchanged"]
         print(f"{name}: {part['right']} of {part['predictions']} right")
         for kind, count in part["kinds"].items():
             print(f"  {kind}: {count}")
         print(
-            f"  answered with the first argument unchanged: {echoes['answered']} ({echoes['of_them_right']} right; "
-            f"the right answer on {echoes['items_where_it_is_right']} items)"
+            f"  answered with the first argument unchanged: {echoed['answered']} ({echoed['of_them_right']} right; "
+            f"the right answer on {echoed['items_where_it_is_right']} items)"
         )
         print(
             "  right by the type of the right output: "

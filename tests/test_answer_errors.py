@@ -22,6 +22,8 @@ def test_each_kind_of_wrong_answer_is_told_apart():
     assert answer_error(prediction("{'x': 1}", "{}"), "{'x': 1}") == "first argument unchanged"
     assert answer_error(prediction("3", "'abc'"), "'xyz'") == "wrong type"
     assert answer_error(prediction("'abd'", "'abc'"), "'xyz'") == "wrong value"
+    # an answer that is no literal does not "repeat" an argument that is none either
+    assert analyse([prediction("g(1)", "3")], {"a": "g(1)"})["first_argument_unchanged"]["answered"] == 0
 
 
 def test_the_summary_counts_echoes_and_types_and_runs_nothing(tmp_path):
