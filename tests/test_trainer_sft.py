@@ -331,9 +331,9 @@ def test_grpo_continues_the_sft_adapter(sft_run):
     sft_b, final_b = _lora(sft_dir), _lora(final)
     assert sft_b.keys() == final_b.keys()
     assert all(torch.allclose(sft_b[k], final_b[k], atol=1e-6) for k in sft_b)
-    assert (
-        json.loads((sft_dir / "adapter_config.json").read_text())["target_modules"]
-        == json.loads((final / "adapter_config.json").read_text())["target_modules"]
+    # peft keeps the targets as a set: their order in the saved JSON follows the process's hash seed.
+    assert set(json.loads((sft_dir / "adapter_config.json").read_text())["target_modules"]) == set(
+        json.loads((final / "adapter_config.json").read_text())["target_modules"]
     )
     assert any(line.startswith("GRPO continues the SFT adapter") for line in sft_run["log"])
     assert [line.split()[1] for line in sft_run["log"] if line.startswith("step ")] == ["1/1"]
