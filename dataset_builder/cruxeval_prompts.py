@@ -165,3 +165,13 @@ def score_prediction(completion: str, item_input: str, output: str, prompt: str,
     is_literal = answer is not None and literal(answer)[0]
     right = is_literal and f"f({item_input})" not in answer and output_matches(answer, output)
     return {"answer": answer, "output_match": bool(right), "valid_format": bool(is_literal)}
+
+
+def gives_back_first_argument(answer: str | None, call_input: str) -> bool:
+    """Whether `answer` is the call's first argument unchanged (both read as literals, compared by `repr`, so `1`
+    is not `True`): what a model answers when it skips the body's work. False where either is no literal."""
+    ok_answer, value = literal(answer) if answer is not None else (False, None)
+    ok_call, arguments = literal(f"({call_input},)")
+    if not (ok_answer and ok_call and isinstance(arguments, tuple) and arguments):
+        return False
+    return repr(value) == repr(arguments[0])

@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dataset_builder.cruxeval_prompts import gives_back_first_argument  # noqa: E402
+
 KINDS = ("right", "no answer", "first argument unchanged", "wrong type", "wrong value")
 
 
@@ -38,17 +40,6 @@ class NotLiteral:
     """What `literal` returns for text that is not a literal."""
 
 
-def first_argument(call_input: str):
-    arguments = literal(f"({call_input},)")
-    return arguments[0] if isinstance(arguments, tuple) and arguments else NotLiteral
-
-
-def echoes(value, call_input: str) -> bool:
-    """Whether `value` is the call's first argument unchanged (False where either is no literal)."""
-    argument = first_argument(call_input)
-    return value is not NotLiteral and argument is not NotLiteral and repr(value) == repr(argument)
-
-
 def answer_error(prediction: dict, call_input: str) -> str:
     """The kind (one of KINDS) of one prediction, `{"answer", "expected", "output_match"}`."""
     if prediction["output_match"]:
@@ -56,7 +47,7 @@ def answer_error(prediction: dict, call_input: str) -> str:
     answer = literal(prediction.get("answer"))
     if answer is NotLiteral:
         return "no answer"
-    if echoes(answer, call_input):
+    if gives_back_first_argument(prediction["answer"], call_input):
         return "first argument unchanged"
     return "wrong type" if type(answer) is not type(literal(prediction["expected"])) else "wrong value"
 
@@ -69,10 +60,10 @@ def analyse(predictions: list[dict], inputs: dict[str, str]) -> dict:
         kinds[answer_error(prediction, call_input)] += 1
         by_type[type(expected).__name__] += 1
         right_by_type[type(expected).__name__] += right
-        if echoes(literal(prediction.get("answer")), call_input):
+        if gives_back_first_argument(prediction.get("answer"), call_input):
             echoed["answered"] += 1
             echoed["right"] += right
-        echoed["truth"] += echoes(expected, call_input)
+        echoed["truth"] += gives_back_first_argument(prediction["expected"], call_input)
     return {
         "predictions": len(predictions),
         "right": kinds["right"],

@@ -646,6 +646,24 @@ def test_grpo_mixes_direct_answer_prompts_into_the_traces_and_each_reward_scores
     assert DirectAnswerReward(thinking=True)(completions=["x", right], **batch)[1] == 0.0  # still thinking
 
 
+def test_the_lazy_answer_penalty_scores_answers_that_skip_the_work_below_other_wrong_ones():
+    """--lazy-answer-penalty: a wrong direct answer that gives the call's first argument back unchanged, or no
+    literal at all, scores minus the penalty; any other wrong answer 0; giving the argument back where it is the
+    result is right (1). Without the penalty every wrong answer scores 0."""
+    from trainer.answers import INPUT_COLUMN, OUTPUT_COLUMN, DirectAnswerReward
+
+    batch = {INPUT_COLUMN: ["'abc', 2"] * 5 + ["1", "[1, 2]"], OUTPUT_COLUMN: ["'abcabc'"] * 5 + ["2", "[1, 2]"]}
+    answers = ["'abcabc'", "'abc'", "'ab'", "2", "f('abc', 2)", "True", "[1, 2]"]
+    completions = [f"assert f({i}) == {a}\n[/ANSWER]" for i, a in zip(batch[INPUT_COLUMN], answers, strict=True)]
+    # right; the first argument back; wrong; the second argument (not skipping); the call, no literal; True is not
+    # the argument 1; the first argument back where that is the result
+    assert DirectAnswerReward(lazy_penalty=0.5)(completions=completions, **batch) == [1, -0.5, 0, 0, -0.5, 0, 1]
+    assert DirectAnswerReward()(completions=completions, **batch) == [1, 0, 0, 0, 0, 0, 1]
+    assert DirectAnswerReward(lazy_penalty=0.5)(completions=["nothing"], **{k: v[:1] for k, v in batch.items()}) == [
+        -0.5
+    ]
+
+
 @needs_bwrap
 def test_direct_answers_train_function_calls_and_compare_the_adapter_asked_that_way(model_cache, tmp_path):
     """`--direct-answers`: every training program that is a function called with literal arguments is also an SFT
@@ -832,20 +850,25 @@ def test_raw_direct_answers_end_at_the_answer_close_and_are_asked_raw(model_cach
     result = CliRunner().invoke(
         main,
         [*common, "--sft-steps", "1", "--max-steps", "2", "--num-generations", "2", "--direct-answers-only"]
-        + ["--direct-answers-format", "raw", "--output-dir", str(output), *benchmark, "--cruxeval-prompts", "direct"],
+        + ["--direct-answers-format", "raw", "--output-dir", str(output), *benchmark, "--cruxeval-prompts", "direct"]
+        + ["--lazy-answer-penalty", "0.5"],
     )
     assert result.exit_code == 0, result.output
     training = json.loads((output / "adapter" / "training_run.json").read_text())["training"]
     assert training["direct_answers_format"] == "raw" and training["stop_at"] == " "
+    assert training["lazy_answer_penalty"] == 0.5
     budget = training["completion_budget"]
     assert budget["thinking_budget"] is None  # tiny's template thinks, but a raw prompt never reaches it
     steps = [h for h in json.loads((output / "adapter" / "training_log.json").read_text()) if "reward" in h]
     assert len(steps) == 2
+    assert any(h["reward"] < 0 for h in steps)  # tiny writes no literal answer: the penalty reached TRL's reward
     assert all(h["completions/max_length"] < budget["max_completion_length"] for h in steps)  # all stopped early
     assert training["learning_signal"]["clipped_ratio_mean"] == 0.0  # though TRL counts the last one's as clipped
     crux = json.loads((output / "adapter" / "cruxeval_results.json").read_text())
     assert crux["adapter_prompts"]["adapter_cruxeval_direct"]["format"] == "raw"
-    assert "direct output prompt as a raw completion" in (output / "adapter" / "README.md").read_text()
+    card = (output / "adapter" / "README.md").read_text()
+    assert "direct output prompt as a raw completion" in card
+    assert "-0.5 for a wrong answer that skips the call's work" in card
     # SFT's examples: the prompt and the answer as plain text, counted with the end-of-sequence token TRL appends
     example = {"prompt": "P", "answer": "A", "input": "1", "output": "2"}
     rows = sft_rows(None, answers=[example], only=True, form="raw")

@@ -189,6 +189,16 @@ def test_train_and_push_chooses_the_scale_on_held_out_calls_and_pushes_that_adap
     assert one.exit_code == 1 and "--scale-calls goes with several" in one.output
     refused = CliRunner().invoke(main, [*run_options, "--output-dir", str(tmp_path / "no"), "--adapter-scale", "0.5,1"])
     assert refused.exit_code == 1 and "goes with --direct-answers" in refused.output
+    only = ["--direct-answers-only"]
+    for penalty, direct, says in (
+        ("0.5", [], "scores direct answers"),
+        ("2", only, "between 0"),
+        ("1", only, "no GRPO"),
+    ):
+        lazy = CliRunner().invoke(
+            main, [*run_options, *direct, "--output-dir", str(tmp_path / "lazy"), "--lazy-answer-penalty", penalty]
+        )
+        assert lazy.exit_code == 1 and says in lazy.output and "Traceback" not in lazy.output
     too_few = CliRunner().invoke(
         main,
         [*run_options, "--direct-answers-only", "--output-dir", str(tmp_path / "few")]

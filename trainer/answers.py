@@ -27,7 +27,13 @@ The answers come from the traces (the data contract's `parse_trace`), so nothing
 from __future__ import annotations
 
 from dataset_builder import benchmark as crux
-from dataset_builder.cruxeval_prompts import ANSWER_CLOSE, direct_answer, make_prompt, score_prediction
+from dataset_builder.cruxeval_prompts import (
+    ANSWER_CLOSE,
+    direct_answer,
+    gives_back_first_argument,
+    make_prompt,
+    score_prediction,
+)
 from dataset_builder.trace import parse_trace
 from trainer.rewards import THINK_OPEN, completion_text
 
@@ -139,14 +145,21 @@ def pass_tokenizer(model, tokenizer) -> None:
 
 class DirectAnswerReward:
     """The TRL-shaped reward of a direct answer: 1.0 when the answer in the completion is the traced value, as
-    CRUXEval's harness scores it (`score_prediction`: a literal equal to the value, never run), else 0.0; None for a
-    row that is not a direct-answer prompt (a trace, which `ExecutionReward` scores). TRL logs it as
-    `rewards/direct_answer_reward/mean`."""
+    CRUXEval's harness scores it (`score_prediction`: a literal equal to the value, never run); a wrong answer 0.0,
+    or `-lazy_penalty` for a lazy one, which skips the body's work (`is_lazy_answer`); None for a row that is not a
+    direct-answer prompt (a trace, which `ExecutionReward` scores). TRL logs it as
+    `rewards/direct_answer_reward/mean`.
+
+    Why the penalty (`--lazy-answer-penalty`): GRPO learns only where a prompt's completions score differently.
+    Without it a group of wrong answers all score 0 and teach nothing, while a call that returns its argument
+    unchanged rewards giving the argument back: an hour of it on the CPU raised the base's 197 such answers to
+    CRUXEval's 800 items to 358, 123 of them right (docs/cruxeval.md)."""
 
     __name__ = "direct_answer_reward"
 
-    def __init__(self, thinking: bool = False):
+    def __init__(self, thinking: bool = False, lazy_penalty: float = 0.0):
         self.thinking = thinking
+        self.lazy_penalty = lazy_penalty
 
     def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list:
         inputs, outputs = columns.get(INPUT_COLUMN), columns.get(OUTPUT_COLUMN)
@@ -158,9 +171,17 @@ class DirectAnswerReward:
             for c, call_input, output in zip(completions or [], inputs, outputs, strict=True)
         ]
 
-    @staticmethod
-    def score(completion: str, call_input: str, output: str) -> float:
-        return float(score_prediction(completion, call_input, output, "direct", chat=True)["output_match"])
+    def score(self, completion: str, call_input: str, output: str) -> float:
+        scored = score_prediction(completion, call_input, output, "direct", chat=True)
+        if scored["output_match"]:
+            return 1.0
+        return -self.lazy_penalty if is_lazy_answer(scored, call_input) else 0.0
 
     def __repr__(self) -> str:
-        return f"DirectAnswerReward(thinking={self.thinking})"
+        return f"DirectAnswerReward(thinking={self.thinking}, lazy_penalty={self.lazy_penalty:g})"
+
+
+def is_lazy_answer(scored: dict, call_input: str) -> bool:
+    """Whether a wrong direct answer (`score_prediction`'s result) does none of the call's work: no literal read
+    (cut off, or no assertion), or the call's first argument given back unchanged."""
+    return not scored["valid_format"] or gives_back_first_argument(scored["answer"], call_input)

@@ -367,7 +367,7 @@ def direct_answers_text(training: dict) -> str:
         how
         for stage, how in (
             ("sft", "the SFT warm start on their traced result"),
-            ("grpo", "GRPO rewarded by whether the answer is their traced result"),
+            ("grpo", "GRPO rewarded by whether the answer is their traced result" + lazy_text(training)),
         )
         if training.get(stage)
     ]
@@ -380,6 +380,17 @@ def direct_answers_text(training: dict) -> str:
     return (
         f"{training['direct_answers']} of the training programs (functions called with literal arguments) were "
         f"trained to answer CRUXEval's direct output prompt{form}{alone}; {' and '.join(how)}"
+    )
+
+
+def lazy_text(training: dict) -> str:
+    """What `--lazy-answer-penalty` changed in the direct-answer reward, in words ("" without one)."""
+    penalty = training.get("lazy_answer_penalty")
+    if not penalty:
+        return ""
+    return (
+        f" (1 if so, 0 if not, and -{penalty:g} for a wrong answer that skips the call's work: its first argument "
+        "given back unchanged, or no literal at all)"
     )
 
 

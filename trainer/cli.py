@@ -290,6 +290,17 @@ def _verbosity(command):
     "answers 29.0% of CRUXEval-O raw and 23.2% through its chat template.",
 )
 @click.option(
+    "--lazy-answer-penalty",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="P",
+    help="A wrong direct answer that skips the call's work (gives back its first argument unchanged, or no literal "
+    "at all) scores -P instead of 0, so GRPO also learns from groups of wrong answers (0 to 1; with "
+    "--direct-answers(-only)). Without it an hour of CPU GRPO nearly doubled such answers to CRUXEval-O "
+    "(docs/cruxeval.md).",
+)
+@click.option(
     "--adapter-scale",
     metavar="SCALE[,SCALE...]",
     callback=_adapter_scale,

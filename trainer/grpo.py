@@ -250,7 +250,9 @@ def train(
         logger.info("Note: 'tiny' is a randomly initialized smoke-test model; it learns nothing useful.")
     rewards = [] if plan.direct_answers_only else [ExecutionReward(thinking=plan.generation_policy.opens_think)]
     if plan.answers:  # each reward scores its own rows (None for the others); TRL logs them apart
-        rewards.append(DirectAnswerReward(thinking=plan.generation_policy.opens_think))
+        rewards.append(
+            DirectAnswerReward(thinking=plan.generation_policy.opens_think, lazy_penalty=settings.lazy_answer_penalty)
+        )
     stop_at = stop_at_answer_end(config, tokenizer) if raw else None  # not at an end of turn: at [/ANSWER]
     peft_config = lora_config(settings, model)
     if init_adapter is not None:
@@ -316,6 +318,7 @@ def train(
         "direct_answer_prompts": len(plan.answers),
         "direct_answers_format": plan.direct_answers_format if plan.answers else None,
         "rewards": [reward.__name__ for reward in rewards],
+        "lazy_answer_penalty": settings.lazy_answer_penalty if plan.answers else None,
         "warm_start": str(init_adapter) if init_adapter is not None else None,
         "trainable_parameters": trainable,
         "lora": lora_summary(settings, peft_config),

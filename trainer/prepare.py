@@ -51,6 +51,12 @@ def prepare(settings: TrainSettings) -> Plan:
 
     if settings.direct_answers_format not in FORMATS:
         raise TrainError(f"--direct-answers-format must be one of {', '.join(FORMATS)}.")
+    if settings.lazy_answer_penalty and not settings.direct_answers:
+        raise TrainError("--lazy-answer-penalty scores direct answers, so it goes with --direct-answers(-only).")
+    if not 0 <= settings.lazy_answer_penalty <= 1:
+        raise TrainError("--lazy-answer-penalty must be between 0 and 1 (a lazy answer scores minus it).")
+    if settings.lazy_answer_penalty and not settings.does_grpo:
+        raise TrainError("--lazy-answer-penalty is part of GRPO's reward, and --max-steps 0 runs no GRPO.")
     if len(settings.adapter_scale) > 1 and not settings.direct_answers:
         raise TrainError(
             "choosing among several --adapter-scale values asks held-out function calls CRUXEval's direct prompt, "

@@ -69,6 +69,7 @@ class TrainSettings:
     direct_answers: bool = False  # SFT and GRPO also on CRUXEval's direct prompt for function calls (trainer.answers)
     direct_answers_only: bool = False  # SFT and GRPO on those direct answers alone, no traces (implies direct_answers)
     direct_answers_format: str = "chat"  # how their prompts reach the model: chat or raw (trainer.answers.FORMATS)
+    lazy_answer_penalty: float = 0.0  # a lazy wrong direct answer scores minus this (trainer.answers.is_lazy_answer)
     adapter_scale: tuple = (1.0,)  # the trained update scaled by this; several: chosen on held-out calls (scaling)
     scale_holdout: int = 200  # function calls held out of training to choose the scale on (trainer.scaling)
     scale_calls: str | None = None  # choose it on another dataset's calls instead (none trained on: their structure)
