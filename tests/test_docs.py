@@ -305,6 +305,51 @@ def test_the_direct_answer_probes_the_docs_quote_are_the_measured_ones():
     )
     echo = live["answer_errors"]["first_argument_unchanged"]
     assert f"{echo['answered']} answers give back the first argument ({echo['of_them_right']} right)" in text
+    lazy = record["grpo_direct_answers_raw_hour_lazy_penalty"]  # the same hour, lazy answers scored -0.5
+    groups = lazy["groups"]
+    assert sum(groups.values()) == lazy["steps"] == len(lazy["rewards"]) == 60
+    assert (
+        f"took {lazy['train_seconds']:,.0f} s" in text
+        and f"{groups['with_a_right_answer_and_a_wrong_one']} held a right and a wrong answer, "
+        f"{groups['all_right']} were all right, {groups['no_right_answer_but_mixed_by_the_penalty']} had no right "
+        f"answer but lazy ones"
+        in text
+        and f"{groups['all_wrong_no_signal']} were all wrong alike" in text
+    )
+    choice, calls_base = lazy["scale_choice"], lazy["scale_choice"]["base"]
+    assert calls_base["right"] == calls_base["right_per_item"].count("1")
+    assert f"the base asked again here answers {share(calls_base['right'], 200)}" in text
+    scales = choice["scales"]
+    assert all(v["right"] == v["right_per_item"].count("1") for v in scales.values())
+    assert ", ".join(f"{100 * v['right'] / 200:.1f}%" for v in scales.values()) + " at 0.25, 0.5, 0.75" in text
+    best = max(scales, key=lambda k: (scales[k]["right"], -float(k)))
+    assert float(best) == choice["chosen"]
+    low, high = scales[best]["paired_difference_ci95"]
+    gain = 100 * (scales[best]["right"] - calls_base["right"]) / 200
+    assert f"so {best} ({gain:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}])" in text
+    crux = lazy["cruxeval"]
+    assert crux["right"] == crux["right_per_item"].count("1")
+    assert crux["base_right"] == marks["base_cruxeval_direct_raw"].count("1")
+    low, high = crux["paired_difference_ci95"]
+    assert (
+        f"{share(crux['right'], 800)} against the base's {share(crux['base_right'], 800)}, "
+        f"{100 * crux['paired_difference']:+.1f} points, paired 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] "
+        f"({crux['gained']} gained, {crux['lost']} lost)" in text
+    )
+    echo = lazy["answer_errors"]["first_argument_unchanged"]
+    assert f"{echo['answered']} answers give back the first argument ({echo['of_them_right']} right)" in text
+    echoes = ", ".join(str(v["first_argument_unchanged"]["answered"]) for v in scales.values())
+    assert f"({calls_base['first_argument_unchanged']['answered']}, then {echoes} at 0.25, 0.5, 0.75)" in text
+    for kind, base_right in (("bool", 21), ("dict", 37)):  # the base's, in the answer_errors record
+        typed = lazy["answer_errors"]["by_output_type"][kind]
+        assert errors["base"]["by_output_type"][kind]["right"] == base_right
+        assert f"{kind}s {typed['right']} of {typed['n']} (the base {base_right})" in text or (
+            f"{kind}s {typed['right']} of {typed['n']} ({base_right})" in text
+        )
+    again = lazy["base_on_this_machine"]  # the recorded base marks hold on the machine that measured this hour
+    assert again["right"] == again["right_per_item"].count("1") == again["recorded_right"]
+    assert again["same_mark"] == again["n"] == 200
+    assert f"it gave the same mark on all {again['n']} ({again['right']} right)" in text
     votes, n = record["base_sampled_votes"], record["base_sampled_votes"]["n"]  # 5 samples of the base per item
     for name in ("first_sample", "majority_vote_of_5", "any_of_5"):
         assert votes[name]["right"] == votes["right_per_item"][name].count("1")
