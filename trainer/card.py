@@ -514,8 +514,9 @@ def reward_points(history: list[dict]) -> list[tuple[int, float, float]]:
     return points
 
 
-def write_reward_plot(history: list[dict], path: str | Path) -> Path | None:
-    """A PNG of the mean reward per GRPO step; None when nothing was logged."""
+def write_reward_plot(history: list[dict], path: str | Path, floor: float = 0.0) -> Path | None:
+    """A PNG of the mean reward per GRPO step; None when nothing was logged. `floor`: the lowest reward a completion
+    can get (below 0 with `--lazy-answer-penalty`)."""
     points = reward_points(history)
     if not points:
         return None
@@ -526,7 +527,7 @@ def write_reward_plot(history: list[dict], path: str | Path) -> Path | None:
 
     steps = [p[0] for p in points]
     mean = [p[1] for p in points]
-    low = [max(p[1] - p[2], 0.0) for p in points]
+    low = [max(p[1] - p[2], floor) for p in points]
     high = [min(p[1] + p[2], 1.0) for p in points]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     try:
@@ -534,7 +535,7 @@ def write_reward_plot(history: list[dict], path: str | Path) -> Path | None:
         ax.plot(steps, mean, marker="o" if len(points) < 30 else None, color="tab:blue", label="mean reward")
         ax.set_xlabel("GRPO step")
         ax.set_ylabel("execution reward")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(floor, 1)
         ax.set_title("Reward over training")
         ax.grid(alpha=0.3)
         fig.tight_layout()

@@ -118,7 +118,8 @@ def run(settings: TrainSettings, callbacks=(), process_started: float | None = N
 
     # 5. the record, the plot and the card, with what the run learned (or did not)
     warnings, no_signal = verdict(plan.warnings, sft_summary, summary if settings.does_grpo else None, results)
-    plot = write_reward_plot(json.loads((adapter_dir / LOG_FILE).read_text()), adapter_dir / PLOT_FILE)
+    history = json.loads((adapter_dir / LOG_FILE).read_text())
+    plot = write_reward_plot(history, adapter_dir / PLOT_FILE, floor=-(summary.get("lazy_answer_penalty") or 0.0))
     timings["total"] = round(time.time() - process_started, 2)  # until this record is written; the push follows
     run_info = run_record(
         settings,
